@@ -1,0 +1,544 @@
+"""Rebuild every originator's keepalive counter and line-protocol timeline from frames.
+
+Two phases: a streaming pass decodes frames, pairs replies with requests and keeps only
+keepalives plus the times of tunnel data packets; then, per originator, the period is
+inferred (or taken from configuration), missing ticks are extrapolated and the state
+machine of :mod:`analyzer.state` is run over the events in time order.
+"""
+
+from __future__ import annotations
+
+import statistics
+from array import array
+from bisect import bisect_left, bisect_right
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from analyzer.capture import RawFrame
+from analyzer.config import KeepaliveConfig
+from analyzer.model import (
+    Analysis,
+    Blackhole,
+    FrameError,
+    KeepaliveEvent,
+    KeepaliveRole,
+    OriginatorResult,
+    RttStats,
+    SourceSummary,
+    TunnelResult,
+    ValueSource,
+)
+from analyzer.packet import Decoded, FrameKind, InnerHeader, decode_frame
+from analyzer.state import (
+    DEFAULT_PERIOD,
+    DEFAULT_RETRIES,
+    KeepaliveMachine,
+    LineState,
+    Transition,
+    missing_ticks,
+)
+
+MAX_ERRORS_LISTED = 100
+# A reply later than this after its request is not its reply (IP IDs get reused).
+MAX_RTT = 30.0
+# The same keepalive seen twice this close together is one packet captured twice.
+DUPLICATE_WINDOW = 0.5
+# A reflection this fast means the capture was taken at the reflecting endpoint.
+REFLECTION_RTT_MS = 1.0
+
+TunnelId = tuple[tuple[str, str], int | None]
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """What the user told us about keepalive periods and retries."""
+
+    config: KeepaliveConfig | None = None
+    period: float | None = None  # --period: every endpoint not in the config file
+    retries: int | None = None  # --retries: likewise
+
+
+@dataclass(slots=True)
+class _Reply:
+    frame: int
+    time: float
+    src: str
+    dst: str
+    key: int | None
+    ip_id: int | None
+    ttl: int
+    payload_length: int
+    request: _Request | None = None
+
+
+@dataclass(slots=True)
+class _Request:
+    frame: int
+    time: float
+    tunnel: TunnelId
+    originator: str
+    peer: str
+    key: int | None
+    inner: InnerHeader
+    payload_length: int
+    reply: _Reply | None = None
+
+
+@dataclass(slots=True)
+class _Originator:
+    tunnel: TunnelId
+    address: str
+    peer: str
+    requests: list[_Request] = field(default_factory=list)
+    replies: list[_Reply] = field(default_factory=list)
+    duplicates: int = 0
+    variants: set[str] = field(default_factory=set)
+    inner_addresses: tuple[str, str] | None = None
+
+
+def _tunnel_id(a: str, b: str, key: int | None) -> TunnelId:
+    first, second = sorted((a, b))
+    return (first, second), key
+
+
+class _Collector:
+    """The streaming pass: classify, pair, and remember only what the analysis needs."""
+
+    def __init__(self, files: list[str]) -> None:
+        self.source = SourceSummary(files=files)
+        self.originators: dict[tuple[TunnelId, str], _Originator] = {}
+        # (inner src, inner dst, inner IP ID) → requests waiting for their reply (IPv4)
+        self._pending: dict[tuple[str, str, int | None], list[_Request]] = {}
+        # (inner src, inner dst) → requests waiting for their reply (IPv6: paired by order)
+        self._pending6: dict[tuple[str, str], list[_Request]] = {}
+        self._answered: dict[tuple[str, str, int | None], _Request] = {}
+        # (inner src, inner dst, inner key) → the originator whose requests carry that header
+        self._inner_owner: dict[tuple[str, str, int | None], _Originator] = {}
+        self.data_times: dict[tuple[str, str, int | None], array[float]] = {}
+
+    def add(self, raw: RawFrame) -> None:
+        source = self.source
+        source.packets += 1
+        if source.start is None or raw.time < source.start:
+            source.start = raw.time
+        if source.end is None or raw.time > source.end:
+            source.end = raw.time
+        decoded = decode_frame(raw.linktype, raw.data)
+        kind = decoded.kind
+        if kind is FrameKind.OTHER:
+            return
+        if kind is FrameKind.MALFORMED:
+            source.malformed += 1
+            if len(source.errors) < MAX_ERRORS_LISTED:
+                source.errors.append(FrameError(raw.number, decoded.reason))
+            return
+        source.gre_packets += 1
+        if decoded.checksum_ok is False:
+            source.checksum_errors += 1
+        if kind is FrameKind.DATA:
+            times = self.data_times.get((decoded.src, decoded.dst, decoded.key))
+            if times is None:
+                times = self.data_times[(decoded.src, decoded.dst, decoded.key)] = array("d")
+            times.append(raw.time)
+            return
+        source.keepalive_packets += 1
+        if kind is FrameKind.REQUEST:
+            self._request(raw, decoded)
+        else:
+            self._reply(raw, decoded)
+
+    def _originator(self, tunnel: TunnelId, address: str, peer: str) -> _Originator:
+        found = self.originators.get((tunnel, address))
+        if found is None:
+            found = self.originators[(tunnel, address)] = _Originator(tunnel, address, peer)
+        return found
+
+    def _request(self, raw: RawFrame, decoded: Decoded) -> None:
+        inner = decoded.inner
+        assert inner is not None
+        tunnel = _tunnel_id(decoded.src, decoded.dst, decoded.key)
+        originator = self._originator(tunnel, decoded.src, decoded.dst)
+        request = _Request(
+            raw.number,
+            raw.time,
+            tunnel,
+            decoded.src,
+            decoded.dst,
+            decoded.key,
+            inner,
+            decoded.payload_length,
+        )
+        if inner.ip_version == 4:
+            waiting = self._pending.setdefault((inner.src, inner.dst, inner.ip_id), [])
+            if any(
+                r.key == request.key and raw.time - r.time <= DUPLICATE_WINDOW for r in waiting
+            ):
+                originator.duplicates += 1
+                return
+        else:
+            waiting = self._pending6.setdefault((inner.src, inner.dst), [])
+        waiting.append(request)
+        originator.requests.append(request)
+        self._inner_owner[(inner.src, inner.dst, inner.key)] = originator
+        self._note_variants(originator, decoded, inner)
+
+    @staticmethod
+    def _note_variants(originator: _Originator, decoded: Decoded, inner: InnerHeader) -> None:
+        variants = originator.variants
+        if inner.metadata:
+            variants.add("cisco-metadata")
+        if inner.ip_version == 6:
+            variants.add("inner-ipv6")
+        if decoded.ip_version == 6:
+            variants.add("outer-ipv6")
+        if decoded.payload_length:
+            variants.add("payload")
+        if inner.key != decoded.key:
+            variants.add("inner-key-differs")
+        if (inner.src, inner.dst) != (decoded.dst, decoded.src):
+            variants.add("address-mismatch")
+            originator.inner_addresses = (inner.src, inner.dst)
+
+    def _reply(self, raw: RawFrame, decoded: Decoded) -> None:
+        reply = _Reply(
+            raw.number,
+            raw.time,
+            decoded.src,
+            decoded.dst,
+            decoded.key,
+            decoded.ip_id,
+            decoded.ttl,
+            decoded.payload_length,
+        )
+        request = self._match(reply)
+        if request is None:
+            duplicate_of = self._answered.get((reply.src, reply.dst, reply.ip_id))
+            if (
+                duplicate_of is not None
+                and duplicate_of.reply is not None
+                and reply.time - duplicate_of.reply.time <= DUPLICATE_WINDOW
+            ):
+                self._originator(duplicate_of.tunnel, duplicate_of.originator, "").duplicates += 1
+                return
+            owner = self._inner_owner.get((reply.src, reply.dst, reply.key))
+            if owner is None:
+                tunnel = _tunnel_id(reply.src, reply.dst, reply.key)
+                owner = self._originator(tunnel, reply.dst, reply.src)
+            owner.replies.append(reply)
+            return
+        request.reply = reply
+        reply.request = request
+        originator = self.originators[(request.tunnel, request.originator)]
+        originator.replies.append(reply)
+        if request.key != reply.key:
+            originator.variants.add("reply-key-differs")
+        if reply.ip_id is not None:
+            self._answered[(reply.src, reply.dst, reply.ip_id)] = request
+
+    def _match(self, reply: _Reply) -> _Request | None:
+        """The request this reply returns: same inner addresses and IP ID, key preferred."""
+        if reply.ip_id is not None:
+            waiting = self._pending.get((reply.src, reply.dst, reply.ip_id))
+        else:
+            waiting = self._pending6.get((reply.src, reply.dst))
+        if not waiting:
+            return None
+        candidates = [r for r in waiting if 0 <= reply.time - r.time <= MAX_RTT]
+        if not candidates:
+            return None
+        same_key = [r for r in candidates if r.inner.key == reply.key]
+        chosen = (same_key or candidates)[-1]
+        if reply.ip_id is None:
+            # IPv6 has no ID: the newest outstanding request is the one answered; the
+            # older ones were lost.
+            waiting[:] = [r for r in waiting if r.time > chosen.time]
+        else:
+            waiting.remove(chosen)
+        return chosen
+
+
+def infer_period(send_times: list[float]) -> float | None:
+    """The keepalive period from send times, robust to jitter and missed ticks."""
+    intervals = sorted(b - a for a, b in zip(send_times, send_times[1:], strict=False) if b > a)
+    if not intervals:
+        return None
+    median = statistics.median(intervals)
+    base = min((i for i in intervals if i >= median / 2), default=median)
+    estimates = [i / round(i / base) for i in intervals if round(i / base) >= 1]
+    period = statistics.median(estimates)
+    nearest = round(period)
+    if nearest >= 1 and abs(period - nearest) <= 0.05 * period:
+        return float(nearest)
+    return round(period, 3)
+
+
+def _resolve(
+    settings: Settings, originator: _Originator, inferred: float | None
+) -> tuple[float, ValueSource, int, ValueSource, list[str]]:
+    notes: list[str] = []
+    config = settings.config
+    entry = None
+    if config is not None:
+        entry = config.lookup(originator.address, originator.peer, originator.tunnel[1])
+    period: tuple[float, ValueSource] | None = None
+    retries: tuple[int, ValueSource] | None = None
+    if entry is not None:
+        if not entry.keepalive:
+            notes.append(
+                f"{entry.origin}: configuration has no keepalive on {entry.name}, "
+                "but the capture shows this endpoint sending keepalives"
+            )
+        else:
+            if entry.period is not None:
+                period = (entry.period, ValueSource.CONFIG)
+            if entry.retries is not None:
+                retries = (entry.retries, ValueSource.CONFIG)
+    file_period = config.default_period if config else None
+    file_retries = config.default_retries if config else None
+    cli_period = (settings.period, ValueSource.CLI) if settings.period is not None else None
+    cli_retries = (settings.retries, ValueSource.CLI) if settings.retries is not None else None
+    file_p = (file_period, ValueSource.CONFIG) if file_period is not None else None
+    file_r = (file_retries, ValueSource.CONFIG) if file_retries is not None else None
+    if entry is not None:
+        period = period or file_p or cli_period
+        retries = retries or file_r or cli_retries
+    else:
+        period = period or cli_period or file_p
+        retries = retries or cli_retries or file_r
+    if period is None:
+        period = (
+            (inferred, ValueSource.INFERRED)
+            if inferred is not None
+            else (DEFAULT_PERIOD, ValueSource.DEFAULT)
+        )
+    if retries is None:
+        retries = (DEFAULT_RETRIES, ValueSource.DEFAULT)
+    return period[0], period[1], retries[0], retries[1], notes
+
+
+def _count_between(times: array[float] | None, start: float, end: float) -> int:
+    if times is None or end <= start:
+        return 0
+    return bisect_left(times, end) - bisect_left(times, start)
+
+
+def _timeline(
+    originator: _Originator, period: float, retries: int, capture_end: float
+) -> tuple[list[KeepaliveEvent], list[Transition], KeepaliveMachine, int]:
+    """Run the state machine over sends (observed and extrapolated) and replies."""
+    requests = sorted(originator.requests, key=lambda r: (r.time, r.frame))
+    sends: list[tuple[float, int, _Request | None]] = []
+    previous: float | None = None
+    for request in requests:
+        if previous is not None:
+            sends.extend((t, 1, None) for t in missing_ticks(previous, request.time, period, inclusive=False))
+        sends.append((request.time, 1, request))
+        previous = request.time
+    if previous is not None:
+        sends.extend((t, 1, None) for t in missing_ticks(previous, capture_end, period, inclusive=True))
+    extrapolated = sum(1 for s in sends if s[2] is None)
+    items: list[tuple[float, int, _Request | _Reply | None]] = [*sends]
+    items.extend((reply.time, 2, reply) for reply in originator.replies)
+    items.sort(key=lambda item: (item[0], item[1], item[2].frame if item[2] else 0))
+    machine = KeepaliveMachine(retries)
+    events: list[KeepaliveEvent] = []
+    transitions: list[Transition] = []
+    for time, order, item in items:
+        if order == 1:
+            request = item if isinstance(item, _Request) else None
+            frame = request.frame if request else None
+            step = machine.send(time, frame)
+            reply = request.reply if request else None
+            events.append(
+                KeepaliveEvent(
+                    time=time,
+                    frame=frame,
+                    role=KeepaliveRole.SENT if request else KeepaliveRole.EXTRAPOLATED,
+                    ident=request.inner.ip_id if request else None,
+                    counter=step.counter,
+                    line_state=step.line_state,
+                    partner_frame=reply.frame if reply else None,
+                    rtt_ms=_rtt_ms(request, reply) if request and reply else None,
+                    reply_ttl=reply.ttl if reply else None,
+                )
+            )
+        else:
+            assert isinstance(item, _Reply)
+            step = machine.reply(time, item.frame)
+            events.append(
+                KeepaliveEvent(
+                    time=time,
+                    frame=item.frame,
+                    role=KeepaliveRole.RETURNED,
+                    ident=item.ip_id,
+                    counter=step.counter,
+                    line_state=step.line_state,
+                    partner_frame=item.request.frame if item.request else None,
+                    rtt_ms=_rtt_ms(item.request, item) if item.request else None,
+                    reply_ttl=item.ttl,
+                )
+            )
+        if step.transition is not None:
+            transitions.append(step.transition)
+    return events, transitions, machine, extrapolated
+
+
+def _rtt_ms(request: _Request, reply: _Reply) -> float:
+    return round((reply.time - request.time) * 1000.0, 3)
+
+
+def _down_seconds(transitions: list[Transition], capture_end: float) -> float:
+    total = 0.0
+    down_since: float | None = None
+    for transition in transitions:
+        if transition.state is LineState.DOWN:
+            down_since = transition.time
+        elif down_since is not None:
+            total += transition.time - down_since
+            down_since = None
+    if down_since is not None:
+        total += max(capture_end - down_since, 0.0)
+    return total
+
+
+def _blackhole(
+    events: list[KeepaliveEvent],
+    transitions: list[Transition],
+    data: array[float] | None,
+    period: float,
+    capture_end: float,
+) -> Blackhole:
+    """Data sent into the tunnel between the failure and the down transition or recovery."""
+    sends = [e for e in events if e.role is not KeepaliveRole.RETURNED]
+    replies = [e.time for e in events if e.role is KeepaliveRole.RETURNED]
+    low = high = 0
+    last_answered: float | None = None
+    index = 0
+    while index < len(sends):
+        send = sends[index]
+        if send.partner_frame is not None:
+            last_answered = send.time
+            index += 1
+            continue
+        first_unanswered = send.time
+        # The episode ends at the first reply after it, or at the capture's end.
+        next_reply = bisect_right(replies, first_unanswered)
+        reply_at = replies[next_reply] if next_reply < len(replies) else None
+        down_at = next(
+            (
+                t.time
+                for t in transitions
+                if t.state is LineState.DOWN
+                and t.time >= first_unanswered
+                and (reply_at is None or t.time < reply_at)
+            ),
+            None,
+        )
+        end = down_at if down_at is not None else reply_at
+        while index < len(sends) and sends[index].partner_frame is None and (
+            reply_at is None or sends[index].time < reply_at
+        ):
+            index += 1
+        if end is None:
+            # Still failing when the capture ends. A single last keepalive whose reply
+            # could not have arrived yet is no evidence of failure.
+            if capture_end - first_unanswered < period:
+                continue
+            end = capture_end
+        start_max = last_answered if last_answered is not None else first_unanswered
+        low += _count_between(data, first_unanswered, end)
+        high += _count_between(data, start_max, end)
+    return Blackhole(low, high)
+
+
+def _vantage(originators: list[OriginatorResult]) -> tuple[str | None, str | None]:
+    """Which endpoint the capture was taken next to, judged by how fast replies follow."""
+    timed = [o for o in originators if o.rtt_ms is not None]
+    if not timed:
+        return None, None
+    fastest = min(timed, key=lambda o: o.rtt_ms.median if o.rtt_ms else 0.0)
+    assert fastest.rtt_ms is not None
+    others = [o for o in timed if o is not fastest and o.rtt_ms is not None]
+    if others:
+        slowest = max(o.rtt_ms.median for o in others if o.rtt_ms is not None)
+        if fastest.rtt_ms.median < slowest / 2:
+            return fastest.peer, (
+                f"{fastest.peer} reflects {fastest.address}'s keepalives in "
+                f"{fastest.rtt_ms.median:g} ms (median) while its own take {slowest:g} ms"
+            )
+        return None, "both endpoints' keepalives take similar round trips"
+    if fastest.rtt_ms.median < REFLECTION_RTT_MS:
+        return fastest.peer, (
+            f"{fastest.peer} reflects {fastest.address}'s keepalives in "
+            f"{fastest.rtt_ms.median:g} ms (median)"
+        )
+    return None, None
+
+
+def _finish(originator: _Originator, settings: Settings, collector: _Collector) -> OriginatorResult:
+    capture_end = collector.source.end or 0.0
+    send_times = sorted(r.time for r in originator.requests)
+    inferred = infer_period(send_times)
+    period, period_source, retries, retries_source, notes = _resolve(settings, originator, inferred)
+    events, transitions, machine, extrapolated = _timeline(originator, period, retries, capture_end)
+    rtts = sorted(e.rtt_ms for e in events if e.role is KeepaliveRole.SENT and e.rtt_ms is not None)
+    returned = sum(1 for r in originator.requests if r.reply is not None)
+    data = collector.data_times.get((originator.address, originator.peer, originator.tunnel[1]))
+    if not originator.requests:
+        notes.append("replies addressed to this endpoint were seen but none of its requests")
+    return OriginatorResult(
+        address=originator.address,
+        peer=originator.peer,
+        period=period,
+        period_source=period_source,
+        retries=retries,
+        retries_source=retries_source,
+        sent=len(originator.requests),
+        returned=returned,
+        unanswered=len(originator.requests) - returned,
+        extrapolated=extrapolated,
+        duplicates=originator.duplicates,
+        rtt_ms=RttStats(rtts[0], round(statistics.median(rtts), 3), rtts[-1]) if rtts else None,
+        transitions=transitions,
+        final_state=machine.line_state,
+        final_counter=machine.counter,
+        down_seconds=_down_seconds(transitions, capture_end),
+        blackholed_packets=_blackhole(events, transitions, data, period, capture_end),
+        data_packets=len(data) if data is not None else 0,
+        inner_addresses=originator.inner_addresses,
+        variants=sorted(originator.variants),
+        events=events,
+        notes=notes,
+    )
+
+
+def analyze_frames(
+    frames: Iterable[RawFrame], settings: Settings | None = None, *, files: list[str] | None = None
+) -> Analysis:
+    """Analyse frames (in capture order) and return every tunnel's keepalive timeline."""
+    settings = settings or Settings()
+    collector = _Collector(files or [])
+    for raw in frames:
+        collector.add(raw)
+    for times in collector.data_times.values():
+        if any(b < a for a, b in zip(times, times[1:], strict=False)):
+            times[:] = array("d", sorted(times))
+    by_tunnel: dict[TunnelId, list[_Originator]] = {}
+    for (tunnel, _address), originator in collector.originators.items():
+        by_tunnel.setdefault(tunnel, []).append(originator)
+    tunnels: list[TunnelResult] = []
+    for tunnel, members in sorted(by_tunnel.items(), key=lambda item: _tunnel_sort_key(item[0])):
+        results = [_finish(o, settings, collector) for o in sorted(members, key=lambda o: o.address)]
+        endpoints, key = tunnel
+        vantage, reason = _vantage(results)
+        data_packets = sum(
+            len(collector.data_times.get((a, b, key), ()))
+            for a, b in (endpoints, (endpoints[1], endpoints[0]))
+        )
+        tunnels.append(TunnelResult(endpoints, key, vantage, reason, results, data_packets))
+    return Analysis(collector.source, tunnels)
+
+
+def _tunnel_sort_key(tunnel: TunnelId) -> tuple[tuple[str, str], int]:
+    endpoints, key = tunnel
+    return endpoints, -1 if key is None else key

@@ -1,0 +1,116 @@
+"""The `gre-keepalive.analysis/1` JSON document: a contract, changed only by adding fields."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, TextIO
+
+from analyzer.model import Analysis, KeepaliveEvent, OriginatorResult, TunnelResult
+from analyzer.state import Transition
+
+SCHEMA = "gre-keepalive.analysis/1"
+
+
+def _time(value: float | None, precision: int) -> float | None:
+    return None if value is None else round(value, precision)
+
+
+def _transition(transition: Transition, precision: int) -> dict[str, Any]:
+    return {
+        "time": _time(transition.time, precision),
+        "state": transition.state.value,
+        "counter": transition.counter,
+        "frame": transition.frame,
+        "extrapolated": transition.frame is None,
+    }
+
+
+def _event(event: KeepaliveEvent, precision: int) -> dict[str, Any]:
+    return {
+        "time": _time(event.time, precision),
+        "frame": event.frame,
+        "type": event.role.value,
+        "ident": event.ident,
+        "counter": event.counter,
+        "line_state": event.line_state.value,
+        "partner_frame": event.partner_frame,
+        "rtt_ms": event.rtt_ms,
+        "reply_ttl": event.reply_ttl,
+    }
+
+
+def originator_dict(originator: OriginatorResult, precision: int) -> dict[str, Any]:
+    """One originator as the JSON contract spells it."""
+    rtt = originator.rtt_ms
+    return {
+        "address": originator.address,
+        "peer": originator.peer,
+        "period": float(originator.period),
+        "period_source": originator.period_source.value,
+        "retries": originator.retries,
+        "retries_source": originator.retries_source.value,
+        "sent": originator.sent,
+        "returned": originator.returned,
+        "unanswered": originator.unanswered,
+        "extrapolated": originator.extrapolated,
+        "duplicates": originator.duplicates,
+        "rtt_ms": None
+        if rtt is None
+        else {"min": rtt.min, "median": rtt.median, "max": rtt.max},
+        "transitions": [_transition(t, precision) for t in originator.transitions],
+        "final_state": originator.final_state.value,
+        "final_counter": originator.final_counter,
+        "down_seconds": round(originator.down_seconds, precision),
+        "blackholed_packets": {
+            "min": originator.blackholed_packets.min,
+            "max": originator.blackholed_packets.max,
+        },
+        "data_packets": originator.data_packets,
+        "inner_addresses": None
+        if originator.inner_addresses is None
+        else {"src": originator.inner_addresses[0], "dst": originator.inner_addresses[1]},
+        "variants": list(originator.variants),
+        "notes": list(originator.notes),
+        "keepalives": [_event(e, precision) for e in originator.events],
+    }
+
+
+def tunnel_dict(tunnel: TunnelResult, precision: int) -> dict[str, Any]:
+    """One tunnel as the JSON contract spells it."""
+    return {
+        "endpoints": list(tunnel.endpoints),
+        "key": tunnel.key,
+        "vantage": tunnel.vantage,
+        "vantage_reason": tunnel.vantage_reason,
+        "data_packets": tunnel.data_packets,
+        "originators": [originator_dict(o, precision) for o in tunnel.originators],
+        "diagnoses": list(tunnel.diagnoses),
+    }
+
+
+def analysis_dict(analysis: Analysis) -> dict[str, Any]:
+    """The whole document as plain Python data."""
+    source = analysis.source
+    precision = source.precision
+    return {
+        "schema": SCHEMA,
+        "source": {
+            "files": list(source.files),
+            "packets": source.packets,
+            "gre_packets": source.gre_packets,
+            "keepalive_packets": source.keepalive_packets,
+            "malformed": source.malformed,
+            "checksum_errors": source.checksum_errors,
+            "start": _time(source.start, precision),
+            "end": _time(source.end, precision),
+            "warnings": list(source.warnings),
+            "errors": [{"frame": e.frame, "reason": e.reason} for e in source.errors],
+        },
+        "tunnels": [tunnel_dict(t, precision) for t in analysis.tunnels],
+    }
+
+
+def write_json(analysis: Analysis, stream: TextIO) -> None:
+    """Write the document, indented, with a final newline."""
+    json.dump(analysis_dict(analysis), stream, indent=2)
+    stream.write("\n")

@@ -1,0 +1,131 @@
+"""The keepalive state machine of one originating endpoint (Cisco IOS semantics, SPEC.md §2).
+
+It is a pure function of events and time: nothing here reads packets or clocks. The
+analyzer, the TUI, the probe and the Lua generator's tests all drive this one machine.
+
+1. At every period tick: if ``counter >= retries`` the line protocol goes down (if it was
+   up). Then a keepalive is sent and ``counter += 1``.
+2. When a returned keepalive is received: ``counter = 0``; if the line protocol was down
+   it comes up immediately.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from enum import StrEnum
+
+DEFAULT_PERIOD = 10.0
+DEFAULT_RETRIES = 3
+MAX_PERIOD = 32767
+MAX_RETRIES = 255
+
+
+class LineState(StrEnum):
+    """Line protocol of a tunnel interface as the keepalive mechanism drives it."""
+
+    UP = "up"
+    DOWN = "down"
+
+
+class EventKind(StrEnum):
+    """What happened to an originator's keepalive machine."""
+
+    SEND = "send"  # a period tick: a keepalive is sent
+    REPLY = "reply"  # a returned keepalive reached the originator
+
+
+@dataclass(frozen=True, slots=True)
+class Transition:
+    """A change of line protocol, stamped with the event that caused it."""
+
+    time: float
+    state: LineState
+    counter: int  # the counter when the transition happened
+    frame: int | None  # capture frame of the causing event; None for an extrapolated tick
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """The machine after one event."""
+
+    counter: int
+    line_state: LineState
+    transition: Transition | None
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """An input to the machine."""
+
+    time: float
+    kind: EventKind
+    frame: int | None = None
+
+
+def validate_settings(period: float, retries: int) -> None:
+    """Raise ValueError with a one-line reason if (period, retries) is not a valid keepalive."""
+    if not 0 < period <= MAX_PERIOD:
+        raise ValueError(f"keepalive period {period:g} out of range 1-{MAX_PERIOD} seconds")
+    if not 1 <= retries <= MAX_RETRIES:
+        raise ValueError(f"keepalive retries {retries} out of range 1-{MAX_RETRIES}")
+
+
+@dataclass(slots=True)
+class KeepaliveMachine:
+    """Counter and line protocol of one originating endpoint."""
+
+    retries: int
+    counter: int = 0
+    line_state: LineState = LineState.UP
+
+    def send(self, time: float, frame: int | None = None) -> Step:
+        """A period tick: check the counter against retries, then send (counter + 1)."""
+        transition = None
+        if self.counter >= self.retries and self.line_state is LineState.UP:
+            self.line_state = LineState.DOWN
+            transition = Transition(time, LineState.DOWN, self.counter, frame)
+        self.counter += 1
+        return Step(self.counter, self.line_state, transition)
+
+    def reply(self, time: float, frame: int | None = None) -> Step:
+        """A returned keepalive: reset the counter; bring the line up if it was down."""
+        self.counter = 0
+        transition = None
+        if self.line_state is LineState.DOWN:
+            self.line_state = LineState.UP
+            transition = Transition(time, LineState.UP, 0, frame)
+        return Step(self.counter, self.line_state, transition)
+
+    def apply(self, event: Event) -> Step:
+        """Feed one event."""
+        if event.kind is EventKind.SEND:
+            return self.send(event.time, event.frame)
+        return self.reply(event.time, event.frame)
+
+
+def run(events: Iterable[Event], retries: int) -> Iterator[tuple[Event, Step]]:
+    """Run a fresh machine over time-ordered events, yielding each event with its result."""
+    machine = KeepaliveMachine(retries)
+    for event in events:
+        yield event, machine.apply(event)
+
+
+def missing_ticks(last_send: float, until: float, period: float, *, inclusive: bool) -> list[float]:
+    """Ticks a periodic sender made after `last_send` that a capture does not show.
+
+    Between two observed sends (`inclusive=False`) a tick counts as missing when it falls
+    more than half a period before the next observed send, so jitter never invents one.
+    Up to the end of a capture (`inclusive=True`) every tick at or before `until` counts.
+    """
+    if period <= 0 or until <= last_send:
+        return []
+    limit = until if inclusive else until - period / 2
+    count = math.floor((limit - last_send) / period + 1e-9)
+    return [last_send + period * k for k in range(1, count + 1)]
+
+
+def line_down_delay(period: float, retries: int) -> float:
+    """Time from the first unanswered keepalive to the line going down: period × retries."""
+    return period * retries
