@@ -13,6 +13,7 @@ from array import array
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from itertools import pairwise
 
 from analyzer.capture import RawFrame
 from analyzer.config import KeepaliveConfig
@@ -170,9 +171,7 @@ class _Collector:
         )
         if inner.ip_version == 4:
             waiting = self._pending.setdefault((inner.src, inner.dst, inner.ip_id), [])
-            if any(
-                r.key == request.key and raw.time - r.time <= DUPLICATE_WINDOW for r in waiting
-            ):
+            if any(r.key == request.key and raw.time - r.time <= DUPLICATE_WINDOW for r in waiting):
                 originator.duplicates += 1
                 return
         else:
@@ -259,7 +258,7 @@ class _Collector:
 
 def infer_period(send_times: list[float]) -> float | None:
     """The keepalive period from send times, robust to jitter and missed ticks."""
-    intervals = sorted(b - a for a, b in zip(send_times, send_times[1:], strict=False) if b > a)
+    intervals = sorted(b - a for a, b in pairwise(send_times) if b > a)
     if not intervals:
         return None
     median = statistics.median(intervals)
@@ -331,11 +330,15 @@ def _timeline(
     previous: float | None = None
     for request in requests:
         if previous is not None:
-            sends.extend((t, 1, None) for t in missing_ticks(previous, request.time, period, inclusive=False))
+            sends.extend(
+                (t, 1, None) for t in missing_ticks(previous, request.time, period, inclusive=False)
+            )
         sends.append((request.time, 1, request))
         previous = request.time
     if previous is not None:
-        sends.extend((t, 1, None) for t in missing_ticks(previous, capture_end, period, inclusive=True))
+        sends.extend(
+            (t, 1, None) for t in missing_ticks(previous, capture_end, period, inclusive=True)
+        )
     extrapolated = sum(1 for s in sends if s[2] is None)
     items: list[tuple[float, int, _Request | _Reply | None]] = [*sends]
     items.extend((reply.time, 2, reply) for reply in originator.replies)
@@ -345,20 +348,20 @@ def _timeline(
     transitions: list[Transition] = []
     for time, order, item in items:
         if order == 1:
-            request = item if isinstance(item, _Request) else None
-            frame = request.frame if request else None
+            sent = item if isinstance(item, _Request) else None
+            frame = sent.frame if sent else None
             step = machine.send(time, frame)
-            reply = request.reply if request else None
+            reply = sent.reply if sent else None
             events.append(
                 KeepaliveEvent(
                     time=time,
                     frame=frame,
-                    role=KeepaliveRole.SENT if request else KeepaliveRole.EXTRAPOLATED,
-                    ident=request.inner.ip_id if request else None,
+                    role=KeepaliveRole.SENT if sent else KeepaliveRole.EXTRAPOLATED,
+                    ident=sent.inner.ip_id if sent else None,
                     counter=step.counter,
                     line_state=step.line_state,
                     partner_frame=reply.frame if reply else None,
-                    rtt_ms=_rtt_ms(request, reply) if request and reply else None,
+                    rtt_ms=_rtt_ms(sent, reply) if sent and reply else None,
                     reply_ttl=reply.ttl if reply else None,
                 )
             )
@@ -435,8 +438,10 @@ def _blackhole(
             None,
         )
         end = down_at if down_at is not None else reply_at
-        while index < len(sends) and sends[index].partner_frame is None and (
-            reply_at is None or sends[index].time < reply_at
+        while (
+            index < len(sends)
+            and sends[index].partner_frame is None
+            and (reply_at is None or sends[index].time < reply_at)
         ):
             index += 1
         if end is None:
@@ -521,14 +526,16 @@ def analyze_frames(
     for raw in frames:
         collector.add(raw)
     for times in collector.data_times.values():
-        if any(b < a for a, b in zip(times, times[1:], strict=False)):
+        if any(b < a for a, b in pairwise(times)):
             times[:] = array("d", sorted(times))
     by_tunnel: dict[TunnelId, list[_Originator]] = {}
     for (tunnel, _address), originator in collector.originators.items():
         by_tunnel.setdefault(tunnel, []).append(originator)
     tunnels: list[TunnelResult] = []
     for tunnel, members in sorted(by_tunnel.items(), key=lambda item: _tunnel_sort_key(item[0])):
-        results = [_finish(o, settings, collector) for o in sorted(members, key=lambda o: o.address)]
+        results = [
+            _finish(o, settings, collector) for o in sorted(members, key=lambda o: o.address)
+        ]
         endpoints, key = tunnel
         vantage, reason = _vantage(results)
         data_packets = sum(

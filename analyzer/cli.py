@@ -10,6 +10,7 @@ from typing import NoReturn, TextIO
 from analyzer.analysis import Settings, analyze_frames
 from analyzer.capture import CaptureError, open_capture
 from analyzer.config import ConfigError, load_config
+from analyzer.model import Analysis
 from analyzer.report_csv import write_csv
 from analyzer.report_json import write_json
 from analyzer.report_text import write_text
@@ -33,7 +34,9 @@ def _period(text: str) -> float:
     try:
         value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"period must be a number of seconds, not {text!r}") from None
+        raise argparse.ArgumentTypeError(
+            f"period must be a number of seconds, not {text!r}"
+        ) from None
     if not 0 < value <= MAX_PERIOD:
         raise argparse.ArgumentTypeError(f"period {text} out of range 1-{MAX_PERIOD} seconds")
     return value
@@ -173,7 +176,9 @@ def _analyze(args: argparse.Namespace) -> int:
                 files=[reader.name],
             )
             analysis.source.precision = reader.precision
-            read_warnings = [f"{reader.name}: byte {w.offset}: {w.message}" for w in reader.warnings]
+            read_warnings = [
+                f"{reader.name}: byte {w.offset}: {w.message}" for w in reader.warnings
+            ]
     except CaptureError as exc:
         return _fail(str(exc))
     analysis.source.warnings.extend(read_warnings)
@@ -181,26 +186,27 @@ def _analyze(args: argparse.Namespace) -> int:
         print(f"{PROG}: warning: {warning}", file=sys.stderr)
     if analysis.source.packets == 0 and read_warnings:
         return _fail(f"{reader.name}: no complete frame could be read")
-    try:
-        stream: TextIO = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout
-    except OSError as exc:
-        return _fail(f"{args.output}: cannot write ({exc.strerror})")
-    try:
-        if args.format == "json":
-            write_json(analysis, stream)
-        elif args.format == "csv":
-            write_csv(analysis, stream)
-        else:
-            color = args.color == "always" or (
-                args.color == "auto" and not args.output and sys.stdout.isatty()
-            )
-            write_text(analysis, stream, color=color)
-    finally:
-        if stream is not sys.stdout:
-            stream.close()
+    if args.output:
+        try:
+            with open(args.output, "w", encoding="utf-8") as stream:
+                _write(analysis, stream, args.format, color=args.color == "always")
+        except OSError as exc:
+            return _fail(f"{args.output}: cannot write ({exc.strerror})")
+    else:
+        color = args.color == "always" or (args.color == "auto" and sys.stdout.isatty())
+        _write(analysis, sys.stdout, args.format, color=color)
     if args.fail_on_down and analysis.any_down:
         return EXIT_DOWN
     return EXIT_OK
+
+
+def _write(analysis: Analysis, stream: TextIO, output_format: str, *, color: bool) -> None:
+    if output_format == "json":
+        write_json(analysis, stream)
+    elif output_format == "csv":
+        write_csv(analysis, stream)
+    else:
+        write_text(analysis, stream, color=color)
 
 
 def _simulate(args: argparse.Namespace) -> int:

@@ -12,6 +12,7 @@ import socket
 import struct
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import ClassVar
 
 import dpkt
 
@@ -92,23 +93,23 @@ class _Malformed(Exception):
 
 
 class _Ethernet(dpkt.ethernet.Ethernet):  # type: ignore[misc]
-    _typesw: dict[int, type] = {}
+    _typesw: ClassVar[dict[int, type]] = {}
 
 
 class _SLL(dpkt.sll.SLL):  # type: ignore[misc]
-    _typesw: dict[int, type] = {}
+    _typesw: ClassVar[dict[int, type]] = {}
 
 
 class _SLL2(dpkt.sll2.SLL2):  # type: ignore[misc]
-    _typesw: dict[int, type] = {}
+    _typesw: ClassVar[dict[int, type]] = {}
 
 
 class _IPv4(dpkt.ip.IP):  # type: ignore[misc]
-    _protosw: dict[int, type] = {}
+    _protosw: ClassVar[dict[int, type]] = {}
 
 
 class _IPv6(dpkt.ip6.IP6):  # type: ignore[misc]
-    _protosw: dict[int, type] = {}
+    _protosw: ClassVar[dict[int, type]] = {}
 
 
 class _GreBase(dpkt.Packet):  # type: ignore[misc]
@@ -214,7 +215,9 @@ def _ip(ethertype: int, data: bytes) -> _Ip | None:
         try:
             ip6 = _IPv6(data)
         except (dpkt.UnpackError, struct.error, IndexError, KeyError) as exc:
-            raise _Malformed(f"IPv6 extension headers undecodable ({exc.__class__.__name__})") from exc
+            raise _Malformed(
+                f"IPv6 extension headers undecodable ({exc.__class__.__name__})"
+            ) from exc
         fragment = 44 in ip6.extension_hdrs
         ext_length = sum(len(ext) for ext in ip6.all_extension_headers)
         declared = (ip6.plen or len(data) - 40) - ext_length
@@ -236,7 +239,7 @@ def _ip(ethertype: int, data: bytes) -> _Ip | None:
 def _internet_checksum(data: bytes) -> int:
     if len(data) % 2:
         data += b"\x00"
-    total = sum(struct.unpack(f"!{len(data) // 2}H", data))
+    total: int = sum(struct.unpack(f"!{len(data) // 2}H", data))
     while total >> 16:
         total = (total & 0xFFFF) + (total >> 16)
     return ~total & 0xFFFF

@@ -54,9 +54,7 @@ def originator_dict(originator: OriginatorResult, precision: int) -> dict[str, A
         "unanswered": originator.unanswered,
         "extrapolated": originator.extrapolated,
         "duplicates": originator.duplicates,
-        "rtt_ms": None
-        if rtt is None
-        else {"min": rtt.min, "median": rtt.median, "max": rtt.max},
+        "rtt_ms": None if rtt is None else {"min": rtt.min, "median": rtt.median, "max": rtt.max},
         "transitions": [_transition(t, precision) for t in originator.transitions],
         "final_state": originator.final_state.value,
         "final_counter": originator.final_counter,

@@ -40,11 +40,15 @@ def _originator_table(tunnel: TunnelResult) -> Table:
         "time down",
         "blackholed (min-max)",
     ):
-        table.add_column(column, justify="left" if column in ("originator", "keepalive") else "right")
+        table.add_column(
+            column, justify="left" if column in ("originator", "keepalive") else "right"
+        )
     for o in tunnel.originators:
         downs = sum(1 for t in o.transitions if t.state is LineState.DOWN)
         rtt = (
-            f"{o.rtt_ms.min:g}/{o.rtt_ms.median:g}/{o.rtt_ms.max:g}" if o.rtt_ms is not None else "-"
+            f"{o.rtt_ms.min:g}/{o.rtt_ms.median:g}/{o.rtt_ms.max:g}"
+            if o.rtt_ms is not None
+            else "-"
         )
         table.add_row(
             f"{o.address} → {o.peer}",
@@ -76,7 +80,13 @@ def _timeline_rows(o: OriginatorResult, precision: int) -> list[tuple[str, str, 
             if last is not first:
                 span += " … " + _clock(last.time, precision)[11:]
             rows.append(
-                (span, str(first.frame or ""), f"{sent} answered", str(last.counter), _state(last.line_state))
+                (
+                    span,
+                    str(first.frame or ""),
+                    f"{sent} answered",
+                    str(last.counter),
+                    _state(last.line_state),
+                )
             )
             run.clear()
 
@@ -128,7 +138,9 @@ def _timeline_rows(o: OriginatorResult, precision: int) -> list[tuple[str, str, 
     return rows
 
 
-def write_text(analysis: Analysis, stream: TextIO, *, color: bool = False, width: int = 120) -> None:
+def write_text(
+    analysis: Analysis, stream: TextIO, *, color: bool = False, width: int = 120
+) -> None:
     """Write the report for a terminal (`color`) or a file."""
     console = Console(
         file=stream, force_terminal=color, no_color=not color, width=width, highlight=False
@@ -163,8 +175,7 @@ def write_text(analysis: Analysis, stream: TextIO, *, color: bool = False, width
         for o in tunnel.originators:
             console.print()
             console.print(
-                f"  Keepalive timeline of {o.address} (period {o.period:g} s, "
-                f"retries {o.retries}):"
+                f"  Keepalive timeline of {o.address} (period {o.period:g} s, retries {o.retries}):"
             )
             for note in o.notes:
                 console.print(f"  [yellow]note:[/yellow] {note}")

@@ -22,7 +22,9 @@ UP, DOWN = LineState.UP, LineState.DOWN
 
 def _transitions(events: list[tuple[float, EventKind]], retries: int) -> list[Transition]:
     found = []
-    for _event, step in run((Event(t, kind, frame=i + 1) for i, (t, kind) in enumerate(events)), retries):
+    for _event, step in run(
+        (Event(t, kind, frame=i + 1) for i, (t, kind) in enumerate(events)), retries
+    ):
         if step.transition is not None:
             found.append(step.transition)
     return found
@@ -82,11 +84,17 @@ TABLE = [
 ]
 
 
-@pytest.mark.parametrize(("retries", "events", "expected"), [t[1:] for t in TABLE], ids=[t[0] for t in TABLE])
+@pytest.mark.parametrize(
+    ("retries", "events", "expected"), [t[1:] for t in TABLE], ids=[t[0] for t in TABLE]
+)
 def test_transition_table(
-    retries: int, events: list[tuple[float, EventKind]], expected: list[tuple[float, LineState, int, int]]
+    retries: int,
+    events: list[tuple[float, EventKind]],
+    expected: list[tuple[float, LineState, int, int]],
 ) -> None:
-    assert [(t.time, t.state, t.counter, t.frame) for t in _transitions(events, retries)] == expected
+    assert [
+        (t.time, t.state, t.counter, t.frame) for t in _transitions(events, retries)
+    ] == expected
 
 
 def test_counter_after_each_send_counts_unanswered_keepalives() -> None:
@@ -126,7 +134,9 @@ def test_line_down_delay_is_period_times_retries() -> None:
         (5.0, 5.0, 10.0, True, []),
     ],
 )
-def test_missing_ticks(last: float, until: float, period: float, inclusive: bool, expected: list[float]) -> None:
+def test_missing_ticks(
+    last: float, until: float, period: float, inclusive: bool, expected: list[float]
+) -> None:
     assert missing_ticks(last, until, period, inclusive=inclusive) == pytest.approx(expected)
 
 
