@@ -36,6 +36,7 @@ from analyzer.state import (
     KeepaliveMachine,
     LineState,
     Transition,
+    count_missing_ticks,
     missing_ticks,
 )
 
@@ -326,31 +327,37 @@ def _timeline(
 ) -> tuple[list[KeepaliveEvent], list[Transition], KeepaliveMachine, int]:
     """Run the state machine over sends (observed and extrapolated) and replies."""
     requests = sorted(originator.requests, key=lambda r: (r.time, r.frame))
-    sends: list[tuple[float, int, _Request | None]] = []
+    # (time, order, request or reply or None for an extrapolated tick, ticks it stands for)
+    items: list[tuple[float, int, _Request | _Reply | None, int]] = []
     previous: float | None = None
     for request in requests:
         if previous is not None:
-            sends.extend(
-                (t, 1, None) for t in missing_ticks(previous, request.time, period, inclusive=False)
-            )
-        sends.append((request.time, 1, request))
+            items.extend(_gap(previous, request.time, period, retries, inclusive=False))
+        items.append((request.time, 1, request, 1))
         previous = request.time
     if previous is not None:
-        sends.extend(
-            (t, 1, None) for t in missing_ticks(previous, capture_end, period, inclusive=True)
-        )
-    extrapolated = sum(1 for s in sends if s[2] is None)
-    items: list[tuple[float, int, _Request | _Reply | None]] = [*sends]
-    items.extend((reply.time, 2, reply) for reply in originator.replies)
+        items.extend(_gap(previous, capture_end, period, retries, inclusive=True))
+    extrapolated = sum(item[3] for item in items if item[2] is None)
+    items.extend((reply.time, 2, reply, 1) for reply in originator.replies)
     items.sort(key=lambda item: (item[0], item[1], item[2].frame if item[2] else 0))
     machine = KeepaliveMachine(retries)
     events: list[KeepaliveEvent] = []
     transitions: list[Transition] = []
-    for time, order, item in items:
+    for time, order, item, ticks in items:
         if order == 1:
             sent = item if isinstance(item, _Request) else None
             frame = sent.frame if sent else None
-            step = machine.send(time, frame)
+            if ticks > 1 and machine.line_state is LineState.DOWN:
+                step = machine.send_many(time, ticks)
+            else:
+                step = machine.send(time, frame)
+                if ticks > 1:
+                    later = (
+                        machine.send_many(time, ticks - 1)
+                        if machine.line_state is LineState.DOWN
+                        else None
+                    )
+                    step = later if later is not None else step
             reply = sent.reply if sent else None
             events.append(
                 KeepaliveEvent(
@@ -363,6 +370,7 @@ def _timeline(
                     partner_frame=reply.frame if reply else None,
                     rtt_ms=_rtt_ms(sent, reply) if sent and reply else None,
                     reply_ttl=reply.ttl if reply else None,
+                    ticks=ticks,
                 )
             )
         else:
@@ -384,6 +392,21 @@ def _timeline(
         if step.transition is not None:
             transitions.append(step.transition)
     return events, transitions, machine, extrapolated
+
+
+def _gap(
+    previous: float, until: float, period: float, retries: int, *, inclusive: bool
+) -> list[tuple[float, int, None, int]]:
+    """Extrapolated ticks after `previous`; past the point where the line must be down,
+    the rest of a long gap is one entry standing for all of its ticks."""
+    count = count_missing_ticks(previous, until, period, inclusive=inclusive)
+    listed = retries + 1
+    if count <= listed + 1:
+        return [
+            (t, 1, None, 1) for t in missing_ticks(previous, until, period, inclusive=inclusive)
+        ]
+    ticks = missing_ticks(previous, until, period, inclusive=inclusive, limit=listed)
+    return [(t, 1, None, 1) for t in ticks] + [(previous + period * count, 1, None, count - listed)]
 
 
 def _rtt_ms(request: _Request, reply: _Reply) -> float:

@@ -38,6 +38,7 @@ class KeepaliveEvent:
     partner_frame: int | None = None  # sent: the reply's frame; returned: the request's frame
     rtt_ms: float | None = None  # on both rows of an answered pair
     reply_ttl: int | None = None  # TTL of the reply (on both rows of an answered pair)
+    ticks: int = 1  # extrapolated rows of a long gap stand for this many ticks, the last at `time`
 
 
 @dataclass(frozen=True, slots=True)

@@ -36,6 +36,7 @@ def _event(event: KeepaliveEvent, precision: int) -> dict[str, Any]:
         "partner_frame": event.partner_frame,
         "rtt_ms": event.rtt_ms,
         "reply_ttl": event.reply_ttl,
+        "ticks": event.ticks,
     }
 
 

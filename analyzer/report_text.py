@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from analyzer.model import Analysis, KeepaliveEvent, KeepaliveRole, OriginatorResult, TunnelResult
+from analyzer.model import Analysis, KeepaliveEvent, KeepaliveRole, OriginatorResult
 from analyzer.state import LineState
 
 
@@ -26,44 +26,41 @@ def _state(state: LineState) -> Text:
     return Text(state.value, style="bold green" if state is LineState.UP else "bold red")
 
 
-def _originator_table(tunnel: TunnelResult) -> Table:
-    table = Table(title=None, show_edge=False, pad_edge=False)
-    for column in (
-        "originator",
-        "line protocol",
-        "keepalive",
-        "sent",
-        "returned",
-        "unanswered",
-        "rtt ms (min/med/max)",
-        "downs",
-        "time down",
-        "blackholed (min-max)",
-    ):
-        table.add_column(
-            column, justify="left" if column in ("originator", "keepalive") else "right"
+def _summary(o: OriginatorResult, console: Console) -> None:
+    """An originator in the words of `show interfaces tunnel`."""
+    downs = sum(1 for t in o.transitions if t.state is LineState.DOWN)
+    line = Text(f"  {o.address} → {o.peer}: line protocol is ")
+    line.append_text(_state(o.final_state))
+    line.append(f" (counter {o.final_counter}/{o.retries} at the end of the capture)")
+    console.print(line)
+    console.print(
+        f"    Keepalive set ({o.period:g} sec, {o.period_source.value}), "
+        f"retries {o.retries} ({o.retries_source.value})"
+    )
+    rtt = (
+        f"; rtt min/median/max {o.rtt_ms.min:g}/{o.rtt_ms.median:g}/{o.rtt_ms.max:g} ms"
+        if o.rtt_ms is not None
+        else ""
+    )
+    extra = f", {o.extrapolated} ticks extrapolated" if o.extrapolated else ""
+    console.print(
+        f"    {o.sent} keepalives sent, {o.returned} returned, {o.unanswered} unanswered"
+        f"{extra}{rtt}"
+    )
+    console.print(
+        f"    {downs} down transition{'s' if downs != 1 else ''}, down {o.down_seconds:.3f} s; "
+        f"blackholed {o.blackholed_packets.min}-{o.blackholed_packets.max} of "
+        f"{o.data_packets} data packets sent into the tunnel"
+    )
+    if o.inner_addresses is not None:
+        console.print(
+            f"    inner header {o.inner_addresses[0]} → {o.inner_addresses[1]} "
+            "does not mirror the outer one"
         )
-    for o in tunnel.originators:
-        downs = sum(1 for t in o.transitions if t.state is LineState.DOWN)
-        rtt = (
-            f"{o.rtt_ms.min:g}/{o.rtt_ms.median:g}/{o.rtt_ms.max:g}"
-            if o.rtt_ms is not None
-            else "-"
-        )
-        table.add_row(
-            f"{o.address} → {o.peer}",
-            _state(o.final_state),
-            f"{o.period:g} s ({o.period_source.value}), retries {o.retries} "
-            f"({o.retries_source.value})",
-            str(o.sent),
-            str(o.returned),
-            str(o.unanswered),
-            rtt,
-            str(downs),
-            f"{o.down_seconds:.3f} s",
-            f"{o.blackholed_packets.min}-{o.blackholed_packets.max}",
-        )
-    return table
+    if o.variants:
+        console.print(f"    variants: {', '.join(o.variants)}")
+    for note in o.notes:
+        console.print(f"    [yellow]note:[/yellow] {note}")
 
 
 def _timeline_rows(o: OriginatorResult, precision: int) -> list[tuple[str, str, str, str, Text]]:
@@ -113,6 +110,8 @@ def _timeline_rows(o: OriginatorResult, precision: int) -> list[tuple[str, str, 
             KeepaliveRole.EXTRAPOLATED: "tick not in capture (extrapolated)",
             KeepaliveRole.RETURNED: "returned",
         }[event.role]
+        if event.ticks > 1:
+            label = f"{event.ticks} ticks not in capture (extrapolated), the last here"
         if event.ident is not None:
             label += f" (id {event.ident})"
         rows.append(
@@ -171,19 +170,14 @@ def write_text(
             f"{tunnel.data_packets} data packets; capture taken near: {vantage}"
             + (f" ({tunnel.vantage_reason})" if tunnel.vantage_reason else "")
         )
-        console.print(_originator_table(tunnel))
+        for o in tunnel.originators:
+            _summary(o, console)
         for o in tunnel.originators:
             console.print()
-            console.print(
-                f"  Keepalive timeline of {o.address} (period {o.period:g} s, retries {o.retries}):"
-            )
-            for note in o.notes:
-                console.print(f"  [yellow]note:[/yellow] {note}")
-            if o.variants:
-                console.print(f"  variants: {', '.join(o.variants)}")
-            table = Table(show_edge=False, pad_edge=False, box=None)
+            console.print(f"  Timeline of {o.address}:")
+            table = Table(show_edge=False, pad_edge=True, box=None)
             for column in ("time (UTC)", "frame", "event", "counter", "line"):
-                table.add_column(column)
+                table.add_column(column, no_wrap=column != "event")
             for row in _timeline_rows(o, source.precision):
                 table.add_row(*row)
             console.print(table)

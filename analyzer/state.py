@@ -98,6 +98,17 @@ class KeepaliveMachine:
             transition = Transition(time, LineState.UP, 0, frame)
         return Step(self.counter, self.line_state, transition)
 
+    def send_many(self, time: float, count: int) -> Step:
+        """`count` ticks the capture does not show, the last at `time`, in one step.
+
+        Only for stretches where the line is already down: no transition can happen then,
+        and a multi-year gap stays one step instead of millions.
+        """
+        if self.line_state is LineState.UP or count < 1:
+            raise ValueError("send_many is only for ticks while the line is down")
+        self.counter += count
+        return Step(self.counter, self.line_state, None)
+
     def apply(self, event: Event) -> Step:
         """Feed one event."""
         if event.kind is EventKind.SEND:
@@ -112,17 +123,27 @@ def run(events: Iterable[Event], retries: int) -> Iterator[tuple[Event, Step]]:
         yield event, machine.apply(event)
 
 
-def missing_ticks(last_send: float, until: float, period: float, *, inclusive: bool) -> list[float]:
+def count_missing_ticks(last_send: float, until: float, period: float, *, inclusive: bool) -> int:
+    """How many ticks :func:`missing_ticks` would return, without listing them."""
+    if period <= 0 or until <= last_send:
+        return 0
+    limit = until if inclusive else until - period / 2
+    return max(math.floor((limit - last_send) / period + 1e-9), 0)
+
+
+def missing_ticks(
+    last_send: float, until: float, period: float, *, inclusive: bool, limit: int | None = None
+) -> list[float]:
     """Ticks a periodic sender made after `last_send` that a capture does not show.
 
     Between two observed sends (`inclusive=False`) a tick counts as missing when it falls
     more than half a period before the next observed send, so jitter never invents one.
     Up to the end of a capture (`inclusive=True`) every tick at or before `until` counts.
+    At most `limit` ticks are listed (the first ones).
     """
-    if period <= 0 or until <= last_send:
-        return []
-    limit = until if inclusive else until - period / 2
-    count = math.floor((limit - last_send) / period + 1e-9)
+    count = count_missing_ticks(last_send, until, period, inclusive=inclusive)
+    if limit is not None:
+        count = min(count, limit)
     return [last_send + period * k for k in range(1, count + 1)]
 
 
