@@ -47,6 +47,9 @@ MAX_RTT = 30.0
 DUPLICATE_WINDOW = 0.5
 # A reflection this fast means the capture was taken at the reflecting endpoint.
 REFLECTION_RTT_MS = 1.0
+# Gaps with more missing ticks than this list only those up to the down transition and one
+# row standing for the rest (an endpoint gone for years must not cost millions of rows).
+MAX_LISTED_TICKS = 1000
 
 TunnelId = tuple[tuple[str, str], int | None]
 
@@ -401,7 +404,7 @@ def _gap(
     the rest of a long gap is one entry standing for all of its ticks."""
     count = count_missing_ticks(previous, until, period, inclusive=inclusive)
     listed = retries + 1
-    if count <= listed + 1:
+    if count <= max(listed + 1, MAX_LISTED_TICKS):
         return [
             (t, 1, None, 1) for t in missing_ticks(previous, until, period, inclusive=inclusive)
         ]

@@ -29,14 +29,14 @@ def _cell(value: object) -> object:
 
 
 def write_csv(analysis: Analysis, stream: TextIO) -> None:
-    """Write the header and the rows, ordered by time within each originator."""
+    """Write the header and the rows of every originator, in time order."""
     writer = csv.writer(stream, lineterminator="\n")
     writer.writerow(COLUMNS)
     precision = analysis.source.precision
+    rows: list[tuple[float, int, tuple[object, ...]]] = []
     for tunnel in analysis.tunnels:
         name = " <-> ".join(tunnel.endpoints)
         for originator in tunnel.originators:
-            rows: list[tuple[float, int, tuple[object, ...]]] = []
             for event in originator.events:
                 rows.append(
                     (
@@ -83,6 +83,6 @@ def write_csv(analysis: Analysis, stream: TextIO) -> None:
                         ),
                     )
                 )
-            rows.sort(key=lambda row: (row[0], row[1]))
-            for _time, _order, row in rows:
-                writer.writerow([_cell(v) for v in row])
+    rows.sort(key=lambda row: (row[0], row[1]))
+    for _time, _order, row in rows:
+        writer.writerow([_cell(v) for v in row])

@@ -1,0 +1,200 @@
+"""The command line as a user meets it: exit status, one-line errors, inputs and outputs."""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from analyzer.cli import main
+
+ROOT = Path(__file__).resolve().parent.parent
+OUTAGE = ROOT / "captures" / "outage.pcap"
+HEALTHY = ROOT / "captures" / "healthy.pcap"
+
+
+def run_cli(*args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
+    """Run the real console entry point in a subprocess, as a user would."""
+    return subprocess.run(
+        [sys.executable, "-m", "analyzer", *args],
+        input=stdin,
+        capture_output=True,
+        timeout=120,
+        check=False,
+        cwd=ROOT,
+        env={**os.environ, "COLUMNS": "120"},
+    )
+
+
+def one_line_error(result: subprocess.CompletedProcess[bytes]) -> str:
+    err = result.stderr.decode()
+    assert "Traceback" not in err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    return lines[0]
+
+
+def test_not_a_capture_exits_2_with_one_line(tmp_path: Path) -> None:
+    bogus = tmp_path / "notes.pcap"
+    bogus.write_text("<html>not a capture</html>\n")
+    result = run_cli("analyze", str(bogus))
+    assert result.returncode == 2
+    assert "not a pcap or pcapng file" in one_line_error(result)
+
+
+def test_empty_file_exits_2(tmp_path: Path) -> None:
+    empty = tmp_path / "empty.pcap"
+    empty.write_bytes(b"")
+    result = run_cli("analyze", str(empty))
+    assert result.returncode == 2
+    one_line_error(result)
+
+
+def test_missing_file_exits_2(tmp_path: Path) -> None:
+    result = run_cli("analyze", str(tmp_path / "nope.pcap"))
+    assert result.returncode == 2
+    one_line_error(result)
+
+
+def test_directory_exits_2(tmp_path: Path) -> None:
+    result = run_cli("analyze", str(tmp_path))
+    assert result.returncode == 2
+    one_line_error(result)
+
+
+def test_bad_option_value_exits_2_with_one_line() -> None:
+    result = run_cli("analyze", str(OUTAGE), "--retries", "300")
+    assert result.returncode == 2
+    assert "out of range 1-255" in one_line_error(result)
+
+
+def test_bad_config_exits_2_with_one_line(tmp_path: Path) -> None:
+    config = tmp_path / "bad.toml"
+    config.write_text(
+        '[[tunnel]]\nsource = "192.0.2.1"\ndestination = "198.51.100.1"\nretries = 0\n'
+    )
+    result = run_cli("analyze", str(OUTAGE), "--config", str(config))
+    assert result.returncode == 2
+    one_line_error(result)
+
+
+def test_truncated_last_record_still_analyses_everything_before(tmp_path: Path) -> None:
+    data = OUTAGE.read_bytes()
+    cut = tmp_path / "cut.pcap"
+    cut.write_bytes(data[:-10])
+    out = tmp_path / "cut.json"
+    result = run_cli("analyze", str(cut), "--format", "json", "-o", str(out))
+    assert result.returncode == 0
+    assert "warning" in one_line_error(result)
+    document = json.loads(out.read_text())
+    assert document["source"]["packets"] == 1440  # 1441 frames, the last one cut
+    assert len(document["source"]["warnings"]) == 1
+
+
+def test_header_only_then_cut_mid_first_record_exits_2(tmp_path: Path) -> None:
+    cut = tmp_path / "cut.pcap"
+    cut.write_bytes(OUTAGE.read_bytes()[: 24 + 16 + 5])  # global header, one record header, 5 bytes
+    result = run_cli("analyze", str(cut))
+    assert result.returncode == 2
+
+
+def test_stdin_gives_the_same_analysis_as_the_file(tmp_path: Path) -> None:
+    from_file = run_cli("analyze", str(HEALTHY), "--format", "json")
+    from_stdin = run_cli("analyze", "-", "--format", "json", stdin=HEALTHY.read_bytes())
+    assert from_stdin.returncode == 0
+    file_doc, stdin_doc = json.loads(from_file.stdout), json.loads(from_stdin.stdout)
+    assert stdin_doc["tunnels"] == file_doc["tunnels"]
+
+
+def test_gzip_capture_gives_the_same_analysis(tmp_path: Path) -> None:
+    packed = tmp_path / "healthy.pcap.gz"
+    packed.write_bytes(gzip.compress(HEALTHY.read_bytes()))
+    plain = json.loads(run_cli("analyze", str(HEALTHY), "--format", "json").stdout)
+    zipped = json.loads(run_cli("analyze", str(packed), "--format", "json").stdout)
+    assert zipped["tunnels"] == plain["tunnels"]
+
+
+def test_fail_on_down_exits_3_when_a_line_went_down() -> None:
+    assert (
+        main(["analyze", str(OUTAGE), "--format", "json", "-o", os.devnull, "--fail-on-down"]) == 3
+    )
+
+
+def test_fail_on_down_exits_0_when_healthy() -> None:
+    assert (
+        main(["analyze", str(HEALTHY), "--format", "json", "-o", os.devnull, "--fail-on-down"]) == 0
+    )
+
+
+def test_json_document_has_the_contract_fields(tmp_path: Path) -> None:
+    out = tmp_path / "a.json"
+    assert main(["analyze", str(OUTAGE), "--format", "json", "-o", str(out)]) == 0
+    document = json.loads(out.read_text())
+    assert document["schema"] == "gre-keepalive.analysis/1"
+    assert {
+        "files",
+        "packets",
+        "gre_packets",
+        "keepalive_packets",
+        "malformed",
+        "start",
+        "end",
+    } <= set(document["source"])
+    tunnel = document["tunnels"][0]
+    assert {"endpoints", "key", "vantage", "originators", "diagnoses"} <= set(tunnel)
+    assert {
+        "address",
+        "peer",
+        "period",
+        "period_source",
+        "retries",
+        "retries_source",
+        "sent",
+        "returned",
+        "unanswered",
+        "rtt_ms",
+        "transitions",
+        "final_state",
+        "down_seconds",
+        "blackholed_packets",
+    } <= set(tunnel["originators"][0])
+    assert tunnel["endpoints"] == sorted(tunnel["endpoints"])
+
+
+def test_csv_has_one_row_per_keepalive_event_and_transition(tmp_path: Path) -> None:
+    out = tmp_path / "a.csv"
+    assert main(["analyze", str(OUTAGE), "--format", "csv", "-o", str(out)]) == 0
+    rows = list(csv.DictReader(io.StringIO(out.read_text())))
+    # 56 keepalive packets (each is one event row) + 8 extrapolated ticks + 4 transitions.
+    assert len(rows) == 56 + 8 + 4
+    assert [r["event"] for r in rows if r["event"].startswith("line-")] == [
+        "line-down",
+        "line-down",
+        "line-up",
+        "line-up",
+    ]
+
+
+def test_text_report_names_the_down_transition() -> None:
+    result = run_cli("analyze", str(OUTAGE), "--retries", "4")
+    assert result.returncode == 0
+    assert "LINE PROTOCOL DOWN (counter 4 ≥ retries 4)" in result.stdout.decode()
+
+
+def test_help_teaches_the_rules() -> None:
+    result = run_cli("analyze", "--help")
+    assert result.returncode == 0
+    assert "counter >= retries" in result.stdout.decode()
+
+
+@pytest.mark.parametrize("command", [["analyze"], []])
+def test_missing_arguments_exit_2(command: list[str]) -> None:
+    result = run_cli(*command)
+    assert result.returncode == 2
