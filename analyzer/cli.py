@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import NoReturn, TextIO
 
 from analyzer.analysis import Settings, analyze_frames
@@ -17,6 +18,12 @@ from analyzer.report_text import write_text
 from analyzer.state import MAX_PERIOD, MAX_RETRIES
 
 PROG = "gre-keepalive"
+
+# Further subcommands live in their own modules. Each exposes
+# `register(subparsers) -> None`, which adds its parser and sets `handler=` (a function
+# taking the parsed Namespace and returning the exit status). A registering module stays
+# light: heavy imports (textual, pcapy, …) happen inside the handler.
+COMMAND_MODULES: tuple[str, ...] = ()
 
 EXIT_OK = 0
 EXIT_USAGE = 2
@@ -147,6 +154,10 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="JSON",
         help="where to write the ground-truth timeline (default: PCAP with .truth.json)",
     )
+    analyze.set_defaults(handler=_analyze)
+    simulate.set_defaults(handler=_simulate)
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).register(sub)
     return parser
 
 
@@ -219,9 +230,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script."""
     args = build_parser().parse_args(argv)
     try:
-        if args.command == "analyze":
-            return _analyze(args)
-        return _simulate(args)
+        handler: Callable[[argparse.Namespace], int] = args.handler
+        return handler(args)
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:
