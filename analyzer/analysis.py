@@ -12,7 +12,7 @@ import statistics
 from array import array
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from itertools import pairwise
 
 from analyzer.capture import RawFrame
@@ -29,7 +29,8 @@ from analyzer.model import (
     TunnelResult,
     ValueSource,
 )
-from analyzer.packet import Decoded, FrameKind, InnerHeader, decode_frame
+from analyzer.packet import FrameKind, decode_frame
+from analyzer.pairing import OriginatorLog, Pairer, Reply, Request, TunnelId
 from analyzer.state import (
     DEFAULT_PERIOD,
     DEFAULT_RETRIES,
@@ -41,17 +42,11 @@ from analyzer.state import (
 )
 
 MAX_ERRORS_LISTED = 100
-# A reply later than this after its request is not its reply (IP IDs get reused).
-MAX_RTT = 30.0
-# The same keepalive seen twice this close together is one packet captured twice.
-DUPLICATE_WINDOW = 0.5
 # A reflection this fast means the capture was taken at the reflecting endpoint.
 REFLECTION_RTT_MS = 1.0
 # Gaps with more missing ticks than this list only those up to the down transition and one
 # row standing for the rest (an endpoint gone for years must not cost millions of rows).
 MAX_LISTED_TICKS = 1000
-
-TunnelId = tuple[tuple[str, str], int | None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,62 +58,12 @@ class Settings:
     retries: int | None = None  # --retries: likewise
 
 
-@dataclass(slots=True)
-class _Reply:
-    frame: int
-    time: float
-    src: str
-    dst: str
-    key: int | None
-    ip_id: int | None
-    ttl: int
-    payload_length: int
-    request: _Request | None = None
-
-
-@dataclass(slots=True)
-class _Request:
-    frame: int
-    time: float
-    tunnel: TunnelId
-    originator: str
-    peer: str
-    key: int | None
-    inner: InnerHeader
-    payload_length: int
-    reply: _Reply | None = None
-
-
-@dataclass(slots=True)
-class _Originator:
-    tunnel: TunnelId
-    address: str
-    peer: str
-    requests: list[_Request] = field(default_factory=list)
-    replies: list[_Reply] = field(default_factory=list)
-    duplicates: int = 0
-    variants: set[str] = field(default_factory=set)
-    inner_addresses: tuple[str, str] | None = None
-
-
-def _tunnel_id(a: str, b: str, key: int | None) -> TunnelId:
-    first, second = sorted((a, b))
-    return (first, second), key
-
-
 class _Collector:
     """The streaming pass: classify, pair, and remember only what the analysis needs."""
 
     def __init__(self, files: list[str]) -> None:
         self.source = SourceSummary(files=files)
-        self.originators: dict[tuple[TunnelId, str], _Originator] = {}
-        # (inner src, inner dst, inner IP ID) → requests waiting for their reply (IPv4)
-        self._pending: dict[tuple[str, str, int | None], list[_Request]] = {}
-        # (inner src, inner dst) → requests waiting for their reply (IPv6: paired by order)
-        self._pending6: dict[tuple[str, str], list[_Request]] = {}
-        self._answered: dict[tuple[str, str, int | None], _Request] = {}
-        # (inner src, inner dst, inner key) → the originator whose requests carry that header
-        self._inner_owner: dict[tuple[str, str, int | None], _Originator] = {}
+        self.pairer = Pairer()
         self.data_times: dict[tuple[str, str, int | None], array[float]] = {}
 
     def add(self, raw: RawFrame) -> None:
@@ -148,116 +93,9 @@ class _Collector:
             return
         source.keepalive_packets += 1
         if kind is FrameKind.REQUEST:
-            self._request(raw, decoded)
+            self.pairer.request(raw.number, raw.time, decoded)
         else:
-            self._reply(raw, decoded)
-
-    def _originator(self, tunnel: TunnelId, address: str, peer: str) -> _Originator:
-        found = self.originators.get((tunnel, address))
-        if found is None:
-            found = self.originators[(tunnel, address)] = _Originator(tunnel, address, peer)
-        return found
-
-    def _request(self, raw: RawFrame, decoded: Decoded) -> None:
-        inner = decoded.inner
-        assert inner is not None
-        tunnel = _tunnel_id(decoded.src, decoded.dst, decoded.key)
-        originator = self._originator(tunnel, decoded.src, decoded.dst)
-        request = _Request(
-            raw.number,
-            raw.time,
-            tunnel,
-            decoded.src,
-            decoded.dst,
-            decoded.key,
-            inner,
-            decoded.payload_length,
-        )
-        if inner.ip_version == 4:
-            waiting = self._pending.setdefault((inner.src, inner.dst, inner.ip_id), [])
-            if any(r.key == request.key and raw.time - r.time <= DUPLICATE_WINDOW for r in waiting):
-                originator.duplicates += 1
-                return
-        else:
-            waiting = self._pending6.setdefault((inner.src, inner.dst), [])
-        waiting.append(request)
-        originator.requests.append(request)
-        self._inner_owner[(inner.src, inner.dst, inner.key)] = originator
-        self._note_variants(originator, decoded, inner)
-
-    @staticmethod
-    def _note_variants(originator: _Originator, decoded: Decoded, inner: InnerHeader) -> None:
-        variants = originator.variants
-        if inner.metadata:
-            variants.add("cisco-metadata")
-        if inner.ip_version == 6:
-            variants.add("inner-ipv6")
-        if decoded.ip_version == 6:
-            variants.add("outer-ipv6")
-        if decoded.payload_length:
-            variants.add("payload")
-        if inner.key != decoded.key:
-            variants.add("inner-key-differs")
-        if (inner.src, inner.dst) != (decoded.dst, decoded.src):
-            variants.add("address-mismatch")
-            originator.inner_addresses = (inner.src, inner.dst)
-
-    def _reply(self, raw: RawFrame, decoded: Decoded) -> None:
-        reply = _Reply(
-            raw.number,
-            raw.time,
-            decoded.src,
-            decoded.dst,
-            decoded.key,
-            decoded.ip_id,
-            decoded.ttl,
-            decoded.payload_length,
-        )
-        request = self._match(reply)
-        if request is None:
-            duplicate_of = self._answered.get((reply.src, reply.dst, reply.ip_id))
-            if (
-                duplicate_of is not None
-                and duplicate_of.reply is not None
-                and reply.time - duplicate_of.reply.time <= DUPLICATE_WINDOW
-            ):
-                self._originator(duplicate_of.tunnel, duplicate_of.originator, "").duplicates += 1
-                return
-            owner = self._inner_owner.get((reply.src, reply.dst, reply.key))
-            if owner is None:
-                tunnel = _tunnel_id(reply.src, reply.dst, reply.key)
-                owner = self._originator(tunnel, reply.dst, reply.src)
-            owner.replies.append(reply)
-            return
-        request.reply = reply
-        reply.request = request
-        originator = self.originators[(request.tunnel, request.originator)]
-        originator.replies.append(reply)
-        if request.key != reply.key:
-            originator.variants.add("reply-key-differs")
-        if reply.ip_id is not None:
-            self._answered[(reply.src, reply.dst, reply.ip_id)] = request
-
-    def _match(self, reply: _Reply) -> _Request | None:
-        """The request this reply returns: same inner addresses and IP ID, key preferred."""
-        if reply.ip_id is not None:
-            waiting = self._pending.get((reply.src, reply.dst, reply.ip_id))
-        else:
-            waiting = self._pending6.get((reply.src, reply.dst))
-        if not waiting:
-            return None
-        candidates = [r for r in waiting if 0 <= reply.time - r.time <= MAX_RTT]
-        if not candidates:
-            return None
-        same_key = [r for r in candidates if r.inner.key == reply.key]
-        chosen = (same_key or candidates)[-1]
-        if reply.ip_id is None:
-            # IPv6 has no ID: the newest outstanding request is the one answered; the
-            # older ones were lost.
-            waiting[:] = [r for r in waiting if r.time > chosen.time]
-        else:
-            waiting.remove(chosen)
-        return chosen
+            self.pairer.reply(raw.number, raw.time, decoded)
 
 
 def infer_period(send_times: list[float]) -> float | None:
@@ -276,7 +114,7 @@ def infer_period(send_times: list[float]) -> float | None:
 
 
 def _resolve(
-    settings: Settings, originator: _Originator, inferred: float | None
+    settings: Settings, originator: OriginatorLog, inferred: float | None
 ) -> tuple[float, ValueSource, int, ValueSource, list[str]]:
     notes: list[str] = []
     config = settings.config
@@ -326,12 +164,12 @@ def _count_between(times: array[float] | None, start: float, end: float) -> int:
 
 
 def _timeline(
-    originator: _Originator, period: float, retries: int, capture_end: float
+    originator: OriginatorLog, period: float, retries: int, capture_end: float
 ) -> tuple[list[KeepaliveEvent], list[Transition], KeepaliveMachine, int]:
     """Run the state machine over sends (observed and extrapolated) and replies."""
     requests = sorted(originator.requests, key=lambda r: (r.time, r.frame))
     # (time, order, request or reply or None for an extrapolated tick, ticks it stands for)
-    items: list[tuple[float, int, _Request | _Reply | None, int]] = []
+    items: list[tuple[float, int, Request | Reply | None, int]] = []
     previous: float | None = None
     for request in requests:
         if previous is not None:
@@ -348,7 +186,7 @@ def _timeline(
     transitions: list[Transition] = []
     for time, order, item, ticks in items:
         if order == 1:
-            sent = item if isinstance(item, _Request) else None
+            sent = item if isinstance(item, Request) else None
             frame = sent.frame if sent else None
             if ticks > 1 and machine.line_state is LineState.DOWN:
                 step = machine.send_many(time, ticks)
@@ -377,7 +215,7 @@ def _timeline(
                 )
             )
         else:
-            assert isinstance(item, _Reply)
+            assert isinstance(item, Reply)
             step = machine.reply(time, item.frame)
             events.append(
                 KeepaliveEvent(
@@ -412,7 +250,7 @@ def _gap(
     return [(t, 1, None, 1) for t in ticks] + [(previous + period * count, 1, None, count - listed)]
 
 
-def _rtt_ms(request: _Request, reply: _Reply) -> float:
+def _rtt_ms(request: Request, reply: Reply) -> float:
     return round((reply.time - request.time) * 1000.0, 3)
 
 
@@ -506,7 +344,9 @@ def _vantage(originators: list[OriginatorResult]) -> tuple[str | None, str | Non
     return None, None
 
 
-def _finish(originator: _Originator, settings: Settings, collector: _Collector) -> OriginatorResult:
+def _finish(
+    originator: OriginatorLog, settings: Settings, collector: _Collector
+) -> OriginatorResult:
     capture_end = collector.source.end or 0.0
     send_times = sorted(r.time for r in originator.requests)
     inferred = infer_period(send_times)
@@ -554,8 +394,8 @@ def analyze_frames(
     for times in collector.data_times.values():
         if any(b < a for a, b in pairwise(times)):
             times[:] = array("d", sorted(times))
-    by_tunnel: dict[TunnelId, list[_Originator]] = {}
-    for (tunnel, _address), originator in collector.originators.items():
+    by_tunnel: dict[TunnelId, list[OriginatorLog]] = {}
+    for (tunnel, _address), originator in collector.pairer.originators.items():
         by_tunnel.setdefault(tunnel, []).append(originator)
     tunnels: list[TunnelResult] = []
     for tunnel, members in sorted(by_tunnel.items(), key=lambda item: _tunnel_sort_key(item[0])):
