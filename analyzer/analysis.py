@@ -34,19 +34,14 @@ from analyzer.pairing import OriginatorLog, Pairer, Reply, Request, TunnelId
 from analyzer.state import (
     DEFAULT_PERIOD,
     DEFAULT_RETRIES,
-    KeepaliveMachine,
     LineState,
     Transition,
-    count_missing_ticks,
-    missing_ticks,
 )
+from analyzer.timeline import OriginatorTimeline
 
 MAX_ERRORS_LISTED = 100
 # A reflection this fast means the capture was taken at the reflecting endpoint.
 REFLECTION_RTT_MS = 1.0
-# Gaps with more missing ticks than this list only those up to the down transition and one
-# row standing for the rest (an endpoint gone for years must not cost millions of rows).
-MAX_LISTED_TICKS = 1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,89 +160,46 @@ def _count_between(times: array[float] | None, start: float, end: float) -> int:
 
 def _timeline(
     originator: OriginatorLog, period: float, retries: int, capture_end: float
-) -> tuple[list[KeepaliveEvent], list[Transition], KeepaliveMachine, int]:
-    """Run the state machine over sends (observed and extrapolated) and replies."""
+) -> OriginatorTimeline:
+    """Run the state machine over sends (observed and extrapolated) and replies, in time order."""
+    timeline = OriginatorTimeline(period, retries)
     requests = sorted(originator.requests, key=lambda r: (r.time, r.frame))
-    # (time, order, request or reply or None for an extrapolated tick, ticks it stands for)
-    items: list[tuple[float, int, Request | Reply | None, int]] = []
-    previous: float | None = None
-    for request in requests:
-        if previous is not None:
-            items.extend(_gap(previous, request.time, period, retries, inclusive=False))
-        items.append((request.time, 1, request, 1))
-        previous = request.time
-    if previous is not None:
-        items.extend(_gap(previous, capture_end, period, retries, inclusive=True))
-    extrapolated = sum(item[3] for item in items if item[2] is None)
-    items.extend((reply.time, 2, reply, 1) for reply in originator.replies)
-    items.sort(key=lambda item: (item[0], item[1], item[2].frame if item[2] else 0))
-    machine = KeepaliveMachine(retries)
-    events: list[KeepaliveEvent] = []
-    transitions: list[Transition] = []
-    for time, order, item, ticks in items:
-        if order == 1:
-            sent = item if isinstance(item, Request) else None
-            frame = sent.frame if sent else None
-            if ticks > 1 and machine.line_state is LineState.DOWN:
-                step = machine.send_many(time, ticks)
-            else:
-                step = machine.send(time, frame)
-                if ticks > 1:
-                    later = (
-                        machine.send_many(time, ticks - 1)
-                        if machine.line_state is LineState.DOWN
-                        else None
-                    )
-                    step = later if later is not None else step
-            reply = sent.reply if sent else None
-            events.append(
-                KeepaliveEvent(
-                    time=time,
-                    frame=frame,
-                    role=KeepaliveRole.SENT if sent else KeepaliveRole.EXTRAPOLATED,
-                    ident=sent.inner.ip_id if sent else None,
-                    counter=step.counter,
-                    line_state=step.line_state,
-                    partner_frame=reply.frame if reply else None,
-                    rtt_ms=_rtt_ms(sent, reply) if sent and reply else None,
-                    reply_ttl=reply.ttl if reply else None,
-                    ticks=ticks,
-                )
-            )
+    replies = sorted(originator.replies, key=lambda r: (r.time, r.frame))
+    next_request = 0
+    for reply in replies:
+        while next_request < len(requests) and requests[next_request].time <= reply.time:
+            _send(timeline, requests[next_request])
+            next_request += 1
+        if next_request < len(requests):
+            timeline.extrapolate(requests[next_request].time, inclusive=False, before=reply.time)
         else:
-            assert isinstance(item, Reply)
-            step = machine.reply(time, item.frame)
-            events.append(
-                KeepaliveEvent(
-                    time=time,
-                    frame=item.frame,
-                    role=KeepaliveRole.RETURNED,
-                    ident=item.ip_id,
-                    counter=step.counter,
-                    line_state=step.line_state,
-                    partner_frame=item.request.frame if item.request else None,
-                    rtt_ms=_rtt_ms(item.request, item) if item.request else None,
-                    reply_ttl=item.ttl,
-                )
-            )
-        if step.transition is not None:
-            transitions.append(step.transition)
-    return events, transitions, machine, extrapolated
+            timeline.extrapolate(capture_end, inclusive=True, before=reply.time)
+        request = reply.request
+        timeline.returned(
+            reply.time,
+            reply.frame,
+            ident=reply.ip_id,
+            request_frame=request.frame if request else None,
+            rtt_ms=_rtt_ms(request, reply) if request else None,
+            reply_ttl=reply.ttl,
+        )
+    for request in requests[next_request:]:
+        _send(timeline, request)
+    timeline.extrapolate(capture_end, inclusive=True)
+    return timeline
 
 
-def _gap(
-    previous: float, until: float, period: float, retries: int, *, inclusive: bool
-) -> list[tuple[float, int, None, int]]:
-    """Extrapolated ticks after `previous`; past the point where the line must be down,
-    the rest of a long gap is one entry standing for all of its ticks."""
-    count = count_missing_ticks(previous, until, period, inclusive=inclusive)
-    listed = retries + 1
-    if count <= max(listed + 1, MAX_LISTED_TICKS):
-        return [
-            (t, 1, None, 1) for t in missing_ticks(previous, until, period, inclusive=inclusive)
-        ]
-    ticks = missing_ticks(previous, until, period, inclusive=inclusive, limit=listed)
-    return [(t, 1, None, 1) for t in ticks] + [(previous + period * count, 1, None, count - listed)]
+def _send(timeline: OriginatorTimeline, request: Request) -> None:
+    timeline.extrapolate(request.time, inclusive=False)
+    reply = request.reply
+    timeline.sent(
+        request.time,
+        request.frame,
+        ident=request.inner.ip_id,
+        reply_frame=reply.frame if reply else None,
+        rtt_ms=_rtt_ms(request, reply) if reply else None,
+        reply_ttl=reply.ttl if reply else None,
+    )
 
 
 def _rtt_ms(request: Request, reply: Reply) -> float:
@@ -351,7 +303,8 @@ def _finish(
     send_times = sorted(r.time for r in originator.requests)
     inferred = infer_period(send_times)
     period, period_source, retries, retries_source, notes = _resolve(settings, originator, inferred)
-    events, transitions, machine, extrapolated = _timeline(originator, period, retries, capture_end)
+    timeline = _timeline(originator, period, retries, capture_end)
+    events, transitions = timeline.events, timeline.transitions
     rtts = sorted(e.rtt_ms for e in events if e.role is KeepaliveRole.SENT and e.rtt_ms is not None)
     returned = sum(1 for r in originator.requests if r.reply is not None)
     data = collector.data_times.get((originator.address, originator.peer, originator.tunnel[1]))
@@ -367,12 +320,12 @@ def _finish(
         sent=len(originator.requests),
         returned=returned,
         unanswered=len(originator.requests) - returned,
-        extrapolated=extrapolated,
+        extrapolated=timeline.extrapolated,
         duplicates=originator.duplicates,
         rtt_ms=RttStats(rtts[0], round(statistics.median(rtts), 3), rtts[-1]) if rtts else None,
         transitions=transitions,
-        final_state=machine.line_state,
-        final_counter=machine.counter,
+        final_state=timeline.line_state,
+        final_counter=timeline.counter,
         down_seconds=_down_seconds(transitions, capture_end),
         blackholed_packets=_blackhole(events, transitions, data, period, capture_end),
         data_packets=len(data) if data is not None else 0,
