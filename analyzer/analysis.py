@@ -108,14 +108,27 @@ def infer_period(send_times: list[float]) -> float | None:
     return round(period, 3)
 
 
-def _resolve(
-    settings: Settings, originator: OriginatorLog, inferred: float | None
-) -> tuple[float, ValueSource, int, ValueSource, list[str]]:
+@dataclass(frozen=True, slots=True)
+class Resolved:
+    """The period and retries an originator runs with, and where each came from."""
+
+    period: float
+    period_source: ValueSource
+    retries: int
+    retries_source: ValueSource
+    notes: tuple[str, ...] = ()
+
+
+def resolve_settings(
+    settings: Settings, address: str, peer: str, key: int | None, inferred: float | None
+) -> Resolved:
+    """Period and retries of one originator: its config entry, then --period/--retries,
+    then the config file's [defaults], then the inferred period / the IOS defaults."""
     notes: list[str] = []
     config = settings.config
     entry = None
     if config is not None:
-        entry = config.lookup(originator.address, originator.peer, originator.tunnel[1])
+        entry = config.lookup(address, peer, key)
     period: tuple[float, ValueSource] | None = None
     retries: tuple[int, ValueSource] | None = None
     if entry is not None:
@@ -129,7 +142,7 @@ def _resolve(
                 period = (entry.period, ValueSource.CONFIG)
             if entry.retries is not None:
                 retries = (entry.retries, ValueSource.CONFIG)
-    file_period = config.default_period if config else None
+    file_period = config.default_period if config and config.default_period else None
     file_retries = config.default_retries if config else None
     cli_period = (settings.period, ValueSource.CLI) if settings.period is not None else None
     cli_retries = (settings.retries, ValueSource.CLI) if settings.retries is not None else None
@@ -149,7 +162,7 @@ def _resolve(
         )
     if retries is None:
         retries = (DEFAULT_RETRIES, ValueSource.DEFAULT)
-    return period[0], period[1], retries[0], retries[1], notes
+    return Resolved(period[0], period[1], retries[0], retries[1], tuple(notes))
 
 
 def _count_between(times: array[float] | None, start: float, end: float) -> int:
@@ -302,7 +315,11 @@ def _finish(
     capture_end = collector.source.end or 0.0
     send_times = sorted(r.time for r in originator.requests)
     inferred = infer_period(send_times)
-    period, period_source, retries, retries_source, notes = _resolve(settings, originator, inferred)
+    resolved = resolve_settings(
+        settings, originator.address, originator.peer, originator.tunnel[1], inferred
+    )
+    period, retries = resolved.period, resolved.retries
+    notes = list(resolved.notes)
     timeline = _timeline(originator, period, retries, capture_end)
     events, transitions = timeline.events, timeline.transitions
     rtts = sorted(e.rtt_ms for e in events if e.role is KeepaliveRole.SENT and e.rtt_ms is not None)
@@ -314,9 +331,9 @@ def _finish(
         address=originator.address,
         peer=originator.peer,
         period=period,
-        period_source=period_source,
+        period_source=resolved.period_source,
         retries=retries,
-        retries_source=retries_source,
+        retries_source=resolved.retries_source,
         sent=len(originator.requests),
         returned=returned,
         unanswered=len(originator.requests) - returned,
