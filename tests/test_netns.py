@@ -11,7 +11,10 @@ RECEIVE = (
     "import socket; s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.settimeout(5); "
     "s.bind(('{b}', 9999)); print(s.recvfrom(64)[0].decode())"
 )
-SEND = "import socket; socket.socket(socket.AF_INET, socket.SOCK_DGRAM).sendto(b'hello', ('{b}', 9999))"
+SEND = (
+    "import socket; "
+    "socket.socket(socket.AF_INET, socket.SOCK_DGRAM).sendto(b'hello', ('{b}', 9999))"
+)
 
 
 def test_veth_pair_carries_a_datagram() -> None:
