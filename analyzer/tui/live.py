@@ -1,0 +1,360 @@
+"""Live mode without the UI: run a frame source, track it, hand coalesced updates upward.
+
+"Attributes down, messages up": :class:`LiveFeeder` owns the source and the
+:class:`~analyzer.tracker.LiveTracker` in its own threads and calls ``post`` with a
+:class:`LiveUpdate` (the latest snapshot plus what happened since the previous one) at most
+every ``interval`` seconds, and at least every ``heartbeat`` seconds so times keep moving.
+:class:`LiveStore` folds updates into what the widgets draw, on the UI thread.
+Nothing here imports textual.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time as _time
+from bisect import insort
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import Any
+
+from analyzer.analysis import Settings
+from analyzer.capture import RawFrame
+from analyzer.packet import decode_frame
+from analyzer.sources import FrameSource, InterfaceNotice
+from analyzer.state import LineState
+from analyzer.tracker import LiveEvent, LiveEventKind, LiveTracker, OriginatorState
+from analyzer.tui.views import (
+    ChartPoint,
+    LogRow,
+    OriginatorView,
+    Series,
+    Snapshot,
+    TransitionView,
+    TunnelKey,
+    TunnelView,
+)
+
+LIVE_SCHEMA = "gre-keepalive.live/1"
+TICK = 0.25  # the tracker is advanced by the clock at least this often
+INTERVAL = 0.1  # at most ten updates a second reach the UI
+HEARTBEAT = 0.5  # and at least two, so clocks and "time down" keep moving
+BATCH = 2000  # frames handled between two looks at the clock
+
+
+@dataclass(frozen=True, slots=True)
+class LiveUpdate:
+    """The tracker's latest snapshot and everything that happened since the last update."""
+
+    time: float
+    states: tuple[OriginatorState, ...]
+    events: tuple[LiveEvent, ...] = ()
+    notices: tuple[InterfaceNotice, ...] = ()
+    frames: int = 0
+    ended: bool = False  # the source stopped yielding: the state is frozen from now on
+    error: str | None = None  # the source raised this
+
+
+@dataclass(frozen=True, slots=True)
+class _End:
+    error: str | None
+
+
+class LiveFeeder:
+    """A reader thread pulls the source into a queue; a tracker thread feeds the tracker,
+    advances it by the clock, and posts coalesced :class:`LiveUpdate` objects."""
+
+    def __init__(
+        self,
+        source: FrameSource,
+        settings: Settings,
+        post: Callable[[LiveUpdate], object],
+        *,
+        clock: Callable[[], float] = _time.time,
+        tick: float = TICK,
+        interval: float = INTERVAL,
+        heartbeat: float = HEARTBEAT,
+    ) -> None:
+        self.source = source
+        self.tracker = LiveTracker(settings)
+        self.post = post
+        self.clock = clock
+        self.tick = tick
+        self.interval = interval
+        self.heartbeat = heartbeat
+        self.stop_event = threading.Event()
+        self.posts = 0
+        self._queue: queue.Queue[RawFrame | InterfaceNotice | _End] = queue.Queue()
+        self._threads: list[threading.Thread] = []
+
+    def start(self) -> None:
+        """Start both threads (daemons: a source stuck in a system call cannot block exit)."""
+        self._threads = [
+            threading.Thread(target=self._read, name="gre-keepalive-source", daemon=True),
+            threading.Thread(target=self._process, name="gre-keepalive-tracker", daemon=True),
+        ]
+        for thread in self._threads:
+            thread.start()
+
+    def stop(self, timeout: float = 1.0) -> None:
+        """Ask the source and the tracker thread to stop, and wait a little for them."""
+        self.stop_event.set()
+        deadline = _time.monotonic() + timeout
+        for thread in self._threads:
+            thread.join(max(deadline - _time.monotonic(), 0.0))
+
+    def _read(self) -> None:
+        try:
+            for item in self.source(self.stop_event):
+                self._queue.put(item)
+                if self.stop_event.is_set():
+                    break
+        except Exception as exc:  # the UI shows it instead of dying with the thread
+            self._queue.put(_End(str(exc) or type(exc).__name__))
+        else:
+            self._queue.put(_End(None))
+
+    def _process(self) -> None:
+        tracker = self.tracker
+        events: list[LiveEvent] = []
+        notices: list[InterfaceNotice] = []
+        ended = False
+        error: str | None = None
+        frames = 0
+        next_tick = 0.0
+        last_post = -float("inf")
+        while not self.stop_event.is_set():
+            now = _time.monotonic()
+            due = last_post + (self.interval if events or notices else self.heartbeat)
+            wait = min(due, next_tick) - now
+            items: list[RawFrame | InterfaceNotice | _End] = []
+            try:
+                items.append(self._queue.get(timeout=min(max(wait, 0.005), self.tick)))
+                while len(items) < BATCH:
+                    items.append(self._queue.get_nowait())
+            except queue.Empty:
+                pass
+            for item in items:
+                if isinstance(item, RawFrame):
+                    frames += 1
+                    decoded = decode_frame(item.linktype, item.data)
+                    events.extend(tracker.feed(item.time, item.number, decoded))
+                elif isinstance(item, InterfaceNotice):
+                    notices.append(item)
+                else:
+                    ended, error = True, item.error
+            now = _time.monotonic()
+            post_due = ended or now - last_post >= (
+                self.interval if events or notices else self.heartbeat
+            )
+            if not (post_due or now >= next_tick):
+                continue
+            clock = self.clock()
+            # Advance by the clock only once every queued frame is fed, so a backlog is
+            # never overtaken by ticks declared missing; and always right before a
+            # snapshot, so an update's states are those at its time.
+            if not ended and self._queue.empty():
+                events.extend(tracker.advance(clock))
+                next_tick = now + self.tick
+            if post_due:
+                self.post(
+                    LiveUpdate(
+                        time=clock,
+                        states=tuple(tracker.snapshot(clock)),
+                        events=tuple(events),
+                        notices=tuple(notices),
+                        frames=frames,
+                        ended=ended,
+                        error=error,
+                    )
+                )
+                self.posts += 1
+                events, notices = [], []
+                last_post = now
+                if ended:
+                    return
+
+
+def log_row(event: LiveEvent) -> LogRow:
+    """A live event as an event-log row."""
+    return LogRow(
+        time=event.time,
+        kind=event.kind.value,
+        originator=event.originator,
+        peer=event.peer,
+        frame=event.frame,
+        ident=event.ident,
+        counter=event.counter,
+        line_state=event.line_state,
+        rtt_ms=event.rtt_ms if event.kind is LiveEventKind.RETURNED else None,
+    )
+
+
+def _view(state: OriginatorState) -> OriginatorView:
+    return OriginatorView(
+        endpoints=state.endpoints,
+        key=state.key,
+        address=state.address,
+        peer=state.peer,
+        line_state=state.line_state,
+        counter=state.counter,
+        retries=state.retries,
+        period=state.period,
+        period_source=state.period_source.value,
+        last_rtt_ms=state.last_rtt_ms,
+        sent=state.sent,
+        returned=state.returned,
+        extrapolated=state.extrapolated,
+        downs=state.downs,
+        down_seconds=state.down_seconds,
+        last_event=state.last_event,
+    )
+
+
+class LiveStore:
+    """What live mode shows, folded from updates: latest states, timelines, the log."""
+
+    def __init__(self, *, log_limit: int = 2000, points_limit: int = 4096) -> None:
+        self.log_limit = log_limit
+        self.now: float | None = None
+        self.states: tuple[OriginatorState, ...] = ()
+        self.frames = 0
+        self.ended = False
+        self.error: str | None = None
+        self.last_notice: InterfaceNotice | None = None
+        self.log: list[LogRow] = []  # in time order: a tick declared missing late slots in
+        self.events: deque[LiveEvent] = deque(maxlen=log_limit)
+        self._points_limit = points_limit
+        self._points: dict[tuple[TunnelKey, str], deque[ChartPoint]] = {}
+        self._transitions: dict[TunnelKey, list[TransitionView]] = {}
+
+    def apply(self, update: LiveUpdate) -> None:
+        """Fold one update in."""
+        self.now = update.time
+        self.states = update.states
+        self.frames = update.frames
+        retries = {(s.endpoints, s.key, s.address): s.retries for s in update.states}
+        for event in update.events:
+            self.events.append(event)
+            row = log_row(event)
+            row = replace(row, retries=retries.get((event.endpoints, event.key, event.originator)))
+            self._log(row)
+            tunnel = (event.endpoints, event.key)
+            points = self._points.get((tunnel, event.originator))
+            if points is None:
+                points = self._points[(tunnel, event.originator)] = deque(maxlen=self._points_limit)
+            points.append(ChartPoint(event.time, event.counter, event.line_state))
+            if event.kind in (LiveEventKind.DOWN, LiveEventKind.UP):
+                self._transitions.setdefault(tunnel, []).append(
+                    TransitionView(
+                        event.time,
+                        event.originator,
+                        LineState.DOWN if event.kind is LiveEventKind.DOWN else LineState.UP,
+                        event.counter,
+                        event.frame,
+                    )
+                )
+        for notice in update.notices:
+            self.last_notice = notice
+            self._log(LogRow(notice.time, "notice", message=notice.message))
+        if update.error is not None and self.error is None:
+            self.error = update.error
+            self._log(LogRow(update.time, "error", message=update.error))
+        if update.ended and not self.ended:
+            self.ended = True
+            if update.error is None:
+                self._log(LogRow(update.time, "notice", message="the capture source ended"))
+
+    def _log(self, row: LogRow) -> None:
+        insort(self.log, row, key=lambda r: r.time)
+        if len(self.log) > 2 * self.log_limit:
+            del self.log[: len(self.log) - self.log_limit]
+
+    def snapshot(self) -> Snapshot:
+        """The latest states as table rows, grouped by tunnel."""
+        tunnels: dict[TunnelKey, list[OriginatorView]] = {}
+        for state in self.states:
+            tunnels.setdefault((state.endpoints, state.key), []).append(_view(state))
+        return Snapshot(
+            self.now or 0.0,
+            tuple(
+                TunnelView(
+                    endpoints=endpoints,
+                    key=key,
+                    vantage=None,
+                    vantage_reason=None,
+                    originators=tuple(views),
+                    transitions=tuple(self._transitions.get((endpoints, key), ())),
+                )
+                for (endpoints, key), views in tunnels.items()
+            ),
+        )
+
+    def series(self, tunnel: TunnelKey) -> tuple[Series, ...]:
+        """The recent counter timeline of each originator of a tunnel."""
+        return tuple(
+            Series(
+                state.address,
+                state.peer,
+                state.retries,
+                tuple(self._points.get((tunnel, state.address), ())),
+            )
+            for state in self.states
+            if (state.endpoints, state.key) == tunnel
+        )
+
+    def window(self, tunnel: TunnelKey) -> tuple[float, float]:
+        """The stretch of time the charts show: up to forty periods (at least 10 s, at most
+        an hour) before now, from the first event kept."""
+        now = self.now or 0.0
+        periods = [s.period for s in self.states if (s.endpoints, s.key) == tunnel]
+        span = min(max(40 * max(periods, default=1.0), 10.0), 3600.0)
+        firsts = [
+            points[0].time for (key, _), points in self._points.items() if key == tunnel and points
+        ]
+        start = max(now - span, min(firsts, default=now - span))
+        return min(start, now - 10.0), now
+
+    def document(self, title: str) -> dict[str, Any]:
+        """The current snapshots as a JSON document (the `e` key in live mode)."""
+        return {
+            "schema": LIVE_SCHEMA,
+            "title": title,
+            "time": self.now,
+            "frames": self.frames,
+            "ended": self.ended,
+            "error": self.error,
+            "originators": [
+                {
+                    "endpoints": list(s.endpoints),
+                    "key": s.key,
+                    "address": s.address,
+                    "peer": s.peer,
+                    "line_state": s.line_state.value,
+                    "counter": s.counter,
+                    "retries": s.retries,
+                    "period": s.period,
+                    "period_source": s.period_source.value,
+                    "sent": s.sent,
+                    "returned": s.returned,
+                    "extrapolated": s.extrapolated,
+                    "last_rtt_ms": s.last_rtt_ms,
+                    "downs": s.downs,
+                    "down_seconds": s.down_seconds,
+                    "last_event": s.last_event,
+                    "transitions": [
+                        {
+                            "time": t.time,
+                            "state": t.state.value,
+                            "counter": t.counter,
+                            "frame": t.frame,
+                        }
+                        for t in self._transitions.get((s.endpoints, s.key), ())
+                        if t.originator == s.address
+                    ],
+                }
+                for s in self.states
+            ],
+            "events": [event.to_json() for event in self.events],
+        }

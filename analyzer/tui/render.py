@@ -1,0 +1,351 @@
+"""Rich text for the TUI's panes, from the plain snapshots of :mod:`analyzer.tui.views`.
+
+Pure functions of their arguments (no textual, no clock), so every pane can be checked
+without running the application.
+"""
+
+from __future__ import annotations
+
+import math
+import textwrap
+from bisect import bisect_right
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from rich.text import Text
+
+from analyzer.state import LineState
+from analyzer.tui.views import (
+    LogRow,
+    Series,
+    TransitionView,
+    TunnelView,
+    fmt_number,
+    fmt_utc,
+)
+
+BLOCKS = " ▁▂▃▄▅▆▇█"
+UP_STYLE = "bold green"
+DOWN_STYLE = "bold red"
+KIND_STYLES = {
+    "sent": "cyan",
+    "returned": "green",
+    "extrapolated": "yellow",
+    "down": "bold white on red",
+    "up": "bold black on green",
+    "notice": "bold magenta",
+    "error": "bold red",
+}
+DOWN_SHADE = "on #4a1418"
+CURSOR_SHADE = "on #30384a"
+
+
+def state_text(state: LineState | None) -> Text:
+    """`up` in green, `down` in red, `—` before the first event."""
+    if state is None:
+        return Text("—", style="dim")
+    return Text(state.value, style=UP_STYLE if state is LineState.UP else DOWN_STYLE)
+
+
+def offset_label(time: float, origin: float | None) -> str:
+    """`+50.000` seconds after `origin` (capture start), or the UTC clock time in live mode."""
+    if origin is None:
+        return fmt_utc(time, date=False, digits=3)
+    return f"+{time - origin:.3f}"
+
+
+# ---------------------------------------------------------------------------- the chart
+
+
+@dataclass(frozen=True, slots=True)
+class _Column:
+    value: int
+    down: bool
+    seen: bool
+
+
+def _columns(series: Series, start: float, end: float, count: int) -> list[_Column]:
+    """Per column of the window: the highest counter, and whether the line was down."""
+    points = series.points
+    step = (end - start) / count if end > start else 1.0
+    index = bisect_right(points, start, key=lambda p: p.time)
+    carry = points[index - 1] if index else None
+    columns: list[_Column] = []
+    for column in range(count):
+        last = column == count - 1
+        limit = start + (column + 1) * step
+        value = carry.counter if carry is not None else 0
+        down = carry is not None and carry.line_state is LineState.DOWN
+        seen = carry is not None
+        while index < len(points) and (
+            points[index].time < limit or (last and points[index].time <= end)
+        ):
+            point = points[index]
+            value = max(value, point.counter)
+            down = down or point.line_state is LineState.DOWN
+            seen = True
+            carry = point
+            index += 1
+        columns.append(_Column(value, down, seen))
+    return columns
+
+
+def _append_runs(line: Text, cells: list[tuple[str, str]]) -> None:
+    """Append characters, one span per run of equal style (cheap to draw)."""
+    run: list[str] = []
+    current = cells[0][1] if cells else ""
+    for char, style in cells:
+        if style != current:
+            line.append("".join(run), style=current or None)
+            run, current = [], style
+        run.append(char)
+    if run:
+        line.append("".join(run), style=current or None)
+
+
+def render_chart(
+    series: Series,
+    start: float,
+    end: float,
+    width: int,
+    height: int,
+    *,
+    cursor: float | None = None,
+    left_label: str = "",
+    right_label: str = "",
+) -> list[Text]:
+    """A bar chart of the counter over [start, end]: `height` rows and an axis row.
+
+    Each column is a slice of time showing the highest counter in it; the dashed line is
+    the retries threshold, columns where the line protocol was down are shaded red, the
+    cursor's column is highlighted and marked ▲ on the axis, and time after it is dimmed.
+    """
+    retries = max(series.retries, 1)
+    points = series.points
+    first = bisect_right(points, start, key=lambda p: p.time)
+    last = bisect_right(points, end, key=lambda p: p.time)
+    peak = max((p.counter for p in points[max(first - 1, 0) : last]), default=0)
+    top = max(retries + 1, min(peak, 2 * retries + 2))
+    gutter = len(str(top)) + 1
+    count = width - gutter
+    if count < 4 or height < 1:
+        return []
+    columns = _columns(series, start, end, count)
+    step = (end - start) / count if end > start else 1.0
+    cursor_column: int | None = None
+    if cursor is not None:
+        cursor_column = min(max(math.floor((cursor - start) / step), 0), count - 1)
+    eighths_per_unit = height * 8 / top
+    threshold = retries * eighths_per_unit
+    threshold_row = min(max(math.ceil(threshold / 8) - 1, 0), height - 1)
+    rows: list[Text] = []
+    for level in range(height - 1, -1, -1):
+        label = str(top) if level == height - 1 else str(retries) if level == threshold_row else ""
+        line = Text(f"{label:>{gutter - 1}}", style="dim")
+        line.append("┤" if label else "│", style="dim")
+        cells: list[tuple[str, str]] = []
+        for index, column in enumerate(columns):
+            filled = round(min(column.value, top) * eighths_per_unit) if column.seen else 0
+            fill = min(max(filled - 8 * level, 0), 8)
+            if fill:
+                char = BLOCKS[fill]
+                if column.down:
+                    style = "red"
+                elif column.value >= retries:
+                    style = "yellow"
+                else:
+                    style = "green"
+            elif level == threshold_row:
+                char, style = "╌", "yellow"
+            else:
+                char, style = " ", ""
+            if column.down:
+                style = f"{style} {DOWN_SHADE}"
+            if cursor_column is not None:
+                if index == cursor_column:
+                    style = f"{style} {CURSOR_SHADE}"
+                elif index > cursor_column:
+                    style = f"{style} dim"
+            cells.append((char, style.strip()))
+        _append_runs(line, cells)
+        rows.append(line)
+    axis = [" "] * count
+    for position, char in enumerate(left_label[:count]):
+        axis[position] = char
+    right = right_label[: max(count - len(left_label) - 1, 0)]
+    for position, char in enumerate(right):
+        axis[count - len(right) + position] = char
+    line = Text(" " * (gutter - 1) + "└", style="dim")
+    _append_runs(
+        line,
+        [
+            ("▲", "bold yellow") if index == cursor_column else (char, "dim")
+            for index, char in enumerate(axis)
+        ],
+    )
+    rows.append(line)
+    return rows
+
+
+# ---------------------------------------------------------------------------- the detail pane
+
+
+@dataclass(frozen=True, slots=True)
+class Detail:
+    """What the detail pane shows for the selected tunnel."""
+
+    tunnel: TunnelView
+    series: tuple[Series, ...]
+    transitions: tuple[TransitionView, ...]  # capture mode: all, those after `cursor` dimmed
+    window: tuple[float, float]
+    cursor: float
+    origin: float | None  # capture start (times as offsets); None in live mode (clock times)
+
+
+SEVERITY_STYLES = {"error": "bold red", "warning": "bold yellow", "info": "cyan"}
+
+
+def _diagnosis_lines(
+    diagnosis: Mapping[str, object], width: int, origin: float | None
+) -> list[Text]:
+    """`error leg-down +35.000: message…`, the message wrapped to the pane's width."""
+    severity = str(diagnosis.get("severity", "info"))
+    head = Text("  ")
+    head.append(severity, style=SEVERITY_STYLES.get(severity, "bold"))
+    code = diagnosis.get("code")
+    if code:
+        head.append(f" {code}", style="bold")
+    when = diagnosis.get("time")
+    if isinstance(when, int | float):
+        head.append(f" {offset_label(float(when), origin).strip()}", style="dim")
+    message = diagnosis.get("message")
+    if not isinstance(message, str):
+        message = ", ".join(f"{k}={v}" for k, v in diagnosis.items() if k != "severity")
+    lines = [head]
+    for part in textwrap.wrap(message, max(width - 4, 20)):
+        lines.append(Text(f"    {part}"))
+    return lines
+
+
+def render_detail(detail: Detail, width: int, chart_height: int = 4) -> list[Text]:
+    """Title, one counter chart per originator, the transitions and the diagnoses."""
+    tunnel = detail.tunnel
+    lines: list[Text] = []
+    title = Text(f"{tunnel.endpoints[0]} ↔ {tunnel.endpoints[1]}", style="bold")
+    title.append(f"  key {'none' if tunnel.key is None else tunnel.key}", style="dim")
+    if tunnel.vantage:
+        title.append(f"  captured near {tunnel.vantage}", style="dim")
+    lines.append(title)
+    start, end = detail.window
+    if detail.origin is None:
+        left, right = f"-{fmt_number(round(end - start, 1))} s", "now"
+    else:
+        left = f"+{fmt_number(round(start - detail.origin, 3))} s"
+        right = f"+{fmt_number(round(end - detail.origin, 3))} s"
+    views = {o.address: o for o in tunnel.originators}
+    # Live charts end at "now": no cursor to mark there.
+    chart_cursor = detail.cursor if detail.origin is not None else None
+    for series in detail.series:
+        view = views.get(series.address)
+        head = Text(f"{series.address} → {series.peer}  ", style="bold")
+        if view is not None:
+            head.append_text(state_text(view.line_state))
+            head.append(f"  counter {view.counter}/{view.retries}")
+        lines.append(head)
+        lines.extend(
+            render_chart(
+                series,
+                start,
+                end,
+                width,
+                chart_height,
+                cursor=chart_cursor,
+                left_label=left,
+                right_label=right,
+            )
+        )
+    lines.append(Text("Transitions", style="bold underline"))
+    if not detail.transitions:
+        lines.append(Text("  none", style="dim"))
+    pad = max((len(t.originator) for t in detail.transitions), default=0)
+    for transition in detail.transitions:
+        line = Text("  ")
+        line.append(f"{offset_label(transition.time, detail.origin):>12}")
+        line.append(f"  {transition.originator:<{pad}}  ")
+        line.append_text(state_text(transition.state))
+        line.append(f"{'':<{5 - len(transition.state.value)}} counter {transition.counter}")
+        line.append(
+            "  extrapolated" if transition.frame is None else f"  #{transition.frame}",
+            style="dim",
+        )
+        if transition.time > detail.cursor:
+            line.stylize("dim")
+        lines.append(line)
+    lines.append(Text("Diagnoses", style="bold underline"))
+    if not tunnel.diagnoses:
+        lines.append(Text("  none", style="dim"))
+    for diagnosis in tunnel.diagnoses:
+        lines.extend(_diagnosis_lines(diagnosis, width, detail.origin))
+    return lines
+
+
+# ---------------------------------------------------------------------------- the event log
+
+
+def render_log_row(row: LogRow, origin: float | None) -> Text:
+    """`+50.000  DOWN         192.0.2.1  3/3  #835` (live mode: the UTC clock time first)."""
+    if origin is None:
+        line = Text(fmt_utc(row.time, date=False, digits=3), style="dim")
+    else:
+        line = Text(f"{offset_label(row.time, origin):>8}", style="dim")
+    line.append("  ")
+    label = row.kind.upper() if row.kind in ("down", "up") else row.kind
+    line.append(f"{label:<12}", style=KIND_STYLES.get(row.kind, ""))
+    if row.kind in ("notice", "error"):
+        line.append(f" {row.message}")
+        return line
+    line.append(f" {row.originator:<15}")
+    if row.counter is not None:
+        retries = f"/{row.retries}" if row.retries is not None else ""
+        line.append(f"  {row.counter}{retries}")
+    if row.frame is not None:
+        line.append(f"  #{row.frame}", style="dim")
+    if row.ticks > 1:
+        line.append(f"  ×{row.ticks} ticks", style="dim")
+    if row.rtt_ms is not None:
+        line.append(f"  {row.rtt_ms:g} ms", style="dim")
+    return line
+
+
+# ---------------------------------------------------------------------------- the cursor bar
+
+
+def render_ruler(
+    start: float,
+    end: float,
+    cursor: float,
+    width: int,
+    downs: list[float],
+    ups: list[float],
+) -> Text:
+    """A one-line map of the capture: transitions as ▼ (down) / ▲ (up), the cursor as ●."""
+    if width < 3:
+        return Text()
+    cells: list[tuple[str, str]] = [("─", "dim")] * width
+    span = end - start
+
+    def position(time: float) -> int:
+        if span <= 0:
+            return 0
+        return min(max(round((time - start) / span * (width - 1)), 0), width - 1)
+
+    for index in range(position(cursor)):
+        cells[index] = ("━", "cyan")
+    for time in downs:
+        cells[position(time)] = ("▼", "bold red")
+    for time in ups:
+        cells[position(time)] = ("▲", "bold green")
+    cells[position(cursor)] = ("●", "bold yellow")
+    text = Text()
+    _append_runs(text, cells)
+    return text
