@@ -11,6 +11,9 @@ This is the analyzer's file-reading layer.  It only uses the standard library.
   Damage found part-way through (truncated last record, corrupt block, corrupt gzip data)
   ends the iteration after every good frame before it was yielded, and is reported in
   :attr:`CaptureReader.warnings` as :class:`ReadWarning` objects.
+* With ``follow=SECONDS`` a regular file that is still being written is read as it grows
+  (like ``tail -f``): reading waits at the end of the file and only ends once it has not
+  grown for that many seconds, or :meth:`CaptureReader.stop_following` is called.
 * :class:`PcapWriter` writes a standard little-endian classic pcap file.
 """
 
@@ -24,6 +27,7 @@ import os
 import stat
 import struct
 import sys
+import time
 import zlib
 from collections.abc import Generator, Iterator
 from dataclasses import dataclass
@@ -179,17 +183,41 @@ class _StreamError(Exception):
     """Internal: the underlying stream (or its gzip layer) failed while reading."""
 
 
+_FOLLOW_POLL: Final = 0.05  # seconds between looks at a followed file that has not grown
+
+
+class _Follower:
+    """When to give up waiting for a growing file: after ``timeout`` s without growth."""
+
+    def __init__(self, timeout: float) -> None:
+        self.timeout = timeout
+        self.stopped = False
+        self._last_growth = time.monotonic()
+
+    def grew(self) -> None:
+        self._last_growth = time.monotonic()
+
+    def wait(self) -> bool:
+        """Sleep a little; False when it is time to stop waiting (idle too long, or stopped)."""
+        if self.stopped or time.monotonic() - self._last_growth >= self.timeout:
+            return False
+        time.sleep(min(_FOLLOW_POLL, max(self.timeout, 0.0)))
+        return not self.stopped
+
+
 class _RawSource(io.RawIOBase):
     """Unbuffered reader over a binary stream that first replays already-peeked bytes.
 
     It never seeks, so it works on pipes.  ``consumed`` counts the bytes taken from the
-    underlying stream (the compressed size if the data is gzip'd).
+    underlying stream (the compressed size if the data is gzip'd).  With a ``follower``,
+    the end of the stream is not the end: it waits for more until the follower gives up.
     """
 
-    def __init__(self, stream: BinaryIO, prefix: bytes) -> None:
+    def __init__(self, stream: BinaryIO, prefix: bytes, follower: _Follower | None = None) -> None:
         super().__init__()
         self._stream = stream
         self._prefix = prefix
+        self._follower = follower
         self.consumed = len(prefix)
         self._fileio = stream if isinstance(stream, io.FileIO) else None
         # read1() returns what is available without waiting to fill the request, which
@@ -206,14 +234,21 @@ class _RawSource(io.RawIOBase):
             view[:n] = self._prefix[:n]
             self._prefix = self._prefix[n:]
             return n
-        if self._fileio is not None:
-            got = self._fileio.readinto(view)
-            n = got or 0
-        else:
-            reader = self._read1 if self._read1 is not None else self._stream.read
-            data = reader(len(view)) or b""
-            n = len(data)
-            view[:n] = data
+        while True:
+            if self._fileio is not None:
+                got = self._fileio.readinto(view)
+                n = got or 0
+            else:
+                reader = self._read1 if self._read1 is not None else self._stream.read
+                data = reader(len(view)) or b""
+                n = len(data)
+                view[:n] = data
+            if n or self._follower is None:
+                break
+            if not self._follower.wait():
+                return 0
+        if self._follower is not None:
+            self._follower.grew()
         self.consumed += n
         return n
 
@@ -249,8 +284,18 @@ class CaptureReader:
         total_bytes: size of the input file if known (None for stdin and pipes).
     """
 
-    def __init__(self, path: str | os.PathLike[str], *, stdin: BinaryIO | None = None) -> None:
-        """Open ``path`` ("-" for stdin, or the given ``stdin`` stream) and read its header."""
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        stdin: BinaryIO | None = None,
+        follow: float | None = None,
+    ) -> None:
+        """Open ``path`` ("-" for stdin, or the given ``stdin`` stream) and read its header.
+
+        ``follow``: keep reading a regular file as it grows, until it has not grown for
+        this many seconds (or :meth:`stop_following`); pipes are read to their end anyway.
+        """
         spec = os.fspath(path)
         self.name: str = "<stdin>" if spec == "-" else spec
         self.format: str = "pcap"
@@ -271,6 +316,8 @@ class CaptureReader:
         self._last_time = 0.0
         self._closed = False
         self._generator: Generator[RawFrame, None, None] | None = None
+        self._follow = follow
+        self._follower: _Follower | None = None
 
         # classic pcap state
         self._endian = "<"
@@ -296,7 +343,13 @@ class CaptureReader:
     def _open(self, spec: str, stdin: BinaryIO | None) -> None:
         stream: BinaryIO
         if spec == "-":
+            if stdin is None and sys.stdin is None:
+                raise self._fail("standard input is closed")
             stream = stdin if stdin is not None else sys.stdin.buffer
+            if self._follow is not None:
+                with contextlib.suppress(OSError, ValueError, AttributeError):
+                    if stat.S_ISREG(os.fstat(stream.fileno()).st_mode):
+                        self._follower = _Follower(self._follow)
         else:
             try:
                 stream = open(spec, "rb", buffering=0)  # noqa: SIM115 - closed by close()
@@ -317,6 +370,8 @@ class CaptureReader:
                 raise self._fail("is a directory")
             if stat.S_ISREG(info.st_mode):
                 self.total_bytes = info.st_size
+                if self._follow is not None:
+                    self._follower = _Follower(self._follow)
 
         # Peek the first bytes without seeking (stdin may be a pipe).
         prefix = b""
@@ -324,8 +379,12 @@ class CaptureReader:
             while len(prefix) < 4:
                 chunk = stream.read(4 - len(prefix))
                 if not chunk:
+                    if self._follower is not None and self._follower.wait():
+                        continue
                     break
                 prefix += chunk
+                if self._follower is not None:
+                    self._follower.grew()
         except IsADirectoryError:
             raise self._fail("is a directory") from None
         except PermissionError:
@@ -335,7 +394,7 @@ class CaptureReader:
         if not prefix:
             raise self._fail("empty file (0 bytes)")
 
-        self._raw = _RawSource(stream, prefix)
+        self._raw = _RawSource(stream, prefix, self._follower)
         self._buffered = io.BufferedReader(self._raw, _BUFFER_SIZE)
         if prefix[:2] == _GZIP_MAGIC:
             self.compressed = True
@@ -745,6 +804,16 @@ class CaptureReader:
     # ------------------------------------------------------------------ progress / closing
 
     @property
+    def following(self) -> bool:
+        """True while a growing file is being followed (``follow=`` on a regular file)."""
+        return self._follower is not None and not self._follower.stopped
+
+    def stop_following(self) -> None:
+        """Treat the current end of the file as its end (safe to call from a signal handler)."""
+        if self._follower is not None:
+            self._follower.stopped = True
+
+    @property
     def bytes_read(self) -> int:
         """Bytes consumed so far (of the compressed file if compressed), for progress bars."""
         if self.compressed and self._raw is not None:
@@ -781,12 +850,19 @@ class CaptureReader:
         )
 
 
-def open_capture(path: str | os.PathLike[str], *, stdin: BinaryIO | None = None) -> CaptureReader:
+def open_capture(
+    path: str | os.PathLike[str],
+    *,
+    stdin: BinaryIO | None = None,
+    follow: float | None = None,
+) -> CaptureReader:
     """Open a capture file (``"-"`` for stdin) and validate its header.
 
+    ``follow``: read a file that is still being written as it grows, until it has not
+    grown for that many seconds (see :class:`CaptureReader`).
     Raises :class:`CaptureError` (one line naming the file) if the input cannot be read.
     """
-    return CaptureReader(path, stdin=stdin)
+    return CaptureReader(path, stdin=stdin, follow=follow)
 
 
 class PcapWriter:

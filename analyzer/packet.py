@@ -28,10 +28,19 @@ LINKTYPE_LINUX_SLL2 = 276
 ETH_IPV4 = 0x0800
 ETH_IPV6 = 0x86DD
 ETH_CISCO_METADATA = 0x8909
-_VLAN_TYPES = frozenset({0x8100, 0x88A8, 0x9100})
+_VLAN_TYPES = frozenset({0x8100, 0x88A8, 0x9100, 0x9200})
+_MPLS_TYPES = frozenset({0x8847, 0x8848})
+_MAX_ETHERNET_LENGTH = 1500  # an Ethernet "type" up to this is an 802.3 length (LLC follows)
 IPPROTO_GRE = 47
 _IP_IN_IP = {4: 0x0800, 41: 0x86DD}
 _MAX_IP_IN_IP = 3
+
+# IPv6 extension headers walked to find the upper-layer protocol (RFC 8200 §4; RFC 7045):
+# these have a next-header byte and a length byte in 8-octet units not counting the first 8.
+_IP6_EXT_8 = frozenset({0, 43, 60, 135, 139, 140, 253, 254})
+_IP6_FRAGMENT = 44
+_IP6_AH = 51  # length in 4-octet units, not counting the first two
+_MAX_IP6_EXTENSIONS = 16
 
 GRE_C = 0x8000
 GRE_R = 0x4000
@@ -42,6 +51,9 @@ GRE_VERSION_MASK = 0x0007
 # Cisco MetaData (TrustSec inline tagging) behind GRE: next type, version, length,
 # option length/type, SGT — 8 bytes (as in real IOS captures and Wireshark's dissector).
 _CMD_LENGTH = 8
+
+# Reason prefix of a frame the decoder itself failed on (a bug: tests assert it never shows).
+DECODER_ERROR = "internal decoder error"
 
 
 class FrameKind(StrEnum):
@@ -93,7 +105,17 @@ class _Malformed(Exception):
 
 
 class _Ethernet(dpkt.ethernet.Ethernet):  # type: ignore[misc]
+    """The 14-byte Ethernet header only.
+
+    dpkt's own unpack guesses at 802.3/LLC, Novell raw, Cisco ISL (recursively, once per
+    26 bytes) and MPLS; on hostile bytes that raised KeyError or RecursionError. VLAN
+    tags and MPLS labels are taken off by :func:`_link_payload` instead.
+    """
+
     _typesw: ClassVar[dict[int, type]] = {}
+
+    def unpack(self, buf: bytes) -> None:
+        dpkt.Packet.unpack(self, buf)
 
 
 class _SLL(dpkt.sll.SLL):  # type: ignore[misc]
@@ -109,7 +131,16 @@ class _IPv4(dpkt.ip.IP):  # type: ignore[misc]
 
 
 class _IPv6(dpkt.ip6.IP6):  # type: ignore[misc]
+    """The fixed 40-byte IPv6 header only; extension headers are walked by :func:`_ip6_chain`.
+
+    dpkt's own walk leaves `p` unset after an ESP header (AttributeError), counts an AH
+    header as long as the rest of the packet and trusts lengths beyond the captured bytes.
+    """
+
     _protosw: ClassVar[dict[int, type]] = {}
+
+    def unpack(self, buf: bytes) -> None:
+        dpkt.Packet.unpack(self, buf)
 
 
 class _GreBase(dpkt.Packet):  # type: ignore[misc]
@@ -148,8 +179,9 @@ def _link_payload(linktype: int, data: bytes) -> tuple[int, bytes] | None:
     ethertype: int
     if linktype == LINKTYPE_ETHERNET:
         eth = _Ethernet(data)
-        ethertype = getattr(eth, "_next_type", None) or eth.type
-        payload = eth.data
+        ethertype, payload = eth.type, eth.data
+        if ethertype <= _MAX_ETHERNET_LENGTH:
+            return None  # IEEE 802.3 with an LLC header: no IP for us
     elif linktype == LINKTYPE_LINUX_SLL:
         sll = _SLL(data)
         ethertype, payload = sll.ethtype, sll.data
@@ -172,10 +204,23 @@ def _link_payload(linktype: int, data: bytes) -> tuple[int, bytes] | None:
         payload = data[4:]
     else:
         return None
-    # Tags the link-layer class did not take off (SLL, a third Ethernet tag).
-    while ethertype in _VLAN_TYPES and len(payload) >= 4:
+    # 802.1Q/802.1ad tags (any number, on any link type), then an MPLS label stack.
+    while ethertype in _VLAN_TYPES:
+        if len(payload) < 4:
+            raise _Malformed("VLAN tag truncated")
         ethertype = struct.unpack("!H", payload[2:4])[0]
         payload = payload[4:]
+    if ethertype in _MPLS_TYPES:
+        while True:
+            if len(payload) < 4:
+                raise _Malformed("MPLS label stack truncated")
+            bottom = payload[2] & 0x01
+            payload = payload[4:]
+            if bottom:
+                break
+        # MPLS does not say what it carries: IP by its version nibble, else not ours.
+        version = payload[0] >> 4 if payload else 0
+        ethertype = {4: ETH_IPV4, 6: ETH_IPV6}.get(version, 0)
     return ethertype, bytes(payload)
 
 
@@ -212,28 +257,58 @@ def _ip(ethertype: int, data: bytes) -> _Ip | None:
             raise _Malformed("IPv6 header truncated")
         if data[0] >> 4 != 6:
             raise _Malformed(f"IPv6 ethertype but IP version {data[0] >> 4}")
-        try:
-            ip6 = _IPv6(data)
-        except (dpkt.UnpackError, struct.error, IndexError, KeyError) as exc:
-            raise _Malformed(
-                f"IPv6 extension headers undecodable ({exc.__class__.__name__})"
-            ) from exc
-        fragment = 44 in ip6.extension_hdrs
-        ext_length = sum(len(ext) for ext in ip6.all_extension_headers)
-        declared = (ip6.plen or len(data) - 40) - ext_length
+        ip6 = _IPv6(data)
+        declared = ip6.plen or len(data) - 40  # 0: jumbogram or segmentation offload
+        protocol, ext_length, fragment = _ip6_chain(ip6.nxt, data[40 : 40 + declared])
         return _Ip(
             src=socket.inet_ntop(socket.AF_INET6, ip6.src),
             dst=socket.inet_ntop(socket.AF_INET6, ip6.dst),
             version=6,
             ip_id=None,
             ttl=ip6.hlim,
-            length=(ip6.plen or len(data) - 40) + 40,
-            protocol=ip6.p,
+            length=declared + 40,
+            protocol=protocol,
             fragment=fragment,
-            payload=bytes(ip6.data),
-            payload_declared=declared,
+            payload=data[40 + ext_length : 40 + declared],
+            payload_declared=declared - ext_length,
         )
     return None
+
+
+def _ip6_chain(next_header: int, data: bytes) -> tuple[int, int, bool]:
+    """Walk IPv6 extension headers: (upper-layer protocol, their total length, fragment?).
+
+    Stops at a fragment header that is a real fragment (offset or M set), returning the
+    protocol it names: what follows is not a whole upper-layer packet. ESP, "no next
+    header" and unknown values end the walk.
+    """
+    offset = 0
+    for _ in range(_MAX_IP6_EXTENSIONS):
+        if next_header == _IP6_FRAGMENT:
+            if len(data) < offset + 8:
+                raise _Malformed("IPv6 fragment header truncated")
+            if struct.unpack("!H", data[offset + 2 : offset + 4])[0] & 0xFFF9:
+                return data[offset], offset + 8, True  # the fragmented packet's protocol
+            length = 8  # an atomic fragment (RFC 6946) is a whole packet
+        elif next_header == _IP6_AH or next_header in _IP6_EXT_8:
+            if len(data) < offset + 2:
+                raise _Malformed(f"IPv6 extension header {next_header} truncated")
+            if next_header == _IP6_AH:
+                length = (data[offset + 1] + 2) * 4
+            else:
+                length = (data[offset + 1] + 1) * 8
+            if len(data) < offset + length:
+                raise _Malformed(
+                    f"IPv6 extension header {next_header} truncated "
+                    f"({len(data) - offset} of {length} bytes)"
+                )
+        else:
+            return next_header, offset, False
+        next_header = data[offset]
+        offset += length
+    if next_header in _IP6_EXT_8 or next_header in (_IP6_FRAGMENT, _IP6_AH):
+        raise _Malformed(f"more than {_MAX_IP6_EXTENSIONS} IPv6 extension headers")
+    return next_header, offset, False
 
 
 def _internet_checksum(data: bytes) -> int:
@@ -332,6 +407,10 @@ def decode_frame(linktype: int, data: bytes) -> Decoded:
         return Decoded(FrameKind.MALFORMED, reason=str(exc))
     except (dpkt.UnpackError, struct.error, IndexError, ValueError) as exc:
         return Decoded(FrameKind.MALFORMED, reason=f"undecodable ({exc.__class__.__name__}: {exc})")
+    except Exception as exc:  # a decoder bug must cost one frame, never the whole analysis
+        return Decoded(
+            FrameKind.MALFORMED, reason=f"{DECODER_ERROR} ({exc.__class__.__name__}: {exc})"
+        )
 
 
 def _decode(linktype: int, data: bytes) -> Decoded:
