@@ -23,7 +23,7 @@ PROG = "gre-keepalive"
 # `register(subparsers) -> None`, which adds its parser and sets `handler=` (a function
 # taking the parsed Namespace and returning the exit status). A registering module stays
 # light: heavy imports (textual, pcapy, …) happen inside the handler.
-COMMAND_MODULES: tuple[str, ...] = ("analyzer.probe", "analyzer.tui.command")
+COMMAND_MODULES: tuple[str, ...] = ("analyzer.lua_export", "analyzer.probe", "analyzer.tui.command")
 
 EXIT_OK = 0
 EXIT_USAGE = 2
