@@ -22,6 +22,8 @@ from analyzer.state import LineState, Transition
 from analyzer.timeline import OriginatorTimeline
 
 RECENT_SENDS = 16  # send times kept per originator to infer its period
+MIN_SENDS_TO_INFER = 3  # two intervals before a live period is believed
+MIN_INFERRED_PERIOD = 1.0
 
 
 class LiveEventKind(StrEnum):
@@ -159,9 +161,11 @@ class LiveTracker:
     def _sent(self, request: Request) -> list[LiveEvent]:
         tracked = self._get(request.tunnel, request.originator, request.peer)
         tracked.send_times.append(request.time)
-        if not tracked.period_fixed:
+        if not tracked.period_fixed and len(tracked.send_times) >= MIN_SENDS_TO_INFER:
             inferred = infer_period(sorted(tracked.send_times))
-            if inferred is not None:
+            # No vendor sends keepalives faster than once a second; a burst of requests
+            # (a test tool, a replay) must not become a millisecond period.
+            if inferred is not None and inferred >= MIN_INFERRED_PERIOD:
                 tracked.timeline.period = inferred
                 tracked.period_source = ValueSource.INFERRED
         made = tracked.timeline.extrapolate(request.time, inclusive=False)

@@ -78,3 +78,15 @@ def test_returned_keepalive_event_carries_rtt() -> None:
         0,
     )
     assert event.to_json()["event"] == "returned"
+
+
+def test_a_burst_of_requests_does_not_become_a_millisecond_period() -> None:
+    tracker = LiveTracker()
+    for i in range(5):
+        request = build_keepalive_request(
+            "192.0.2.1", "198.51.100.1", outer_id=2 * i + 2, inner_id=2 * i + 1
+        )
+        tracker.feed(0.001 * i, i + 1, decode_frame(101, request))
+    (state,) = tracker.snapshot(0.005)
+    assert state.period == 10.0  # the IOS default stands; nothing was extrapolated
+    assert tracker.advance(1.0) == []
