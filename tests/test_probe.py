@@ -449,6 +449,12 @@ def _metrics(pair: VethPair, namespace: str, url: str) -> dict[tuple[str, frozen
     return values
 
 
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _series(local: str, remote: str, **extra: str) -> frozenset[str]:
     labels = {"local": local, "remote": remote, "key": "", **extra}
     return frozenset(f'{name}="{value}"' for name, value in labels.items())
@@ -464,9 +470,11 @@ def test_reflector_refuses_non_keepalives_and_rate_limits_a_flood() -> None:
             (pair.ns_b, f"--local {b} --remote {a} {reflector} --metrics-port 0".split()),
         ) as (probe_b,):
             url = probe_b.events[0]["metrics"]
+            cpu_before = _cpu_seconds(probe_b.process.pid)
             result = pair.run(pair.ns_a, [sys.executable, "-c", CRAFT, a, b, "9"], cwd=ROOT)
             crafted = json.loads(result.stdout)
             probe_b.wait_for(lambda e: e["event"] == "dropped" and e["reason"] == "rate-limit", 5)
+            cpu_used = _cpu_seconds(probe_b.process.pid) - cpu_before
             metrics = _metrics(pair, pair.ns_b, url)
         assert probe_b.process.returncode == 0, probe_b.stderr
 
@@ -503,9 +511,12 @@ def test_reflector_refuses_non_keepalives_and_rate_limits_a_flood() -> None:
         assert summary["dropped_unattributed"] == {"unknown-peer": 1}
         reflected_events = [e for e in probe_b.events if e["event"] == "reflected"]
         assert len(reflected_events) == reflected
+        # The flood costs the reflector a bounded amount of work per packet: well under a
+        # millisecond of CPU each (decode, check, drop), however many arrive.
+        assert cpu_used < 0.5, f"{cpu_used:.3f} s of CPU for {len(crafted['gre'])} packets"
         MEASURED.append(
             f"flood: {len(returned)} of 500 reflected in {crafted['duration']:.3f} s "
-            f"(bound {bound:.1f})"
+            f"(bound {bound:.1f}); reflector CPU {cpu_used:.3f} s"
         )
         print("\n" + MEASURED[-1])
 
