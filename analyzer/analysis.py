@@ -17,6 +17,7 @@ from itertools import pairwise
 
 from analyzer.capture import RawFrame
 from analyzer.config import KeepaliveConfig
+from analyzer.diagnose import DiagnoseOptions, diagnose, infer_retries, parse_setting, replay
 from analyzer.model import (
     Analysis,
     Blackhole,
@@ -26,11 +27,15 @@ from analyzer.model import (
     OriginatorResult,
     RttStats,
     SourceSummary,
+    Span,
+    Traits,
     TunnelResult,
     ValueSource,
 )
-from analyzer.packet import FrameKind, decode_frame
+from analyzer.packet import Decoded, FrameKind, decode_frame
 from analyzer.pairing import OriginatorLog, Pairer, Reply, Request, TunnelId
+from analyzer.profiles import PROFILES, Profile, ProfileSpec
+from analyzer.profiles import choose as choose_profile
 from analyzer.state import (
     DEFAULT_PERIOD,
     DEFAULT_RETRIES,
@@ -51,15 +56,25 @@ class Settings:
     config: KeepaliveConfig | None = None
     period: float | None = None  # --period: every endpoint not in the config file
     retries: int | None = None  # --retries: likewise
+    # Added by issue 7; the defaults leave the analysis as it was.
+    infer_retries: bool = False  # --retries infer: use retries read from the data traffic
+    flap_transitions: int = 4  # flapping: more than this many transitions …
+    flap_minutes: float = 5.0  # … within this many minutes
+    late_detection_packets: int = 100  # late-detection: blackholed packets (min) above this
+    what_if: str | None = None  # --what-if "keepalive 2 3"
+    profiles: ProfileSpec = ()  # --profile [ADDRESS=]NAME|auto, in order
+    diagnose: bool = True  # False: leave every tunnel's diagnoses empty
 
 
-class _Collector:
+class Collector:
     """The streaming pass: classify, pair, and remember only what the analysis needs."""
 
     def __init__(self, files: list[str]) -> None:
         self.source = SourceSummary(files=files)
         self.pairer = Pairer()
         self.data_times: dict[tuple[str, str, int | None], array[float]] = {}
+        self.data_frames: dict[tuple[str, str, int | None], array[int]] = {}
+        self.traits: dict[tuple[str, str, int | None], Traits] = {}
 
     def add(self, raw: RawFrame) -> None:
         source = self.source
@@ -81,16 +96,55 @@ class _Collector:
         if decoded.checksum_ok is False:
             source.checksum_errors += 1
         if kind is FrameKind.DATA:
-            times = self.data_times.get((decoded.src, decoded.dst, decoded.key))
+            flow = (decoded.src, decoded.dst, decoded.key)
+            times = self.data_times.get(flow)
             if times is None:
-                times = self.data_times[(decoded.src, decoded.dst, decoded.key)] = array("d")
+                times = self.data_times[flow] = array("d")
+                self.data_frames[flow] = array("q")
             times.append(raw.time)
+            self.data_frames[flow].append(raw.number)
             return
         source.keepalive_packets += 1
         if kind is FrameKind.REQUEST:
             self.pairer.request(raw.number, raw.time, decoded)
+            self._note_traits(decoded)
         else:
             self.pairer.reply(raw.number, raw.time, decoded)
+
+    def _note_traits(self, decoded: Decoded) -> None:
+        inner = decoded.inner
+        if inner is None:
+            return
+        flow = (decoded.src, decoded.dst, decoded.key)
+        traits = self.traits.get(flow)
+        if traits is None:
+            traits = self.traits[flow] = Traits()
+        traits.requests += 1
+        if (
+            inner.ip_id is not None
+            and decoded.ip_id is not None
+            and (decoded.ip_id - inner.ip_id) & 0xFFFF == 1
+        ):
+            traits.cisco_ip_ids += 1
+        for counts, value in (
+            (traits.outer_protocols, decoded.gre_protocol),
+            (traits.inner_versions, inner.ip_version),
+            (traits.inner_ttls, inner.ttl),
+            (traits.payload_lengths, decoded.payload_length),
+            (traits.outer_ttls, decoded.ttl),
+        ):
+            if value is not None:
+                counts[value] = counts.get(value, 0) + 1
+        traits.inner_keys[inner.key] = traits.inner_keys.get(inner.key, 0) + 1
+
+    def sort_data(self) -> None:
+        """Data times in time order (captures are nearly always in order already)."""
+        for flow, times in self.data_times.items():
+            if any(b < a for a, b in pairwise(times)):
+                frames = self.data_frames[flow]
+                order = sorted(range(len(times)), key=lambda i: (times[i], frames[i]))
+                times[:] = array("d", (times[i] for i in order))
+                frames[:] = array("q", (frames[i] for i in order))
 
 
 def infer_period(send_times: list[float]) -> float | None:
@@ -172,10 +226,18 @@ def _count_between(times: array[float] | None, start: float, end: float) -> int:
 
 
 def _timeline(
-    originator: OriginatorLog, period: float, retries: int, capture_end: float
+    originator: OriginatorLog,
+    period: float,
+    retries: int,
+    capture_end: float,
+    profile: Profile | None = None,
 ) -> OriginatorTimeline:
     """Run the state machine over sends (observed and extrapolated) and replies, in time order."""
-    timeline = OriginatorTimeline(period, retries)
+    timeline = (
+        OriginatorTimeline(period, retries)
+        if profile is None
+        else profile.timeline(period, retries)
+    )
     requests = sorted(originator.requests, key=lambda r: (r.time, r.frame))
     replies = sorted(originator.replies, key=lambda r: (r.time, r.frame))
     next_request = 0
@@ -199,6 +261,7 @@ def _timeline(
     for request in requests[next_request:]:
         _send(timeline, request)
     timeline.extrapolate(capture_end, inclusive=True)
+    timeline.advance(capture_end)  # timers of time-based profiles; nothing for IOS
     return timeline
 
 
@@ -241,9 +304,41 @@ def _blackhole(
     capture_end: float,
 ) -> Blackhole:
     """Data sent into the tunnel between the failure and the down transition or recovery."""
+    low = high = 0
+    for first_unanswered, start_max, end in blackhole_windows(
+        events, transitions, period, capture_end
+    ):
+        low += _count_between(data, first_unanswered, end)
+        high += _count_between(data, start_max, end)
+    return Blackhole(low, high)
+
+
+def blackhole_span(
+    events: list[KeepaliveEvent],
+    transitions: list[Transition],
+    period: float,
+    capture_end: float,
+) -> Span:
+    """How long the blackhole lasted, in seconds: `min` from the first unanswered send,
+    `max` from the last answered one (the same windows as the packet counts)."""
+    windows = blackhole_windows(events, transitions, period, capture_end)
+    return Span(
+        sum(end - first for first, _start, end in windows),
+        sum(end - start for _first, start, end in windows),
+    )
+
+
+def blackhole_windows(
+    events: list[KeepaliveEvent],
+    transitions: list[Transition],
+    period: float,
+    capture_end: float,
+) -> list[tuple[float, float, float]]:
+    """(first unanswered send, last answered send or that, end) of every failure episode:
+    the end is the down transition, else the first reply after it, else the capture's end."""
     sends = [e for e in events if e.role is not KeepaliveRole.RETURNED]
     replies = [e.time for e in events if e.role is KeepaliveRole.RETURNED]
-    low = high = 0
+    windows: list[tuple[float, float, float]] = []
     last_answered: float | None = None
     index = 0
     while index < len(sends):
@@ -280,9 +375,8 @@ def _blackhole(
                 continue
             end = capture_end
         start_max = last_answered if last_answered is not None else first_unanswered
-        low += _count_between(data, first_unanswered, end)
-        high += _count_between(data, start_max, end)
-    return Blackhole(low, high)
+        windows.append((first_unanswered, start_max, end))
+    return windows
 
 
 def _vantage(originators: list[OriginatorResult]) -> tuple[str | None, str | None]:
@@ -310,7 +404,7 @@ def _vantage(originators: list[OriginatorResult]) -> tuple[str | None, str | Non
 
 
 def _finish(
-    originator: OriginatorLog, settings: Settings, collector: _Collector
+    originator: OriginatorLog, settings: Settings, collector: Collector
 ) -> OriginatorResult:
     capture_end = collector.source.end or 0.0
     send_times = sorted(r.time for r in originator.requests)
@@ -319,21 +413,56 @@ def _finish(
         settings, originator.address, originator.peer, originator.tunnel[1], inferred
     )
     period, retries = resolved.period, resolved.retries
+    retries_source = resolved.retries_source
     notes = list(resolved.notes)
-    timeline = _timeline(originator, period, retries, capture_end)
+    flow = (originator.address, originator.peer, originator.tunnel[1])
+    choice = choose_profile(
+        settings.profiles,
+        originator.address,
+        collector.traits.get(flow),
+        inferred,
+        originator.inner_addresses,
+    )
+    profile = choice.profile
+    if not profile.originates:
+        notes.append(
+            f"profile {profile.name} never originates keepalives, but the capture shows this "
+            "endpoint sending them: analysed as Cisco IOS"
+        )
+        profile = PROFILES["cisco"]
+    if resolved.period_source is ValueSource.DEFAULT:
+        period = profile.default_period
+    if retries_source is ValueSource.DEFAULT:
+        retries = profile.default_retries
+    timeline = _timeline(originator, period, retries, capture_end, profile)
+    data = collector.data_times.get(flow)
+    data_frames = collector.data_frames.get(flow, array("q"))
+    # The counters after each tick do not depend on retries: one timeline serves the inference.
+    retries_inferred = infer_retries(
+        timeline.events, data if data is not None else array("d"), data_frames, period, capture_end
+    )
+    retries_confidence = None
+    if (
+        settings.infer_retries
+        and retries_source is ValueSource.DEFAULT
+        and retries_inferred is not None
+        and retries_inferred.retries is not None
+    ):
+        retries, retries_source = retries_inferred.retries, ValueSource.INFERRED
+        retries_confidence = retries_inferred.confidence
+        timeline = _timeline(originator, period, retries, capture_end, profile)
     events, transitions = timeline.events, timeline.transitions
     rtts = sorted(e.rtt_ms for e in events if e.role is KeepaliveRole.SENT and e.rtt_ms is not None)
     returned = sum(1 for r in originator.requests if r.reply is not None)
-    data = collector.data_times.get((originator.address, originator.peer, originator.tunnel[1]))
     if not originator.requests:
         notes.append("replies addressed to this endpoint were seen but none of its requests")
-    return OriginatorResult(
+    result = OriginatorResult(
         address=originator.address,
         peer=originator.peer,
         period=period,
         period_source=resolved.period_source,
         retries=retries,
-        retries_source=resolved.retries_source,
+        retries_source=retries_source,
         sent=len(originator.requests),
         returned=returned,
         unanswered=len(originator.requests) - returned,
@@ -350,20 +479,54 @@ def _finish(
         variants=sorted(originator.variants),
         events=events,
         notes=notes,
+        observed_period=inferred,
+        blackhole_seconds=blackhole_span(events, transitions, period, capture_end),
+        traits=collector.traits.get(flow),
+        data_times=data if data is not None else array("d"),
+        data_frames=data_frames,
+        retries_confidence=retries_confidence,
+        retries_inferred=retries_inferred,
+        profile=choice.profile.name,
+        profile_source=choice.source,
+        profile_evidence=list(choice.evidence),
+        hold_time=profile.hold_time(period, retries),
     )
+    if settings.what_if is not None:
+        what_period, what_retries = parse_setting(settings.what_if)
+
+        def factory(p: float, r: int) -> OriginatorTimeline:
+            return profile.timeline(p, r, keep_events=False)
+
+        result.what_if = replay(
+            result,
+            what_period,
+            what_retries,
+            capture_end,
+            factory=factory,
+            baseline_factory=factory,
+            hold_time=profile.hold_time(what_period, what_retries),
+        )
+    return result
 
 
 def analyze_frames(
     frames: Iterable[RawFrame], settings: Settings | None = None, *, files: list[str] | None = None
 ) -> Analysis:
     """Analyse frames (in capture order) and return every tunnel's keepalive timeline."""
-    settings = settings or Settings()
-    collector = _Collector(files or [])
+    return analyze_collected(collect_frames(frames, files or []), settings or Settings())
+
+
+def collect_frames(frames: Iterable[RawFrame], files: list[str]) -> Collector:
+    """The streaming pass over one capture (see :func:`analyze_collected`)."""
+    collector = Collector(files)
     for raw in frames:
         collector.add(raw)
-    for times in collector.data_times.values():
-        if any(b < a for a, b in pairwise(times)):
-            times[:] = array("d", sorted(times))
+    collector.sort_data()
+    return collector
+
+
+def analyze_collected(collector: Collector, settings: Settings) -> Analysis:
+    """Every tunnel's keepalive timeline from a finished streaming pass, with diagnoses."""
     by_tunnel: dict[TunnelId, list[OriginatorLog]] = {}
     for (tunnel, _address), originator in collector.pairer.originators.items():
         by_tunnel.setdefault(tunnel, []).append(originator)
@@ -378,8 +541,28 @@ def analyze_frames(
             len(collector.data_times.get((a, b, key), ()))
             for a, b in (endpoints, (endpoints[1], endpoints[0]))
         )
-        tunnels.append(TunnelResult(endpoints, key, vantage, reason, results, data_packets))
-    return Analysis(collector.source, tunnels)
+        result = TunnelResult(endpoints, key, vantage, reason, results, data_packets)
+        for a, b in (endpoints, (endpoints[1], endpoints[0])):
+            if (a, b, key) in collector.data_times:
+                result.data_times[a] = collector.data_times[(a, b, key)]
+                result.data_frames[a] = collector.data_frames[(a, b, key)]
+        tunnels.append(result)
+    analysis = Analysis(collector.source, tunnels)
+    if settings.diagnose:
+        diagnose(analysis, diagnose_options(settings))
+    return analysis
+
+
+def diagnose_options(settings: Settings) -> DiagnoseOptions:
+    """The diagnosis thresholds the settings carry."""
+    return DiagnoseOptions(
+        flap_transitions=settings.flap_transitions,
+        flap_minutes=settings.flap_minutes,
+        late_detection_packets=settings.late_detection_packets,
+        linux_reflectors=tuple(
+            where for where, name in settings.profiles if name == "linux-reflector"
+        ),
+    )
 
 
 def _tunnel_sort_key(tunnel: TunnelId) -> tuple[tuple[str, str], int]:

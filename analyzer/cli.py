@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
+import signal
 import sys
-from collections.abc import Callable, Sequence
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from types import FrameType
 from typing import NoReturn, TextIO
 
 from analyzer.analysis import Settings, analyze_frames
 from analyzer.capture import CaptureError, open_capture
-from analyzer.config import ConfigError, load_config
+from analyzer.config import ConfigError, KeepaliveConfig, load_config
 from analyzer.model import Analysis
 from analyzer.report_csv import write_csv
 from analyzer.report_json import write_json
@@ -23,7 +27,12 @@ PROG = "gre-keepalive"
 # `register(subparsers) -> None`, which adds its parser and sets `handler=` (a function
 # taking the parsed Namespace and returning the exit status). A registering module stays
 # light: heavy imports (textual, pcapy, …) happen inside the handler.
-COMMAND_MODULES: tuple[str, ...] = ("analyzer.lua_export", "analyzer.probe", "analyzer.tui.command")
+COMMAND_MODULES: tuple[str, ...] = (
+    "analyzer.lua_export",
+    "analyzer.probe",
+    "analyzer.tui.command",
+    "analyzer.watch",
+)
 
 EXIT_OK = 0
 EXIT_USAGE = 2
@@ -49,7 +58,24 @@ def _period(text: str) -> float:
     return value
 
 
-def _retries(text: str) -> int:
+DEFAULT_FOLLOW_TIMEOUT = 5.0
+
+
+def _follow_timeout(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"follow timeout must be a number of seconds, not {text!r}"
+        ) from None
+    if not 0 <= value <= 86400:
+        raise argparse.ArgumentTypeError(f"follow timeout {text} out of range 0-86400 seconds")
+    return value
+
+
+def _retries(text: str) -> int | str:
+    if text == "infer":
+        return text
     try:
         value = int(text)
     except ValueError:
@@ -77,6 +103,7 @@ examples:
   gre-keepalive analyze wan.pcap
   gre-keepalive analyze wan.pcapng.gz --config router-a.cfg --format json -o result.json
   tcpdump -i eth0 -w - 'ip proto 47' | gre-keepalive analyze - --period 5 --retries 4
+  gre-keepalive analyze wan.pcap --follow      # while tcpdump -w wan.pcap is still writing
 
 exit status: 0 analysed; 2 unreadable input or bad usage; 3 with --fail-on-down when a
 line protocol went down.
@@ -103,6 +130,13 @@ def build_parser() -> argparse.ArgumentParser:
         "capture", help="pcap or pcapng file, optionally gzip-compressed; '-' reads stdin"
     )
     analyze.add_argument(
+        "peer_capture",
+        nargs="?",
+        metavar="CAPTURE_B",
+        help="a capture taken at the tunnel's other end: the two are merged (clock offset "
+        "from request/reply pairs) and every lost keepalive is placed on the leg it died on",
+    )
+    analyze.add_argument(
         "--config",
         metavar="FILE",
         help="router configuration: Cisco IOS running-config text (interface Tunnel blocks) "
@@ -119,8 +153,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--retries",
         type=_retries,
         metavar="N",
-        help="keepalive retries for every endpoint not in --config (default 3)",
+        help="keepalive retries for every endpoint not in --config (default 3); 'infer': "
+        "read them from when each endpoint's data traffic stops after its keepalives fail",
     )
+    _add_diagnosis_options(analyze)
     analyze.add_argument(
         "--format",
         choices=("text", "json", "csv"),
@@ -139,6 +175,20 @@ def build_parser() -> argparse.ArgumentParser:
         choices=("auto", "always", "never"),
         default="auto",
         help="colour in the text report (default: when writing to a terminal)",
+    )
+    analyze.add_argument(
+        "--follow",
+        action="store_true",
+        help="CAPTURE is still being written (e.g. by tcpdump -w): keep reading as it grows, "
+        "and report once it has not grown for --follow-timeout seconds or on Ctrl-C",
+    )
+    analyze.add_argument(
+        "--follow-timeout",
+        type=_follow_timeout,
+        default=DEFAULT_FOLLOW_TIMEOUT,
+        metavar="S",
+        help="with --follow: stop after S seconds without growth "
+        f"(default {DEFAULT_FOLLOW_TIMEOUT:g})",
     )
 
     simulate = sub.add_parser(
@@ -175,28 +225,33 @@ def _analyze(args: argparse.Namespace) -> int:
             return _fail(str(exc))
         for warning in config.warnings:
             print(f"{PROG}: warning: {warning}", file=sys.stderr)
+    if args.peer_capture is not None:
+        return _analyze_two(args, config)
+    follow = args.follow_timeout if args.follow else None
     try:
-        reader = open_capture(args.capture)
+        with _stop_following_on_interrupt(enabled=follow is not None) as interrupted:
+            reader = open_capture(args.capture, follow=follow)
+            if reader.following:
+                interrupted.append(reader.stop_following)
+            with reader:
+                analysis = analyze_frames(
+                    reader,
+                    _settings(args, config),
+                    files=[reader.name],
+                )
+                analysis.source.precision = reader.precision
+                warnings = list(reader.warnings)
     except CaptureError as exc:
         return _fail(str(exc))
-    try:
-        with reader:
-            analysis = analyze_frames(
-                reader,
-                Settings(config=config, period=args.period, retries=args.retries),
-                files=[reader.name],
-            )
-            analysis.source.precision = reader.precision
-            read_warnings = [
-                f"{reader.name}: byte {w.offset}: {w.message}" for w in reader.warnings
-            ]
-    except CaptureError as exc:
-        return _fail(str(exc))
+    if analysis.source.packets == 0 and warnings:
+        first = warnings[0]
+        return _fail(
+            f"{reader.name}: no complete frame could be read (byte {first.offset}: {first.message})"
+        )
+    read_warnings = [f"{reader.name}: byte {w.offset}: {w.message}" for w in warnings]
     analysis.source.warnings.extend(read_warnings)
     for warning in read_warnings:
         print(f"{PROG}: warning: {warning}", file=sys.stderr)
-    if analysis.source.packets == 0 and read_warnings:
-        return _fail(f"{reader.name}: no complete frame could be read")
     if args.output:
         try:
             with open(args.output, "w", encoding="utf-8") as stream:
@@ -209,6 +264,146 @@ def _analyze(args: argparse.Namespace) -> int:
     if args.fail_on_down and analysis.any_down:
         return EXIT_DOWN
     return EXIT_OK
+
+
+@contextlib.contextmanager
+def _stop_following_on_interrupt(*, enabled: bool) -> Iterator[list[Callable[[], None]]]:
+    """While following a growing file, the first Ctrl-C ends the input (the report is still
+    written); a second one interrupts. Append the stop callbacks to the yielded list."""
+    stops: list[Callable[[], None]] = []
+    if not enabled or threading.current_thread() is not threading.main_thread():
+        yield stops
+        return
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        if not stops:
+            raise KeyboardInterrupt
+        for stop in stops:
+            stop()
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield stops
+    finally:
+        signal.signal(signal.SIGINT, previous if previous is not None else signal.SIG_DFL)
+
+
+def _analyze_two(args: argparse.Namespace, config: KeepaliveConfig | None) -> int:
+    """`analyze A B`: captures from both ends of the tunnels, merged (analyzer.merge)."""
+    from analyzer.analysis import Collector, collect_frames
+    from analyzer.merge import merge
+
+    if args.follow:
+        return _fail("--follow reads one capture, not two")
+    if args.capture == "-" and args.peer_capture == "-":
+        return _fail("only one of the two captures can be read from stdin")
+    collected: list[Collector] = []
+    for path in (args.capture, args.peer_capture):
+        try:
+            with open_capture(path) as reader:
+                collector = collect_frames(reader, [reader.name])
+                collector.source.precision = reader.precision
+                warnings = [f"{reader.name}: byte {w.offset}: {w.message}" for w in reader.warnings]
+        except CaptureError as exc:
+            return _fail(str(exc))
+        if collector.source.packets == 0 and warnings:
+            return _fail(f"{reader.name}: no complete frame could be read")
+        collector.source.warnings.extend(warnings)
+        for warning in warnings:
+            print(f"{PROG}: warning: {warning}", file=sys.stderr)
+        collected.append(collector)
+    names = (collected[0].source.files[0], collected[1].source.files[0])
+    analysis = merge(collected[0], collected[1], _settings(args, config), names)
+    if args.output:
+        try:
+            with open(args.output, "w", encoding="utf-8") as stream:
+                _write(analysis, stream, args.format, color=args.color == "always")
+        except OSError as exc:
+            return _fail(f"{args.output}: cannot write ({exc.strerror})")
+    else:
+        color = args.color == "always" or (args.color == "auto" and sys.stdout.isatty())
+        _write(analysis, sys.stdout, args.format, color=color)
+    if args.fail_on_down and analysis.any_down:
+        return EXIT_DOWN
+    return EXIT_OK
+
+
+def _add_diagnosis_options(analyze: argparse.ArgumentParser) -> None:
+    """Options of the diagnoses and of the what-if replay (issue 7)."""
+    group = analyze.add_argument_group("diagnosis")
+    group.add_argument(
+        "--profile",
+        action="append",
+        type=_profile,
+        metavar="[ADDRESS=]NAME",
+        help="vendor profile: cisco, mikrotik (10 s, 10), huawei (5 s, 3), juniper "
+        "(keepalive-time, hold-time = period x retries), openbsd (hold timer and hold-down), "
+        "linux-reflector (never originates), or auto (fingerprint each originator); "
+        "ADDRESS=NAME for one endpoint; repeatable",
+    )
+    group.add_argument(
+        "--what-if",
+        metavar="SETTING",
+        type=_what_if,
+        help="replay the capture under another setting, e.g. 'keepalive 2 3' (or '2 3', "
+        "MikroTik's '2s,3'): the transitions and blackholed packets it would have produced",
+    )
+    group.add_argument(
+        "--flap-transitions",
+        type=int,
+        default=4,
+        metavar="N",
+        help="flapping: more than N line-protocol transitions … (default 4)",
+    )
+    group.add_argument(
+        "--flap-minutes",
+        type=float,
+        default=5.0,
+        metavar="M",
+        help="… within M minutes (default 5)",
+    )
+    group.add_argument(
+        "--late-detection",
+        type=int,
+        default=100,
+        metavar="PACKETS",
+        help="late-detection: more blackholed data packets than this (default 100)",
+    )
+
+
+def _profile(text: str) -> tuple[str | None, str]:
+    from analyzer.profiles import parse_profile_option
+
+    try:
+        return parse_profile_option(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _what_if(text: str) -> str:
+    from analyzer.diagnose import parse_setting
+
+    try:
+        period, retries = parse_setting(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return f"keepalive {period:g} {retries}"
+
+
+def _settings(args: argparse.Namespace, config: KeepaliveConfig | None) -> Settings:
+    retries = args.retries
+    return Settings(
+        config=config,
+        period=args.period,
+        retries=retries if isinstance(retries, int) else None,
+        infer_retries=retries == "infer",
+        flap_transitions=args.flap_transitions,
+        flap_minutes=args.flap_minutes,
+        late_detection_packets=args.late_detection,
+        what_if=args.what_if,
+        profiles=tuple(args.profile or ()),
+    )
 
 
 def _write(analysis: Analysis, stream: TextIO, output_format: str, *, color: bool) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from array import array
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -62,6 +63,60 @@ class Blackhole:
     max: int
 
 
+@dataclass(frozen=True, slots=True)
+class Span:
+    """A duration in seconds known within bounds (like :class:`Blackhole`, `min` ≤ `max`)."""
+
+    min: float
+    max: float
+
+
+@dataclass(slots=True)
+class Traits:
+    """What an originator's requests look like: the raw material of diagnoses and of
+    vendor fingerprints. Each mapping counts requests per value."""
+
+    requests: int = 0
+    cisco_ip_ids: int = 0  # requests whose inner IP ID is the outer IP ID − 1 (IOS)
+    outer_protocols: dict[int, int] = field(default_factory=dict)  # outer GRE protocol type
+    inner_versions: dict[int, int] = field(default_factory=dict)
+    inner_ttls: dict[int, int] = field(default_factory=dict)
+    inner_keys: dict[int | None, int] = field(default_factory=dict)
+    payload_lengths: dict[int, int] = field(default_factory=dict)
+    outer_ttls: dict[int, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class RetriesInference:
+    """Retries read from when the originator's data stopped after its keepalives failed."""
+
+    retries: int | None  # None: no episode showed the line going down
+    confidence: float  # 0..1
+    lower_bound: int | None  # episodes that did not take the line down prove retries ≥ this
+    episodes: int  # failure episodes that gave a value
+    evidence: tuple[int, ...]  # frames: the last data packet and the send that stopped it
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class WhatIf:
+    """The same capture replayed under another keepalive setting (see analyzer.diagnose)."""
+
+    setting: str  # as the user wrote it, normalised ("keepalive 2 3")
+    period: float
+    retries: int
+    hold_time: float | None
+    sent: int  # ticks of the replay
+    transitions: tuple[Transition, ...]
+    down_seconds: float
+    blackholed_packets: Blackhole
+    blackhole_seconds: Span
+    estimated: bool  # packets include an estimate for stretches the capture has no data for
+    baseline_packets: Blackhole  # the same model under the setting the analysis used
+    baseline_seconds: Span
+    baseline_transitions: int
+
+
 @dataclass(slots=True)
 class OriginatorResult:
     """Everything about one keepalive-originating endpoint of a tunnel."""
@@ -88,6 +143,20 @@ class OriginatorResult:
     variants: list[str]
     events: list[KeepaliveEvent]
     notes: list[str] = field(default_factory=list)
+    # Added by issue 7 (diagnosis); every field has a default so older callers keep working.
+    observed_period: float | None = None  # inferred from the send interval, whatever was used
+    retries_confidence: float | None = None  # set when retries_source is "inferred"
+    retries_inferred: RetriesInference | None = None
+    blackhole_seconds: Span = Span(0.0, 0.0)
+    traits: Traits | None = None
+    data_times: array[float] = field(default_factory=lambda: array("d"))  # sorted
+    data_frames: array[int] = field(default_factory=lambda: array("q"))  # same order
+    profile: str | None = None
+    profile_source: str | None = None  # "cli", "auto" or None (no --profile)
+    profile_evidence: list[str] = field(default_factory=list)
+    hold_time: float | None = None  # time-based profiles (juniper, openbsd)
+    what_if: WhatIf | None = None
+    capture: str | None = None  # two-vantage analysis: the file this originator was read from
 
 
 @dataclass(slots=True)
@@ -101,6 +170,10 @@ class TunnelResult:
     originators: list[OriginatorResult]
     data_packets: int
     diagnoses: list[dict[str, object]] = field(default_factory=list)
+    # GRE data packets seen per sending endpoint: sorted times and their frames
+    data_times: dict[str, array[float]] = field(default_factory=dict)
+    data_frames: dict[str, array[int]] = field(default_factory=dict)
+    merge: dict[str, object] | None = None  # two-vantage analysis (analyzer.merge)
 
 
 @dataclass(frozen=True, slots=True)

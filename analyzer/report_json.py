@@ -5,7 +5,14 @@ from __future__ import annotations
 import json
 from typing import Any, TextIO
 
-from analyzer.model import Analysis, KeepaliveEvent, OriginatorResult, TunnelResult
+from analyzer.model import (
+    Analysis,
+    KeepaliveEvent,
+    OriginatorResult,
+    RetriesInference,
+    TunnelResult,
+    WhatIf,
+)
 from analyzer.state import Transition
 
 SCHEMA = "gre-keepalive.analysis/1"
@@ -71,6 +78,70 @@ def originator_dict(originator: OriginatorResult, precision: int) -> dict[str, A
         "variants": list(originator.variants),
         "notes": list(originator.notes),
         "keepalives": [_event(e, precision) for e in originator.events],
+        # added by issue 7
+        "observed_period": originator.observed_period,
+        "retries_confidence": originator.retries_confidence,
+        "retries_inferred": _retries_inferred(originator.retries_inferred),
+        "blackhole_seconds": {
+            "min": round(originator.blackhole_seconds.min, precision),
+            "max": round(originator.blackhole_seconds.max, precision),
+        },
+        "what_if": _what_if(originator.what_if, precision),
+        "profile": originator.profile,
+        "profile_source": originator.profile_source,
+        "profile_evidence": list(originator.profile_evidence),
+        "hold_time": originator.hold_time,
+        "capture": originator.capture,
+    }
+
+
+def _what_if(what_if: WhatIf | None, precision: int) -> dict[str, Any] | None:
+    if what_if is None:
+        return None
+    return {
+        "setting": what_if.setting,
+        "period": float(what_if.period),
+        "retries": what_if.retries,
+        "hold_time": what_if.hold_time,
+        "sent": what_if.sent,
+        "transitions": [
+            {"time": _time(t.time, precision), "state": t.state.value, "counter": t.counter}
+            for t in what_if.transitions
+        ],
+        "down_seconds": round(what_if.down_seconds, precision),
+        "blackholed_packets": {
+            "min": what_if.blackholed_packets.min,
+            "max": what_if.blackholed_packets.max,
+        },
+        "blackhole_seconds": {
+            "min": round(what_if.blackhole_seconds.min, precision),
+            "max": round(what_if.blackhole_seconds.max, precision),
+        },
+        "estimated": what_if.estimated,
+        "baseline": {
+            "transitions": what_if.baseline_transitions,
+            "blackholed_packets": {
+                "min": what_if.baseline_packets.min,
+                "max": what_if.baseline_packets.max,
+            },
+            "blackhole_seconds": {
+                "min": round(what_if.baseline_seconds.min, precision),
+                "max": round(what_if.baseline_seconds.max, precision),
+            },
+        },
+    }
+
+
+def _retries_inferred(inference: RetriesInference | None) -> dict[str, Any] | None:
+    if inference is None:
+        return None
+    return {
+        "retries": inference.retries,
+        "confidence": inference.confidence,
+        "lower_bound": inference.lower_bound,
+        "episodes": inference.episodes,
+        "evidence": list(inference.evidence),
+        "reason": inference.reason,
     }
 
 
@@ -83,8 +154,16 @@ def tunnel_dict(tunnel: TunnelResult, precision: int) -> dict[str, Any]:
         "vantage_reason": tunnel.vantage_reason,
         "data_packets": tunnel.data_packets,
         "originators": [originator_dict(o, precision) for o in tunnel.originators],
-        "diagnoses": list(tunnel.diagnoses),
+        "diagnoses": [_diagnosis(d, precision) for d in tunnel.diagnoses],
+        "merge": tunnel.merge,
     }
+
+
+def _diagnosis(diagnosis: dict[str, object], precision: int) -> dict[str, object]:
+    time = diagnosis.get("time")
+    if isinstance(time, float):
+        return {**diagnosis, "time": _time(time, precision)}
+    return dict(diagnosis)
 
 
 def analysis_dict(analysis: Analysis) -> dict[str, Any]:

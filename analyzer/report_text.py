@@ -6,10 +6,17 @@ from datetime import UTC, datetime
 from typing import TextIO
 
 from rich.console import Console
+from rich.padding import Padding
 from rich.table import Table
 from rich.text import Text
 
-from analyzer.model import Analysis, KeepaliveEvent, KeepaliveRole, OriginatorResult
+from analyzer.model import (
+    Analysis,
+    KeepaliveEvent,
+    KeepaliveRole,
+    OriginatorResult,
+    TunnelResult,
+)
 from analyzer.state import LineState
 
 
@@ -32,10 +39,23 @@ def _summary(o: OriginatorResult, console: Console) -> None:
     line = Text(f"  {o.address} → {o.peer}: line protocol is ")
     line.append_text(_state(o.final_state))
     line.append(f" (counter {o.final_counter}/{o.retries} at the end of the capture)")
+    if o.capture is not None:
+        line.append(f" [from {o.capture}]")
     console.print(line)
+    confidence = (
+        f", confidence {o.retries_confidence:.2f}" if o.retries_confidence is not None else ""
+    )
+    profile = ""
+    if o.profile is not None and o.profile_source not in (None, "default"):
+        why = "; ".join(o.profile_evidence)
+        profile = f"; profile {o.profile} ({o.profile_source}{': ' + why if why else ''})"
+        if o.hold_time is not None:
+            profile += f", hold {o.hold_time:g} s"
     console.print(
-        f"    Keepalive set ({o.period:g} sec, {o.period_source.value}), "
-        f"retries {o.retries} ({o.retries_source.value})"
+        Text(
+            f"    Keepalive set ({o.period:g} sec, {o.period_source.value}), "
+            f"retries {o.retries} ({o.retries_source.value}{confidence}){profile}"
+        )
     )
     rtt = (
         f"; rtt min/median/max {o.rtt_ms.min:g}/{o.rtt_ms.median:g}/{o.rtt_ms.max:g} ms"
@@ -63,11 +83,143 @@ def _summary(o: OriginatorResult, console: Console) -> None:
         console.print(f"    [yellow]note:[/yellow] {note}")
 
 
+def _merge(tunnel: TunnelResult, console: Console, precision: int) -> None:
+    """Two captures: how they were aligned and on which leg each lost keepalive died."""
+    merge = tunnel.merge
+    if merge is None:
+        return
+    offset = merge.get("clock_offset")
+    samples = merge.get("offset_samples")
+    trip = merge.get("round_trip_ms")
+    head = "  Two captures"
+    if isinstance(offset, float):
+        head += f": clock offset {offset:+.6f} s from {samples} keepalives"
+        if isinstance(trip, float):
+            head += f", path round trip {trip:g} ms"
+    console.print(Text(head))
+    captures = merge.get("captures")
+    for capture in captures if isinstance(captures, list) else []:
+        near = capture.get("near") or "an unknown end"
+        console.print(Text(f"    {capture.get('file')}: taken at {near}"))
+    legs = merge.get("legs")
+    for leg in legs if isinstance(legs, list) else []:
+        console.print(
+            Text(
+                f"    {leg['from']} → {leg['to']}: {leg['lost']} of {leg['crossings']} keepalive "
+                "packets lost"
+            )
+        )
+    lost = merge.get("lost")
+    if isinstance(lost, list) and lost:
+        shown = lost[:MAX_LOST_LISTED]
+        for item in shown:
+            console.print(
+                Text(
+                    f"      {_clock(item['time'], precision)[11:]}  {item['originator']}'s "
+                    f"{item['packet']} (id {item['ident']}, {item['capture']} frame "
+                    f"{item['frame']}) died {_died(item['died_on'])}"
+                )
+            )
+        if len(lost) > len(shown):
+            console.print(Text(f"      … {len(lost) - len(shown)} more (see --format json)"))
+
+
+MAX_LOST_LISTED = 20
+
+
+def _died(where: str) -> str:
+    return where if where.startswith("at ") else f"on {where}"
+
+
+_SEVERITY_STYLE = {"error": "bold red", "warning": "yellow", "info": "cyan"}
+
+
+def _diagnoses(tunnel: TunnelResult, console: Console, precision: int) -> None:
+    """Why: one paragraph per diagnosis, with the frames that show it."""
+    if not tunnel.diagnoses:
+        return
+    console.print()
+    console.print("  Diagnoses:")
+    for diagnosis in tunnel.diagnoses:
+        severity = str(diagnosis.get("severity", "info"))
+        head = Text("    ")
+        head.append(severity, style=_SEVERITY_STYLE.get(severity, ""))
+        head.append(f" {diagnosis.get('code')}")
+        time = diagnosis.get("time")
+        if isinstance(time, float):
+            head.append(f" at {_clock(time, precision)[11:]}")
+        originator = diagnosis.get("originator")
+        if isinstance(originator, str):
+            head.append(f" ({originator})")
+        console.print(head)
+        console.print(Padding(Text(str(diagnosis.get("message", ""))), (0, 0, 0, 6), expand=False))
+        evidence = diagnosis.get("evidence")
+        if isinstance(evidence, list) and evidence:
+            frames = Text(f"frames {', '.join(str(f) for f in evidence)}", style="dim")
+            console.print(Padding(frames, (0, 0, 0, 6), expand=False))
+
+
+def _what_if(tunnel: TunnelResult, console: Console, precision: int) -> None:
+    """The capture replayed under another setting, next to the setting the analysis used."""
+    replays = [(o, o.what_if) for o in tunnel.originators if o.what_if is not None]
+    if not replays:
+        return
+    console.print()
+    console.print(f"  What if {replays[0][1].setting}:")
+    for o, what_if in replays:
+        changes = ", ".join(
+            f"{t.state.value} {_clock(t.time, precision)[11:]}" for t in what_if.transitions
+        )
+        estimated = " (estimated)" if what_if.estimated else ""
+        seconds, base_seconds = what_if.blackhole_seconds, what_if.baseline_seconds
+        lines = [
+            f"{o.address}: {len(what_if.transitions)} transition"
+            f"{'s' if len(what_if.transitions) != 1 else ''}"
+            + (f" ({changes})" if changes else "")
+            + f", down {what_if.down_seconds:.3f} s",
+            f"blackholed {what_if.blackholed_packets.min}-{what_if.blackholed_packets.max} "
+            f"data packets{estimated} over {seconds.min:.3f}-{seconds.max:.3f} s; with "
+            f"keepalive {o.period:g} {o.retries}: {what_if.baseline_packets.min}-"
+            f"{what_if.baseline_packets.max} over {base_seconds.min:.3f}-{base_seconds.max:.3f} s",
+        ]
+        console.print(Padding(Text(lines[0]), (0, 0, 0, 4), expand=False))
+        console.print(Padding(Text(lines[1]), (0, 0, 0, 6), expand=False))
+
+
 def _timeline_rows(o: OriginatorResult, precision: int) -> list[tuple[str, str, str, str, Text]]:
     """Condensed timeline: runs of answered keepalives collapse into one row."""
     rows: list[tuple[str, str, str, str, Text]] = []
     run: list[KeepaliveEvent] = []
     transitions = {(t.time, t.state): t for t in o.transitions}
+    # Transitions between events (a hold timer firing, vendor profiles) get rows of their
+    # own; with IOS semantics every transition belongs to an event and this stays empty.
+    ticks_at = {e.time for e in o.events if e.role is not KeepaliveRole.RETURNED}
+    replies_at = {e.time for e in o.events if e.role is KeepaliveRole.RETURNED}
+    orphans = [
+        t
+        for t in o.transitions
+        if t.time not in (ticks_at if t.state is LineState.DOWN else replies_at)
+    ]
+
+    def down_label(counter: int) -> str:
+        if o.hold_time is not None:
+            return f"LINE PROTOCOL DOWN (no reply for {o.hold_time:g} s)"
+        return f"LINE PROTOCOL DOWN (counter {counter} ≥ retries {o.retries})"
+
+    def flush_orphans(before: float | None) -> None:
+        while orphans and (before is None or orphans[0].time < before):
+            orphan = orphans.pop(0)
+            rows.append(
+                (
+                    _clock(orphan.time, precision),
+                    "(timer)",
+                    down_label(orphan.counter)
+                    if orphan.state is LineState.DOWN
+                    else "LINE PROTOCOL UP",
+                    str(orphan.counter),
+                    _state(orphan.state),
+                )
+            )
 
     def flush() -> None:
         if run:
@@ -88,6 +240,9 @@ def _timeline_rows(o: OriginatorResult, precision: int) -> list[tuple[str, str, 
             run.clear()
 
     for event in o.events:
+        if orphans and orphans[0].time < event.time:
+            flush()
+            flush_orphans(event.time)
         answered = event.role is KeepaliveRole.RETURNED or event.partner_frame is not None
         down = transitions.get((event.time, LineState.DOWN))
         up = transitions.get((event.time, LineState.UP))
@@ -100,7 +255,7 @@ def _timeline_rows(o: OriginatorResult, precision: int) -> list[tuple[str, str, 
                 (
                     _clock(event.time, precision),
                     str(event.frame or "(extrapolated)"),
-                    f"LINE PROTOCOL DOWN (counter {down.counter} ≥ retries {o.retries})",
+                    down_label(down.counter),
                     str(down.counter),
                     _state(LineState.DOWN),
                 )
@@ -134,6 +289,7 @@ def _timeline_rows(o: OriginatorResult, precision: int) -> list[tuple[str, str, 
                 )
             )
     flush()
+    flush_orphans(None)
     return rows
 
 
@@ -170,8 +326,11 @@ def write_text(
             f"{tunnel.data_packets} data packets; capture taken near: {vantage}"
             + (f" ({tunnel.vantage_reason})" if tunnel.vantage_reason else "")
         )
+        _merge(tunnel, console, source.precision)
         for o in tunnel.originators:
             _summary(o, console)
+        _diagnoses(tunnel, console, source.precision)
+        _what_if(tunnel, console, source.precision)
         for o in tunnel.originators:
             console.print()
             console.print(f"  Timeline of {o.address}:")

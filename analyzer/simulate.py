@@ -27,6 +27,22 @@ The model (SPEC.md §1–2):
 * While its line protocol is up (always, without keepalives) an endpoint sends data at the
   absolute grid ``(i + 0.5) / pps`` (``< duration``).
 
+Vendor variants and faults (issue 7; every default keeps the model above):
+
+* ``keepalive_x`` may also set ``period_jitter`` (each tick moves by a fixed pseudo-random
+  offset within ± that many seconds), ``inner_src``/``inner_dst`` (NAT or overlay inner
+  addresses; the path routes the reflection back to the originator all the same),
+  ``inner_key`` (an integer or ``"none"``: the inner GRE key, so the reflection carries it),
+  ``inner_ttl``, ``payload`` (bytes after the inner PT-0 header, as OpenBSD sends), ``ip_id``
+  (``"random"``: IDs not from the router's counter) and ``machine`` (``"juniper"``: down
+  after period × retries seconds without a reply; ``"openbsd"``: that timer plus gre(4)'s
+  hold-down before up; see :class:`analyzer.state.HoldTimerMachine`).
+* ``key_a``/``key_b`` (an integer or ``"none"``) configure one end's tunnel key apart from
+  ``key``: a packet whose outer GRE key is not the receiver's is dropped on arrival (a
+  request is not reflected, a reply not counted, data is blackholed).
+* ``reflects_a``/``reflects_b = false``: that end drops the peer's decapsulated keepalives
+  (uRPF or an ACL on the reflector) — everything else still flows.
+
 Times are integer nanoseconds internally, so results never depend on float drift.  Events
 at the same instant run in a fixed order — arrivals, then reflections, then keepalive
 ticks, then data ticks, each group in scheduling order — so a scenario always yields the
@@ -52,12 +68,23 @@ from typing import Any, BinaryIO, Final, cast
 
 from analyzer.capture import LINKTYPE_ETHERNET, LINKTYPE_RAW, PcapWriter
 from analyzer.packet import (
+    ETH_CISCO_METADATA,
+    ETH_IPV4,
+    ETH_IPV6,
     build_ethernet,
+    build_gre,
     build_gre_data,
+    build_ip,
     build_keepalive_request,
     reflect_request,
 )
-from analyzer.state import DEFAULT_PERIOD, DEFAULT_RETRIES, KeepaliveMachine, LineState
+from analyzer.state import (
+    DEFAULT_PERIOD,
+    DEFAULT_RETRIES,
+    HoldTimerMachine,
+    KeepaliveMachine,
+    LineState,
+)
 
 __all__ = [
     "DEFAULT_START",
@@ -114,8 +141,28 @@ _TUNNEL_KEYS: Final = (
     "keepalive_a",
     "keepalive_b",
     "outages",
+    "key_a",
+    "key_b",
+    "reflects_a",
+    "reflects_b",
 )
-_KEEPALIVE_KEYS: Final = ("period", "retries", "phase")
+_KEEPALIVE_KEYS: Final = (
+    "period",
+    "retries",
+    "phase",
+    "period_jitter",
+    "inner_src",
+    "inner_dst",
+    "inner_key",
+    "inner_ttl",
+    "payload",
+    "ip_id",
+    "machine",
+)
+_IP_ID_STYLES: Final = ("cisco", "random")
+_MACHINES: Final = ("cisco", "juniper", "openbsd")
+# `key_a`/`key_b`/`inner_key` not given: the tunnel's key (the outer key for `inner_key`).
+SAME_KEY: Final = -1
 _OUTAGE_KEYS: Final = ("start", "end", "direction")
 _SIDES: Final = ("a", "b")
 _LINKS: Final = ("ethernet", "raw")
@@ -135,11 +182,25 @@ class Direction(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class Keepalive:
-    """``keepalive <period> <retries>`` of one endpoint; ticks at ``phase + k * period``."""
+    """``keepalive <period> <retries>`` of one endpoint; ticks at ``phase + k * period``.
+
+    The other fields describe vendor variants (SPEC.md §3); their defaults build the IOS
+    keepalive of the module docstring.
+    """
 
     period: float = DEFAULT_PERIOD
     retries: int = DEFAULT_RETRIES
     phase: float = 0.0
+    jitter: float = 0.0  # `period_jitter`: each tick moves by a fixed offset within ± jitter s
+    inner_src: str | None = None  # inner IP source (default: the peer; NAT/overlay variants)
+    inner_dst: str | None = None  # inner IP destination (default: the originator)
+    inner_key: int | None = SAME_KEY  # inner GRE key: SAME_KEY = the outer one, None = no key
+    inner_ttl: int = 255
+    payload: int = 0  # bytes after the inner PT-0 GRE header (OpenBSD carries 16)
+    ip_id: str = "cisco"  # "cisco": inner n, outer n + 1 from the router's counter; "random"
+    # "cisco": the IOS counter; "juniper": down after period × retries s without a reply
+    # (keepalive-time, hold-time); "openbsd": the same timer plus gre(4)'s hold-down
+    machine: str = "cisco"
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,6 +227,10 @@ class TunnelSpec:
     keepalive_a: Keepalive | None = None
     keepalive_b: Keepalive | None = None
     outages: tuple[Outage, ...] = ()
+    key_a: int | None = SAME_KEY  # the key a's tunnel interface is configured with
+    key_b: int | None = SAME_KEY
+    reflects_a: bool = True  # False: a drops the peer's decapsulated keepalives (uRPF, ACL)
+    reflects_b: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -241,14 +306,40 @@ def _address(value: object, what: str) -> str:
         raise ValueError(f"{what} {text!r} is not an IPv4 or IPv6 address") from None
 
 
+def _key_option(table: dict[str, Any], name: str, what: str) -> int | None:
+    """A key that may be absent (SAME_KEY), "none" (no key) or an integer."""
+    if name not in table:
+        return SAME_KEY
+    value = table[name]
+    if value == "none":
+        return None
+    return _integer(value, f'{what} {name} (an integer or "none")')
+
+
 def _parse_keepalive(value: object, what: str) -> Keepalive:
     table = _table(value, what)
     _check_keys(table, _KEEPALIVE_KEYS, f"in {what}")
+    inner_src = table.get("inner_src")
+    inner_dst = table.get("inner_dst")
     return Keepalive(
         period=_number(table.get("period", DEFAULT_PERIOD), f"{what} period"),
         retries=_integer(table.get("retries", DEFAULT_RETRIES), f"{what} retries"),
         phase=_number(table.get("phase", 0.0), f"{what} phase"),
+        jitter=_number(table.get("period_jitter", 0.0), f"{what} period_jitter"),
+        inner_src=None if inner_src is None else _address(inner_src, f"{what} inner_src"),
+        inner_dst=None if inner_dst is None else _address(inner_dst, f"{what} inner_dst"),
+        inner_key=_key_option(table, "inner_key", what),
+        inner_ttl=_integer(table.get("inner_ttl", 255), f"{what} inner_ttl"),
+        payload=_integer(table.get("payload", 0), f"{what} payload"),
+        ip_id=_string(table.get("ip_id", "cisco"), f"{what} ip_id"),
+        machine=_string(table.get("machine", "cisco"), f"{what} machine"),
     )
+
+
+def _boolean(value: object, what: str) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError(f"{what} must be true or false, got {_describe(value)}")
+    return value
 
 
 def _parse_outage(value: object, what: str) -> Outage:
@@ -314,6 +405,10 @@ def _parse_tunnel(value: object, what: str) -> TunnelSpec:
             _parse_outage(item, f"{what} outage {index}")
             for index, item in enumerate(outages, start=1)
         ),
+        key_a=_key_option(table, "key_a", what),
+        key_b=_key_option(table, "key_b", what),
+        reflects_a=_boolean(table.get("reflects_a", True), f"{what} reflects_a"),
+        reflects_b=_boolean(table.get("reflects_b", True), f"{what} reflects_b"),
     )
 
 
@@ -359,6 +454,21 @@ def _validate_keepalive(keepalive: Keepalive, what: str) -> None:
             f"{what} retries {keepalive.retries} out of range {RETRIES_MIN}-{RETRIES_MAX}"
         )
     _check_range(keepalive.phase, 0, None, f"{what} phase")
+    if not math.isfinite(keepalive.jitter):
+        raise ValueError(f"{what} period_jitter must be finite")
+    _check_range(keepalive.jitter, 0, keepalive.period / 4, f"{what} period_jitter")
+    inner = [a for a in (keepalive.inner_src, keepalive.inner_dst) if a is not None]
+    if len({ipaddress.ip_address(a).version for a in inner}) > 1:
+        raise ValueError(f"{what} inner_src and inner_dst are of different IP versions")
+    if keepalive.inner_key not in (None, SAME_KEY) and not 0 <= keepalive.inner_key <= KEY_MAX:
+        raise ValueError(f"{what} inner_key {keepalive.inner_key} out of range 0-{KEY_MAX}")
+    _check_range(keepalive.inner_ttl, 1, 255, f"{what} inner_ttl")
+    _check_range(keepalive.payload, 0, 1024, f"{what} payload")
+    if keepalive.ip_id not in _IP_ID_STYLES:
+        raise ValueError(f"{what} ip_id {keepalive.ip_id!r} is not 'cisco' or 'random'")
+    if keepalive.machine not in _MACHINES:
+        allowed = ", ".join(repr(m) for m in _MACHINES)
+        raise ValueError(f"{what} machine {keepalive.machine!r} is not one of {allowed}")
 
 
 def _validate_tunnel(tunnel: TunnelSpec, what: str) -> None:
@@ -369,6 +479,9 @@ def _validate_tunnel(tunnel: TunnelSpec, what: str) -> None:
         raise ValueError(f"{what}: a and b are the same address {tunnel.a}")
     if tunnel.key is not None and not 0 <= tunnel.key <= KEY_MAX:
         raise ValueError(f"{what} key {tunnel.key} out of range 0-{KEY_MAX}")
+    for label, override in (("key_a", tunnel.key_a), ("key_b", tunnel.key_b)):
+        if override not in (None, SAME_KEY) and not 0 <= override <= KEY_MAX:
+            raise ValueError(f"{what} {label} {override} out of range 0-{KEY_MAX}")
     if tunnel.metadata_sgt is not None and not 0 <= tunnel.metadata_sgt <= SGT_MAX:
         raise ValueError(f"{what} metadata_sgt {tunnel.metadata_sgt} out of range 0-{SGT_MAX}")
     for number, label in (
@@ -479,6 +592,54 @@ def load_scenario(path: str | os.PathLike[str]) -> Scenario:
 
 # --- simulation ------------------------------------------------------------------------
 
+
+def _machine(keepalive: Keepalive | None) -> KeepaliveMachine | HoldTimerMachine | None:
+    """The state machine of an endpoint; times are integer nanoseconds."""
+    if keepalive is None:
+        return None
+    if keepalive.machine == "cisco":
+        return KeepaliveMachine(keepalive.retries)
+    hold = _ns(keepalive.period) * keepalive.retries
+    return HoldTimerMachine(keepalive.retries, hold, holddown=keepalive.machine == "openbsd")
+
+
+def _is_plain(keepalive: Keepalive) -> bool:
+    """True when the keepalive is the IOS one that build_keepalive_request makes."""
+    return (
+        keepalive.inner_src is None
+        and keepalive.inner_dst is None
+        and keepalive.inner_key == SAME_KEY
+        and keepalive.inner_ttl == 255
+        and keepalive.payload == 0
+    )
+
+
+def _variant_request(
+    endpoint: _Endpoint, keepalive: Keepalive, inner_id: int, outer_id: int, k: int
+) -> bytes:
+    """A request with vendor-variant inner headers (addresses, key, TTL, payload)."""
+    inner_src = keepalive.inner_src or endpoint.peer_address
+    inner_dst = keepalive.inner_dst or endpoint.address
+    inner_key = endpoint.key if keepalive.inner_key == SAME_KEY else keepalive.inner_key
+    payload = b""
+    if keepalive.payload:
+        seed = f"{endpoint.address}/payload/{k}".encode()
+        blocks = b"".join(
+            zlib.crc32(seed + bytes([i])).to_bytes(4, "big")
+            for i in range((keepalive.payload + 3) // 4)
+        )
+        payload = blocks[: keepalive.payload]
+    inner_gre = build_gre(0, payload, key=inner_key)
+    inner = build_ip(inner_src, inner_dst, inner_gre, ip_id=inner_id, ttl=keepalive.inner_ttl)
+    protocol = ETH_IPV6 if ":" in inner_src else ETH_IPV4
+    sgt = endpoint.spec.metadata_sgt
+    if sgt is not None:
+        inner = protocol.to_bytes(2, "big") + bytes([1, 1, 0, 1]) + sgt.to_bytes(2, "big") + inner
+        protocol = ETH_CISCO_METADATA
+    outer_gre = build_gre(protocol, inner, key=endpoint.key)
+    return build_ip(endpoint.address, endpoint.peer_address, outer_gre, ip_id=outer_id, ttl=255)
+
+
 # Order of events at the same instant.
 _ARRIVE: Final = 0
 _REFLECT: Final = 1
@@ -526,6 +687,7 @@ class _Packet:
     sender: _Endpoint
     send: _Send | None = None  # the keepalive a request or reply belongs to
     frame: int | None = None
+    key: int | None = None  # outer GRE key (a reply: the request's inner key)
 
 
 @dataclass(slots=True, eq=False)
@@ -533,7 +695,7 @@ class _TransitionRecord:
     time: int
     state: LineState
     counter: int
-    packet: _Packet
+    packet: _Packet | None  # None: a hold timer fired
 
 
 @dataclass(slots=True, eq=False)
@@ -546,7 +708,9 @@ class _Endpoint:
     router: _Router
     keepalive: Keepalive | None
     pps: Fraction
-    machine: KeepaliveMachine | None = None
+    machine: KeepaliveMachine | HoldTimerMachine | None = None
+    key: int | None = None  # the key this endpoint's tunnel interface is configured with
+    reflects: bool = True
     peer: _Endpoint | None = None
     sends: list[_Send] = field(default_factory=list)
     transitions: list[_TransitionRecord] = field(default_factory=list)
@@ -613,6 +777,7 @@ class _Simulation:
             router = self.routers[address] = _Router(initial_ip_id(address))
         keepalive = tunnel.keepalive_a if side == "a" else tunnel.keepalive_b
         pps = tunnel.data_pps_a if side == "a" else tunnel.data_pps_b
+        override = tunnel.key_a if side == "a" else tunnel.key_b
         return _Endpoint(
             tunnel=index,
             side=side,
@@ -622,7 +787,9 @@ class _Simulation:
             router=router,
             keepalive=keepalive,
             pps=Fraction(repr(float(pps))),
-            machine=None if keepalive is None else KeepaliveMachine(keepalive.retries),
+            machine=_machine(keepalive),
+            key=tunnel.key if override == SAME_KEY else override,
+            reflects=tunnel.reflects_a if side == "a" else tunnel.reflects_b,
         )
 
     # -- the event queue
@@ -634,8 +801,14 @@ class _Simulation:
         heapq.heappush(self.queue, (time, event.kind, self.sequence, event))
 
     def tick_time(self, endpoint: _Endpoint, k: int) -> int:
-        assert endpoint.keepalive is not None
-        return _ns(endpoint.keepalive.phase) + k * _ns(endpoint.keepalive.period)
+        keepalive = endpoint.keepalive
+        assert keepalive is not None
+        time = _ns(keepalive.phase) + k * _ns(keepalive.period)
+        if keepalive.jitter:
+            # A deterministic offset in [-jitter, +jitter], in steps of jitter / 1000.
+            step = zlib.crc32(f"{endpoint.address}/{endpoint.peer_address}/{k}".encode()) % 2001
+            time += (step - 1000) * _ns(keepalive.jitter) // 1000
+        return max(time, 0)
 
     def schedule_tick(self, endpoint: _Endpoint, k: int) -> None:
         time = self.tick_time(endpoint, k)
@@ -646,6 +819,18 @@ class _Simulation:
         time = endpoint.data_time(index)
         if time < self.end_ns:
             self.push(time, _Event(_DATA, endpoint, index))
+
+    def expire(self, time: int, endpoint: _Endpoint) -> None:
+        """Fire a hold timer due by `time` (time-based machines), before any other event."""
+        machine = endpoint.machine
+        if isinstance(machine, HoldTimerMachine):
+            transition = machine.expire(time)
+            if transition is not None:
+                endpoint.transitions.append(
+                    _TransitionRecord(
+                        int(transition.time), transition.state, transition.counter, None
+                    )
+                )
 
     def run(self) -> None:
         for pair in self.endpoints:
@@ -666,6 +851,9 @@ class _Simulation:
                 self.tick(time, event.endpoint, event.index)
             else:
                 self.data(time, event.endpoint, event.index)
+        for pair in self.endpoints:
+            for endpoint in pair:
+                self.expire(self.end_ns, endpoint)
 
     # -- the capture
 
@@ -710,7 +898,14 @@ class _Simulation:
         assert receiver is not None
         if receiver.side == self.scenario.vantage:
             self.record(time, packet, outgoing=False)
+        if packet.key != receiver.key:
+            # No tunnel interface of the receiver takes this key: the packet is dropped.
+            if packet.kind == _DATA_PACKET:
+                packet.sender.blackholed += 1
+            return
         if packet.kind == _REQUEST:
+            if not receiver.reflects:
+                return
             self.push(
                 time + self.reflect[receiver.tunnel], _Event(_REFLECT, receiver, packet=packet)
             )
@@ -719,6 +914,7 @@ class _Simulation:
             assert send is not None and receiver.machine is not None
             send.returned = True
             receiver.returned += 1
+            self.expire(time, receiver)
             step = receiver.machine.reply(time)
             if step.transition is not None:
                 receiver.transitions.append(
@@ -728,24 +924,39 @@ class _Simulation:
     def reflect_request(self, time: int, endpoint: _Endpoint, request: _Packet) -> None:
         data = reflect_request(request.data)
         assert data is not None, "a simulated request is always reflectable"
-        self.depart(time, _Packet(_REPLY, data, endpoint, send=request.send))
+        origin = request.sender
+        inner_key = origin.keepalive.inner_key if origin.keepalive is not None else SAME_KEY
+        key = request.key if inner_key == SAME_KEY else inner_key
+        self.depart(time, _Packet(_REPLY, data, endpoint, send=request.send, key=key))
 
     def tick(self, time: int, endpoint: _Endpoint, k: int) -> None:
         assert endpoint.machine is not None
         spec = endpoint.spec
+        self.expire(time, endpoint)
         step = endpoint.machine.send(time)
-        inner_id = endpoint.router.take(2)
-        data = build_keepalive_request(
-            endpoint.address,
-            endpoint.peer_address,
-            key=spec.key,
-            outer_id=(inner_id + 1) & 0xFFFF,
-            inner_id=inner_id,
-            ttl=255,
-            inner_ttl=255,
-            metadata_sgt=spec.metadata_sgt,
-        )
-        packet = _Packet(_REQUEST, data, endpoint)
+        keepalive = endpoint.keepalive
+        assert keepalive is not None
+        if keepalive.ip_id == "random":
+            seed = f"{endpoint.address}/{endpoint.peer_address}/id/{k}".encode()
+            inner_id = zlib.crc32(seed) & 0xFFFF
+            outer_id = zlib.crc32(seed + b"/outer") & 0xFFFF
+        else:
+            inner_id = endpoint.router.take(2)
+            outer_id = (inner_id + 1) & 0xFFFF
+        if _is_plain(keepalive) and endpoint.key == spec.key:
+            data = build_keepalive_request(
+                endpoint.address,
+                endpoint.peer_address,
+                key=spec.key,
+                outer_id=outer_id,
+                inner_id=inner_id,
+                ttl=255,
+                inner_ttl=255,
+                metadata_sgt=spec.metadata_sgt,
+            )
+        else:
+            data = _variant_request(endpoint, keepalive, inner_id, outer_id, k)
+        packet = _Packet(_REQUEST, data, endpoint, key=endpoint.key)
         send = _Send(time, step.counter, inner_id, packet)
         packet.send = send
         endpoint.sends.append(send)
@@ -757,22 +968,23 @@ class _Simulation:
         self.schedule_tick(endpoint, k + 1)
 
     def data(self, time: int, endpoint: _Endpoint, index: int) -> None:
+        self.expire(time, endpoint)
         if endpoint.up:
             ip_id = endpoint.router.take(1)
-            cache_key = (endpoint.address, endpoint.peer_address, endpoint.spec.key, ip_id)
+            cache_key = (endpoint.address, endpoint.peer_address, endpoint.key, ip_id)
             data = self.data_cache.get(cache_key)
             if data is None:
                 data = build_gre_data(
                     endpoint.address,
                     endpoint.peer_address,
-                    key=endpoint.spec.key,
+                    key=endpoint.key,
                     ip_id=ip_id,
                     ttl=255,
                     payload_length=DATA_PAYLOAD,
                 )
                 self.data_cache[cache_key] = data
             endpoint.data_sent += 1
-            if not self.depart(time, _Packet(_DATA_PACKET, data, endpoint)):
+            if not self.depart(time, _Packet(_DATA_PACKET, data, endpoint, key=endpoint.key)):
                 endpoint.blackholed += 1
         self.schedule_data(endpoint, index + 1)
 
@@ -818,7 +1030,7 @@ class _Simulation:
             "side": endpoint.side,
             "address": endpoint.address,
             "peer": endpoint.peer_address,
-            "key": endpoint.spec.key,
+            "key": endpoint.key,
             "period": None if keepalive is None else keepalive.period,
             "retries": None if keepalive is None else keepalive.retries,
             "phase": None if keepalive is None else keepalive.phase,
@@ -837,7 +1049,7 @@ class _Simulation:
                     "time": self.stamp(record.time),
                     "state": str(record.state),
                     "counter": record.counter,
-                    "frame": record.packet.frame,
+                    "frame": None if record.packet is None else record.packet.frame,
                 }
                 for record in endpoint.transitions
             ],

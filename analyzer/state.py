@@ -150,3 +150,92 @@ def missing_ticks(
 def line_down_delay(period: float, retries: int) -> float:
     """Time from the first unanswered keepalive to the line going down: period × retries."""
     return period * retries
+
+
+@dataclass(slots=True)
+class HoldTimerMachine:
+    """A line protocol driven by a hold timer instead of a tick counter (added for the vendor
+    profiles of SPEC.md §3; :class:`KeepaliveMachine` stays the IOS one).
+
+    * Juniper (`keepalive-time`, `hold-time`): the line goes down when no returned keepalive
+      has arrived for `hold` seconds; a returned keepalive brings it up.
+    * OpenBSD gre(4) (`keepalive period count`, `holddown=True`): the same timer with
+      ``hold = period × count``; after a down, the first returned keepalive starts a
+      hold-down and ``hold_max`` more are needed before the line comes up; ``hold_max``
+      starts at `retries` (= count), doubles with each hold-down (at most 16 × count) and
+      shrinks by one per keepalive while up (never below count). The timer also ends a
+      hold-down that stalls.
+
+    The timer is armed by the first event and re-armed by every returned keepalive. `counter`
+    counts sends since the last returned keepalive, for display; `retries` is the count
+    (OpenBSD) or ``hold / period`` (Juniper). A timer fires through :meth:`expire`, which
+    the caller runs before every event (send, reply) and at the end: the events themselves
+    never fire it.
+    """
+
+    retries: int
+    hold: float
+    holddown: bool = False
+    counter: int = 0
+    line_state: LineState = LineState.UP
+    deadline: float | None = None
+    started: bool = False
+    hold_max: int = 0
+    hold_left: int | None = None  # OpenBSD: returned keepalives still needed; None: no hold-down
+
+    def __post_init__(self) -> None:
+        self.hold_max = self.retries
+
+    def _start(self, time: float) -> None:
+        if not self.started:
+            self.started = True
+            self.deadline = time + self.hold
+
+    def expire(self, now: float) -> Transition | None:
+        """Fire the hold timer if it is due by `now`; the transition is stamped when it fired."""
+        if self.deadline is None or now < self.deadline:
+            return None
+        fired, self.deadline = self.deadline, None
+        self.hold_left = None
+        if self.line_state is LineState.UP:
+            self.line_state = LineState.DOWN
+            return Transition(fired, LineState.DOWN, self.counter, None)
+        return None
+
+    def send(self, time: float, frame: int | None = None) -> Step:
+        """A period tick: a keepalive is sent (the timer, not the tick, takes the line down)."""
+        self._start(time)
+        self.counter += 1
+        return Step(self.counter, self.line_state, None)
+
+    def reply(self, time: float, frame: int | None = None) -> Step:
+        """A returned keepalive: reset the counter, re-arm the timer, maybe come up."""
+        self._start(time)
+        self.counter = 0
+        self.deadline = time + self.hold
+        if self.line_state is LineState.UP:
+            if self.holddown:
+                self.hold_max = max(self.hold_max - 1, self.retries)
+            return Step(0, LineState.UP, None)
+        if self.holddown:
+            if self.hold_left is None:
+                self.hold_left = self.hold_max
+                self.hold_max = min(self.hold_max * 2, 16 * self.retries)
+                return Step(0, LineState.DOWN, None)
+            self.hold_left -= 1
+            if self.hold_left > 0:
+                return Step(0, LineState.DOWN, None)
+            self.hold_left = None
+        self.line_state = LineState.UP
+        return Step(0, LineState.UP, Transition(time, LineState.UP, 0, frame))
+
+    def send_many(self, time: float, count: int) -> Step:
+        """`count` ticks the capture does not show, the last at `time` (see KeepaliveMachine)."""
+        if count < 1:
+            raise ValueError("send_many needs at least one tick")
+        self._start(time)
+        self.counter += count
+        return Step(self.counter, self.line_state, None)
+
+
+AnyMachine = KeepaliveMachine | HoldTimerMachine

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 
 from analyzer.model import KeepaliveEvent, KeepaliveRole
 from analyzer.state import (
+    AnyMachine,
+    HoldTimerMachine,
     KeepaliveMachine,
     LineState,
     Step,
@@ -33,14 +35,19 @@ class OriginatorTimeline:
     period: float
     retries: int
     keep_events: bool = True  # live sources may keep only the latest state
-    machine: KeepaliveMachine = field(init=False)
+    hold: float | None = None  # a hold timer instead of the IOS counter (vendor profiles)
+    holddown: bool = False  # with `hold`: OpenBSD's hold-down before up
+    machine: AnyMachine = field(init=False)
     last_tick: float | None = None  # time of the latest tick, observed or extrapolated
     extrapolated: int = 0
     events: list[KeepaliveEvent] = field(default_factory=list)
     transitions: list[Transition] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        self.machine = KeepaliveMachine(self.retries)
+        if self.hold is None:
+            self.machine = KeepaliveMachine(self.retries)
+        else:
+            self.machine = HoldTimerMachine(self.retries, self.hold, self.holddown)
 
     @property
     def line_state(self) -> LineState:
@@ -51,6 +58,19 @@ class OriginatorTimeline:
     def counter(self) -> int:
         """Keepalives sent since the last one that returned."""
         return self.machine.counter
+
+    def advance(self, now: float) -> list[Transition]:
+        """Fire the timers due by `now`. IOS semantics have none: only the time-based
+        machines of other vendors' profiles change state between events (the event methods
+        below call this first)."""
+        machine = self.machine
+        if not isinstance(machine, HoldTimerMachine):
+            return []
+        transition = machine.expire(now)
+        if transition is None:
+            return []
+        self.transitions.append(transition)
+        return [transition]
 
     def _record(self, event: KeepaliveEvent, step: Step) -> KeepaliveEvent:
         if self.keep_events:
@@ -84,6 +104,7 @@ class OriginatorTimeline:
         return made
 
     def _tick(self, time: float, ticks: int) -> KeepaliveEvent:
+        self.advance(time)
         machine = self.machine
         if ticks == 1 or machine.line_state is LineState.UP:
             step = machine.send(time)
@@ -115,6 +136,7 @@ class OriginatorTimeline:
         reply_ttl: int | None = None,
     ) -> KeepaliveEvent:
         """An observed send (a period tick). Call :meth:`extrapolate` first for gaps."""
+        self.advance(time)
         step = self.machine.send(time, frame)
         self.last_tick = time
         event = KeepaliveEvent(
@@ -141,6 +163,7 @@ class OriginatorTimeline:
         reply_ttl: int | None = None,
     ) -> KeepaliveEvent:
         """A returned keepalive reached the originator."""
+        self.advance(time)
         step = self.machine.reply(time, frame)
         event = KeepaliveEvent(
             time=time,
