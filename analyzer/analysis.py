@@ -17,7 +17,14 @@ from itertools import pairwise
 
 from analyzer.capture import RawFrame
 from analyzer.config import KeepaliveConfig
-from analyzer.diagnose import DiagnoseOptions, diagnose, infer_retries, parse_setting, replay
+from analyzer.diagnose import (
+    DiagnoseOptions,
+    ReplayTooLong,
+    diagnose,
+    infer_retries,
+    parse_setting,
+    replay,
+)
 from analyzer.model import (
     Analysis,
     Blackhole,
@@ -497,15 +504,18 @@ def _finish(
         def factory(p: float, r: int) -> OriginatorTimeline:
             return profile.timeline(p, r, keep_events=False)
 
-        result.what_if = replay(
-            result,
-            what_period,
-            what_retries,
-            capture_end,
-            factory=factory,
-            baseline_factory=factory,
-            hold_time=profile.hold_time(what_period, what_retries),
-        )
+        try:
+            result.what_if = replay(
+                result,
+                what_period,
+                what_retries,
+                capture_end,
+                factory=factory,
+                baseline_factory=factory,
+                hold_time=profile.hold_time(what_period, what_retries),
+            )
+        except ReplayTooLong as exc:
+            result.notes.append(f"what-if {settings.what_if}: {exc}")
     return result
 
 

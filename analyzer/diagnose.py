@@ -49,6 +49,7 @@ import math
 import re
 from array import array
 from bisect import bisect_left, bisect_right
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -67,7 +68,14 @@ from analyzer.model import (
     ValueSource,
     WhatIf,
 )
-from analyzer.state import MAX_PERIOD, MAX_RETRIES, LineState, Transition
+from analyzer.state import (
+    MAX_PERIOD,
+    MAX_RETRIES,
+    AnyMachine,
+    HoldTimerMachine,
+    LineState,
+    Transition,
+)
 from analyzer.timeline import OriginatorTimeline
 
 MAX_EVIDENCE = 12  # frames listed per diagnosis
@@ -868,7 +876,10 @@ def _late_detection(
     for period, retries in SUGGESTIONS:
         if period * retries >= detection or period < 2 * rtt_max:
             continue
-        what_if = replay(o, period, retries, capture_end)
+        try:
+            what_if = replay(o, period, retries, capture_end)
+        except ReplayTooLong:
+            break
         if what_if.blackhole_seconds.min >= what_if.baseline_seconds.min:
             continue
         message += (
@@ -978,24 +989,62 @@ def _run(
         return _Run(0, [], 0.0, 0, False)
     rtt = _rtt_s(o)
     timeline = factory(period, retries)
+    machine = timeline.machine
     count = math.floor((capture_end - first_tick) / period + 1e-9) + 1
     starts = [w[0] for w in windows]
-    pending: list[float] = []  # reply times, ascending
-
-    def answered(time: float) -> bool:
-        index = bisect_right(starts, time) - 1
-        return index < 0 or not windows[index][0] <= time < windows[index][1]
-
-    for k in range(count):
+    pending: deque[float] = deque()  # reply times, ascending
+    # Long stretches are skipped where nothing can change: inside a failure once the line
+    # is down (only the counter grows), and in an answered stretch once the machine has
+    # settled (OpenBSD's hold-down allowance reaches its floor within 16 × count replies).
+    # A hold timer shorter than a period plus the round trip fires between answered ticks:
+    # those stretches are replayed tick by tick, up to MAX_REPLAY_TICKS.
+    timed = isinstance(machine, HoldTimerMachine)
+    settle = 16 * retries + 2 if timed else 1
+    steady = not isinstance(machine, HoldTimerMachine) or machine.hold > period + rtt
+    if not steady and count > MAX_REPLAY_TICKS:
+        raise ReplayTooLong(
+            f"{count} ticks of {period:g} s with a hold timer shorter than a period: too long "
+            "to replay"
+        )
+    answered_run = 0
+    k = 0
+    while k < count:
         tick = first_tick + k * period
         while pending and pending[0] < tick:
-            reply_at = pending.pop(0)
+            reply_at = pending.popleft()
             timeline.advance(reply_at)
             timeline.returned(reply_at, None, ident=None)
+        index = bisect_right(starts, tick) - 1
+        inside = index >= 0 and windows[index][0] <= tick < windows[index][1]
+        if not pending:
+            if inside and _quiet_down(machine):
+                end = windows[index][1]
+                last = count - 1
+                if end != math.inf:
+                    last = min(last, math.ceil((end - first_tick) / period - 1e-9) - 1)
+                if last > k + 1:
+                    machine.counter += last - k  # the sends of ticks k … last - 1
+                    k = last
+                    continue
+            elif not inside and steady and answered_run >= settle and _settled(machine):
+                following = starts[index + 1] if index + 1 < len(starts) else capture_end
+                last = math.ceil((following - first_tick) / period - 1e-9) - 2
+                if last > k + 1:
+                    # Ticks k … last - 1 are answered: nothing changes but the hold timer,
+                    # re-armed by the last of their replies.
+                    if isinstance(machine, HoldTimerMachine):
+                        machine.deadline = first_tick + (last - 1) * period + rtt + machine.hold
+                    k = last
+                    continue
         timeline.advance(tick)
         timeline.sent(tick, None, ident=None)
-        if answered(tick) and tick + rtt <= capture_end:
-            pending.append(tick + rtt)
+        if inside:
+            answered_run = 0
+        else:
+            answered_run += 1
+            if tick + rtt <= capture_end:
+                pending.append(tick + rtt)
+        k += 1
     for reply_at in pending:
         timeline.advance(reply_at)
         timeline.returned(reply_at, None, ident=None)
@@ -1025,6 +1074,27 @@ def _run(
             packets += rate * missing
             estimated = True
     return _Run(count, list(transitions), seconds, round(packets), estimated)
+
+
+class ReplayTooLong(ValueError):
+    """The replay would take too many ticks (see MAX_REPLAY_TICKS)."""
+
+
+MAX_REPLAY_TICKS = 2_000_000
+
+
+def _quiet_down(machine: AnyMachine) -> bool:
+    """Down, and no timer pending: further unanswered ticks only count."""
+    if machine.line_state is not LineState.DOWN:
+        return False
+    return not isinstance(machine, HoldTimerMachine) or machine.deadline is None
+
+
+def _settled(machine: AnyMachine) -> bool:
+    """Up with nothing outstanding: further answered ticks change nothing."""
+    if machine.line_state is not LineState.UP or machine.counter != 0:
+        return False
+    return not isinstance(machine, HoldTimerMachine) or machine.hold_max == machine.retries
 
 
 def _down_at(transitions: list[Transition], time: float) -> bool:

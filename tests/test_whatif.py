@@ -136,3 +136,23 @@ def test_bad_what_if_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> Non
         main(["analyze", str(CAPTURES / "outage.pcap"), "--what-if", "fast please"])
     assert exit_info.value.code == 2
     assert "what-if setting" in capsys.readouterr().err
+
+
+def test_a_gap_of_years_replays_quickly() -> None:
+    """Sends at 0, 10, 20 (answered 20 ms later), then nothing for ten years (a data packet
+    at the end). The failure runs from the first missing tick (30) to the end. keepalive 1 3
+    from the first tick (0): 30, 31, 32 unanswered, the tick at 33 finds 3 >= 3: down; then
+    315 360 001 ticks in all, which the replay must not walk one by one."""
+    from tests.builders import Capture
+
+    cap = Capture()
+    for k in range(3):
+        request = cap.request(10.0 * k, A, "198.51.100.1")
+        cap.reply(10.0 * k + 0.02, request)
+    years = 10 * 365 * 86400.0
+    cap.data(years, "198.51.100.1", A)
+    analysis = analyze_frames(cap.raw_frames(), Settings(what_if="keepalive 1 3"))
+    o = next(o for o in analysis.tunnels[0].originators if o.address == A)
+    assert o.what_if is not None
+    assert [(t.state.value, t.time) for t in o.what_if.transitions] == [("down", at(33))]
+    assert o.what_if.sent == 315_360_001
