@@ -48,6 +48,7 @@ from analyzer.state import (
     DEFAULT_RETRIES,
     LineState,
     Transition,
+    down_seconds,
 )
 from analyzer.timeline import OriginatorTimeline
 
@@ -289,20 +290,6 @@ def _rtt_ms(request: Request, reply: Reply) -> float:
     return round((reply.time - request.time) * 1000.0, 3)
 
 
-def _down_seconds(transitions: list[Transition], capture_end: float) -> float:
-    total = 0.0
-    down_since: float | None = None
-    for transition in transitions:
-        if transition.state is LineState.DOWN:
-            down_since = transition.time
-        elif down_since is not None:
-            total += transition.time - down_since
-            down_since = None
-    if down_since is not None:
-        total += max(capture_end - down_since, 0.0)
-    return total
-
-
 def _blackhole(
     events: list[KeepaliveEvent],
     transitions: list[Transition],
@@ -479,7 +466,7 @@ def _finish(
         transitions=transitions,
         final_state=timeline.line_state,
         final_counter=timeline.counter,
-        down_seconds=_down_seconds(transitions, capture_end),
+        down_seconds=down_seconds(transitions, capture_end),
         blackholed_packets=_blackhole(events, transitions, data, period, capture_end),
         data_packets=len(data) if data is not None else 0,
         inner_addresses=originator.inner_addresses,

@@ -575,8 +575,7 @@ def run(
     tui: Callable[..., int] | None = None,
 ) -> int:
     """Open sockets, metrics and the pcap, then loop until stopped."""
-    from analyzer.capture import PcapWriter
-    from analyzer.packet import LINKTYPE_RAW
+    from analyzer.capture import LINKTYPE_RAW, PcapWriter
     from analyzer.probe_engine import DROP_REASONS, ProbeEngine, ProbeOptions
     from analyzer.probe_metrics import ProbeMetrics, serve
     from analyzer.probe_net import CAPABILITY_HINT, RawSockets
@@ -667,8 +666,7 @@ def _run_tui(
     import queue
 
     from analyzer.analysis import Settings
-    from analyzer.capture import RawFrame
-    from analyzer.packet import LINKTYPE_RAW
+    from analyzer.capture import LINKTYPE_RAW, RawFrame
     from analyzer.probe_engine import tracker_config
 
     frames: queue.Queue[RawFrame] = queue.Queue()

@@ -33,9 +33,9 @@ from functools import lru_cache
 from typing import Any
 
 from analyzer.analysis import Settings
+from analyzer.capture import LINKTYPE_RAW
 from analyzer.config import KeepaliveConfig, TunnelConfig
 from analyzer.packet import (
-    LINKTYPE_RAW,
     FrameKind,
     build_keepalive_request,
     decode_frame,

@@ -147,6 +147,21 @@ def missing_ticks(
     return [last_send + period * k for k in range(1, count + 1)]
 
 
+def down_seconds(transitions: Iterable[Transition], until: float) -> float:
+    """Seconds spent down across `transitions`; a line still down counts up to `until`."""
+    total = 0.0
+    down_since: float | None = None
+    for transition in transitions:
+        if transition.state is LineState.DOWN:
+            down_since = transition.time
+        elif down_since is not None:
+            total += transition.time - down_since
+            down_since = None
+    if down_since is not None:
+        total += max(until - down_since, 0.0)
+    return total
+
+
 def line_down_delay(period: float, retries: int) -> float:
     """Time from the first unanswered keepalive to the line going down: period × retries."""
     return period * retries

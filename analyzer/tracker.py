@@ -18,7 +18,7 @@ from analyzer.analysis import Settings, infer_period, resolve_settings
 from analyzer.model import KeepaliveEvent, KeepaliveRole, ValueSource
 from analyzer.packet import Decoded, FrameKind
 from analyzer.pairing import Pairer, Reply, Request, TunnelId
-from analyzer.state import LineState, Transition
+from analyzer.state import LineState, Transition, down_seconds
 from analyzer.timeline import OriginatorTimeline
 
 RECENT_SENDS = 16  # send times kept per originator to infer its period
@@ -255,16 +255,6 @@ class LiveTracker:
             self._tracked.items(), key=lambda item: (item[0][0][0], item[0][1])
         ):
             timeline = tracked.timeline
-            down_seconds = 0.0
-            down_since: float | None = None
-            for transition in timeline.transitions:
-                if transition.state is LineState.DOWN:
-                    down_since = transition.time
-                elif down_since is not None:
-                    down_seconds += transition.time - down_since
-                    down_since = None
-            if down_since is not None:
-                down_seconds += max(now - down_since, 0.0)
             states.append(
                 OriginatorState(
                     endpoints=tunnel[0],
@@ -281,7 +271,7 @@ class LiveTracker:
                     extrapolated=timeline.extrapolated,
                     last_rtt_ms=tracked.last_rtt_ms,
                     downs=sum(1 for t in timeline.transitions if t.state is LineState.DOWN),
-                    down_seconds=down_seconds,
+                    down_seconds=down_seconds(timeline.transitions, now),
                     last_event=tracked.last_event,
                 )
             )
