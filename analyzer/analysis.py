@@ -28,6 +28,8 @@ from analyzer.diagnose import (
 from analyzer.model import (
     Analysis,
     Blackhole,
+    DataFrames,
+    DataTimes,
     FrameError,
     KeepaliveEvent,
     KeepaliveRole,
@@ -74,23 +76,45 @@ class Settings:
     diagnose: bool = True  # False: leave every tunnel's diagnoses empty
 
 
-class Collector:
-    """The streaming pass: classify, pair, and remember only what the analysis needs."""
+Flow = tuple[str, str, int | None]  # (outer source, outer destination, GRE key)
 
-    def __init__(self, files: list[str]) -> None:
-        self.source = SourceSummary(files=files)
+
+class Collector:
+    """The streaming pass: classify, pair, and remember only what the analysis needs.
+
+    Memory grows with the number of tunnels and keepalives. Data packets cost 16 bytes
+    each (their time and frame number, for blackhole accounting) unless the fast path
+    keeps them in its memory-mapped spill file (:meth:`add_data_flow`), or nothing with
+    ``include_data=False`` (--no-data: counted, times not kept).
+    """
+
+    def __init__(self, files: list[str], *, include_data: bool = True) -> None:
+        self.source = SourceSummary(files=files, data_recorded=include_data)
+        self.include_data = include_data
         self.pairer = Pairer()
-        self.data_times: dict[tuple[str, str, int | None], array[float]] = {}
-        self.data_frames: dict[tuple[str, str, int | None], array[int]] = {}
-        self.traits: dict[tuple[str, str, int | None], Traits] = {}
+        self.data_times: dict[Flow, DataTimes] = {}
+        self.data_frames: dict[Flow, DataFrames] = {}
+        self._appended: dict[Flow, tuple[array[float], array[int]]] = {}
+        self._known_sorted: set[Flow] = set()
+        self.traits: dict[Flow, Traits] = {}
 
     def add(self, raw: RawFrame) -> None:
+        """Count and classify one frame (the pure-Python reader's path)."""
+        self.count(raw.time)
+        self.classify(raw)
+
+    def count(self, time: float) -> None:
+        """Count a frame of the capture and widen its time span."""
         source = self.source
         source.packets += 1
-        if source.start is None or raw.time < source.start:
-            source.start = raw.time
-        if source.end is None or raw.time > source.end:
-            source.end = raw.time
+        if source.start is None or time < source.start:
+            source.start = time
+        if source.end is None or time > source.end:
+            source.end = time
+
+    def classify(self, raw: RawFrame) -> None:
+        """Decode one frame (already counted) and keep what the analysis needs of it."""
+        source = self.source
         decoded = decode_frame(raw.linktype, raw.data)
         kind = decoded.kind
         if kind is FrameKind.OTHER:
@@ -104,13 +128,13 @@ class Collector:
         if decoded.checksum_ok is False:
             source.checksum_errors += 1
         if kind is FrameKind.DATA:
-            flow = (decoded.src, decoded.dst, decoded.key)
-            times = self.data_times.get(flow)
-            if times is None:
-                times = self.data_times[flow] = array("d")
-                self.data_frames[flow] = array("q")
-            times.append(raw.time)
-            self.data_frames[flow].append(raw.number)
+            if self.include_data:
+                flow = (decoded.src, decoded.dst, decoded.key)
+                columns = self._appended.get(flow)
+                if columns is None:
+                    columns = self._appended[flow] = (array("d"), array("q"))
+                columns[0].append(raw.time)
+                columns[1].append(raw.number)
             return
         source.keepalive_packets += 1
         if kind is FrameKind.REQUEST:
@@ -118,6 +142,18 @@ class Collector:
             self._note_traits(decoded)
         else:
             self.pairer.reply(raw.number, raw.time, decoded)
+
+    def add_data_flow(
+        self, flow: Flow, times: DataTimes, frames: DataFrames, *, in_time_order: bool
+    ) -> None:
+        """Data packets of one flow counted outside Python (the fast path), in frame order."""
+        self.source.gre_packets += len(times)
+        if not self.include_data:
+            return
+        self.data_times[flow] = times
+        self.data_frames[flow] = frames
+        if in_time_order:
+            self._known_sorted.add(flow)
 
     def _note_traits(self, decoded: Decoded) -> None:
         inner = decoded.inner
@@ -146,13 +182,31 @@ class Collector:
         traits.inner_keys[inner.key] = traits.inner_keys.get(inner.key, 0) + 1
 
     def sort_data(self) -> None:
-        """Data times in time order (captures are nearly always in order already)."""
-        for flow, times in self.data_times.items():
-            if any(b < a for a, b in pairwise(times)):
-                frames = self.data_frames[flow]
-                order = sorted(range(len(times)), key=lambda i: (times[i], frames[i]))
-                times[:] = array("d", (times[i] for i in order))
-                frames[:] = array("q", (frames[i] for i in order))
+        """Finish the data columns: merge what was decoded in Python with what the fast path
+        counted (by frame number, as one reader would have seen them), then put each flow in
+        time order (captures are nearly always in order already)."""
+        for flow, (times, frames) in self._appended.items():
+            if flow in self.data_times:
+                both = sorted(
+                    [
+                        *zip(self.data_frames[flow], self.data_times[flow], strict=True),
+                        *zip(frames, times, strict=True),
+                    ]
+                )
+                frames = array("q", (f for f, _t in both))
+                times = array("d", (t for _f, t in both))
+                self._known_sorted.discard(flow)
+            self.data_times[flow] = times
+            self.data_frames[flow] = frames
+        self._appended.clear()
+        for flow, column in self.data_times.items():
+            if flow in self._known_sorted or not any(b < a for a, b in pairwise(column)):
+                continue
+            frame_column = self.data_frames[flow]
+            order = sorted(range(len(column)), key=lambda i: (column[i], frame_column[i]))
+            self.data_times[flow] = array("d", (column[i] for i in order))
+            self.data_frames[flow] = array("q", (frame_column[i] for i in order))
+        self._known_sorted = set(self.data_times)
 
 
 def infer_period(send_times: list[float]) -> float | None:
@@ -227,7 +281,7 @@ def resolve_settings(
     return Resolved(period[0], period[1], retries[0], retries[1], tuple(notes))
 
 
-def _count_between(times: array[float] | None, start: float, end: float) -> int:
+def _count_between(times: DataTimes | None, start: float, end: float) -> int:
     if times is None or end <= start:
         return 0
     return bisect_left(times, end) - bisect_left(times, start)
@@ -293,7 +347,7 @@ def _rtt_ms(request: Request, reply: Reply) -> float:
 def _blackhole(
     events: list[KeepaliveEvent],
     transitions: list[Transition],
-    data: array[float] | None,
+    data: DataTimes | None,
     period: float,
     capture_end: float,
 ) -> Blackhole:
@@ -513,9 +567,11 @@ def analyze_frames(
     return analyze_collected(collect_frames(frames, files or []), settings or Settings())
 
 
-def collect_frames(frames: Iterable[RawFrame], files: list[str]) -> Collector:
+def collect_frames(
+    frames: Iterable[RawFrame], files: list[str], *, include_data: bool = True
+) -> Collector:
     """The streaming pass over one capture (see :func:`analyze_collected`)."""
-    collector = Collector(files)
+    collector = Collector(files, include_data=include_data)
     for raw in frames:
         collector.add(raw)
     collector.sort_data()

@@ -83,6 +83,8 @@ _PCAP_HEADER_LEN: Final = 24
 _PCAP_RECORD_LEN: Final = 16
 _MAX_CAPLEN: Final = 0x4000000  # 64 MiB: larger records are treated as corrupt
 _SANE_SNAPLEN: Final = 262144
+# A record this long is read by every reader (this module's limit is never lower).
+ORDINARY_CAPLEN: Final = _SANE_SNAPLEN
 
 # pcapng block types.
 _BT_SHB: Final = 0x0A0D0D0A
@@ -263,6 +265,14 @@ def _tsresol_units(code: int) -> tuple[int, int]:
             digits += 1
         return units, digits
     return 10**exponent, exponent
+
+
+def truncation_message(frame: int, start: int, needed: int, present: int) -> str:
+    """The warning for a file that ends inside a record (also used by analyzer.fastpath)."""
+    return (
+        f"file ends in the middle of frame {frame} "
+        f"(record at byte {start} needs {needed} bytes, {present} present)"
+    )
 
 
 class CaptureReader:
@@ -546,11 +556,7 @@ class CaptureReader:
             )
 
     def _truncated(self, start: int, needed: int, present: int) -> None:
-        self._warn(
-            start,
-            f"file ends in the middle of frame {self._count + 1} "
-            f"(record at byte {start} needs {needed} bytes, {present} present)",
-        )
+        self._warn(start, truncation_message(self._count + 1, start, needed, present))
 
     def _pcap_frames(self) -> Iterator[RawFrame]:
         # The hot loop: reads the stream directly (no pushback is pending after the
@@ -802,6 +808,21 @@ class CaptureReader:
         )
 
     # ------------------------------------------------------------------ progress / closing
+
+    @property
+    def byte_order(self) -> str:
+        """struct's byte-order character of the (current section of the) file."""
+        return self._endian
+
+    @property
+    def interface_clocks(self) -> list[tuple[int, int]]:
+        """pcapng: (ticks per second, offset in seconds) of each interface read so far."""
+        return [(iface.ts_units, iface.ts_offset) for iface in self._interfaces]
+
+    @property
+    def interface_linktypes(self) -> list[int]:
+        """pcapng: the link type of each interface read so far."""
+        return [iface.linktype for iface in self._interfaces]
 
     @property
     def following(self) -> bool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import importlib
+import os
 import signal
 import sys
 import threading
@@ -12,9 +13,17 @@ from collections.abc import Callable, Iterator, Sequence
 from types import FrameType
 from typing import NoReturn, TextIO
 
-from analyzer.analysis import Settings, analyze_frames
+from analyzer.analysis import Settings, analyze_collected
 from analyzer.capture import CaptureError, open_capture
 from analyzer.config import ConfigError, KeepaliveConfig, load_config
+from analyzer.fastpath import (
+    READER_LIBPCAP,
+    Collected,
+    FastPathUnavailable,
+    Progress,
+    collect,
+    collect_python,
+)
 from analyzer.model import Analysis
 from analyzer.report_csv import write_csv
 from analyzer.report_json import write_json
@@ -182,6 +191,27 @@ def build_parser() -> argparse.ArgumentParser:
         help="CAPTURE is still being written (e.g. by tcpdump -w): keep reading as it grows, "
         "and report once it has not grown for --follow-timeout seconds or on Ctrl-C",
     )
+    reading = analyze.add_argument_group("reading")
+    reading.add_argument(
+        "--reader",
+        choices=("auto", "libpcap", "python"),
+        default="auto",
+        help="auto (default): libpcap with a BPF keepalive filter, the pure-Python reader "
+        "where libpcap cannot read the input (gzip, stdin, --follow; a note says so); "
+        "libpcap: fail instead of falling back; python: always the pure-Python reader",
+    )
+    reading.add_argument(
+        "--no-data",
+        action="store_true",
+        help="do not record tunnel data packets (they are still counted): faster and no "
+        "temporary disk, but no blackholed-packet counts and no --retries infer",
+    )
+    reading.add_argument(
+        "-q",
+        "--quiet",
+        action="store_true",
+        help="no progress bar and no note about the reader on stderr (warnings still show)",
+    )
     analyze.add_argument(
         "--follow-timeout",
         type=_follow_timeout,
@@ -227,30 +257,22 @@ def _analyze(args: argparse.Namespace) -> int:
             print(f"{PROG}: warning: {warning}", file=sys.stderr)
     if args.peer_capture is not None:
         return _analyze_two(args, config)
-    follow = args.follow_timeout if args.follow else None
     try:
-        with _stop_following_on_interrupt(enabled=follow is not None) as interrupted:
-            reader = open_capture(args.capture, follow=follow)
-            if reader.following:
-                interrupted.append(reader.stop_following)
-            with reader:
-                analysis = analyze_frames(
-                    reader,
-                    _settings(args, config),
-                    files=[reader.name],
-                )
-                analysis.source.precision = reader.precision
-                warnings = list(reader.warnings)
+        collected = _collect(args, args.capture, follow=args.follow)
     except CaptureError as exc:
         return _fail(str(exc))
+    except FastPathUnavailable as exc:
+        return _fail(f"{args.capture}: --reader libpcap cannot read it ({exc})")
+    analysis = analyze_collected(collected.collector, _settings(args, config))
+    analysis.source.precision = collected.precision
+    name = analysis.source.files[0]
+    warnings = collected.warnings
     if analysis.source.packets == 0 and warnings:
-        first = warnings[0]
-        return _fail(
-            f"{reader.name}: no complete frame could be read (byte {first.offset}: {first.message})"
-        )
-    read_warnings = [f"{reader.name}: byte {w.offset}: {w.message}" for w in warnings]
-    analysis.source.warnings.extend(read_warnings)
-    for warning in read_warnings:
+        first = warnings[0].removeprefix(f"{name}: ")
+        return _fail(f"{name}: no complete frame could be read ({first})")
+    _note_reader(args, collected)
+    analysis.source.warnings.extend(warnings)
+    for warning in warnings:
         print(f"{PROG}: warning: {warning}", file=sys.stderr)
     if args.output:
         try:
@@ -264,6 +286,72 @@ def _analyze(args: argparse.Namespace) -> int:
     if args.fail_on_down and analysis.any_down:
         return EXIT_DOWN
     return EXIT_OK
+
+
+def _collect(args: argparse.Namespace, path: str, *, follow: bool) -> Collected:
+    """The streaming pass over one capture with the reader, progress and notes the options
+    ask for. Raises CaptureError, or FastPathUnavailable with --reader libpcap."""
+    include_data = not args.no_data
+    with _progress_bar(path, quiet=args.quiet) as progress:
+        if not follow:
+            collected = collect(
+                path, reader=args.reader, include_data=include_data, progress=progress
+            )
+        else:
+            if args.reader == READER_LIBPCAP:
+                raise FastPathUnavailable("--follow reads a growing file with the Python reader")
+            with _stop_following_on_interrupt(enabled=True) as interrupted:
+                reader = open_capture(path, follow=args.follow_timeout)
+                if reader.following:
+                    interrupted.append(reader.stop_following)
+                with reader:
+                    collected = collect_python(reader, [reader.name], include_data=include_data)
+    return collected
+
+
+def _note_reader(args: argparse.Namespace, collected: Collected) -> None:
+    """Say once why the pure-Python reader was used (when a report is going to follow)."""
+    if collected.fallback_reason is not None and not args.quiet:
+        print(
+            f"{PROG}: note: reading {collected.collector.source.files[0]} with the pure-Python "
+            f"reader, not libpcap: {collected.fallback_reason}",
+            file=sys.stderr,
+        )
+
+
+PROGRESS_MIN_BYTES = 8 << 20  # smaller files are read before a bar would be worth drawing
+
+
+@contextlib.contextmanager
+def _progress_bar(path: str, *, quiet: bool) -> Iterator[Progress | None]:
+    """A bar on stderr (bytes read of the file's size) when stderr is a terminal and the file
+    is larger than PROGRESS_MIN_BYTES; otherwise no callback at all."""
+    try:
+        size = os.stat(path).st_size if path != "-" else 0
+    except OSError:
+        size = 0
+    if quiet or size < PROGRESS_MIN_BYTES or not sys.stderr.isatty():
+        yield None
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
+
+    bar = Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        DownloadColumn(),
+        TimeRemainingColumn(),
+        console=Console(file=sys.stderr),
+        transient=True,
+    )
+    task = bar.add_task(f"reading {os.path.basename(path)}", total=size)
+    with bar:
+
+        def advance(position: int | None) -> None:
+            if position is not None:
+                bar.update(task, completed=min(position, size))
+
+        yield advance
 
 
 @contextlib.contextmanager
@@ -291,7 +379,7 @@ def _stop_following_on_interrupt(*, enabled: bool) -> Iterator[list[Callable[[],
 
 def _analyze_two(args: argparse.Namespace, config: KeepaliveConfig | None) -> int:
     """`analyze A B`: captures from both ends of the tunnels, merged (analyzer.merge)."""
-    from analyzer.analysis import Collector, collect_frames
+    from analyzer.analysis import Collector
     from analyzer.merge import merge
 
     if args.follow:
@@ -301,14 +389,16 @@ def _analyze_two(args: argparse.Namespace, config: KeepaliveConfig | None) -> in
     collected: list[Collector] = []
     for path in (args.capture, args.peer_capture):
         try:
-            with open_capture(path) as reader:
-                collector = collect_frames(reader, [reader.name])
-                collector.source.precision = reader.precision
-                warnings = [f"{reader.name}: byte {w.offset}: {w.message}" for w in reader.warnings]
+            one = _collect(args, path, follow=False)
         except CaptureError as exc:
             return _fail(str(exc))
+        except FastPathUnavailable as exc:
+            return _fail(f"{path}: --reader libpcap cannot read it ({exc})")
+        collector, warnings = one.collector, one.warnings
+        collector.source.precision = one.precision
         if collector.source.packets == 0 and warnings:
-            return _fail(f"{reader.name}: no complete frame could be read")
+            return _fail(f"{collector.source.files[0]}: no complete frame could be read")
+        _note_reader(args, one)
         collector.source.warnings.extend(warnings)
         for warning in warnings:
             print(f"{PROG}: warning: {warning}", file=sys.stderr)

@@ -47,7 +47,6 @@ from __future__ import annotations
 import ipaddress
 import math
 import re
-from array import array
 from bisect import bisect_left, bisect_right
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -59,6 +58,8 @@ from itertools import pairwise
 from analyzer.model import (
     Analysis,
     Blackhole,
+    DataFrames,
+    DataTimes,
     KeepaliveEvent,
     KeepaliveRole,
     OriginatorResult,
@@ -164,8 +165,8 @@ GAP_WINDOW = 20  # data gaps used to judge the data rate before a stop
 
 def infer_retries(
     events: Sequence[KeepaliveEvent],
-    data_times: array[float],
-    data_frames: array[int],
+    data_times: DataTimes,
+    data_frames: DataFrames,
     period: float,
     capture_end: float,
 ) -> RetriesInference | None:
@@ -324,7 +325,7 @@ def _rtt_s(o: OriginatorResult) -> float:
     return o.rtt_ms.median / 1000.0 if o.rtt_ms is not None else 0.0
 
 
-def _between(times: array[float] | None, start: float, end: float) -> tuple[int, int]:
+def _between(times: DataTimes | None, start: float, end: float) -> tuple[int, int]:
     """Index range of `times` within [start, end]."""
     if times is None or end < start:
         return 0, 0

@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 from array import array
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 
 from analyzer.state import LineState, Transition
+
+# Times (sorted) and frame numbers of one direction's tunnel data packets: an array in
+# memory, or a view of the fast path's memory-mapped spill file (analyzer.fastpath).
+DataTimes = Sequence[float]
+DataFrames = Sequence[int]
 
 
 class KeepaliveRole(StrEnum):
@@ -149,8 +155,8 @@ class OriginatorResult:
     retries_inferred: RetriesInference | None = None
     blackhole_seconds: Span = Span(0.0, 0.0)
     traits: Traits | None = None
-    data_times: array[float] = field(default_factory=lambda: array("d"))  # sorted
-    data_frames: array[int] = field(default_factory=lambda: array("q"))  # same order
+    data_times: DataTimes = field(default_factory=lambda: array("d"))  # sorted
+    data_frames: DataFrames = field(default_factory=lambda: array("q"))  # same order
     profile: str | None = None
     profile_source: str | None = None  # "cli", "auto" or None (no --profile)
     profile_evidence: list[str] = field(default_factory=list)
@@ -171,8 +177,8 @@ class TunnelResult:
     data_packets: int
     diagnoses: list[dict[str, object]] = field(default_factory=list)
     # GRE data packets seen per sending endpoint: sorted times and their frames
-    data_times: dict[str, array[float]] = field(default_factory=dict)
-    data_frames: dict[str, array[int]] = field(default_factory=dict)
+    data_times: dict[str, DataTimes] = field(default_factory=dict)
+    data_frames: dict[str, DataFrames] = field(default_factory=dict)
     merge: dict[str, object] | None = None  # two-vantage analysis (analyzer.merge)
 
 
@@ -199,6 +205,7 @@ class SourceSummary:
     precision: int = 6
     warnings: list[str] = field(default_factory=list)
     errors: list[FrameError] = field(default_factory=list)
+    data_recorded: bool = True  # False with --no-data: data packets counted, times not kept
 
 
 @dataclass(slots=True)
