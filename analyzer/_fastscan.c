@@ -66,17 +66,34 @@ struct libpcap {
     file_fn file;
 };
 
-static int load_libpcap(const char *path, struct libpcap *lib) {
-    void *handle = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+static PyObject *ScanError;
+
+/* Load the first of `candidates` (a sequence of paths or sonames) that dlopen takes. */
+static int load_libpcap(PyObject *candidates, struct libpcap *lib) {
+    PyObject *sequence = PySequence_Fast(candidates, "libpcap candidates must be a sequence");
+    if (sequence == NULL)
+        return -1;
+    void *handle = NULL;
+    const char *path = NULL;
+    for (Py_ssize_t i = 0; handle == NULL && i < PySequence_Fast_GET_SIZE(sequence); i++) {
+        path = PyUnicode_AsUTF8(PySequence_Fast_GET_ITEM(sequence, i));
+        if (path == NULL) {
+            Py_DECREF(sequence);
+            return -1;
+        }
+        handle = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+    }
+    Py_DECREF(sequence);
     if (handle == NULL) {
-        PyErr_Format(PyExc_OSError, "cannot load libpcap %s: %s", path, dlerror());
+        PyErr_Format(ScanError, "no libpcap shared library could be loaded (last: %s)",
+                     path != NULL ? dlerror() : "no candidates");
         return -1;
     }
 #define LOAD(field, name)                                                                   \
     do {                                                                                    \
         *(void **)(&lib->field) = dlsym(handle, name);                                      \
         if (lib->field == NULL) {                                                           \
-            PyErr_Format(PyExc_OSError, "libpcap %s has no %s (too old?)", path, name);     \
+            PyErr_Format(ScanError, "libpcap %s has no %s (too old?)", path, name);         \
             return -1;                                                                      \
         }                                                                                   \
     } while (0)
@@ -104,6 +121,7 @@ struct flow_key {
     uint8_t dst[16];
     uint32_t key;
 };
+_Static_assert(sizeof(struct flow_key) % 8 == 0, "hash_key reads whole words");
 
 static inline unsigned be16(const unsigned char *p) { return ((unsigned)p[0] << 8) | p[1]; }
 static inline uint32_t be32(const unsigned char *p) {
@@ -273,11 +291,13 @@ struct flow_table {
 };
 
 static uint64_t hash_key(const struct flow_key *k) {
-    uint64_t h = 1469598103934665603ull; /* FNV-1a */
+    /* 8 bytes at a time (the key is 40 bytes, zero-padded); a multiply-xorshift mix */
+    uint64_t h = 0x9E3779B97F4A7C15ull, word;
     const unsigned char *bytes = (const unsigned char *)k;
-    for (size_t i = 0; i < sizeof *k; i++) {
-        h ^= bytes[i];
-        h *= 1099511628211ull;
+    for (size_t i = 0; i + 8 <= sizeof *k; i += 8) {
+        memcpy(&word, bytes + i, 8);
+        h = (h ^ word) * 0xBF58476D1CE4E5B9ull;
+        h ^= h >> 31;
     }
     return h;
 }
@@ -438,8 +458,6 @@ static void table_free(struct flow_table *table) {
 
 /* --- Python API --- */
 
-static PyObject *ScanError;
-
 static PyObject *flows_list(struct flow_table *table) {
     PyObject *list = PyList_New(0);
     if (list == NULL)
@@ -469,9 +487,9 @@ static PyObject *flows_list(struct flow_table *table) {
 }
 
 PyDoc_STRVAR(scan_doc,
-"scan(libpcap, path, filter_for, on_frame, include_data, spill_fd, out_fd, progress)\n"
+"scan(libraries, path, filter_for, on_frame, include_data, spill_fd, out_fd, progress)\n"
 "\n"
-"Read `path` with the libpcap shared library at `libpcap` (nanosecond timestamps).\n"
+"Read `path` with the first libpcap of `libraries` that loads (nanosecond timestamps).\n"
 "`filter_for(dlt)` returns (BPF expression of keepalive-shaped frames, LINKTYPE_ value);\n"
 "those and\n"
 "the frames this module cannot classify are passed to `on_frame(number, time, linktype,\n"
@@ -486,14 +504,14 @@ PyDoc_STRVAR(scan_doc,
 "ScanError if libpcap cannot open the file or compile the filter.");
 
 static PyObject *scan(PyObject *self, PyObject *args) {
-    const char *libpath, *path;
-    PyObject *filter_for, *on_frame, *progress;
+    const char *path;
+    PyObject *libraries, *filter_for, *on_frame, *progress;
     int include_data, spill_fd, out_fd;
-    if (!PyArg_ParseTuple(args, "ssOOpiiO", &libpath, &path, &filter_for, &on_frame,
+    if (!PyArg_ParseTuple(args, "OsOOpiiO", &libraries, &path, &filter_for, &on_frame,
                           &include_data, &spill_fd, &out_fd, &progress))
         return NULL;
     struct libpcap lib;
-    if (load_libpcap(libpath, &lib) < 0)
+    if (load_libpcap(libraries, &lib) < 0)
         return NULL;
     char errbuf[PCAP_ERRBUF_SIZE] = "";
     pcap_t *pcap = lib.open_offline(path, PCAP_TSTAMP_PRECISION_NANO, errbuf);
@@ -641,7 +659,7 @@ static PyMethodDef methods[] = {
 static struct PyModuleDef module = {
     PyModuleDef_HEAD_INIT, "analyzer._fastscan",
     "The fast path's hot loop: libpcap + BPF reading, GRE data counted in C (issue 3).", -1,
-    methods,
+    methods, NULL, NULL, NULL, NULL,
 };
 
 PyMODINIT_FUNC PyInit__fastscan(void) {

@@ -14,9 +14,9 @@ from bisect import bisect_left, bisect_right
 from collections.abc import Iterable
 from dataclasses import dataclass
 from itertools import pairwise
+from typing import TYPE_CHECKING
 
 from analyzer.capture import RawFrame
-from analyzer.config import KeepaliveConfig
 from analyzer.diagnose import (
     DiagnoseOptions,
     ReplayTooLong,
@@ -53,6 +53,9 @@ from analyzer.state import (
     down_seconds,
 )
 from analyzer.timeline import OriginatorTimeline
+
+if TYPE_CHECKING:
+    from analyzer.config import KeepaliveConfig
 
 MAX_ERRORS_LISTED = 100
 # A reflection this fast means the capture was taken at the reflecting endpoint.

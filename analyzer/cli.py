@@ -11,11 +11,10 @@ import sys
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from types import FrameType
-from typing import NoReturn, TextIO
+from typing import TYPE_CHECKING, NoReturn, TextIO
 
 from analyzer.analysis import Settings, analyze_collected
 from analyzer.capture import CaptureError, open_capture
-from analyzer.config import ConfigError, KeepaliveConfig, load_config
 from analyzer.fastpath import (
     READER_LIBPCAP,
     Collected,
@@ -25,10 +24,10 @@ from analyzer.fastpath import (
     collect_python,
 )
 from analyzer.model import Analysis
-from analyzer.report_csv import write_csv
-from analyzer.report_json import write_json
-from analyzer.report_text import write_text
 from analyzer.state import MAX_PERIOD, MAX_RETRIES
+
+if TYPE_CHECKING:
+    from analyzer.config import KeepaliveConfig
 
 PROG = "gre-keepalive"
 
@@ -249,6 +248,8 @@ def _fail(message: str) -> int:
 def _analyze(args: argparse.Namespace) -> int:
     config = None
     if args.config:
+        from analyzer.config import ConfigError, load_config
+
         try:
             config = load_config(args.config)
         except ConfigError as exc:
@@ -497,11 +498,19 @@ def _settings(args: argparse.Namespace, config: KeepaliveConfig | None) -> Setti
 
 
 def _write(analysis: Analysis, stream: TextIO, output_format: str, *, color: bool) -> None:
+    # Each writer is imported when used: rich alone takes longer to load than a fast-path
+    # read of a 20 MB capture.
     if output_format == "json":
+        from analyzer.report_json import write_json
+
         write_json(analysis, stream)
     elif output_format == "csv":
+        from analyzer.report_csv import write_csv
+
         write_csv(analysis, stream)
     else:
+        from analyzer.report_text import write_text
+
         write_text(analysis, stream, color=color)
 
 

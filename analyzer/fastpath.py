@@ -15,9 +15,9 @@ way, byte for byte (tests/test_fastpath.py proves it on every capture we have).
 
 from __future__ import annotations
 
-import ctypes.util
 import glob
 import importlib
+import importlib.util
 import mmap
 import os
 import socket
@@ -78,24 +78,22 @@ def _extension() -> ModuleType:
         ) from None
 
 
-def find_libpcap() -> str:
-    """Path (or soname) of a libpcap shared library: the system's, else pcapy-ng's copy."""
+# Debian/Ubuntu (libpcap0.8), then other distributions, then a development symlink.
+SYSTEM_LIBPCAP = ("libpcap.so.0.8", "libpcap.so.1", "libpcap.so")
+
+
+def libpcap_candidates() -> list[str]:
+    """Shared libraries to try, in order: $GRE_KEEPALIVE_LIBPCAP alone if set, else the
+    system's libpcap, then the copy bundled in the pcapy-ng wheel."""
     override = os.environ.get("GRE_KEEPALIVE_LIBPCAP")
     if override:
-        return override
-    name = ctypes.util.find_library("pcap")
-    if name:
-        return name
-    try:
-        pcapy = importlib.import_module("pcapy")
-    except ImportError:
-        pcapy = None
-    if pcapy is not None and getattr(pcapy, "__file__", None):
-        site = os.path.dirname(os.path.abspath(pcapy.__file__ or ""))
-        bundled = sorted(glob.glob(os.path.join(site, "pcapy_ng.libs", "libpcap*.so*")))
-        if bundled:
-            return bundled[-1]
-    raise FastPathUnavailable("no libpcap shared library found")
+        return [override]
+    candidates = list(SYSTEM_LIBPCAP)
+    spec = importlib.util.find_spec("pcapy")
+    if spec is not None and spec.origin:
+        site = os.path.dirname(os.path.abspath(spec.origin))
+        candidates += sorted(glob.glob(os.path.join(site, "pcapy_ng.libs", "libpcap*.so*")))
+    return candidates
 
 
 def _exact_clocks(reader: CaptureReader) -> str | None:
@@ -120,7 +118,7 @@ def collect_libpcap(
 ) -> Collected:
     """The streaming pass through libpcap. Raises :class:`FastPathUnavailable`."""
     fastscan = _extension()
-    library = find_libpcap()
+    libraries = libpcap_candidates()
     with open_capture(path) as reader:
         if reader.compressed:
             raise FastPathUnavailable("gzip-compressed input")
@@ -145,7 +143,7 @@ def collect_libpcap(
     ):
         try:
             _linktype, packets, start, end, data_packets, flows, stopped = fastscan.scan(
-                library,
+                libraries,
                 path,
                 filter_for,
                 on_frame,

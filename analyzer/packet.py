@@ -8,6 +8,7 @@ can never recurse and data packets cost only the headers we read.
 
 from __future__ import annotations
 
+import functools
 import socket
 import struct
 from dataclasses import dataclass
@@ -599,10 +600,42 @@ def build_gre_data(
     ttl: int = 255,
     payload_length: int = 64,
 ) -> bytes:
-    """A tunnelled data packet: GRE PT 0x0800 carrying an inner IPv4/UDP datagram."""
+    """A tunnelled data packet: GRE PT 0x0800 carrying an inner IPv4/UDP datagram.
+
+    Both IPv4 headers carry `ip_id`. The packet is built once per tunnel direction (with
+    dpkt) and then re-stamped: the simulator writes millions of these.
+    """
+    template, outer_ipv4, inner = _gre_data_template(src, dst, key, ttl, payload_length)
+    packet = bytearray(template)
+    if outer_ipv4:
+        _stamp_ipv4(packet, 0, ip_id)
+    _stamp_ipv4(packet, inner, ip_id)
+    return bytes(packet)
+
+
+@functools.lru_cache(maxsize=4096)
+def _gre_data_template(
+    src: str, dst: str, key: int | None, ttl: int, payload_length: int
+) -> tuple[bytes, bool, int]:
+    """(the packet with IP ID 0, whether the outer header is IPv4, inner IPv4 offset)."""
     udp = struct.pack("!HHHH", 49152, 9, 8 + payload_length, 0) + bytes(payload_length)
-    inner = build_ip("192.0.2.1", "192.0.2.2", udp, protocol=17, ip_id=ip_id, ttl=64)
-    return build_ip(src, dst, build_gre(ETH_IPV4, inner, key=key), ip_id=ip_id, ttl=ttl)
+    inner = build_ip("192.0.2.1", "192.0.2.2", udp, protocol=17, ip_id=0, ttl=64)
+    gre = build_gre(ETH_IPV4, inner, key=key)
+    packet = build_ip(src, dst, gre, ip_id=0, ttl=ttl)
+    return packet, ":" not in src, len(packet) - len(inner)
+
+
+_IPV4_HEADER_WORDS = struct.Struct("!10H")
+
+
+def _stamp_ipv4(packet: bytearray, offset: int, ip_id: int) -> None:
+    """Set the identification of the 20-byte IPv4 header at `offset` and its checksum."""
+    struct.pack_into("!H", packet, offset + 4, ip_id & 0xFFFF)
+    struct.pack_into("!H", packet, offset + 10, 0)
+    total = sum(_IPV4_HEADER_WORDS.unpack_from(packet, offset))
+    while total >> 16:
+        total = (total & 0xFFFF) + (total >> 16)
+    struct.pack_into("!H", packet, offset + 10, ~total & 0xFFFF)
 
 
 def build_ethernet(

@@ -189,6 +189,44 @@ def analysis_dict(analysis: Analysis) -> dict[str, Any]:
 
 
 def write_json(analysis: Analysis, stream: TextIO) -> None:
-    """Write the document, indented, with a final newline."""
-    json.dump(analysis_dict(analysis), stream, indent=2)
+    """Write the document, indented, with a final newline.
+
+    An object or array holding no other object or array (a keepalive row, a transition,
+    an address pair) is written on one line by the C encoder; the pure-Python encoder
+    that ``indent`` needs would spend more time than the whole capture read.
+    """
+    _write_value(analysis_dict(analysis), stream, "")
     stream.write("\n")
+
+
+_encode = json.JSONEncoder(ensure_ascii=True, allow_nan=True).encode
+_INDENT = "  "
+
+
+def _flat(value: dict[str, Any] | list[Any]) -> bool:
+    items = value.values() if isinstance(value, dict) else value
+    return not any(isinstance(item, dict | list) for item in items)
+
+
+def _write_value(value: Any, stream: TextIO, indent: str) -> None:
+    if not isinstance(value, dict | list) or not value or _flat(value):
+        stream.write(_encode(value))
+        return
+    inner = indent + _INDENT
+    write = stream.write
+    if isinstance(value, dict):
+        write("{")
+        for index, (key, item) in enumerate(value.items()):
+            write(",\n" if index else "\n")
+            write(inner)
+            write(_encode(key))
+            write(": ")
+            _write_value(item, stream, inner)
+        write(f"\n{indent}}}")
+    else:
+        write("[")
+        for index, item in enumerate(value):
+            write(",\n" if index else "\n")
+            write(inner)
+            _write_value(item, stream, inner)
+        write(f"\n{indent}]")

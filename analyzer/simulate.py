@@ -749,7 +749,6 @@ class _Simulation:
         self.sequence = 0
         self.routers: dict[str, _Router] = {}
         self.endpoints: list[tuple[_Endpoint, _Endpoint]] = []
-        self.data_cache: dict[tuple[str, str, int | None, int], bytes] = {}
         self.delay: list[int] = []
         self.reflect: list[int] = []
         self.cuts: list[dict[str, list[tuple[int, int]]]] = []
@@ -971,18 +970,14 @@ class _Simulation:
         self.expire(time, endpoint)
         if endpoint.up:
             ip_id = endpoint.router.take(1)
-            cache_key = (endpoint.address, endpoint.peer_address, endpoint.key, ip_id)
-            data = self.data_cache.get(cache_key)
-            if data is None:
-                data = build_gre_data(
-                    endpoint.address,
-                    endpoint.peer_address,
-                    key=endpoint.key,
-                    ip_id=ip_id,
-                    ttl=255,
-                    payload_length=DATA_PAYLOAD,
-                )
-                self.data_cache[cache_key] = data
+            data = build_gre_data(
+                endpoint.address,
+                endpoint.peer_address,
+                key=endpoint.key,
+                ip_id=ip_id,
+                ttl=255,
+                payload_length=DATA_PAYLOAD,
+            )
             endpoint.data_sent += 1
             if not self.depart(time, _Packet(_DATA_PACKET, data, endpoint, key=endpoint.key)):
                 endpoint.blackholed += 1

@@ -13,7 +13,6 @@ from typing import Any
 from analyzer.analysis import Settings, analyze_frames
 from analyzer.capture import CaptureError, open_capture
 from analyzer.cli import EXIT_USAGE, PROG, _period, _retries
-from analyzer.config import ConfigError, load_config
 from analyzer.model import Analysis
 
 TUI_HELP = """\
@@ -86,6 +85,8 @@ def run(args: argparse.Namespace) -> int:
     config = None
     warnings: list[str] = []
     if args.config:
+        from analyzer.config import ConfigError, load_config
+
         try:
             config = load_config(args.config)
         except ConfigError as exc:
