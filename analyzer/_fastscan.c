@@ -3,17 +3,16 @@
  *
  * libpcap (loaded with dlopen, so building needs no libpcap headers) reads the capture;
  * a BPF program compiled by libpcap picks the keepalive-shaped frames, which go to Python
- * one by one (on_frame) and are decoded there by analyzer.packet.  Every other frame is
+ * in batches (on_batch) and are decoded there by analyzer.packet.  Every other frame is
  * counted here.  For GRE data packets the flow (outer source, destination, key) and the
  * time are needed for blackhole accounting: `classify` below recognises the common shapes
  * and hands anything else to Python as well.  It never decides differently from
  * analyzer.packet.decode_frame: it only answers DATA or OTHER where that function
  * certainly would (a hypothesis test holds it to that), and DEFER otherwise.
  *
- * Data times and frame numbers are not kept in memory: each flow fills a small buffer
- * that is appended to a spill file; at the end the blocks are copied, flow by flow, into
- * an output file as two contiguous native arrays (float64 times, int64 frame numbers)
- * that Python maps with mmap.
+ * Data times and frame numbers are not kept in memory: each flow fills a 4 KiB block of
+ * (float64 time, int64 frame number) records that is appended to a spill file, which
+ * Python then maps with mmap (analyzer.fastpath.SpilledColumn).
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -266,7 +265,12 @@ static int classify(int linktype, const unsigned char *data, size_t caplen, stru
 
 /* --- per-flow data, spilled to a file --- */
 
-#define BLOCK 256 /* records per spilled block */
+#define BLOCK 256 /* records per spilled block (4 KiB) */
+
+struct record {
+    double time;
+    int64_t frame;
+};
 
 struct flow {
     struct flow_key key;
@@ -274,12 +278,10 @@ struct flow {
     int64_t count;
     double last_time;
     int sorted;
-    double *times; /* buffer: capacity grows to BLOCK */
-    int64_t *frames;
+    struct record *buffer; /* the block being filled; capacity grows to BLOCK */
     int fill, capacity;
-    uint64_t *blocks; /* spill-file offsets of full blocks (BLOCK records each) */
+    uint64_t *blocks; /* spill-file offsets of this flow's blocks, in order */
     size_t nblocks, block_capacity;
-    uint64_t output; /* offset in the output file, after finishing */
 };
 
 struct flow_table {
@@ -352,16 +354,22 @@ static int write_all(int fd, const void *buffer, size_t size, uint64_t offset) {
     return 0;
 }
 
-static int read_all(int fd, void *buffer, size_t size, uint64_t offset) {
-    char *p = buffer;
-    while (size > 0) {
-        ssize_t got = pread(fd, p, size, (off_t)offset);
-        if (got <= 0)
+/* Append the flow's buffer to the spill file as its next block. -1: no memory, -2: I/O. */
+static int flow_spill(struct flow_table *table, struct flow *flow) {
+    if (flow->nblocks == flow->block_capacity) {
+        size_t capacity = flow->block_capacity ? flow->block_capacity * 2 : 16;
+        uint64_t *blocks = realloc(flow->blocks, capacity * sizeof *blocks);
+        if (blocks == NULL)
             return -1;
-        p += got;
-        size -= (size_t)got;
-        offset += (uint64_t)got;
+        flow->blocks = blocks;
+        flow->block_capacity = capacity;
     }
+    uint64_t at = table->spill_end;
+    if (write_all(table->spill_fd, flow->buffer, (size_t)flow->fill * sizeof(struct record), at) < 0)
+        return -2;
+    table->spill_end += BLOCK * sizeof(struct record); /* a partial (last) block keeps its slot */
+    flow->blocks[flow->nblocks++] = at;
+    flow->fill = 0;
     return 0;
 }
 
@@ -371,89 +379,116 @@ static int flow_add(struct flow_table *table, struct flow *flow, double time, in
             int capacity = flow->capacity ? flow->capacity * 4 : 16;
             if (capacity > BLOCK)
                 capacity = BLOCK;
-            double *times = realloc(flow->times, (size_t)capacity * sizeof *times);
-            if (times == NULL)
+            struct record *buffer = realloc(flow->buffer, (size_t)capacity * sizeof *buffer);
+            if (buffer == NULL)
                 return -1;
-            flow->times = times;
-            int64_t *frames = realloc(flow->frames, (size_t)capacity * sizeof *frames);
-            if (frames == NULL)
-                return -1;
-            flow->frames = frames;
+            flow->buffer = buffer;
             flow->capacity = capacity;
         } else {
-            if (flow->nblocks == flow->block_capacity) {
-                size_t capacity = flow->block_capacity ? flow->block_capacity * 2 : 16;
-                uint64_t *blocks = realloc(flow->blocks, capacity * sizeof *blocks);
-                if (blocks == NULL)
-                    return -1;
-                flow->blocks = blocks;
-                flow->block_capacity = capacity;
-            }
-            uint64_t at = table->spill_end;
-            if (write_all(table->spill_fd, flow->times, BLOCK * sizeof(double), at) < 0 ||
-                write_all(table->spill_fd, flow->frames, BLOCK * sizeof(int64_t),
-                          at + BLOCK * sizeof(double)) < 0)
-                return -2;
-            table->spill_end += BLOCK * (sizeof(double) + sizeof(int64_t));
-            flow->blocks[flow->nblocks++] = at;
-            flow->fill = 0;
+            int spilled = flow_spill(table, flow);
+            if (spilled < 0)
+                return spilled;
         }
     }
     if (flow->count > 0 && time < flow->last_time)
         flow->sorted = 0;
     flow->last_time = time;
-    flow->times[flow->fill] = time;
-    flow->frames[flow->fill] = frame;
+    flow->buffer[flow->fill].time = time;
+    flow->buffer[flow->fill].frame = frame;
     flow->fill++;
     flow->count++;
     return 0;
 }
 
-/* Copy every flow's records into `out_fd` as times[count] then frames[count]. */
-static int table_finish(struct flow_table *table, int out_fd) {
-    uint64_t at = 0;
-    char *buffer = malloc(BLOCK * sizeof(double));
-    if (buffer == NULL)
-        return -1;
+/* Spill every flow's partly filled block. */
+static int table_finish(struct flow_table *table) {
     for (size_t i = 0; i < table->size; i++) {
         struct flow *flow = &table->slots[i];
-        if (!flow->used)
-            continue;
-        flow->output = at;
-        uint64_t frames_at = at + (uint64_t)flow->count * sizeof(double);
-        for (int part = 0; part < 2; part++) {
-            size_t item = part == 0 ? sizeof(double) : sizeof(int64_t);
-            uint64_t to = part == 0 ? at : frames_at;
-            for (size_t b = 0; b < flow->nblocks; b++) {
-                uint64_t from = flow->blocks[b] + (part == 0 ? 0 : BLOCK * sizeof(double));
-                if (read_all(table->spill_fd, buffer, BLOCK * item, from) < 0 ||
-                    write_all(out_fd, buffer, BLOCK * item, to) < 0) {
-                    free(buffer);
-                    return -1;
-                }
-                to += BLOCK * item;
-            }
-            const void *tail = part == 0 ? (const void *)flow->times : (const void *)flow->frames;
-            if (flow->fill > 0 && write_all(out_fd, tail, (size_t)flow->fill * item, to) < 0) {
-                free(buffer);
-                return -1;
-            }
-        }
-        at = frames_at + (uint64_t)flow->count * sizeof(int64_t);
+        if (flow->used && flow->fill > 0 && flow_spill(table, flow) < 0)
+            return -1;
     }
-    free(buffer);
     return 0;
 }
 
 static void table_free(struct flow_table *table) {
     for (size_t i = 0; i < table->size; i++) {
-        free(table->slots[i].times);
-        free(table->slots[i].frames);
+        free(table->slots[i].buffer);
         free(table->slots[i].blocks);
     }
     free(table->slots);
     table->slots = NULL;
     table->size = table->used = 0;
+}
+
+/* --- frames for Python, handed over in batches (the loop runs without the GIL) --- */
+
+#define BATCH_FRAMES 512
+#define BATCH_BYTES (1 << 20)
+
+struct batch {
+    int64_t numbers[BATCH_FRAMES];
+    double times[BATCH_FRAMES];
+    uint32_t caplens[BATCH_FRAMES], lens[BATCH_FRAMES];
+    size_t offsets[BATCH_FRAMES];
+    size_t count;
+    unsigned char *bytes;
+    size_t used, size;
+};
+
+static int batch_add(struct batch *batch, int64_t number, double time,
+                     const struct pcap_pkthdr_abi *header, const unsigned char *data) {
+    if (batch->used + header->caplen > batch->size) {
+        size_t size = batch->size ? batch->size : BATCH_BYTES;
+        while (size < batch->used + header->caplen)
+            size *= 2;
+        unsigned char *bytes = realloc(batch->bytes, size);
+        if (bytes == NULL)
+            return -1;
+        batch->bytes = bytes;
+        batch->size = size;
+    }
+    size_t i = batch->count++;
+    batch->numbers[i] = number;
+    batch->times[i] = time;
+    batch->caplens[i] = header->caplen;
+    batch->lens[i] = header->len;
+    batch->offsets[i] = batch->used;
+    memcpy(batch->bytes + batch->used, data, header->caplen);
+    batch->used += header->caplen;
+    return 0;
+}
+
+static int batch_full(const struct batch *batch) {
+    return batch->count == BATCH_FRAMES || batch->used >= BATCH_BYTES;
+}
+
+/* With the GIL: pass the batch to on_batch as a list of (number, time, linktype, data,
+ * wire_length) tuples. 1: go on, 0: on_batch returned False (stop), -1: exception. */
+static int batch_flush(struct batch *batch, PyObject *on_batch, int linktype) {
+    if (batch->count == 0)
+        return 1;
+    PyObject *list = PyList_New((Py_ssize_t)batch->count);
+    if (list == NULL)
+        return -1;
+    for (size_t i = 0; i < batch->count; i++) {
+        PyObject *frame = Py_BuildValue("(Ldiy#I)", (long long)batch->numbers[i], batch->times[i],
+                                        linktype, (const char *)batch->bytes + batch->offsets[i],
+                                        (Py_ssize_t)batch->caplens[i], (unsigned)batch->lens[i]);
+        if (frame == NULL) {
+            Py_DECREF(list);
+            return -1;
+        }
+        PyList_SET_ITEM(list, (Py_ssize_t)i, frame);
+    }
+    batch->count = 0;
+    batch->used = 0;
+    PyObject *answer = PyObject_CallOneArg(on_batch, list);
+    Py_DECREF(list);
+    if (answer == NULL)
+        return -1;
+    int go_on = answer != Py_False;
+    Py_DECREF(answer);
+    return go_on;
 }
 
 /* --- Python API --- */
@@ -472,10 +507,10 @@ static PyObject *flows_list(struct flow_table *table) {
             Py_DECREF(list);
             return NULL;
         }
-        PyObject *item = Py_BuildValue("(y#y#NLKO)", (const char *)flow->key.src, (Py_ssize_t)width,
-                                       (const char *)flow->key.dst, (Py_ssize_t)width, key,
-                                       (long long)flow->count, (unsigned long long)flow->output,
-                                       flow->sorted ? Py_True : Py_False);
+        PyObject *item = Py_BuildValue(
+            "(y#y#NLy#O)", (const char *)flow->key.src, (Py_ssize_t)width, (const char *)flow->key.dst,
+            (Py_ssize_t)width, key, (long long)flow->count, (const char *)flow->blocks,
+            (Py_ssize_t)(flow->nblocks * sizeof(uint64_t)), flow->sorted ? Py_True : Py_False);
         if (item == NULL || PyList_Append(list, item) < 0) {
             Py_XDECREF(item);
             Py_DECREF(list);
@@ -487,28 +522,31 @@ static PyObject *flows_list(struct flow_table *table) {
 }
 
 PyDoc_STRVAR(scan_doc,
-"scan(libraries, path, filter_for, on_frame, include_data, spill_fd, out_fd, progress)\n"
+"scan(libraries, path, filter_for, on_batch, include_data, spill_fd, progress)\n"
 "\n"
 "Read `path` with the first libpcap of `libraries` that loads (nanosecond timestamps).\n"
 "`filter_for(dlt)` returns (BPF expression of keepalive-shaped frames, LINKTYPE_ value);\n"
 "those and\n"
-"the frames this module cannot classify are passed to `on_frame(number, time, linktype,\n"
-"data, wire_length)`. With `include_data`, GRE data packets are recorded per flow: their\n"
-"records are spilled to `spill_fd` and finally laid out in `out_fd`. `progress(bytes)` is\n"
+"the frames this module cannot classify are passed, in order and in batches, to\n"
+"`on_batch(list of (number, time, linktype, data, wire_length))`; if it returns False the\n"
+"scan stops there. The loop runs without the GIL (call scan from a worker thread to decode\n"
+"in parallel). With `include_data`, GRE data packets are recorded per flow in `spill_fd`:\n"
+"blocks of 256 (float64 time, int64 frame number) records. `progress(bytes)` is\n"
 "called now and then with the file position (or None).\n"
 "\n"
 "Returns (linktype, packets, start, end, data_packets, flows, stopped), flows being\n"
-"(src, dst, key, count, offset, sorted) tuples: at `offset` in `out_fd`, `count` float64\n"
-"times then `count` int64 frame numbers; `stopped` is None after a clean end of file, else\n"
+"(src, dst, key, count, blocks, sorted) tuples, `blocks` the native uint64 file offsets of\n"
+"the flow's blocks in order (all full but the last); `stopped` is None after a clean end of\n"
+"file, else\n"
 "(libpcap's error, where the failed record starts if the file is classic pcap). Raises\n"
 "ScanError if libpcap cannot open the file or compile the filter.");
 
 static PyObject *scan(PyObject *self, PyObject *args) {
     const char *path;
-    PyObject *libraries, *filter_for, *on_frame, *progress;
-    int include_data, spill_fd, out_fd;
-    if (!PyArg_ParseTuple(args, "OsOOpiiO", &libraries, &path, &filter_for, &on_frame,
-                          &include_data, &spill_fd, &out_fd, &progress))
+    PyObject *libraries, *filter_for, *on_batch, *progress;
+    int include_data, spill_fd;
+    if (!PyArg_ParseTuple(args, "OsOOpiO", &libraries, &path, &filter_for, &on_batch,
+                          &include_data, &spill_fd, &progress))
         return NULL;
     struct libpcap lib;
     if (load_libpcap(libraries, &lib) < 0)
@@ -541,7 +579,14 @@ static PyObject *scan(PyObject *self, PyObject *args) {
     int64_t packets = 0, data_packets = 0;
     uint64_t consumed = 24; /* classic pcap: where the next record starts */
     double start = 0.0, end = 0.0;
-    stopped = Py_NewRef(Py_None);
+    const char *read_error = NULL;
+    int failure = 0; /* 1: no memory, 2: spill file error (errno), 3: Python exception */
+    struct batch *batch = calloc(1, sizeof *batch);
+    if (batch == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    PyThreadState *thread = PyEval_SaveThread();
     for (;;) {
         struct pcap_pkthdr_abi *header;
         const unsigned char *data;
@@ -549,11 +594,7 @@ static PyObject *scan(PyObject *self, PyObject *args) {
         if (status == -2)
             break; /* end of file */
         if (status != 1) {
-            Py_DECREF(stopped);
-            stopped = Py_BuildValue("(sK)", status == -1 ? lib.geterr(pcap) : "unexpected status",
-                                    (unsigned long long)consumed);
-            if (stopped == NULL)
-                goto done;
+            read_error = status == -1 ? lib.geterr(pcap) : "unexpected status";
             break;
         }
         packets++;
@@ -570,42 +611,57 @@ static PyObject *scan(PyObject *self, PyObject *args) {
         if (kind == CLASS_DATA) {
             if (include_data) {
                 struct flow *flow = table_find(&table, &key);
-                int status_add = flow == NULL ? -1 : flow_add(&table, flow, time, packets);
-                if (status_add == -1) {
-                    PyErr_NoMemory();
-                    goto done;
-                }
-                if (status_add == -2) {
-                    PyErr_SetFromErrno(PyExc_OSError);
-                    goto done;
+                int added = flow == NULL ? -1 : flow_add(&table, flow, time, packets);
+                if (added < 0) {
+                    failure = added == -1 ? 1 : 2;
+                    break;
                 }
             }
             data_packets++;
-        } else if (kind == CLASS_DEFER) {
-            PyObject *frame = Py_BuildValue("(Ldiy#I)", (long long)packets, time, linktype,
-                                            (const char *)data, (Py_ssize_t)header->caplen,
-                                            (unsigned)header->len);
-            if (frame == NULL)
-                goto done;
-            PyObject *answer = PyObject_Call(on_frame, frame, NULL);
-            Py_DECREF(frame);
-            if (answer == NULL)
-                goto done;
-            Py_DECREF(answer);
+        } else if (kind == CLASS_DEFER && batch_add(batch, packets, time, header, data) < 0) {
+            failure = 1;
+            break;
         }
-        if ((packets & 0xFFFF) == 0 && progress != Py_None) {
-            long position = stream != NULL ? ftell(stream) : -1;
-            PyObject *answer = position >= 0 ? PyObject_CallFunction(progress, "l", position)
-                                             : PyObject_CallFunction(progress, "O", Py_None);
-            if (answer == NULL)
-                goto done;
-            Py_DECREF(answer);
+        int report = (packets & 0xFFFF) == 0 && progress != Py_None;
+        if (batch_full(batch) || report) {
+            long position = report && stream != NULL ? ftell(stream) : -1;
+            PyEval_RestoreThread(thread);
+            int go_on = batch_flush(batch, on_batch, linktype);
+            if (go_on == 1 && report) {
+                PyObject *answer = position >= 0 ? PyObject_CallFunction(progress, "l", position)
+                                                 : PyObject_CallFunction(progress, "O", Py_None);
+                Py_XDECREF(answer);
+                go_on = answer == NULL ? -1 : 1;
+            }
+            thread = PyEval_SaveThread();
+            if (go_on != 1) {
+                failure = go_on < 0 ? 3 : 0;
+                break;
+            }
         }
     }
-    if (include_data && table_finish(&table, out_fd) < 0) {
+    int copied = failure == 0 && include_data ? table_finish(&table) : 0;
+    PyEval_RestoreThread(thread);
+    if (failure == 0 && copied < 0)
+        failure = 2;
+    if (failure == 0 && batch_flush(batch, on_batch, linktype) < 0)
+        failure = 3;
+    free(batch->bytes);
+    free(batch);
+    if (failure == 1) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    if (failure == 2) {
         PyErr_SetFromErrno(PyExc_OSError);
         goto done;
     }
+    if (failure == 3)
+        goto done;
+    stopped = read_error == NULL ? Py_NewRef(Py_None)
+                                 : Py_BuildValue("(sK)", read_error, (unsigned long long)consumed);
+    if (stopped == NULL)
+        goto done;
     PyObject *flows = flows_list(&table);
     if (flows == NULL)
         goto done;

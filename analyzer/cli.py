@@ -13,7 +13,6 @@ from collections.abc import Callable, Iterator, Sequence
 from types import FrameType
 from typing import TYPE_CHECKING, NoReturn, TextIO
 
-from analyzer.analysis import Settings, analyze_collected
 from analyzer.capture import CaptureError, open_capture
 from analyzer.fastpath import (
     READER_LIBPCAP,
@@ -23,12 +22,15 @@ from analyzer.fastpath import (
     collect,
     collect_python,
 )
-from analyzer.model import Analysis
 from analyzer.state import MAX_PERIOD, MAX_RETRIES
 
 if TYPE_CHECKING:
+    from analyzer.analysis import Settings
     from analyzer.config import KeepaliveConfig
+    from analyzer.model import Analysis
 
+# The analysis core (dpkt, diagnoses, …) is imported only once a command needs it: the fast
+# path starts libpcap reading first and imports it meanwhile (analyzer.fastpath).
 PROG = "gre-keepalive"
 
 # Further subcommands live in their own modules. Each exposes
@@ -264,6 +266,8 @@ def _analyze(args: argparse.Namespace) -> int:
         return _fail(str(exc))
     except FastPathUnavailable as exc:
         return _fail(f"{args.capture}: --reader libpcap cannot read it ({exc})")
+    from analyzer.analysis import analyze_collected
+
     analysis = analyze_collected(collected.collector, _settings(args, config))
     analysis.source.precision = collected.precision
     name = analysis.source.files[0]
@@ -483,6 +487,8 @@ def _what_if(text: str) -> str:
 
 
 def _settings(args: argparse.Namespace, config: KeepaliveConfig | None) -> Settings:
+    from analyzer.analysis import Settings
+
     retries = args.retries
     return Settings(
         config=config,

@@ -15,19 +15,24 @@ way, byte for byte (tests/test_fastpath.py proves it on every capture we have).
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import importlib
 import importlib.util
 import mmap
 import os
+import queue
 import socket
 import struct
+import sys
 import tempfile
-from collections.abc import Callable, Iterator
+import threading
+from array import array
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from types import ModuleType
+from typing import TYPE_CHECKING, Any, TypeVar, overload
 
-from analyzer.analysis import Collector, collect_frames
 from analyzer.bpf import keepalive_filter, linktype_from_dlt
 from analyzer.capture import (
     ORDINARY_CAPLEN,
@@ -36,6 +41,9 @@ from analyzer.capture import (
     open_capture,
     truncation_message,
 )
+
+if TYPE_CHECKING:
+    from analyzer.analysis import Collector
 
 # `--reader` choices.
 READER_AUTO = "auto"
@@ -127,33 +135,20 @@ def collect_libpcap(
             raise FastPathUnavailable(why)
         precision = reader.precision
         file_format, byte_order = reader.format, reader.byte_order
-    collector = Collector(files, include_data=include_data)
-    classify = collector.classify
-
-    def on_frame(number: int, time: float, linktype: int, data: bytes, wire_length: int) -> None:
-        classify(RawFrame(number, time, linktype, data, wire_length, 0, 0))
 
     def filter_for(dlt: int) -> tuple[str, int]:
         linktype = linktype_from_dlt(dlt)
         return keepalive_filter(include_data=False, linktype=linktype), linktype
 
-    with (
-        tempfile.TemporaryFile(prefix="gre-keepalive-") as spill,
-        tempfile.TemporaryFile(prefix="gre-keepalive-") as laid_out,
-    ):
-        try:
-            _linktype, packets, start, end, data_packets, flows, stopped = fastscan.scan(
-                libraries,
-                path,
-                filter_for,
-                on_frame,
-                include_data,
-                spill.fileno(),
-                laid_out.fileno(),
-                progress,
-            )
-        except fastscan.ScanError as exc:
-            raise FastPathUnavailable(" ".join(str(exc).split())) from None
+    with tempfile.TemporaryFile(prefix="gre-keepalive-") as spill:
+        collector, outcome = _scan_in_parallel(
+            files,
+            include_data,
+            fastscan,
+            (libraries, path, filter_for),
+            (include_data, spill.fileno(), progress),
+        )
+        _linktype, packets, start, end, data_packets, flows, stopped = outcome
         warnings: list[str] = []
         if stopped is not None:
             error, position = stopped
@@ -168,25 +163,20 @@ def collect_libpcap(
                     damaged=True,
                 )
             warnings.append(f"{files[0]}: byte {position}: {warning}")
-        size = os.fstat(laid_out.fileno()).st_size
-        view = (
-            memoryview(mmap.mmap(laid_out.fileno(), size, access=mmap.ACCESS_READ))
-            if size
-            else None
-        )
-    # The mapping outlives the (already unlinked) file; it is freed with the last view.
+        size = os.fstat(spill.fileno()).st_size
+        mapping = mmap.mmap(spill.fileno(), size, access=mmap.ACCESS_READ) if size else b""
+        as_float, as_int = memoryview(mapping).cast("d"), memoryview(mapping).cast("q")
+    # The mapping outlives the (already unlinked) file; it is freed with the last column.
     collector.source.packets = packets
     collector.source.start = start
     collector.source.end = end
-    for src, dst, key, count, offset, in_order in flows:
-        flow = (_address(src), _address(dst), key)
-        if view is None:
-            times, frames = memoryview(b"").cast("d"), memoryview(b"").cast("q")
-        else:
-            frames_at = offset + 8 * count
-            times = view[offset:frames_at].cast("d")
-            frames = view[frames_at : frames_at + 8 * count].cast("q")
-        collector.add_data_flow(flow, times, frames, in_time_order=bool(in_order))
+    for src, dst, key, count, blocks, in_order in flows:
+        offsets = array("Q", blocks)
+        times = SpilledColumn(as_float, "d", 0, offsets, count)
+        frames = SpilledColumn(as_int, "q", 1, offsets, count)
+        collector.add_data_flow(
+            (_address(src), _address(dst), key), times, frames, in_time_order=bool(in_order)
+        )
     if not include_data:
         collector.source.gre_packets += data_packets
     collector.sort_data()
@@ -218,10 +208,123 @@ def _pcap_truncation(path: str, byte_order: str, frames: int, position: int) -> 
     return truncation_message(frames + 1, position, PCAP_RECORD_HEADER + caplen, present)
 
 
+T = TypeVar("T", int, float)
+
+
+class SpilledColumn(Sequence[T]):
+    """One column (times or frame numbers) of one flow's data records in the spill file:
+    blocks of BLOCK_RECORDS (float64 time, int64 frame) pairs, mapped read-only. Only the
+    pages the analysis looks at (bisecting around failures) are read into memory."""
+
+    def __init__(
+        self, values: memoryview[T], code: str, column: int, blocks: array[int], count: int
+    ) -> None:
+        """`values`: the whole mapping cast to `code` ('d' or 'q'); `column` 0 (times) or 1."""
+        self._values: memoryview[T] = values
+        self._code = code
+        self._column = column
+        self._starts = [offset // 8 + column for offset in blocks]  # in 8-byte units
+        self._count = count
+
+    def __len__(self) -> int:
+        return self._count
+
+    @overload
+    def __getitem__(self, index: int) -> T: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[T]: ...
+
+    def __getitem__(self, index: int | slice) -> T | Sequence[T]:
+        if isinstance(index, slice):
+            values: array[Any] = array(
+                self._code, map(self.__getitem__, range(*index.indices(self._count)))
+            )
+            return values
+        if index < 0:
+            index += self._count
+        if not 0 <= index < self._count:
+            raise IndexError("data column index out of range")
+        block, position = divmod(index, BLOCK_RECORDS)
+        value: T = self._values[self._starts[block] + 2 * position]
+        return value
+
+    def __iter__(self) -> Iterator[T]:
+        left = self._count
+        for start in self._starts:
+            take = min(left, BLOCK_RECORDS)
+            yield from self._values[start : start + 2 * take : 2].tolist()
+            left -= take
+
+
+BLOCK_RECORDS = 256  # records per block (_fastscan.c: BLOCK)
+BATCHES_QUEUED = 16  # batches of frames waiting for the decoder (bounds memory)
+SWITCH_INTERVAL = 0.0005  # s: how soon the reader thread gets the GIL back for a batch
+
+
+def _scan_in_parallel(
+    files: list[str],
+    include_data: bool,
+    fastscan: ModuleType,
+    source: tuple[list[str], str, Callable[[int], tuple[str, int]]],
+    options: tuple[bool, int, Progress | None],
+) -> tuple[Collector, tuple[Any, ...]]:
+    """Run the C loop in a worker thread (it reads without the GIL) while this thread
+    loads the analysis core and decodes the frames handed over, in order. Raises
+    FastPathUnavailable on ScanError."""
+    batches: queue.Queue[list[tuple[int, float, int, bytes, int]] | None] = queue.Queue(
+        BATCHES_QUEUED
+    )
+    stop = threading.Event()
+    outcome: list[Any] = []
+
+    def hand_over(batch: list[tuple[int, float, int, bytes, int]]) -> bool:
+        if stop.is_set():
+            return False
+        batches.put(batch)
+        return True
+
+    def read() -> None:
+        try:
+            outcome.append(fastscan.scan(source[0], source[1], source[2], hand_over, *options))
+        except BaseException as exc:  # re-raised by the decoding thread
+            outcome.append(exc)
+        finally:
+            batches.put(None)
+
+    reader = threading.Thread(target=read, name="gre-keepalive-libpcap", daemon=True)
+    previous = sys.getswitchinterval()
+    sys.setswitchinterval(SWITCH_INTERVAL)
+    try:
+        reader.start()
+        from analyzer.analysis import Collector  # dpkt and the rest load while libpcap reads
+
+        collector = Collector(files, include_data=include_data)
+        classify = collector.classify
+        while (batch := batches.get()) is not None:
+            for number, time, linktype, data, wire_length in batch:
+                classify(RawFrame(number, time, linktype, data, wire_length, 0, 0))
+    finally:
+        stop.set()
+        while reader.is_alive():  # let a reader blocked on a full queue finish
+            with contextlib.suppress(queue.Empty):
+                batches.get(timeout=0.05)
+        reader.join()
+        sys.setswitchinterval(previous)
+    result = outcome[0]
+    if isinstance(result, fastscan.ScanError):
+        raise FastPathUnavailable(" ".join(str(result).split())) from None
+    if isinstance(result, BaseException):
+        raise result
+    return collector, tuple(result)
+
+
 def collect_python(
     reader: CaptureReader, files: list[str], *, include_data: bool, progress: Progress | None = None
 ) -> Collected:
     """The streaming pass through the pure-Python reader (any input it can read)."""
+    from analyzer.analysis import collect_frames
+
     frames = reader if progress is None else _reporting(reader, progress)
     collector = collect_frames(frames, files, include_data=include_data)
     warnings = [f"{reader.name}: byte {w.offset}: {w.message}" for w in reader.warnings]

@@ -13,7 +13,7 @@ import socket
 import struct
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import ClassVar
+from typing import ClassVar, NamedTuple
 
 import dpkt
 
@@ -107,20 +107,6 @@ class _Malformed(Exception):
     pass
 
 
-class _Ethernet(dpkt.ethernet.Ethernet):  # type: ignore[misc]
-    """The 14-byte Ethernet header only.
-
-    dpkt's own unpack guesses at 802.3/LLC, Novell raw, Cisco ISL (recursively, once per
-    26 bytes) and MPLS; on hostile bytes that raised KeyError or RecursionError. VLAN
-    tags and MPLS labels are taken off by :func:`_link_payload` instead.
-    """
-
-    _typesw: ClassVar[dict[int, type]] = {}
-
-    def unpack(self, buf: bytes) -> None:
-        dpkt.Packet.unpack(self, buf)
-
-
 class _SLL(dpkt.sll.SLL):  # type: ignore[misc]
     _typesw: ClassVar[dict[int, type]] = {}
 
@@ -146,14 +132,18 @@ class _IPv6(dpkt.ip6.IP6):  # type: ignore[misc]
         dpkt.Packet.unpack(self, buf)
 
 
-class _GreBase(dpkt.Packet):  # type: ignore[misc]
-    """The fixed part of a GRE header (RFC 2784/2890)."""
+# The Ethernet header (destination, source, type) and the fixed part of a GRE header
+# (flags/version, protocol type; RFC 2784/2890) are read with struct: two fields each, where
+# a dpkt object cost as much as the rest of a keepalive's decoding. dpkt's own Ethernet
+# unpack also guessed at 802.3/LLC, Novell raw and Cisco ISL (recursively), which raised
+# KeyError or RecursionError on hostile bytes; VLAN tags and MPLS labels are taken off by
+# :func:`_link_payload`.
+_ETHERNET_LENGTH = 14
+_ETHERTYPE = struct.Struct("!12xH")
+_GRE_BASE = struct.Struct("!HH")
 
-    __hdr__ = (("flags", "H", 0), ("p", "H", 0))
 
-
-@dataclass(frozen=True, slots=True)
-class _Ip:
+class _Ip(NamedTuple):
     src: str
     dst: str
     version: int
@@ -166,8 +156,7 @@ class _Ip:
     payload_declared: int  # payload length per header
 
 
-@dataclass(frozen=True, slots=True)
-class _Gre:
+class _Gre(NamedTuple):
     flags: int
     protocol: int
     key: int | None
@@ -181,8 +170,10 @@ def _link_payload(linktype: int, data: bytes) -> tuple[int, bytes] | None:
     """Strip the link layer: (ethertype, network-layer bytes) or None if not IP-bearing."""
     ethertype: int
     if linktype == LINKTYPE_ETHERNET:
-        eth = _Ethernet(data)
-        ethertype, payload = eth.type, eth.data
+        if len(data) < _ETHERNET_LENGTH:
+            raise _Malformed("link-layer header truncated")
+        (ethertype,) = _ETHERTYPE.unpack_from(data)
+        payload = data[_ETHERNET_LENGTH:]
         if ethertype <= _MAX_ETHERNET_LENGTH:
             return None  # IEEE 802.3 with an LLC header: no IP for us
     elif linktype == LINKTYPE_LINUX_SLL:
@@ -327,8 +318,7 @@ def _gre(data: bytes, declared: int) -> _Gre:
     """Decode a version-0 GRE header; `declared` is the GRE length per the IP header."""
     if len(data) < 4:
         raise _Malformed(f"GRE header truncated ({len(data)} of 4 bytes)")
-    base = _GreBase(data)
-    flags = base.flags
+    flags, protocol = _GRE_BASE.unpack_from(data)
     version = flags & GRE_VERSION_MASK
     offset = 4
     if flags & (GRE_C | GRE_R):
@@ -346,7 +336,7 @@ def _gre(data: bytes, declared: int) -> _Gre:
         checksum_ok = _internet_checksum(data[:declared]) == 0
     return _Gre(
         flags=flags,
-        protocol=base.p,
+        protocol=protocol,
         key=struct.unpack("!I", data[key_at : key_at + 4])[0] if key_at is not None else None,
         sequence=struct.unpack("!I", data[seq_at : seq_at + 4])[0] if seq_at is not None else None,
         checksum_ok=checksum_ok,

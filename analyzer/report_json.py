@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from typing import Any, TextIO
 
 from analyzer.model import (
@@ -199,34 +200,82 @@ def write_json(analysis: Analysis, stream: TextIO) -> None:
     stream.write("\n")
 
 
-_encode = json.JSONEncoder(ensure_ascii=True, allow_nan=True).encode
+def _no_default(value: object) -> object:
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+# One C encoder for every row: json.dumps would build a new one per call.
+_c_encoder = json.encoder.c_make_encoder(  # type: ignore[attr-defined]
+    None, _no_default, json.encoder.encode_basestring_ascii, None, ": ", ", ", False, False, True
+)
+
+
+def _encode(value: Any) -> str:
+    return "".join(_c_encoder(value, 0))
+
+
 _INDENT = "  "
 
 
-def _flat(value: dict[str, Any] | list[Any]) -> bool:
-    items = value.values() if isinstance(value, dict) else value
-    return not any(isinstance(item, dict | list) for item in items)
+_encode_string = json.encoder.encode_basestring_ascii
+_CONTAINERS = (dict, list)
+
+
+def _flat(items: Iterable[Any]) -> bool:
+    return all(type(item) not in _CONTAINERS for item in items)
+
+
+def _scalar(value: Any) -> str:
+    kind = type(value)
+    if kind is str:
+        return str(_encode_string(value))
+    if kind is int:
+        return int.__repr__(value)
+    if value is None:
+        return "null"
+    return _encode(value)  # floats (repr, or NaN/Infinity as json.dumps writes them), bools
 
 
 def _write_value(value: Any, stream: TextIO, indent: str) -> None:
-    if not isinstance(value, dict | list) or not value or _flat(value):
-        stream.write(_encode(value))
-        return
-    inner = indent + _INDENT
-    write = stream.write
-    if isinstance(value, dict):
+    kind = type(value)
+    if kind is dict:
+        if not value or _flat(value.values()):
+            stream.write(_encode(value))
+            return
+        inner = indent + _INDENT
+        write = stream.write
         write("{")
-        for index, (key, item) in enumerate(value.items()):
-            write(",\n" if index else "\n")
+        separator = "\n"
+        for key, item in value.items():
+            write(separator)
+            separator = ",\n"
             write(inner)
-            write(_encode(key))
+            write(_encode_string(key))
             write(": ")
-            _write_value(item, stream, inner)
+            if type(item) in _CONTAINERS:
+                _write_value(item, stream, inner)
+            else:
+                write(_scalar(item))
         write(f"\n{indent}}}")
-    else:
+    elif kind is list:
+        if not value or _flat(value):
+            stream.write(_encode(value))
+            return
+        inner = indent + _INDENT
+        write = stream.write
+        if all(type(item) is dict and _flat(item.values()) for item in value):
+            # Rows (keepalives, transitions): one C-encoder call each, joined in C.
+            write(f"[\n{inner}")
+            write(f",\n{inner}".join(map(_encode, value)))
+            write(f"\n{indent}]")
+            return
         write("[")
-        for index, item in enumerate(value):
-            write(",\n" if index else "\n")
+        separator = "\n"
+        for item in value:
+            write(separator)
+            separator = ",\n"
             write(inner)
             _write_value(item, stream, inner)
         write(f"\n{indent}]")
+    else:
+        stream.write(_scalar(value))

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from analyzer.analysis import Settings, analyze_frames
-from analyzer.capture import CaptureError, open_capture
 from analyzer.cli import EXIT_USAGE, PROG, _period, _retries
-from analyzer.model import Analysis
+
+if TYPE_CHECKING:
+    from analyzer.model import Analysis
 
 TUI_HELP = """\
 Explore a capture in a terminal UI: every keepalive originator's line protocol, counter
@@ -80,6 +80,9 @@ def _fail(message: str) -> int:
 
 def run(args: argparse.Namespace) -> int:
     """Check the inputs, then hand an analysis loader to the UI (loaded only now)."""
+    from analyzer.analysis import Settings, analyze_frames
+    from analyzer.capture import CaptureError, open_capture
+
     if args.capture == "-":
         return _fail("tui needs a capture file; standard input is the keyboard")
     config = None

@@ -1,0 +1,399 @@
+"""How fast is `gre-keepalive analyze` on a busy WAN capture, against what else there is?
+
+Not a test: run it by hand (see README, Performance). It builds a capture with the
+project's simulator (500 GRE tunnels, both ends `keepalive 10 3`, tunnel data at a rate
+giving about 1.5 M packets; 5 % of the tunnels lose their path for 35 s), then times, on
+that same file, each as a fresh process:
+
+  analyze  gre-keepalive analyze FILE --format json   (the product, end to end)
+  floor    libpcap (pcapy) with the BPF keepalive filter: read and filter, nothing else
+  dpkt     dpkt decoding every frame (Ethernet → IP → GRE), nothing else
+  tshark   tshark -Y "gre.proto == 0" (on a slice if the whole file would take > 60 s)
+
+and prints a table with the ratios the project promises (analyze ≤ 2× the floor, ≥ 150×
+faster than tshark, ≥ 40× faster than dpkt), the analyzer's peak RSS, and writes it all
+as JSON. `--scale 10` makes the capture ten times busier (same tunnels, same 60 s, ten
+times the data rate); `--rss-check` also analyses a capture ten times busier than the one
+being timed and compares the two peak RSS figures (the promise: at most 10 % higher).
+
+    python benchmarks/bench_analyze.py [--scale S] [--rss-check] [--repeat N] [--json F]
+"""
+
+from __future__ import annotations
+
+import argparse
+import compileall
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+OUT = ROOT / "benchmarks" / "out"
+
+TUNNELS = 500
+DURATION = 60.0
+PERIOD = 10
+RETRIES = 3
+BASE_PACKETS = 1_500_000
+OUTAGE_EVERY = 20  # one tunnel in 20 loses its path …
+OUTAGE = (15.0, 50.0)  # … during this window (seconds into the capture)
+TSHARK_BUDGET = 60.0  # seconds tshark may take before it gets a slice instead
+TSHARK_SLICE = 100_000  # packets of the slice
+
+TARGET_FLOOR_RATIO = 2.0
+TARGET_TSHARK_SPEEDUP = 150.0
+TARGET_DPKT_SPEEDUP = 40.0
+TARGET_RSS_MB = 150.0
+TARGET_RSS_GROWTH = 0.10
+
+FLOOR_SCRIPT = """
+import sys, pcapy
+from analyzer.bpf import keepalive_filter, linktype_from_dlt
+reader = pcapy.open_offline(sys.argv[1])
+linktype = linktype_from_dlt(reader.datalink())
+reader.setfilter(keepalive_filter(include_data=False, linktype=linktype))
+passed = 0
+while True:
+    header, _data = reader.next()
+    if header is None:
+        break
+    passed += 1
+print(passed)
+"""
+
+DPKT_SCRIPT = """
+import sys, dpkt
+gre = keepalives = 0
+with open(sys.argv[1], "rb") as stream:
+    for _time, frame in dpkt.pcap.Reader(stream):
+        ip = dpkt.ethernet.Ethernet(frame).data
+        if isinstance(ip, dpkt.ip.IP) and isinstance(ip.data, dpkt.gre.GRE):
+            gre += 1
+            inner = getattr(ip.data.data, "data", None)
+            keepalives += ip.data.p == 0 or isinstance(inner, dpkt.gre.GRE)
+print(gre, keepalives)
+"""
+
+
+@dataclass
+class Run:
+    """One tool on one file: wall seconds (the median of the repeats) and peak RSS."""
+
+    name: str
+    seconds: float
+    runs: list[float]
+    peak_rss_mb: float
+    packets: int  # packets the timing covers (a slice for tshark)
+    note: str = ""
+
+
+@dataclass
+class Report:
+    """Everything the benchmark measured, as written to JSON."""
+
+    machine: dict[str, object]
+    capture: dict[str, object]
+    runs: dict[str, Run] = field(default_factory=dict)
+    ratios: dict[str, float | None] = field(default_factory=dict)
+    targets: dict[str, bool | None] = field(default_factory=dict)
+    rss_check: dict[str, float] | None = None
+
+
+def scenario(scale: float) -> str:
+    """The benchmark's scenario TOML: BASE_PACKETS × scale packets from TUNNELS tunnels."""
+    keepalive_packets = TUNNELS * 2 * 2 * (DURATION / PERIOD)
+    pps = (BASE_PACKETS * scale - keepalive_packets) / (TUNNELS * 2 * DURATION)
+    lines = [
+        f"# gre-keepalive benchmark capture, scale {scale:g}",
+        "start = 1764115200.0",
+        f"duration = {DURATION}",
+        'vantage = "a"',
+        "",
+    ]
+    for index in range(TUNNELS):
+        a = f"198.51.{100 + index // 250}.{1 + index % 250}"
+        b = f"203.0.{113 + index // 250}.{1 + index % 250}"
+        phase_a = round((index * 0.37) % PERIOD, 3)
+        phase_b = round((index * 0.61 + 1.3) % PERIOD, 3)
+        lines += [
+            "[[tunnel]]",
+            f'a = "{a}"',
+            f'b = "{b}"',
+            f"key = {index + 1}",
+            "delay_ms = 15.0",
+            f"data_pps = {pps:.4f}",
+            f"keepalive_a = {{ period = {PERIOD}, retries = {RETRIES}, phase = {phase_a} }}",
+            f"keepalive_b = {{ period = {PERIOD}, retries = {RETRIES}, phase = {phase_b} }}",
+        ]
+        if index % OUTAGE_EVERY == 0:
+            start, end = OUTAGE
+            lines.append(f'outages = [{{ start = {start}, end = {end}, direction = "both" }}]')
+        lines.append("")
+    return "\n".join(lines)
+
+
+def build_capture(scale: float) -> Path:
+    """The capture for `scale`, simulated once and kept in benchmarks/out/."""
+    OUT.mkdir(parents=True, exist_ok=True)
+    path = OUT / f"busy-wan-x{scale:g}.pcap"
+    toml = OUT / f"busy-wan-x{scale:g}.toml"
+    text = scenario(scale)
+    if path.exists() and toml.exists() and toml.read_text() == text:
+        return path
+    toml.write_text(text)
+    print(
+        f"simulating {path.name} (about {BASE_PACKETS * scale / 1e6:.1f} M packets) …", flush=True
+    )
+    began = time.monotonic()
+    subprocess.run(
+        [sys.executable, "-m", "analyzer", "simulate", str(toml), "-o", str(path)],
+        check=True,
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+    )
+    print(f"  done in {time.monotonic() - began:.0f} s", flush=True)
+    return path
+
+
+def timed(command: list[str], *, stdout: int | None = subprocess.DEVNULL) -> tuple[float, float]:
+    """Run `command`; (wall seconds, peak RSS in MB) of that process."""
+    began = time.perf_counter()
+    process = subprocess.Popen(command, stdout=stdout, stderr=subprocess.PIPE, cwd=ROOT)
+    _pid, status, usage = os.wait4(process.pid, 0)
+    seconds = time.perf_counter() - began
+    stderr = process.stderr.read().decode() if process.stderr else ""
+    if process.stderr:
+        process.stderr.close()
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"{command[0]} failed ({status}): {stderr.strip()}")
+    return seconds, usage.ru_maxrss / 1024.0
+
+
+def measure(name: str, command: list[str], repeat: int, packets: int, note: str = "") -> Run:
+    """Median wall time over `repeat` runs, after one warm-up run (page cache, bytecode)."""
+    timed(command)
+    results = [timed(command) for _ in range(repeat)]
+    seconds = [s for s, _ in results]
+    run = Run(name, statistics.median(seconds), seconds, max(r for _, r in results), packets, note)
+    print(f"  {name:8} {run.seconds:8.3f} s  (runs: {', '.join(f'{s:.3f}' for s in seconds)})")
+    return run
+
+
+def count_packets(path: Path) -> int:
+    """Packets in the capture, read by the project's own reader."""
+    from analyzer.capture import open_capture
+
+    with open_capture(path) as reader:
+        return sum(1 for _ in reader)
+
+
+def tshark_run(path: Path, packets: int, repeat: int) -> Run | None:
+    """tshark with a keepalive display filter: the whole file, or a slice if that would
+    take longer than TSHARK_BUDGET (then its time is scaled up to the whole file)."""
+    tshark = shutil.which("tshark")
+    if tshark is None:
+        print("  tshark   skipped: not installed")
+        return None
+    command = [
+        tshark,
+        "-n",
+        "-r",
+        str(path),
+        "-Y",
+        "gre.proto == 0",
+        "-T",
+        "fields",
+        "-e",
+        "frame.number",
+    ]
+    probe, _rss = timed([*command, "-c", str(min(TSHARK_SLICE, packets))])
+    estimate = probe * packets / min(TSHARK_SLICE, packets)
+    if estimate <= TSHARK_BUDGET:
+        return measure("tshark", command, repeat, packets)
+    sliced = [*command, "-c", str(TSHARK_SLICE)]
+    run = measure(
+        "tshark",
+        sliced,
+        1,
+        TSHARK_SLICE,
+        note=f"first {TSHARK_SLICE} packets, scaled ×{packets / TSHARK_SLICE:.1f} "
+        f"(the whole file would take about {estimate:.0f} s)",
+    )
+    factor = packets / TSHARK_SLICE
+    run.seconds *= factor
+    run.runs = [s * factor for s in run.runs]
+    run.packets = packets
+    print(f"  tshark   {run.seconds:8.3f} s  ({run.note})")
+    return run
+
+
+def machine() -> dict[str, object]:
+    """What the numbers were measured on."""
+    cpu = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    versions = {}
+    for module in ("dpkt", "pcapy"):
+        try:
+            versions[module] = __import__(module).__version__
+        except (ImportError, AttributeError):
+            versions[module] = "?"
+    tshark = shutil.which("tshark")
+    if tshark:
+        first = subprocess.run([tshark, "--version"], capture_output=True, text=True).stdout
+        versions["tshark"] = first.splitlines()[0] if first else "?"
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "system": f"{platform.system()} {platform.release()}",
+        **versions,
+        "date": time.strftime("%Y-%m-%d"),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Build the capture, time every tool, print the table, write the JSON."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--scale", type=float, default=1.0, help="capture size × this")
+    parser.add_argument("--repeat", type=int, default=3, help="timed runs per tool (median)")
+    parser.add_argument("--rss-check", action="store_true", help="also a 10× busier capture")
+    parser.add_argument("--no-tshark", action="store_true", help="leave tshark out")
+    parser.add_argument("--json", type=Path, help="where to write the results")
+    args = parser.parse_args(argv)
+
+    # As after `pip install`: bytecode compiled, so imports are not compiled on every run.
+    compileall.compile_dir(ROOT / "analyzer", quiet=1)
+    path = build_capture(args.scale)
+    packets = count_packets(path)
+    size = path.stat().st_size
+    report = Report(
+        machine(),
+        {
+            "file": str(path.relative_to(ROOT)),
+            "packets": packets,
+            "bytes": size,
+            "tunnels": TUNNELS,
+            "seconds": DURATION,
+            "scale": args.scale,
+        },
+    )
+    print(f"{path.name}: {packets:,} packets, {size / 1e6:.0f} MB, {TUNNELS} tunnels")
+    with tempfile.TemporaryDirectory() as scratch:
+        result = Path(scratch) / "analysis.json"
+        analyze = [
+            sys.executable,
+            "-m",
+            "analyzer",
+            "analyze",
+            str(path),
+            "--format",
+            "json",
+            "-o",
+            str(result),
+            "--quiet",
+        ]
+        report.runs["analyze"] = measure("analyze", analyze, args.repeat, packets)
+        document = json.loads(result.read_text())
+        report.capture["keepalive_packets"] = document["source"]["keepalive_packets"]
+        report.capture["line_protocol_changes"] = sum(
+            len(o["transitions"]) for t in document["tunnels"] for o in t["originators"]
+        )
+    report.runs["floor"] = measure(
+        "floor", [sys.executable, "-c", FLOOR_SCRIPT, str(path)], args.repeat, packets
+    )
+    report.runs["dpkt"] = measure(
+        "dpkt", [sys.executable, "-c", DPKT_SCRIPT, str(path)], args.repeat, packets
+    )
+    if not args.no_tshark:
+        tshark = tshark_run(path, packets, args.repeat)
+        if tshark is not None:
+            report.runs["tshark"] = tshark
+
+    analyze_s = report.runs["analyze"].seconds
+    floor_ratio = analyze_s / report.runs["floor"].seconds
+    dpkt_speedup = report.runs["dpkt"].seconds / analyze_s
+    tshark_speedup = report.runs["tshark"].seconds / analyze_s if "tshark" in report.runs else None
+    rss = report.runs["analyze"].peak_rss_mb
+    report.ratios = {
+        "analyze_over_floor": round(floor_ratio, 2),
+        "dpkt_over_analyze": round(dpkt_speedup, 1),
+        "tshark_over_analyze": None if tshark_speedup is None else round(tshark_speedup, 1),
+    }
+    report.targets = {
+        f"analyze <= {TARGET_FLOOR_RATIO:g}x floor": floor_ratio <= TARGET_FLOOR_RATIO,
+        f"analyze >= {TARGET_DPKT_SPEEDUP:g}x faster than dpkt": dpkt_speedup
+        >= TARGET_DPKT_SPEEDUP,
+        f"analyze >= {TARGET_TSHARK_SPEEDUP:g}x faster than tshark": (
+            None if tshark_speedup is None else tshark_speedup >= TARGET_TSHARK_SPEEDUP
+        ),
+        f"peak RSS <= {TARGET_RSS_MB:g} MB": rss <= TARGET_RSS_MB,
+    }
+    if args.rss_check:
+        big = build_capture(args.scale * 10)
+        with tempfile.TemporaryDirectory() as scratch:
+            _s, big_rss = timed(
+                [
+                    sys.executable,
+                    "-m",
+                    "analyzer",
+                    "analyze",
+                    str(big),
+                    "--format",
+                    "json",
+                    "-o",
+                    str(Path(scratch) / "a.json"),
+                    "--quiet",
+                ]
+            )
+        growth = big_rss / rss - 1.0
+        report.rss_check = {"rss_mb": rss, "rss_10x_mb": big_rss, "growth": round(growth, 3)}
+        report.targets[f"peak RSS at 10x <= +{TARGET_RSS_GROWTH:.0%}"] = growth <= TARGET_RSS_GROWTH
+    print_table(report)
+    destination = args.json or OUT / f"bench-x{args.scale:g}.json"
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    destination.write_text(json.dumps(asdict(report), indent=2) + "\n")
+    print(f"\nwritten to {destination}")
+    return 0 if all(v is not False for v in report.targets.values()) else 1
+
+
+def print_table(report: Report) -> None:
+    """The results as a Markdown table (pasted into README's Performance section)."""
+    analyze_s = report.runs["analyze"].seconds
+    print()
+    print("| run | seconds | packets/s | × analyze's time | peak RSS |")
+    print("|---|---:|---:|---:|---:|")
+    for name, run in report.runs.items():
+        rate = run.packets / run.seconds if run.seconds else 0.0
+        extra = f" ({run.note})" if run.note else ""
+        print(
+            f"| {name}{extra} | {run.seconds:.3f} | {rate / 1e6:.2f} M | "
+            f"{run.seconds / analyze_s:.2f} | {run.peak_rss_mb:.0f} MB |"
+        )
+    print()
+    for target, met in report.targets.items():
+        verdict = "n/a" if met is None else "met" if met else "MISSED"
+        print(f"- {target}: {verdict}")
+    if report.rss_check:
+        check = report.rss_check
+        print(
+            f"- peak RSS {check['rss_mb']:.0f} MB, at 10x {check['rss_10x_mb']:.0f} MB "
+            f"({check['growth']:+.1%})"
+        )
+
+
+if __name__ == "__main__":
+    sys.exit(main())
