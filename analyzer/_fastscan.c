@@ -284,12 +284,16 @@ struct flow {
     size_t nblocks, block_capacity;
 };
 
+#define STAGING_BYTES (1 << 20) /* spilled blocks are written 256 at a time */
+
 struct flow_table {
     struct flow *slots;
     size_t size; /* power of two */
     size_t used;
     int spill_fd;
-    uint64_t spill_end;
+    unsigned char *staging; /* blocks not yet written, from file offset staging_at */
+    uint64_t staging_at;
+    size_t staged;
 };
 
 static uint64_t hash_key(const struct flow_key *k) {
@@ -354,8 +358,20 @@ static int write_all(int fd, const void *buffer, size_t size, uint64_t offset) {
     return 0;
 }
 
+static int table_write_staged(struct flow_table *table) {
+    if (table->staged == 0)
+        return 0;
+    if (write_all(table->spill_fd, table->staging, table->staged, table->staging_at) < 0)
+        return -2;
+    table->staging_at += table->staged;
+    table->staged = 0;
+    return 0;
+}
+
 /* Append the flow's buffer to the spill file as its next block. -1: no memory, -2: I/O. */
 static int flow_spill(struct flow_table *table, struct flow *flow) {
+    if (table->staging == NULL && (table->staging = malloc(STAGING_BYTES)) == NULL)
+        return -1;
     if (flow->nblocks == flow->block_capacity) {
         size_t capacity = flow->block_capacity ? flow->block_capacity * 2 : 16;
         uint64_t *blocks = realloc(flow->blocks, capacity * sizeof *blocks);
@@ -364,11 +380,12 @@ static int flow_spill(struct flow_table *table, struct flow *flow) {
         flow->blocks = blocks;
         flow->block_capacity = capacity;
     }
-    uint64_t at = table->spill_end;
-    if (write_all(table->spill_fd, flow->buffer, (size_t)flow->fill * sizeof(struct record), at) < 0)
+    if (table->staged == STAGING_BYTES && table_write_staged(table) < 0)
         return -2;
-    table->spill_end += BLOCK * sizeof(struct record); /* a partial (last) block keeps its slot */
-    flow->blocks[flow->nblocks++] = at;
+    /* A partial (last) block keeps a whole block's slot; the rest of it is never read. */
+    memcpy(table->staging + table->staged, flow->buffer, (size_t)flow->fill * sizeof(struct record));
+    flow->blocks[flow->nblocks++] = table->staging_at + table->staged;
+    table->staged += BLOCK * sizeof(struct record);
     flow->fill = 0;
     return 0;
 }
@@ -400,14 +417,14 @@ static int flow_add(struct flow_table *table, struct flow *flow, double time, in
     return 0;
 }
 
-/* Spill every flow's partly filled block. */
+/* Spill every flow's partly filled block, and write what is staged. */
 static int table_finish(struct flow_table *table) {
     for (size_t i = 0; i < table->size; i++) {
         struct flow *flow = &table->slots[i];
         if (flow->used && flow->fill > 0 && flow_spill(table, flow) < 0)
             return -1;
     }
-    return 0;
+    return table_write_staged(table) < 0 ? -1 : 0;
 }
 
 static void table_free(struct flow_table *table) {
@@ -416,7 +433,9 @@ static void table_free(struct flow_table *table) {
         free(table->slots[i].blocks);
     }
     free(table->slots);
+    free(table->staging);
     table->slots = NULL;
+    table->staging = NULL;
     table->size = table->used = 0;
 }
 
@@ -559,7 +578,7 @@ static PyObject *scan(PyObject *self, PyObject *args) {
     }
     int dlt = lib.datalink(pcap), linktype;
     struct bpf_program_abi program = {0, NULL};
-    struct flow_table table = {NULL, 0, 0, spill_fd, 0};
+    struct flow_table table = {NULL, 0, 0, spill_fd, NULL, 0, 0};
     PyObject *result = NULL, *stopped = NULL;
     const char *text;
     PyObject *expression = PyObject_CallFunction(filter_for, "i", dlt);

@@ -4,8 +4,9 @@ libpcap (the system's, else the copy bundled with pcapy-ng) reads the file; a BP
 compiled from :func:`analyzer.bpf.keepalive_filter` for the file's link type picks the
 keepalive-shaped frames, which alone are decoded in Python (by :mod:`analyzer.packet`).
 The C hot loop (:mod:`analyzer._fastscan`) counts every other frame and records the
-time and frame number of each GRE data packet per flow in a temporary file that is then
-memory-mapped, so memory does not grow with the number of data packets.
+time and frame number of each GRE data packet per flow in a temporary file, read back
+value by value where the analysis looks, so memory does not grow with the number of data
+packets.
 
 :func:`collect` falls back to the pure-Python reader (:mod:`analyzer.capture`) wherever
 libpcap cannot give the same answer: gzip, stdin, a file being followed, timestamps
@@ -19,7 +20,6 @@ import contextlib
 import glob
 import importlib
 import importlib.util
-import mmap
 import os
 import queue
 import socket
@@ -31,7 +31,7 @@ from array import array
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from types import ModuleType
-from typing import TYPE_CHECKING, Any, TypeVar, overload
+from typing import IO, TYPE_CHECKING, Any, TypeVar, overload
 
 from analyzer.bpf import keepalive_filter, linktype_from_dlt
 from analyzer.capture import (
@@ -140,7 +140,9 @@ def collect_libpcap(
         linktype = linktype_from_dlt(dlt)
         return keepalive_filter(include_data=False, linktype=linktype), linktype
 
-    with tempfile.TemporaryFile(prefix="gre-keepalive-") as spill:
+    # The (unlinked) spill file stays open for the data columns; it closes with the last one.
+    spill = tempfile.TemporaryFile(prefix="gre-keepalive-")  # noqa: SIM115
+    try:
         collector, outcome = _scan_in_parallel(
             files,
             include_data,
@@ -163,17 +165,16 @@ def collect_libpcap(
                     damaged=True,
                 )
             warnings.append(f"{files[0]}: byte {position}: {warning}")
-        size = os.fstat(spill.fileno()).st_size
-        mapping = mmap.mmap(spill.fileno(), size, access=mmap.ACCESS_READ) if size else b""
-        as_float, as_int = memoryview(mapping).cast("d"), memoryview(mapping).cast("q")
-    # The mapping outlives the (already unlinked) file; it is freed with the last column.
+    except BaseException:
+        spill.close()
+        raise
     collector.source.packets = packets
     collector.source.start = start
     collector.source.end = end
     for src, dst, key, count, blocks, in_order in flows:
         offsets = array("Q", blocks)
-        times = SpilledColumn(as_float, "d", 0, offsets, count)
-        frames = SpilledColumn(as_int, "q", 1, offsets, count)
+        times: SpilledColumn[float] = SpilledColumn(spill, 0, offsets, count)
+        frames: SpilledColumn[int] = SpilledColumn(spill, 1, offsets, count)
         collector.add_data_flow(
             (_address(src), _address(dst), key), times, frames, in_time_order=bool(in_order)
         )
@@ -210,20 +211,26 @@ def _pcap_truncation(path: str, byte_order: str, frames: int, position: int) -> 
 
 T = TypeVar("T", int, float)
 
+RECORD = struct.Struct("=dq")  # one spilled data record: time, frame number (native order)
+
 
 class SpilledColumn(Sequence[T]):
     """One column (times or frame numbers) of one flow's data records in the spill file:
-    blocks of BLOCK_RECORDS (float64 time, int64 frame) pairs, mapped read-only. Only the
-    pages the analysis looks at (bisecting around failures) are read into memory."""
+    blocks of BLOCK_RECORDS (float64 time, int64 frame) records.
 
-    def __init__(
-        self, values: memoryview[T], code: str, column: int, blocks: array[int], count: int
-    ) -> None:
-        """`values`: the whole mapping cast to `code` ('d' or 'q'); `column` 0 (times) or 1."""
-        self._values: memoryview[T] = values
-        self._code = code
+    Values are read with pread when asked for; nothing is mapped or cached, so memory
+    stays flat however many packets the file holds (the analysis reads a few thousand
+    values, bisecting around failures; a memory map made the kernel fault in 64 KiB
+    around each of them). The open spill file lives as long as its columns.
+    """
+
+    def __init__(self, spill: IO[bytes], column: int, blocks: array[int], count: int) -> None:
+        """`column`: 0 for times, 1 for frame numbers; `blocks`: file offsets, in order."""
+        self._spill = spill
+        self._fd = spill.fileno()
         self._column = column
-        self._starts = [offset // 8 + column for offset in blocks]  # in 8-byte units
+        self._code = "d" if column == 0 else "q"
+        self._blocks = blocks
         self._count = count
 
     def __len__(self) -> int:
@@ -246,14 +253,17 @@ class SpilledColumn(Sequence[T]):
         if not 0 <= index < self._count:
             raise IndexError("data column index out of range")
         block, position = divmod(index, BLOCK_RECORDS)
-        value: T = self._values[self._starts[block] + 2 * position]
+        record = os.pread(self._fd, RECORD.size, self._blocks[block] + RECORD.size * position)
+        value: T = RECORD.unpack(record)[self._column]
         return value
 
     def __iter__(self) -> Iterator[T]:
         left = self._count
-        for start in self._starts:
+        for offset in self._blocks:
             take = min(left, BLOCK_RECORDS)
-            yield from self._values[start : start + 2 * take : 2].tolist()
+            records: array[Any] = array(self._code)
+            records.frombytes(os.pread(self._fd, RECORD.size * take, offset))
+            yield from records[self._column :: 2]
             left -= take
 
 

@@ -177,14 +177,27 @@ def timed(command: list[str], *, stdout: int | None = subprocess.DEVNULL) -> tup
     return seconds, usage.ru_maxrss / 1024.0
 
 
-def measure(name: str, command: list[str], repeat: int, packets: int, note: str = "") -> Run:
-    """Median wall time over `repeat` runs, after one warm-up run (page cache, bytecode)."""
-    timed(command)
-    results = [timed(command) for _ in range(repeat)]
-    seconds = [s for s, _ in results]
-    run = Run(name, statistics.median(seconds), seconds, max(r for _, r in results), packets, note)
-    print(f"  {name:8} {run.seconds:8.3f} s  (runs: {', '.join(f'{s:.3f}' for s in seconds)})")
-    return run
+def measure_all(
+    commands: dict[str, list[str]], repeat: int, packets: int, *, warm_up: bool = True
+) -> dict[str, Run]:
+    """Median wall time per command over `repeat` rounds, after one warm-up round (page
+    cache, bytecode). Rounds interleave the commands, so that a noisy moment of a shared
+    machine falls on all of them rather than on one."""
+    for command in commands.values() if warm_up else ():
+        timed(command)
+    results: dict[str, list[tuple[float, float]]] = {name: [] for name in commands}
+    for _ in range(repeat):
+        for name, command in commands.items():
+            results[name].append(timed(command))
+    runs = {}
+    for name, measured in results.items():
+        seconds = [s for s, _ in measured]
+        runs[name] = Run(
+            name, statistics.median(seconds), seconds, max(r for _, r in measured), packets
+        )
+        listed = ", ".join(f"{s:.3f}" for s in seconds)
+        print(f"  {name:8} {runs[name].seconds:8.3f} s  (runs: {listed})")
+    return runs
 
 
 def count_packets(path: Path) -> int:
@@ -196,8 +209,9 @@ def count_packets(path: Path) -> int:
 
 
 def tshark_run(path: Path, packets: int, repeat: int) -> Run | None:
-    """tshark with a keepalive display filter: the whole file, or a slice if that would
-    take longer than TSHARK_BUDGET (then its time is scaled up to the whole file)."""
+    """tshark with a keepalive display filter: the whole file, or, if that would take longer
+    than TSHARK_BUDGET, two slices (the first N and 2N packets) whose difference gives its
+    per-packet time apart from its start-up, extrapolated to the whole file."""
     tshark = shutil.which("tshark")
     if tshark is None:
         print("  tshark   skipped: not installed")
@@ -214,25 +228,21 @@ def tshark_run(path: Path, packets: int, repeat: int) -> Run | None:
         "-e",
         "frame.number",
     ]
-    probe, _rss = timed([*command, "-c", str(min(TSHARK_SLICE, packets))])
-    estimate = probe * packets / min(TSHARK_SLICE, packets)
+    half = TSHARK_SLICE // 2
+    if packets <= TSHARK_SLICE:
+        return measure_all({"tshark": command}, repeat, packets)["tshark"]
+    small = statistics.median(timed([*command, "-c", str(half)])[0] for _ in range(repeat))
+    large, rss = timed([*command, "-c", str(TSHARK_SLICE)])
+    per_packet = max(large - small, 0.0) / (TSHARK_SLICE - half)
+    estimate = large + per_packet * (packets - TSHARK_SLICE)
     if estimate <= TSHARK_BUDGET:
-        return measure("tshark", command, repeat, packets)
-    sliced = [*command, "-c", str(TSHARK_SLICE)]
-    run = measure(
-        "tshark",
-        sliced,
-        1,
-        TSHARK_SLICE,
-        note=f"first {TSHARK_SLICE} packets, scaled ×{packets / TSHARK_SLICE:.1f} "
-        f"(the whole file would take about {estimate:.0f} s)",
+        return measure_all({"tshark": command}, repeat, packets)["tshark"]
+    note = (
+        f"estimated: {large:.2f} s for the first {TSHARK_SLICE:,} packets, "
+        f"{per_packet * 1e6:.1f} µs per packet after that"
     )
-    factor = packets / TSHARK_SLICE
-    run.seconds *= factor
-    run.runs = [s * factor for s in run.runs]
-    run.packets = packets
-    print(f"  tshark   {run.seconds:8.3f} s  ({run.note})")
-    return run
+    print(f"  tshark   {estimate:8.3f} s  ({note})")
+    return Run("tshark", estimate, [estimate], rss, packets, note)
 
 
 def machine() -> dict[str, object]:
@@ -306,17 +316,23 @@ def main(argv: list[str] | None = None) -> int:
             str(result),
             "--quiet",
         ]
-        report.runs["analyze"] = measure("analyze", analyze, args.repeat, packets)
+        report.runs.update(
+            measure_all(
+                {"analyze": analyze, "floor": [sys.executable, "-c", FLOOR_SCRIPT, str(path)]},
+                args.repeat,
+                packets,
+            )
+        )
         document = json.loads(result.read_text())
         report.capture["keepalive_packets"] = document["source"]["keepalive_packets"]
         report.capture["line_protocol_changes"] = sum(
             len(o["transitions"]) for t in document["tunnels"] for o in t["originators"]
         )
-    report.runs["floor"] = measure(
-        "floor", [sys.executable, "-c", FLOOR_SCRIPT, str(path)], args.repeat, packets
-    )
-    report.runs["dpkt"] = measure(
-        "dpkt", [sys.executable, "-c", DPKT_SCRIPT, str(path)], args.repeat, packets
+    # dpkt takes a minute a run: once is enough to show the order of magnitude.
+    report.runs.update(
+        measure_all(
+            {"dpkt": [sys.executable, "-c", DPKT_SCRIPT, str(path)]}, 1, packets, warm_up=False
+        )
     )
     if not args.no_tshark:
         tshark = tshark_run(path, packets, args.repeat)
