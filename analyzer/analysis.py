@@ -117,15 +117,19 @@ class Collector:
 
     def classify(self, raw: RawFrame) -> None:
         """Decode one frame (already counted) and keep what the analysis needs of it."""
+        self.classify_frame(raw.number, raw.time, raw.linktype, raw.data)
+
+    def classify_frame(self, number: int, time: float, linktype: int, data: bytes) -> None:
+        """:meth:`classify` for a frame given by its fields (the fast path's batches)."""
         source = self.source
-        decoded = decode_frame(raw.linktype, raw.data)
+        decoded = decode_frame(linktype, data)
         kind = decoded.kind
         if kind is FrameKind.OTHER:
             return
         if kind is FrameKind.MALFORMED:
             source.malformed += 1
             if len(source.errors) < MAX_ERRORS_LISTED:
-                source.errors.append(FrameError(raw.number, decoded.reason))
+                source.errors.append(FrameError(number, decoded.reason))
             return
         source.gre_packets += 1
         if decoded.checksum_ok is False:
@@ -136,15 +140,15 @@ class Collector:
                 columns = self._appended.get(flow)
                 if columns is None:
                     columns = self._appended[flow] = (array("d"), array("q"))
-                columns[0].append(raw.time)
-                columns[1].append(raw.number)
+                columns[0].append(time)
+                columns[1].append(number)
             return
         source.keepalive_packets += 1
         if kind is FrameKind.REQUEST:
-            self.pairer.request(raw.number, raw.time, decoded)
+            self.pairer.request(number, time, decoded)
             self._note_traits(decoded)
         else:
-            self.pairer.reply(raw.number, raw.time, decoded)
+            self.pairer.reply(number, time, decoded)
 
     def add_data_flow(
         self, flow: Flow, times: DataTimes, frames: DataFrames, *, in_time_order: bool

@@ -310,10 +310,10 @@ def _scan_in_parallel(
         from analyzer.analysis import Collector  # dpkt and the rest load while libpcap reads
 
         collector = Collector(files, include_data=include_data)
-        classify = collector.classify
+        classify = collector.classify_frame
         while (batch := batches.get()) is not None:
-            for number, time, linktype, data, wire_length in batch:
-                classify(RawFrame(number, time, linktype, data, wire_length, 0, 0))
+            for number, time, linktype, data, _wire_length in batch:
+                classify(number, time, linktype, data)
     finally:
         stop.set()
         while reader.is_alive():  # let a reader blocked on a full queue finish

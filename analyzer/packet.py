@@ -421,40 +421,39 @@ def _decode(linktype: int, data: bytes) -> Decoded:
         ip = _ip(_IP_IN_IP[ip.protocol], ip.payload)
     if ip is None or ip.protocol != IPPROTO_GRE:
         return Decoded(FrameKind.OTHER)
-    common = {
-        "src": ip.src,
-        "dst": ip.dst,
-        "ip_version": ip.version,
-        "ip_id": ip.ip_id,
-        "ttl": ip.ttl,
-        "ip_length": ip.length,
-    }
+    src, dst, version_ip, ip_id, ttl, length = (
+        ip.src,
+        ip.dst,
+        ip.version,
+        ip.ip_id,
+        ip.ttl,
+        ip.length,
+    )
     if ip.fragment:
-        return Decoded(FrameKind.DATA, **common)  # type: ignore[arg-type]
+        return Decoded(FrameKind.DATA, src, dst, version_ip, ip_id, ttl, length)
     gre = _gre(ip.payload, ip.payload_declared)
     version = gre.flags & GRE_VERSION_MASK
-    common.update(gre_protocol=gre.protocol, key=gre.key, sequence=gre.sequence)
     if version > 1:
         raise _Malformed(f"GRE version {version}")
+    # Decoded's fields in order: kind, src, dst, ip_version, ip_id, ttl, ip_length,
+    # gre_protocol, key, sequence, checksum_ok, inner, payload_length.
+    common = (src, dst, version_ip, ip_id, ttl, length, gre.protocol, gre.key, gre.sequence)
     if version == 1 or gre.flags & GRE_R:
-        return Decoded(FrameKind.DATA, checksum_ok=gre.checksum_ok, **common)  # type: ignore[arg-type]
+        return Decoded(FrameKind.DATA, *common, gre.checksum_ok)
     if gre.protocol == 0:
         return Decoded(
-            FrameKind.REPLY,
-            checksum_ok=gre.checksum_ok,
-            payload_length=max(gre.payload_declared, 0),
-            **common,  # type: ignore[arg-type]
+            FrameKind.REPLY, *common, gre.checksum_ok, None, max(gre.payload_declared, 0)
         )
     found = _inner_keepalive(gre)
     if found is None:
-        return Decoded(FrameKind.DATA, checksum_ok=gre.checksum_ok, **common)  # type: ignore[arg-type]
+        return Decoded(FrameKind.DATA, *common, gre.checksum_ok)
     inner, payload_length, inner_checksum_ok = found
     return Decoded(
         FrameKind.REQUEST,
-        checksum_ok=_both_ok(gre.checksum_ok, inner_checksum_ok),
-        inner=inner,
-        payload_length=payload_length,
-        **common,  # type: ignore[arg-type]
+        *common,
+        _both_ok(gre.checksum_ok, inner_checksum_ok),
+        inner,
+        payload_length,
     )
 
 

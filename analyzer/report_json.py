@@ -184,6 +184,7 @@ def analysis_dict(analysis: Analysis) -> dict[str, Any]:
             "end": _time(source.end, precision),
             "warnings": list(source.warnings),
             "errors": [{"frame": e.frame, "reason": e.reason} for e in source.errors],
+            "data_recorded": source.data_recorded,
         },
         "tunnels": [tunnel_dict(t, precision) for t in analysis.tunnels],
     }

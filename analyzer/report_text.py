@@ -33,7 +33,7 @@ def _state(state: LineState) -> Text:
     return Text(state.value, style="bold green" if state is LineState.UP else "bold red")
 
 
-def _summary(o: OriginatorResult, console: Console) -> None:
+def _summary(o: OriginatorResult, console: Console, *, data_recorded: bool = True) -> None:
     """An originator in the words of `show interfaces tunnel`."""
     downs = sum(1 for t in o.transitions if t.state is LineState.DOWN)
     line = Text(f"  {o.address} → {o.peer}: line protocol is ")
@@ -67,10 +67,15 @@ def _summary(o: OriginatorResult, console: Console) -> None:
         f"    {o.sent} keepalives sent, {o.returned} returned, {o.unanswered} unanswered"
         f"{extra}{rtt}"
     )
-    console.print(
-        f"    {downs} down transition{'s' if downs != 1 else ''}, down {o.down_seconds:.3f} s; "
+    blackholed = (
         f"blackholed {o.blackholed_packets.min}-{o.blackholed_packets.max} of "
         f"{o.data_packets} data packets sent into the tunnel"
+        if data_recorded
+        else "data packets not recorded (--no-data): blackholed packets unknown"
+    )
+    console.print(
+        f"    {downs} down transition{'s' if downs != 1 else ''}, down {o.down_seconds:.3f} s; "
+        f"{blackholed}"
     )
     if o.inner_addresses is not None:
         console.print(
@@ -323,12 +328,14 @@ def write_text(
         vantage = tunnel.vantage or "unknown"
         console.print(
             f"[bold]Tunnel {tunnel.endpoints[0]} ↔ {tunnel.endpoints[1]}[/bold], key {key}, "
-            f"{tunnel.data_packets} data packets; capture taken near: {vantage}"
+            f"{tunnel.data_packets if source.data_recorded else 'no'} data packets"
+            f"{'' if source.data_recorded else ' recorded (--no-data)'}; "
+            f"capture taken near: {vantage}"
             + (f" ({tunnel.vantage_reason})" if tunnel.vantage_reason else "")
         )
         _merge(tunnel, console, source.precision)
         for o in tunnel.originators:
-            _summary(o, console)
+            _summary(o, console, data_recorded=source.data_recorded)
         _diagnoses(tunnel, console, source.precision)
         _what_if(tunnel, console, source.precision)
         for o in tunnel.originators:

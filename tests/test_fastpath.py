@@ -424,3 +424,15 @@ def test_no_progress_bar_when_stderr_is_not_a_terminal(tmp_path: Path) -> None:
     big_capture(path, 12)
     result = run_cli("analyze", str(path), "--format", "json")
     assert result.returncode == 0 and result.stderr == b""
+
+
+def test_json_says_whether_data_packets_were_recorded() -> None:
+    import json
+
+    recorded = json.loads(run_cli("analyze", str(OUTAGE), "--format", "json").stdout)
+    skipped = json.loads(run_cli("analyze", str(OUTAGE), "--format", "json", "--no-data").stdout)
+    assert recorded["source"]["data_recorded"] is True
+    assert skipped["source"]["data_recorded"] is False
+    assert skipped["source"]["gre_packets"] == recorded["source"]["gre_packets"]
+    (originator, _peer) = skipped["tunnels"][0]["originators"]
+    assert originator["blackholed_packets"] == {"min": 0, "max": 0}
