@@ -56,7 +56,8 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
-def _period(text: str) -> float:
+def period_option(text: str) -> float:
+    """argparse type of a keepalive period in seconds (every subcommand's --period)."""
     try:
         value = float(text)
     except ValueError:
@@ -83,9 +84,15 @@ def _follow_timeout(text: str) -> float:
     return value
 
 
-def _retries(text: str) -> int | str:
+def retries_option(text: str) -> int | str:
+    """argparse type of `analyze --retries`: a count, or 'infer'."""
     if text == "infer":
         return text
+    return whole_retries_option(text)
+
+
+def whole_retries_option(text: str) -> int:
+    """argparse type of a keepalive retries count."""
     try:
         value = int(text)
     except ValueError:
@@ -154,14 +161,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     analyze.add_argument(
         "--period",
-        type=_period,
+        type=period_option,
         metavar="S",
         help="keepalive period in seconds for every endpoint not in --config "
         "(default: inferred from the send interval, else 10)",
     )
     analyze.add_argument(
         "--retries",
-        type=_retries,
+        type=retries_option,
         metavar="N",
         help="keepalive retries for every endpoint not in --config (default 3); 'infer': "
         "read them from when each endpoint's data traffic stops after its keepalives fail",
@@ -247,17 +254,31 @@ def _fail(message: str) -> int:
     return EXIT_USAGE
 
 
-def _analyze(args: argparse.Namespace) -> int:
-    config = None
-    if args.config:
-        from analyzer.config import ConfigError, load_config
+class UsageError(Exception):
+    """A problem with what the user gave us: one line, reported with exit status 2."""
 
-        try:
-            config = load_config(args.config)
-        except ConfigError as exc:
-            return _fail(str(exc))
-        for warning in config.warnings:
-            print(f"{PROG}: warning: {warning}", file=sys.stderr)
+
+def read_config(path: str | None, *, who: str = PROG) -> KeepaliveConfig | None:
+    """Load `--config` (None without one), printing its warnings on stderr as `who`.
+    Raises UsageError (one line) when the file cannot be used."""
+    if not path:
+        return None
+    from analyzer.config import ConfigError, load_config
+
+    try:
+        config = load_config(path)
+    except ConfigError as exc:
+        raise UsageError(str(exc)) from None
+    for warning in config.warnings:
+        print(f"{who}: warning: {warning}", file=sys.stderr)
+    return config
+
+
+def _analyze(args: argparse.Namespace) -> int:
+    try:
+        config = read_config(args.config)
+    except UsageError as exc:
+        return _fail(str(exc))
     if args.peer_capture is not None:
         return _analyze_two(args, config)
     try:
@@ -279,6 +300,11 @@ def _analyze(args: argparse.Namespace) -> int:
     analysis.source.warnings.extend(warnings)
     for warning in warnings:
         print(f"{PROG}: warning: {warning}", file=sys.stderr)
+    return _report(args, analysis)
+
+
+def _report(args: argparse.Namespace, analysis: Analysis) -> int:
+    """Write the report where and how the options say; the exit status."""
     if args.output:
         try:
             with open(args.output, "w", encoding="utf-8") as stream:
@@ -410,18 +436,7 @@ def _analyze_two(args: argparse.Namespace, config: KeepaliveConfig | None) -> in
         collected.append(collector)
     names = (collected[0].source.files[0], collected[1].source.files[0])
     analysis = merge(collected[0], collected[1], _settings(args, config), names)
-    if args.output:
-        try:
-            with open(args.output, "w", encoding="utf-8") as stream:
-                _write(analysis, stream, args.format, color=args.color == "always")
-        except OSError as exc:
-            return _fail(f"{args.output}: cannot write ({exc.strerror})")
-    else:
-        color = args.color == "always" or (args.color == "auto" and sys.stdout.isatty())
-        _write(analysis, sys.stdout, args.format, color=color)
-    if args.fail_on_down and analysis.any_down:
-        return EXIT_DOWN
-    return EXIT_OK
+    return _report(args, analysis)
 
 
 def _add_diagnosis_options(analyze: argparse.ArgumentParser) -> None:

@@ -21,6 +21,7 @@ import sys
 from importlib import resources
 from typing import TYPE_CHECKING
 
+from analyzer.cli import UsageError, period_option, read_config, whole_retries_option
 from analyzer.state import DEFAULT_RETRIES, MAX_PERIOD, MAX_RETRIES
 
 if TYPE_CHECKING:
@@ -60,28 +61,6 @@ exit status: 0 written; 2 unreadable configuration, unwritable output or bad usa
 """
 
 
-def _period(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"period must be a number of seconds, not {text!r}"
-        ) from None
-    if not 0 < value <= MAX_PERIOD:
-        raise argparse.ArgumentTypeError(f"period {text} out of range 1-{MAX_PERIOD} seconds")
-    return value
-
-
-def _retries(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"retries must be an integer, not {text!r}") from None
-    if not 1 <= value <= MAX_RETRIES:
-        raise argparse.ArgumentTypeError(f"retries {text} out of range 1-{MAX_RETRIES}")
-    return value
-
-
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add the `export-lua` subcommand."""
     parser = subparsers.add_parser(
@@ -105,14 +84,14 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     parser.add_argument(
         "--period",
-        type=_period,
+        type=period_option,
         metavar="S",
         help="default of the plugin's period preference: the period of every originator "
         "not in --config (default: inferred from the send interval, else 10)",
     )
     parser.add_argument(
         "--retries",
-        type=_retries,
+        type=whole_retries_option,
         metavar="N",
         help="default of the plugin's retries preference: the retries of every originator "
         "not in --config (default 3)",
@@ -126,16 +105,10 @@ def _fail(message: str) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
-    config = None
-    if args.config:
-        from analyzer.config import ConfigError, load_config
-
-        try:
-            config = load_config(args.config)
-        except ConfigError as exc:
-            return _fail(str(exc))
-        for warning in config.warnings:
-            print(f"{PROG}: warning: {warning}", file=sys.stderr)
+    try:
+        config = read_config(args.config)
+    except UsageError as exc:
+        return _fail(str(exc))
     text = generate_lua(config, args.period, args.retries)
     if args.output and args.output != "-":
         try:

@@ -539,17 +539,13 @@ def _tui_entry() -> Callable[..., int] | None:
 
 
 def _handle(args: argparse.Namespace) -> int:
-    from analyzer.config import ConfigError, load_config
+    from analyzer.cli import UsageError, read_config
     from analyzer.probe_net import is_local_address
 
-    config = None
-    if args.config:
-        try:
-            config = load_config(args.config)
-        except ConfigError as exc:
-            return _error(str(exc))
-        for warning in config.warnings:
-            print(f"{PROG}: warning: {warning}", file=sys.stderr)
+    try:
+        config = read_config(args.config)
+    except UsageError as exc:
+        return _error(str(exc))
     try:
         tunnels, warnings = select_tunnels(args, config, is_local_address)
     except ValueError as exc:

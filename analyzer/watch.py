@@ -18,7 +18,15 @@ import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, TextIO
 
-from analyzer.cli import EXIT_OK, EXIT_USAGE, PROG, _period, _retries
+from analyzer.cli import (
+    EXIT_OK,
+    EXIT_USAGE,
+    PROG,
+    UsageError,
+    period_option,
+    read_config,
+    retries_option,
+)
 
 if TYPE_CHECKING:
     from analyzer.analysis import Settings
@@ -69,7 +77,7 @@ def _seconds(text: str) -> float:
 
 def _live_retries(text: str) -> int:
     """Retries as for analyze, but a number: 'infer' needs the capture's end (analyze only)."""
-    value = _retries(text)
+    value = retries_option(text)
     if not isinstance(value, int):
         raise argparse.ArgumentTypeError(
             f"retries must be a number for watch, not {text!r} (inferring them needs a "
@@ -95,7 +103,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     parser.add_argument(
         "--period",
-        type=_period,
+        type=period_option,
         metavar="S",
         help="keepalive period in seconds for every endpoint not in --config "
         "(default: inferred from the send interval, else 10)",
@@ -154,17 +162,12 @@ def _fail(message: str) -> int:
 def _settings(args: argparse.Namespace) -> Settings | None:
     """The analysis settings, or None after reporting a configuration error."""
     from analyzer.analysis import Settings
-    from analyzer.config import ConfigError, load_config
 
-    config = None
-    if args.config:
-        try:
-            config = load_config(args.config)
-        except ConfigError as exc:
-            _fail(str(exc))
-            return None
-        for warning in config.warnings:
-            print(f"{PROG} watch: warning: {warning}", file=sys.stderr)
+    try:
+        config = read_config(args.config, who=f"{PROG} watch")
+    except UsageError as exc:
+        _fail(str(exc))
+        return None
     return Settings(config=config, period=args.period, retries=args.retries)
 
 

@@ -10,7 +10,14 @@ import argparse
 import sys
 from typing import TYPE_CHECKING, Any
 
-from analyzer.cli import EXIT_USAGE, PROG, _period, _retries
+from analyzer.cli import (
+    EXIT_USAGE,
+    PROG,
+    UsageError,
+    period_option,
+    read_config,
+    retries_option,
+)
 
 if TYPE_CHECKING:
     from analyzer.model import Analysis
@@ -59,14 +66,14 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument(
         "--period",
-        type=_period,
+        type=period_option,
         metavar="S",
         help="keepalive period in seconds for every endpoint not in --config "
         "(default: inferred from the send interval, else 10)",
     )
     parser.add_argument(
         "--retries",
-        type=_retries,
+        type=retries_option,
         metavar="N",
         help="keepalive retries for every endpoint not in --config (default 3)",
     )
@@ -85,18 +92,11 @@ def run(args: argparse.Namespace) -> int:
 
     if args.capture == "-":
         return _fail("tui needs a capture file; standard input is the keyboard")
-    config = None
-    warnings: list[str] = []
-    if args.config:
-        from analyzer.config import ConfigError, load_config
-
-        try:
-            config = load_config(args.config)
-        except ConfigError as exc:
-            return _fail(str(exc))
-        warnings.extend(config.warnings)
-        for warning in config.warnings:
-            print(f"{PROG}: warning: {warning}", file=sys.stderr)
+    try:
+        config = read_config(args.config)
+    except UsageError as exc:
+        return _fail(str(exc))
+    warnings: list[str] = list(config.warnings) if config is not None else []
     try:
         reader = open_capture(args.capture)
     except CaptureError as exc:
