@@ -48,6 +48,9 @@ typedef int (*next_ex_fn)(pcap_t *, struct pcap_pkthdr_abi **, const unsigned ch
 typedef char *(*geterr_fn)(pcap_t *);
 typedef void (*close_fn)(pcap_t *);
 typedef FILE *(*file_fn)(pcap_t *);
+typedef void (*handler_fn)(unsigned char *, const struct pcap_pkthdr_abi *, const unsigned char *);
+typedef int (*dispatch_fn)(pcap_t *, int, handler_fn, unsigned char *);
+typedef void (*breakloop_fn)(pcap_t *);
 
 #define PCAP_ERRBUF_SIZE 256
 #define PCAP_TSTAMP_PRECISION_NANO 1
@@ -63,6 +66,8 @@ struct libpcap {
     geterr_fn geterr;
     close_fn close;
     file_fn file;
+    dispatch_fn dispatch;
+    breakloop_fn breakloop;
 };
 
 static PyObject *ScanError;
@@ -105,6 +110,8 @@ static int load_libpcap(PyObject *candidates, struct libpcap *lib) {
     LOAD(geterr, "pcap_geterr");
     LOAD(close, "pcap_close");
     LOAD(file, "pcap_file");
+    LOAD(dispatch, "pcap_dispatch");
+    LOAD(breakloop, "pcap_breakloop");
 #undef LOAD
     return 0; /* the library stays loaded: pcapy may use the same one */
 }
@@ -540,6 +547,74 @@ static PyObject *flows_list(struct flow_table *table) {
     return list;
 }
 
+/* --- the loop: libpcap calls on_packet for every frame of the file --- */
+
+struct loop {
+    struct libpcap *lib;
+    pcap_t *pcap;
+    const struct bpf_program_abi *program;
+    struct flow_table *table;
+    struct batch *batch;
+    FILE *stream;
+    PyObject *on_batch, *progress;
+    PyThreadState *thread; /* saved while the loop runs without the GIL */
+    int linktype, include_data;
+    int failure; /* 1: no memory, 2: spill file error (errno), 3: Python exception, 4: stop */
+    int64_t packets, data_packets;
+    uint64_t consumed; /* classic pcap: where the next record starts */
+    double start, end;
+};
+
+static void on_packet(unsigned char *user, const struct pcap_pkthdr_abi *header,
+                      const unsigned char *data) {
+    struct loop *loop = (struct loop *)user;
+    int64_t number = ++loop->packets;
+    loop->consumed += 16 + (uint64_t)header->caplen;
+    /* tv_usec holds nanoseconds here; the division matches the pure-Python reader's. */
+    double time = (double)header->ts.tv_sec + (double)header->ts.tv_usec / 1e9;
+    if (number == 1 || time < loop->start)
+        loop->start = time;
+    if (number == 1 || time > loop->end)
+        loop->end = time;
+    struct flow_key key;
+    int kind = loop->lib->offline_filter(loop->program, header, data)
+                   ? CLASS_DEFER
+                   : classify(loop->linktype, data, header->caplen, &key);
+    if (kind == CLASS_DATA) {
+        if (loop->include_data) {
+            struct flow *flow = table_find(loop->table, &key);
+            int added = flow == NULL ? -1 : flow_add(loop->table, flow, time, number);
+            if (added < 0) {
+                loop->failure = added == -1 ? 1 : 2;
+                loop->lib->breakloop(loop->pcap);
+                return;
+            }
+        }
+        loop->data_packets++;
+    } else if (kind == CLASS_DEFER && batch_add(loop->batch, number, time, header, data) < 0) {
+        loop->failure = 1;
+        loop->lib->breakloop(loop->pcap);
+        return;
+    }
+    int report = (number & 0xFFFF) == 0 && loop->progress != Py_None;
+    if (batch_full(loop->batch) || report) {
+        long position = report && loop->stream != NULL ? ftell(loop->stream) : -1;
+        PyEval_RestoreThread(loop->thread);
+        int go_on = batch_flush(loop->batch, loop->on_batch, loop->linktype);
+        if (go_on == 1 && report) {
+            PyObject *answer = position >= 0 ? PyObject_CallFunction(loop->progress, "l", position)
+                                             : PyObject_CallFunction(loop->progress, "O", Py_None);
+            Py_XDECREF(answer);
+            go_on = answer == NULL ? -1 : 1;
+        }
+        loop->thread = PyEval_SaveThread();
+        if (go_on != 1) {
+            loop->failure = go_on < 0 ? 3 : 4;
+            loop->lib->breakloop(loop->pcap);
+        }
+    }
+}
+
 PyDoc_STRVAR(scan_doc,
 "scan(libraries, path, filter_for, on_batch, include_data, spill_fd, progress)\n"
 "\n"
@@ -594,71 +669,24 @@ static PyObject *scan(PyObject *self, PyObject *args) {
         goto done;
     }
     Py_DECREF(expression);
-    FILE *stream = lib.file(pcap);
-    int64_t packets = 0, data_packets = 0;
-    uint64_t consumed = 24; /* classic pcap: where the next record starts */
-    double start = 0.0, end = 0.0;
-    const char *read_error = NULL;
-    int failure = 0; /* 1: no memory, 2: spill file error (errno), 3: Python exception */
     struct batch *batch = calloc(1, sizeof *batch);
     if (batch == NULL) {
         PyErr_NoMemory();
         goto done;
     }
-    PyThreadState *thread = PyEval_SaveThread();
-    for (;;) {
-        struct pcap_pkthdr_abi *header;
-        const unsigned char *data;
-        int status = lib.next_ex(pcap, &header, &data);
-        if (status == -2)
-            break; /* end of file */
-        if (status != 1) {
-            read_error = status == -1 ? lib.geterr(pcap) : "unexpected status";
-            break;
-        }
-        packets++;
-        consumed += 16 + (uint64_t)header->caplen;
-        /* tv_usec holds nanoseconds here; the division matches the pure-Python reader's. */
-        double time = (double)header->ts.tv_sec + (double)header->ts.tv_usec / 1e9;
-        if (packets == 1 || time < start)
-            start = time;
-        if (packets == 1 || time > end)
-            end = time;
-        struct flow_key key;
-        int kind = lib.offline_filter(&program, header, data) ? CLASS_DEFER
-                                                               : classify(linktype, data, header->caplen, &key);
-        if (kind == CLASS_DATA) {
-            if (include_data) {
-                struct flow *flow = table_find(&table, &key);
-                int added = flow == NULL ? -1 : flow_add(&table, flow, time, packets);
-                if (added < 0) {
-                    failure = added == -1 ? 1 : 2;
-                    break;
-                }
-            }
-            data_packets++;
-        } else if (kind == CLASS_DEFER && batch_add(batch, packets, time, header, data) < 0) {
-            failure = 1;
-            break;
-        }
-        int report = (packets & 0xFFFF) == 0 && progress != Py_None;
-        if (batch_full(batch) || report) {
-            long position = report && stream != NULL ? ftell(stream) : -1;
-            PyEval_RestoreThread(thread);
-            int go_on = batch_flush(batch, on_batch, linktype);
-            if (go_on == 1 && report) {
-                PyObject *answer = position >= 0 ? PyObject_CallFunction(progress, "l", position)
-                                                 : PyObject_CallFunction(progress, "O", Py_None);
-                Py_XDECREF(answer);
-                go_on = answer == NULL ? -1 : 1;
-            }
-            thread = PyEval_SaveThread();
-            if (go_on != 1) {
-                failure = go_on < 0 ? 3 : 0;
-                break;
-            }
-        }
-    }
+    struct loop loop = {&lib, pcap, &program, &table, batch, lib.file(pcap), on_batch, progress,
+                        NULL, linktype, include_data, 0, 0, 0, 24, 0.0, 0.0};
+    const char *read_error = NULL;
+    loop.thread = PyEval_SaveThread();
+    /* -1: every packet of the file; it returns at the end, on an error or a breakloop */
+    int status = lib.dispatch(pcap, -1, on_packet, (unsigned char *)&loop);
+    if (status == -1)
+        read_error = lib.geterr(pcap);
+    PyThreadState *thread = loop.thread;
+    int failure = loop.failure == 4 ? 0 : loop.failure;
+    int64_t packets = loop.packets, data_packets = loop.data_packets;
+    uint64_t consumed = loop.consumed;
+    double start = loop.start, end = loop.end;
     int copied = failure == 0 && include_data ? table_finish(&table) : 0;
     PyEval_RestoreThread(thread);
     if (failure == 0 && copied < 0)
