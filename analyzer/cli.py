@@ -205,15 +205,17 @@ def build_parser() -> argparse.ArgumentParser:
         "--reader",
         choices=("auto", "libpcap", "python"),
         default="auto",
-        help="auto (default): libpcap with a BPF keepalive filter, the pure-Python reader "
-        "where libpcap cannot read the input (gzip, stdin, --follow; a note says so); "
-        "libpcap: fail instead of falling back; python: always the pure-Python reader",
+        help="auto (default): libpcap with a BPF keepalive filter, or the pure-Python reader "
+        "where libpcap cannot read the input as it would (gzip, stdin, …: a note says so; "
+        "--follow always uses it); libpcap: fail instead of falling back; python: always "
+        "the pure-Python reader",
     )
     reading.add_argument(
         "--no-data",
         action="store_true",
-        help="do not record tunnel data packets (they are still counted): faster and no "
-        "temporary disk, but no blackholed-packet counts and no --retries infer",
+        help="do not record tunnel data packets (the GRE total still counts them): faster "
+        "and no temporary disk, but no per-tunnel data or blackholed-packet counts and no "
+        "--retries infer",
     )
     reading.add_argument(
         "-q",
@@ -306,7 +308,7 @@ def _analyze_capture(args: argparse.Namespace) -> int:
     except CaptureError as exc:
         return _fail(str(exc))
     except FastPathUnavailable as exc:
-        return _fail(f"{args.capture}: --reader libpcap cannot read it ({exc})")
+        return _fail(f"{_shown(args.capture)}: --reader libpcap cannot read it ({exc})")
     from analyzer.analysis import analyze_collected
 
     analysis = analyze_collected(collected.collector, _settings(args, config))
@@ -321,6 +323,10 @@ def _analyze_capture(args: argparse.Namespace) -> int:
     for warning in warnings:
         print(f"{PROG}: warning: {warning}", file=sys.stderr)
     return _report(args, analysis)
+
+
+def _shown(path: str) -> str:
+    return "<stdin>" if path == "-" else path
 
 
 def _report(args: argparse.Namespace, analysis: Analysis) -> int:
@@ -444,7 +450,7 @@ def _analyze_two(args: argparse.Namespace, config: KeepaliveConfig | None) -> in
         except CaptureError as exc:
             return _fail(str(exc))
         except FastPathUnavailable as exc:
-            return _fail(f"{path}: --reader libpcap cannot read it ({exc})")
+            return _fail(f"{_shown(path)}: --reader libpcap cannot read it ({exc})")
         collector, warnings = one.collector, one.warnings
         collector.source.precision = one.precision
         if collector.source.packets == 0 and warnings:

@@ -197,7 +197,7 @@ def write_json(analysis: Analysis, stream: TextIO) -> None:
     an address pair) is written on one line by the C encoder; the pure-Python encoder
     that ``indent`` needs would spend more time than the whole capture read.
     """
-    _write_value(analysis_dict(analysis), stream, "")
+    stream.write(_render(analysis_dict(analysis), ""))
     stream.write("\n")
 
 
@@ -237,46 +237,25 @@ def _scalar(value: Any) -> str:
     return _encode(value)  # floats (repr, or NaN/Infinity as json.dumps writes them), bools
 
 
-def _write_value(value: Any, stream: TextIO, indent: str) -> None:
+def _render(value: Any, indent: str) -> str:
+    """`value` as JSON text, containers of containers indented, the rest on one line."""
     kind = type(value)
     if kind is dict:
         if not value or _flat(value.values()):
-            stream.write(_encode(value))
-            return
+            return _encode(value)
         inner = indent + _INDENT
-        write = stream.write
-        write("{")
-        separator = "\n"
-        for key, item in value.items():
-            write(separator)
-            separator = ",\n"
-            write(inner)
-            write(_encode_string(key))
-            write(": ")
-            if type(item) in _CONTAINERS:
-                _write_value(item, stream, inner)
-            else:
-                write(_scalar(item))
-        write(f"\n{indent}}}")
-    elif kind is list:
+        fields = [
+            f"{inner}{_encode_string(key)}: "
+            + (_render(item, inner) if type(item) in _CONTAINERS else _scalar(item))
+            for key, item in value.items()
+        ]
+        return "{\n" + ",\n".join(fields) + f"\n{indent}}}"
+    if kind is list:
         if not value or _flat(value):
-            stream.write(_encode(value))
-            return
+            return _encode(value)
         inner = indent + _INDENT
-        write = stream.write
-        if all(type(item) is dict and _flat(item.values()) for item in value):
-            # Rows (keepalives, transitions): one C-encoder call each, joined in C.
-            write(f"[\n{inner}")
-            write(f",\n{inner}".join(map(_encode, value)))
-            write(f"\n{indent}]")
-            return
-        write("[")
-        separator = "\n"
-        for item in value:
-            write(separator)
-            separator = ",\n"
-            write(inner)
-            _write_value(item, stream, inner)
-        write(f"\n{indent}]")
-    else:
-        stream.write(_scalar(value))
+        rows = all(type(item) is dict and _flat(item.values()) for item in value)
+        # Rows (keepalives, transitions): one C-encoder call each.
+        items = map(_encode, value) if rows else (_render(item, inner) for item in value)
+        return f"[\n{inner}" + f",\n{inner}".join(items) + f"\n{indent}]"
+    return _scalar(value)
