@@ -197,8 +197,17 @@ def write_json(analysis: Analysis, stream: TextIO) -> None:
     an address pair) is written on one line by the C encoder; the pure-Python encoder
     that ``indent`` needs would spend more time than the whole capture read.
     """
-    stream.write(_render(analysis_dict(analysis), ""))
-    stream.write("\n")
+    document = analysis_dict(analysis)
+    tunnels = document.pop("tunnels")
+    head = _render(document, "")
+    # The tunnels one at a time: the text of one tunnel is in memory, not the document's.
+    stream.write(head[:-2] + ',\n  "tunnels": [')
+    separator = "\n    "
+    for tunnel in tunnels:
+        stream.write(separator)
+        stream.write(_render(tunnel, "    "))
+        separator = ",\n    "
+    stream.write("\n  ]\n}\n" if tunnels else "]\n}\n")
 
 
 def _no_default(value: object) -> object:
