@@ -568,7 +568,7 @@ def _simulate(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the console script."""
+    """Run one subcommand; its exit status (tests call this in-process)."""
     args = build_parser().parse_args(argv)
     try:
         handler: Callable[[argparse.Namespace], int] = args.handler
@@ -579,5 +579,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_OK
 
 
+def run() -> NoReturn:
+    """Entry point of the console script and of `python -m analyzer`.
+
+    Once the command has returned (its files closed), stdout and stderr are flushed and
+    the process ends without tearing down the interpreter: freeing every object of a
+    large analysis one by one took longer than writing its report.
+    """
+    status = main()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(BrokenPipeError, ValueError, AttributeError):
+            stream.flush()
+    os._exit(status)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    run()
