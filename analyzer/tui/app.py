@@ -151,6 +151,8 @@ class KeepaliveApp(App[int]):
     def show(self, snapshot: Snapshot) -> None:
         """Draw a snapshot in every pane."""
         self.snapshot = snapshot
+        if not self.query(TunnelTable):
+            return  # an update that arrives while the app shuts down and its panes are gone
         table = self.query_one(TunnelTable)
         table.show(self.visible_rows(snapshot))
         self.selected = table.selected_key
@@ -496,6 +498,8 @@ class CaptureApp(KeepaliveApp):
     def _play_tick(self) -> None:
         if not self.playing or self.index is None:
             return
+        if not self.query(CursorBar):
+            return  # a tick that fires while the app is shutting down and its widgets are gone
         now = time.monotonic()
         elapsed, self._played_at = now - self._played_at, now
         target = self.cursor + elapsed * self.speed
