@@ -207,11 +207,13 @@ def measure_all(
 
 
 def count_packets(path: Path) -> int:
-    """Packets in the capture, read by the project's own reader."""
-    from analyzer.capture import open_capture
-
-    with open_capture(path) as reader:
-        return sum(1 for _ in reader)
+    """Packets in the capture, as `analyze` counts them (its libpcap reader, one run)."""
+    with tempfile.TemporaryDirectory() as scratch:
+        result = Path(scratch) / "count.json"
+        command = [sys.executable, "-m", "analyzer", "analyze", str(path), "--format", "json"]
+        subprocess.run([*command, "-o", str(result), "--quiet", "--no-data"], check=True, cwd=ROOT)
+        packets: int = json.loads(result.read_text())["source"]["packets"]
+        return packets
 
 
 def tshark_run(path: Path, packets: int, repeat: int) -> Run | None:
