@@ -44,7 +44,6 @@ typedef int (*compile_fn)(pcap_t *, struct bpf_program_abi *, const char *, int,
 typedef void (*freecode_fn)(struct bpf_program_abi *);
 typedef int (*offline_filter_fn)(const struct bpf_program_abi *, const struct pcap_pkthdr_abi *,
                                  const unsigned char *);
-typedef int (*next_ex_fn)(pcap_t *, struct pcap_pkthdr_abi **, const unsigned char **);
 typedef char *(*geterr_fn)(pcap_t *);
 typedef void (*close_fn)(pcap_t *);
 typedef FILE *(*file_fn)(pcap_t *);
@@ -62,7 +61,6 @@ struct libpcap {
     compile_fn compile;
     freecode_fn freecode;
     offline_filter_fn offline_filter;
-    next_ex_fn next_ex;
     geterr_fn geterr;
     close_fn close;
     file_fn file;
@@ -106,7 +104,6 @@ static int load_libpcap(PyObject *candidates, struct libpcap *lib) {
     LOAD(compile, "pcap_compile");
     LOAD(freecode, "pcap_freecode");
     LOAD(offline_filter, "pcap_offline_filter");
-    LOAD(next_ex, "pcap_next_ex");
     LOAD(geterr, "pcap_geterr");
     LOAD(close, "pcap_close");
     LOAD(file, "pcap_file");

@@ -87,13 +87,12 @@ class Collector:
 
     Memory grows with the number of tunnels and keepalives. Data packets cost 16 bytes
     each (their time and frame number, for blackhole accounting) unless the fast path
-    keeps them in its memory-mapped spill file (:meth:`add_data_flow`), or nothing with
+    keeps them in its spill file (:meth:`add_data_flow`), or nothing with
     ``include_data=False`` (--no-data: counted, times not kept).
     """
 
     def __init__(self, files: list[str], *, include_data: bool = True) -> None:
         self.source = SourceSummary(files=files, data_recorded=include_data)
-        self.include_data = include_data
         self.pairer = Pairer()
         self.data_times: dict[Flow, DataTimes] = {}
         self.data_frames: dict[Flow, DataFrames] = {}
@@ -135,7 +134,7 @@ class Collector:
         if decoded.checksum_ok is False:
             source.checksum_errors += 1
         if kind is FrameKind.DATA:
-            if self.include_data:
+            if source.data_recorded:
                 flow = (decoded.src, decoded.dst, decoded.key)
                 columns = self._appended.get(flow)
                 if columns is None:
@@ -153,10 +152,8 @@ class Collector:
     def add_data_flow(
         self, flow: Flow, times: DataTimes, frames: DataFrames, *, in_time_order: bool
     ) -> None:
-        """Data packets of one flow counted outside Python (the fast path), in frame order."""
-        self.source.gre_packets += len(times)
-        if not self.include_data:
-            return
+        """Data packets of one flow recorded outside Python (the fast path), in frame order;
+        the caller counts them into ``source.gre_packets``."""
         self.data_times[flow] = times
         self.data_frames[flow] = frames
         if in_time_order:

@@ -267,6 +267,11 @@ def _tsresol_units(code: int) -> tuple[int, int]:
     return 10**exponent, exponent
 
 
+def warning_line(name: str, offset: int, message: str) -> str:
+    """A read problem as reported on stderr and in ``source.warnings``."""
+    return f"{name}: byte {offset}: {message}"
+
+
 def truncation_message(frame: int, start: int, needed: int, present: int) -> str:
     """The warning for a file that ends inside a record (also used by analyzer.fastpath)."""
     return (
@@ -808,6 +813,10 @@ class CaptureReader:
         )
 
     # ------------------------------------------------------------------ progress / closing
+
+    def warning_lines(self) -> list[str]:
+        """The problems found so far, each as :func:`warning_line` words it."""
+        return [warning_line(self.name, w.offset, w.message) for w in self.warnings]
 
     @property
     def byte_order(self) -> str:

@@ -16,7 +16,9 @@ from typing import TYPE_CHECKING, NoReturn, TextIO
 
 from analyzer.capture import CaptureError, open_capture
 from analyzer.fastpath import (
+    READER_AUTO,
     READER_LIBPCAP,
+    READERS,
     Collected,
     FastPathUnavailable,
     Progress,
@@ -203,8 +205,8 @@ def build_parser() -> argparse.ArgumentParser:
     reading = analyze.add_argument_group("reading")
     reading.add_argument(
         "--reader",
-        choices=("auto", "libpcap", "python"),
-        default="auto",
+        choices=READERS,
+        default=READER_AUTO,
         help="auto (default): libpcap with a BPF keepalive filter, or the pure-Python reader "
         "where libpcap cannot read the input as it would (gzip, stdin, …: a note says so; "
         "--follow always uses it); libpcap: fail instead of falling back; python: always "

@@ -40,6 +40,7 @@ from analyzer.capture import (
     RawFrame,
     open_capture,
     truncation_message,
+    warning_line,
 )
 
 if TYPE_CHECKING:
@@ -144,11 +145,12 @@ def collect_libpcap(
     spill = tempfile.TemporaryFile(prefix="gre-keepalive-")  # noqa: SIM115
     try:
         collector, outcome = _scan_in_parallel(
+            lambda hand_over: fastscan.scan(
+                libraries, path, filter_for, hand_over, include_data, spill.fileno(), progress
+            ),
+            fastscan.ScanError,
             files,
-            include_data,
-            fastscan,
-            (libraries, path, filter_for),
-            (include_data, spill.fileno(), progress),
+            include_data=include_data,
         )
         _linktype, packets, start, end, data_packets, flows, stopped = outcome
         warnings: list[str] = []
@@ -164,13 +166,14 @@ def collect_libpcap(
                     f"libpcap stopped after frame {packets}: {' '.join(str(error).split())}",
                     damaged=True,
                 )
-            warnings.append(f"{files[0]}: byte {position}: {warning}")
+            warnings.append(warning_line(files[0], position, warning))
     except BaseException:
         spill.close()
         raise
     collector.source.packets = packets
     collector.source.start = start
     collector.source.end = end
+    collector.source.gre_packets += data_packets  # counted in C, recorded or not
     for src, dst, key, count, blocks, in_order in flows:
         offsets = array("Q", blocks)
         times: SpilledColumn[float] = SpilledColumn(spill, 0, offsets, count)
@@ -178,8 +181,6 @@ def collect_libpcap(
         collector.add_data_flow(
             (_address(src), _address(dst), key), times, frames, in_time_order=bool(in_order)
         )
-    if not include_data:
-        collector.source.gre_packets += data_packets
     collector.sort_data()
     return Collected(collector, READER_LIBPCAP, precision, warnings)
 
@@ -272,23 +273,24 @@ BATCHES_QUEUED = 16  # batches of frames waiting for the decoder (bounds memory)
 SWITCH_INTERVAL = 0.0005  # s: how soon the reader thread gets the GIL back for a batch
 
 
+Batch = list[tuple[int, float, int, bytes, int]]  # (number, time, linktype, data, wire length)
+
+
 def _scan_in_parallel(
+    scan: Callable[[Callable[[Batch], bool]], Any],
+    scan_error: type[Exception],
     files: list[str],
+    *,
     include_data: bool,
-    fastscan: ModuleType,
-    source: tuple[list[str], str, Callable[[int], tuple[str, int]]],
-    options: tuple[bool, int, Progress | None],
 ) -> tuple[Collector, tuple[Any, ...]]:
-    """Run the C loop in a worker thread (it reads without the GIL) while this thread
-    loads the analysis core and decodes the frames handed over, in order. Raises
-    FastPathUnavailable on ScanError."""
-    batches: queue.Queue[list[tuple[int, float, int, bytes, int]] | None] = queue.Queue(
-        BATCHES_QUEUED
-    )
+    """Run `scan(hand_over)` (the C loop; it reads without the GIL) in a worker thread while
+    this thread loads the analysis core and decodes the frames handed over, in order.
+    Raises FastPathUnavailable on `scan_error`."""
+    batches: queue.Queue[Batch | None] = queue.Queue(BATCHES_QUEUED)
     stop = threading.Event()
     outcome: list[Any] = []
 
-    def hand_over(batch: list[tuple[int, float, int, bytes, int]]) -> bool:
+    def hand_over(batch: Batch) -> bool:
         if stop.is_set():
             return False
         batches.put(batch)
@@ -296,7 +298,7 @@ def _scan_in_parallel(
 
     def read() -> None:
         try:
-            outcome.append(fastscan.scan(source[0], source[1], source[2], hand_over, *options))
+            outcome.append(scan(hand_over))
         except BaseException as exc:  # re-raised by the decoding thread
             outcome.append(exc)
         finally:
@@ -322,7 +324,7 @@ def _scan_in_parallel(
         reader.join()
         sys.setswitchinterval(previous)
     result = outcome[0]
-    if isinstance(result, fastscan.ScanError):
+    if isinstance(result, scan_error):
         raise FastPathUnavailable(" ".join(str(result).split())) from None
     if isinstance(result, BaseException):
         raise result
@@ -337,8 +339,7 @@ def collect_python(
 
     frames = reader if progress is None else _reporting(reader, progress)
     collector = collect_frames(frames, files, include_data=include_data)
-    warnings = [f"{reader.name}: byte {w.offset}: {w.message}" for w in reader.warnings]
-    return Collected(collector, READER_PYTHON, reader.precision, warnings)
+    return Collected(collector, READER_PYTHON, reader.precision, reader.warning_lines())
 
 
 def _reporting(reader: CaptureReader, progress: Progress) -> Iterator[RawFrame]:

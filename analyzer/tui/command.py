@@ -107,9 +107,7 @@ def run(args: argparse.Namespace) -> int:
         with reader:
             analysis = analyze_frames(reader, settings, files=[reader.name])
             analysis.source.precision = reader.precision
-            read_warnings = [
-                f"{reader.name}: byte {w.offset}: {w.message}" for w in reader.warnings
-            ]
+            read_warnings = reader.warning_lines()
         analysis.source.warnings.extend(read_warnings)
         if analysis.source.packets == 0 and read_warnings:
             raise CaptureError(f"{reader.name}: no complete frame could be read")
