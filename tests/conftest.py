@@ -8,22 +8,28 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO_CAPTURES = ROOT / "captures"
-REAL_CAPTURES = ROOT.parent / "shared" / "captures-real"
+REAL_CAPTURES = ROOT / "tests" / "data" / "real"
 
 
 def all_captures() -> list[Path]:
     """Every capture the project claims to handle: the demos and the real public ones."""
-    found = sorted(DEMO_CAPTURES.glob("*.pcap*"))
-    if REAL_CAPTURES.is_dir():
-        found += sorted(
-            p for p in REAL_CAPTURES.iterdir() if p.suffix in (".pcap", ".pcapng", ".cap")
-        )
+    return sorted(DEMO_CAPTURES.glob("*.pcap*")) + real_capture_files()
+
+
+def real_capture_files() -> list[Path]:
+    """The real public captures kept in tests/data/real (see its INDEX.md).
+
+    A test that claims every real capture must not pass vacuously: an empty or missing
+    folder is an error, not a skip.
+    """
+    found = sorted(p for p in REAL_CAPTURES.glob("*") if p.suffix in (".pcap", ".pcapng", ".cap"))
+    if not found:
+        raise FileNotFoundError(f"no real captures in {REAL_CAPTURES}: the checkout is incomplete")
     return found
 
 
 @pytest.fixture(scope="session")
 def real_captures_dir() -> Path:
-    """../shared/captures-real, or a visible skip when this checkout has none beside it."""
-    if not REAL_CAPTURES.is_dir():
-        pytest.skip(f"real captures not found at {REAL_CAPTURES}")
+    """tests/data/real; a checkout without its real captures fails here rather than skipping."""
+    real_capture_files()
     return REAL_CAPTURES

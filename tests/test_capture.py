@@ -34,8 +34,9 @@ from analyzer.capture import (
     ReadWarning,
     open_capture,
 )
+from tests.conftest import REAL_CAPTURES, real_capture_files
 
-REAL_DIR = Path("/work/shared/captures-real")
+REAL_DIR = REAL_CAPTURES
 
 # --------------------------------------------------------------------------- classic pcap
 
@@ -903,16 +904,6 @@ def index_packet_counts() -> dict[str, int]:
     return counts
 
 
-def real_capture_files() -> list[Path]:
-    return sorted(p for pattern in ("*.pcap", "*.pcapng", "*.cap") for p in REAL_DIR.glob(pattern))
-
-
-needs_real = pytest.mark.skipif(
-    not (REAL_DIR / "INDEX.md").is_file(), reason=f"{REAL_DIR} not available"
-)
-
-
-@needs_real
 def test_real_captures_frame_counts() -> None:
     expected = index_packet_counts()
     files = real_capture_files()
@@ -927,7 +918,6 @@ def test_real_captures_frame_counts() -> None:
     assert open_capture(REAL_DIR / "PcapPlusPlus__GrePackets.pcap").format == "pcapng"
 
 
-@needs_real
 @pytest.mark.parametrize(
     ("name", "linktype"),
     [
@@ -972,7 +962,6 @@ def compare_with_tshark(frames: list[RawFrame], rows: list[tuple[float, str]], l
             assert frame.linktype == TSHARK_FIRST_LAYER[layer], (label, frame.number, layer)
 
 
-@needs_real
 def test_real_captures_match_tshark(tmp_path: Path) -> None:
     tshark = shutil.which("tshark")
     if tshark is None:

@@ -1,6 +1,6 @@
 """The Wireshark plugin (`gre-keepalive export-lua`) in the real tshark agrees with analyze.
 
-Every capture in captures/ and ../shared/captures-real/ (plus scenario and hand-built
+Every capture in captures/ and tests/data/real/ (plus scenario and hand-built
 captures written here) goes through `tshark -2 -X lua_script:lua/gre_keepalive.lua` once;
 each keepalive frame's type, originator, counter, line state and partner frame must be
 what `gre-keepalive analyze --format json` says for that frame, the expert infos must sit

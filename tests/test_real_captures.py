@@ -1,4 +1,4 @@
-"""Acceptance on real public captures (../shared/captures-real, see its INDEX.md)."""
+"""Acceptance on real public captures (tests/data/real, see its INDEX.md)."""
 
 from __future__ import annotations
 
