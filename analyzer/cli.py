@@ -14,42 +14,46 @@ from collections.abc import Callable, Iterator, Sequence
 from types import FrameType
 from typing import TYPE_CHECKING, NoReturn, TextIO
 
-from analyzer.capture import CaptureError, open_capture
-from analyzer.fastpath import (
+from analyzer.options import (
+    EXIT_DOWN,
+    EXIT_OK,
+    EXIT_USAGE,
+    PROG,
+    UsageError,
+    period_option,
+    read_config,
+    retries_option,
+)
+from analyzer.pipeline.collect import collect, collect_python
+from analyzer.read.capture import CaptureError, open_capture
+from analyzer.read.fastpath import (
     READER_AUTO,
     READER_LIBPCAP,
     READERS,
     Collected,
     FastPathUnavailable,
     Progress,
-    collect,
-    collect_python,
 )
-from analyzer.state import MAX_PERIOD, MAX_RETRIES
 
 if TYPE_CHECKING:
-    from analyzer.analysis import Settings
     from analyzer.config import KeepaliveConfig
-    from analyzer.model import Analysis
+    from analyzer.keepalive.analysis import Settings
+    from analyzer.keepalive.collect import Collector
+    from analyzer.keepalive.model import Analysis
 
 # The analysis core (dpkt, diagnoses, …) is imported only once a command needs it: the fast
-# path starts libpcap reading first and imports it meanwhile (analyzer.fastpath).
-PROG = "gre-keepalive"
+# path starts libpcap reading first and imports it meanwhile (analyzer.read.fastpath).
 
 # Further subcommands live in their own modules. Each exposes
 # `register(subparsers) -> None`, which adds its parser and sets `handler=` (a function
 # taking the parsed Namespace and returning the exit status). A registering module stays
 # light: heavy imports (textual, pcapy, …) happen inside the handler.
 COMMAND_MODULES: tuple[str, ...] = (
-    "analyzer.lua_export",
-    "analyzer.probe",
+    "analyzer.wireshark.export",
+    "analyzer.probe.command",
     "analyzer.tui.command",
     "analyzer.watch",
 )
-
-EXIT_OK = 0
-EXIT_USAGE = 2
-EXIT_DOWN = 3
 
 
 class _Parser(argparse.ArgumentParser):
@@ -57,19 +61,6 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
-
-
-def period_option(text: str) -> float:
-    """argparse type of a keepalive period in seconds (every subcommand's --period)."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"period must be a number of seconds, not {text!r}"
-        ) from None
-    if not 0 < value <= MAX_PERIOD:
-        raise argparse.ArgumentTypeError(f"period {text} out of range 1-{MAX_PERIOD} seconds")
-    return value
 
 
 DEFAULT_FOLLOW_TIMEOUT = 5.0
@@ -84,24 +75,6 @@ def _follow_timeout(text: str) -> float:
         ) from None
     if not 0 <= value <= 86400:
         raise argparse.ArgumentTypeError(f"follow timeout {text} out of range 0-86400 seconds")
-    return value
-
-
-def retries_option(text: str) -> int | str:
-    """argparse type of `analyze --retries`: a count, or 'infer'."""
-    if text == "infer":
-        return text
-    return whole_retries_option(text)
-
-
-def whole_retries_option(text: str) -> int:
-    """argparse type of a keepalive retries count."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"retries must be an integer, not {text!r}") from None
-    if not 1 <= value <= MAX_RETRIES:
-        raise argparse.ArgumentTypeError(f"retries {text} out of range 1-{MAX_RETRIES}")
     return value
 
 
@@ -259,26 +232,6 @@ def _fail(message: str) -> int:
     return EXIT_USAGE
 
 
-class UsageError(Exception):
-    """A problem with what the user gave us: one line, reported with exit status 2."""
-
-
-def read_config(path: str | None, *, who: str = PROG) -> KeepaliveConfig | None:
-    """Load `--config` (None without one), printing its warnings on stderr as `who`.
-    Raises UsageError (one line) when the file cannot be used."""
-    if not path:
-        return None
-    from analyzer.config import ConfigError, load_config
-
-    try:
-        config = load_config(path)
-    except ConfigError as exc:
-        raise UsageError(str(exc)) from None
-    for warning in config.warnings:
-        print(f"{who}: warning: {warning}", file=sys.stderr)
-    return config
-
-
 @contextlib.contextmanager
 def _without_cyclic_gc() -> Iterator[None]:
     """Pause the cyclic garbage collector: an analysis keeps what it builds until the report
@@ -311,7 +264,7 @@ def _analyze_capture(args: argparse.Namespace) -> int:
         return _fail(str(exc))
     except FastPathUnavailable as exc:
         return _fail(f"{_shown(args.capture)}: --reader libpcap cannot read it ({exc})")
-    from analyzer.analysis import analyze_collected
+    from analyzer.pipeline.analyze import analyze_collected
 
     analysis = analyze_collected(collected.collector, _settings(args, config))
     analysis.source.precision = collected.precision
@@ -347,7 +300,7 @@ def _report(args: argparse.Namespace, analysis: Analysis) -> int:
     return EXIT_OK
 
 
-def _collect(args: argparse.Namespace, path: str, *, follow: bool) -> Collected:
+def _collect(args: argparse.Namespace, path: str, *, follow: bool) -> Collected[Collector]:
     """The streaming pass over one capture with the reader, progress and notes the options
     ask for. Raises CaptureError, or FastPathUnavailable with --reader libpcap."""
     include_data = not args.no_data
@@ -368,7 +321,7 @@ def _collect(args: argparse.Namespace, path: str, *, follow: bool) -> Collected:
     return collected
 
 
-def _note_reader(args: argparse.Namespace, collected: Collected) -> None:
+def _note_reader(args: argparse.Namespace, collected: Collected[Collector]) -> None:
     """Say once why the pure-Python reader was used (when a report is going to follow)."""
     if collected.fallback_reason is not None and not args.quiet:
         print(
@@ -437,9 +390,8 @@ def _stop_following_on_interrupt(*, enabled: bool) -> Iterator[list[Callable[[],
 
 
 def _analyze_two(args: argparse.Namespace, config: KeepaliveConfig | None) -> int:
-    """`analyze A B`: captures from both ends of the tunnels, merged (analyzer.merge)."""
-    from analyzer.analysis import Collector
-    from analyzer.merge import merge
+    """`analyze A B`: captures from both ends of the tunnels, merged (analyzer.pipeline.merge)."""
+    from analyzer.pipeline.merge import merge
 
     if args.follow:
         return _fail("--follow reads one capture, not two")
@@ -468,7 +420,7 @@ def _analyze_two(args: argparse.Namespace, config: KeepaliveConfig | None) -> in
 
 
 def _add_diagnosis_options(analyze: argparse.ArgumentParser) -> None:
-    """Options of the diagnoses and of the what-if replay (issue 7)."""
+    """Options of the diagnoses and of the what-if replay."""
     group = analyze.add_argument_group("diagnosis")
     group.add_argument(
         "--profile",
@@ -511,7 +463,7 @@ def _add_diagnosis_options(analyze: argparse.ArgumentParser) -> None:
 
 
 def _profile(text: str) -> tuple[str | None, str]:
-    from analyzer.profiles import parse_profile_option
+    from analyzer.keepalive.profiles import parse_profile_option
 
     try:
         return parse_profile_option(text)
@@ -520,7 +472,7 @@ def _profile(text: str) -> tuple[str | None, str]:
 
 
 def _what_if(text: str) -> str:
-    from analyzer.diagnose import parse_setting
+    from analyzer.diagnose.whatif import parse_setting
 
     try:
         period, retries = parse_setting(text)
@@ -530,7 +482,7 @@ def _what_if(text: str) -> str:
 
 
 def _settings(args: argparse.Namespace, config: KeepaliveConfig | None) -> Settings:
-    from analyzer.analysis import Settings
+    from analyzer.keepalive.analysis import Settings
 
     retries = args.retries
     return Settings(
@@ -550,15 +502,15 @@ def _write(analysis: Analysis, stream: TextIO, output_format: str, *, color: boo
     # Each writer is imported when used: rich alone takes longer to load than a fast-path
     # read of a 20 MB capture.
     if output_format == "json":
-        from analyzer.report_json import write_json
+        from analyzer.report.json import write_json
 
         write_json(analysis, stream)
     elif output_format == "csv":
-        from analyzer.report_csv import write_csv
+        from analyzer.report.csv import write_csv
 
         write_csv(analysis, stream)
     else:
-        from analyzer.report_text import write_text
+        from analyzer.report.text import write_text
 
         write_text(analysis, stream, color=color)
 

@@ -4,7 +4,7 @@ A scenario (a small TOML file, see :func:`parse_scenario`) describes tunnels bet
 endpoints ``a`` and ``b``, their ``keepalive <period> <retries>`` settings, path delay,
 tunnel data rates and path outages.  :func:`simulate` runs a deterministic discrete-event
 simulation of the routers (each originating endpoint drives one
-:class:`analyzer.state.KeepaliveMachine`, SPEC.md §2) and writes what a capture taken next
+:class:`analyzer.keepalive.state.KeepaliveMachine`, SPEC.md §2) and writes what a capture taken next
 to every tunnel's ``a`` (or ``b``) endpoint would show.  The returned truth holds, per
 endpoint, every send, every line-protocol transition and the data accounting, stamped with
 the capture's frame numbers and timestamps.
@@ -21,13 +21,13 @@ The model (SPEC.md §1–2):
 * A packet leaving X at t on leg X→Y is lost when an outage covering that direction is
   active at t (``start <= t < end``); otherwise it arrives at ``t + delay``.
 * A request arriving at the peer is reflected ``reflect_us`` later, always (line down or no
-  keepalive configured): :func:`analyzer.packet.reflect_request` — the bare inner packet,
+  keepalive configured): :func:`analyzer.read.packet.reflect_request` — the bare inner packet,
   TTL 254 — on the leg peer→originator.  A reply reaching its originator calls
   :meth:`KeepaliveMachine.reply`.
 * While its line protocol is up (always, without keepalives) an endpoint sends data at the
   absolute grid ``(i + 0.5) / pps`` (``< duration``).
 
-Vendor variants and faults (issue 7; every default keeps the model above):
+Vendor variants and faults (every default keeps the model above):
 
 * ``keepalive_x`` may also set ``period_jitter`` (each tick moves by a fixed pseudo-random
   offset within ± that many seconds), ``inner_src``/``inner_dst`` (NAT or overlay inner
@@ -36,7 +36,7 @@ Vendor variants and faults (issue 7; every default keeps the model above):
   ``inner_ttl``, ``payload`` (bytes after the inner PT-0 header, as OpenBSD sends), ``ip_id``
   (``"random"``: IDs not from the router's counter) and ``machine`` (``"juniper"``: down
   after period × retries seconds without a reply; ``"openbsd"``: that timer plus gre(4)'s
-  hold-down before up; see :class:`analyzer.state.HoldTimerMachine`).
+  hold-down before up; see :class:`analyzer.keepalive.state.HoldTimerMachine`).
 * ``key_a``/``key_b`` (an integer or ``"none"``) configure one end's tunnel key apart from
   ``key``: a packet whose outer GRE key is not the receiver's is dropped on arrival (a
   request is not reflected, a reply not counted, data is blackholed).
@@ -66,8 +66,15 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any, BinaryIO, Final, cast
 
-from analyzer.capture import LINKTYPE_ETHERNET, LINKTYPE_RAW, PcapWriter
-from analyzer.packet import (
+from analyzer.keepalive.state import (
+    DEFAULT_PERIOD,
+    DEFAULT_RETRIES,
+    HoldTimerMachine,
+    KeepaliveMachine,
+    LineState,
+)
+from analyzer.read.capture import LINKTYPE_ETHERNET, LINKTYPE_RAW, PcapWriter
+from analyzer.read.packet import (
     ETH_CISCO_METADATA,
     ETH_IPV4,
     ETH_IPV6,
@@ -77,13 +84,6 @@ from analyzer.packet import (
     build_ip,
     build_keepalive_request,
     reflect_request,
-)
-from analyzer.state import (
-    DEFAULT_PERIOD,
-    DEFAULT_RETRIES,
-    HoldTimerMachine,
-    KeepaliveMachine,
-    LineState,
 )
 
 __all__ = [

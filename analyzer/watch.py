@@ -18,7 +18,7 @@ import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, TextIO
 
-from analyzer.cli import (
+from analyzer.options import (
     EXIT_OK,
     EXIT_USAGE,
     PROG,
@@ -29,10 +29,10 @@ from analyzer.cli import (
 )
 
 if TYPE_CHECKING:
-    from analyzer.analysis import Settings
-    from analyzer.capture import RawFrame
-    from analyzer.sources import FrameSource, InterfaceNotice
-    from analyzer.tracker import LiveEvent, LiveTracker
+    from analyzer.keepalive.analysis import Settings
+    from analyzer.keepalive.tracker import LiveEvent, LiveTracker
+    from analyzer.read.capture import RawFrame
+    from analyzer.read.sources import FrameSource, InterfaceNotice
 
 DEFAULT_TICK = 0.5
 
@@ -161,7 +161,7 @@ def _fail(message: str) -> int:
 
 def _settings(args: argparse.Namespace) -> Settings | None:
     """The analysis settings, or None after reporting a configuration error."""
-    from analyzer.analysis import Settings
+    from analyzer.keepalive.analysis import Settings
 
     try:
         config = read_config(args.config, who=f"{PROG} watch")
@@ -195,8 +195,8 @@ def _run(args: argparse.Namespace) -> int:
             )
             return EXIT_USAGE
 
-    from analyzer.bpf import keepalive_filter
-    from analyzer.live_capture import CaptureOpenError, CapturePermissionError, live_frames
+    from analyzer.read.bpf import keepalive_filter
+    from analyzer.read.live import CaptureOpenError, CapturePermissionError, live_frames
 
     include_data = not args.no_data
     user_filter = args.filter
@@ -249,9 +249,9 @@ def _jsonl(
     source: FrameSource, settings: Settings, interface: str, *, tick: float, stream: TextIO
 ) -> int:
     """Print one JSON object per event, transition and interface notice until stopped."""
-    from analyzer.live_capture import pump
-    from analyzer.packet import decode_frame
-    from analyzer.tracker import LiveTracker
+    from analyzer.keepalive.tracker import LiveTracker
+    from analyzer.read.live import pump
+    from analyzer.read.packet import decode_frame
 
     tracker: LiveTracker = LiveTracker(settings)
     stop = threading.Event()

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from analyzer.capture import RawFrame
-from analyzer.packet import (
+from analyzer.read.capture import RawFrame
+from analyzer.read.packet import (
     build_ethernet,
     build_gre_data,
     build_keepalive_request,

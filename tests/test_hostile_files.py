@@ -1,4 +1,4 @@
-"""Issue 8, files: broken, odd and hostile inputs through the real command line.
+"""Broken, odd and hostile inputs through the real command line.
 
 Each fault gives one clear line on stderr; the exit status is 2 only when nothing could be
 read, otherwise the analysis of what could be read is written together with a warning that
@@ -23,10 +23,10 @@ from typing import Any
 
 import pytest
 
-from analyzer.capture import PcapWriter, RawFrame
-from analyzer.packet import build_ip
+from analyzer.read.capture import PcapWriter, RawFrame
+from analyzer.read.packet import build_ip
 from tests.builders import Capture
-from tests.test_hostile_packets import wrap_link
+from tests.read.test_hostile_packets import wrap_link
 
 ROOT = Path(__file__).resolve().parent.parent
 LINKTYPE_ETHERNET = 1

@@ -24,8 +24,9 @@ from pathlib import Path
 
 import pytest
 
-from analyzer.capture import LINKTYPE_ETHERNET, LINKTYPE_RAW, RawFrame, open_capture
-from analyzer.packet import Decoded, FrameKind, decode_frame
+from analyzer.keepalive.state import KeepaliveMachine
+from analyzer.read.capture import LINKTYPE_ETHERNET, LINKTYPE_RAW, RawFrame, open_capture
+from analyzer.read.packet import Decoded, FrameKind, decode_frame
 from analyzer.simulate import (
     MAC_A,
     MAC_B,
@@ -40,7 +41,6 @@ from analyzer.simulate import (
     run_cli,
     simulate,
 )
-from analyzer.state import KeepaliveMachine
 
 SCENARIOS = Path(__file__).resolve().parent / "data" / "scenarios"
 START = 1764115200.0

@@ -52,4 +52,4 @@ def test_dpkt_is_imported_by_the_decoding_module_only() -> None:
             for line in path.read_text(encoding="utf-8").splitlines()
         )
     )
-    assert importers == ["analyzer/packet.py"]
+    assert importers == ["analyzer/read/packet.py"]

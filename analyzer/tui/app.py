@@ -2,8 +2,8 @@
 
 Both modes show the same screen — the tunnels table, the selected tunnel's detail, the event
 log — and differ in where the snapshot comes from: a time cursor over an offline
-:class:`~analyzer.model.Analysis` (:class:`CaptureApp`), or a :class:`LiveFeeder` running a
-frame source in threads and posting coalesced updates (:class:`LiveApp`).
+:class:`~analyzer.keepalive.model.Analysis` (:class:`CaptureApp`), or a :class:`LiveFeeder` running
+a frame source in threads and posting coalesced updates (:class:`LiveApp`).
 """
 
 from __future__ import annotations
@@ -26,11 +26,11 @@ from textual.message import Message
 from textual.timer import Timer
 from textual.widgets import DataTable, Footer, Header, Input
 
-from analyzer.analysis import Settings
-from analyzer.model import Analysis
-from analyzer.report_json import write_json
-from analyzer.sources import FrameSource
-from analyzer.state import LineState
+from analyzer.keepalive.analysis import Settings
+from analyzer.keepalive.model import Analysis
+from analyzer.keepalive.state import LineState
+from analyzer.read.sources import FrameSource
+from analyzer.report.json import write_json
 from analyzer.tui.live import LiveFeeder, LiveStore, LiveUpdate
 from analyzer.tui.render import Detail
 from analyzer.tui.views import (

@@ -10,7 +10,7 @@ import argparse
 import sys
 from typing import TYPE_CHECKING, Any
 
-from analyzer.cli import (
+from analyzer.options import (
     EXIT_USAGE,
     PROG,
     UsageError,
@@ -20,7 +20,7 @@ from analyzer.cli import (
 )
 
 if TYPE_CHECKING:
-    from analyzer.model import Analysis
+    from analyzer.keepalive.model import Analysis
 
 TUI_HELP = """\
 Explore a capture in a terminal UI: every keepalive originator's line protocol, counter
@@ -87,8 +87,9 @@ def _fail(message: str) -> int:
 
 def run(args: argparse.Namespace) -> int:
     """Check the inputs, then hand an analysis loader to the UI (loaded only now)."""
-    from analyzer.analysis import Settings, analyze_frames
-    from analyzer.capture import CaptureError, open_capture
+    from analyzer.keepalive.analysis import Settings
+    from analyzer.pipeline.analyze import analyze_frames
+    from analyzer.read.capture import CaptureError, open_capture
 
     if args.capture == "-":
         return _fail("tui needs a capture file; standard input is the keyboard")

@@ -1,7 +1,7 @@
 """Live mode without the UI: run a frame source, track it, hand coalesced updates upward.
 
 "Attributes down, messages up": :class:`LiveFeeder` owns the source and the
-:class:`~analyzer.tracker.LiveTracker` in its own threads and calls ``post`` with a
+:class:`~analyzer.keepalive.tracker.LiveTracker` in its own threads and calls ``post`` with a
 :class:`LiveUpdate` (the latest snapshot plus what happened since the previous one) at most
 every ``interval`` seconds, and at least every ``heartbeat`` seconds so times keep moving.
 :class:`LiveStore` folds updates into what the widgets draw, on the UI thread.
@@ -19,12 +19,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
-from analyzer.analysis import Settings
-from analyzer.capture import RawFrame
-from analyzer.packet import decode_frame
-from analyzer.sources import FrameSource, InterfaceNotice
-from analyzer.state import LineState
-from analyzer.tracker import LiveEvent, LiveEventKind, LiveTracker, OriginatorState
+from analyzer.keepalive.analysis import Settings
+from analyzer.keepalive.state import LineState
+from analyzer.keepalive.tracker import LiveEvent, LiveEventKind, LiveTracker, OriginatorState
+from analyzer.read.capture import RawFrame
+from analyzer.read.packet import decode_frame
+from analyzer.read.sources import FrameSource, InterfaceNotice
 from analyzer.tui.views import (
     ChartPoint,
     LogRow,

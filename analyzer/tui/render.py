@@ -9,12 +9,12 @@ from __future__ import annotations
 import math
 import textwrap
 from bisect import bisect_right
-from collections.abc import Mapping
 from dataclasses import dataclass
 
 from rich.text import Text
 
-from analyzer.state import LineState
+from analyzer.keepalive.model import Diagnosis
+from analyzer.keepalive.state import LineState
 from analyzer.tui.views import (
     LogRow,
     Series,
@@ -205,24 +205,16 @@ class Detail:
 SEVERITY_STYLES = {"error": "bold red", "warning": "bold yellow", "info": "cyan"}
 
 
-def _diagnosis_lines(
-    diagnosis: Mapping[str, object], width: int, origin: float | None
-) -> list[Text]:
+def _diagnosis_lines(diagnosis: Diagnosis, width: int, origin: float | None) -> list[Text]:
     """`error leg-down +35.000: message…`, the message wrapped to the pane's width."""
-    severity = str(diagnosis.get("severity", "info"))
+    severity = diagnosis.severity.value
     head = Text("  ")
     head.append(severity, style=SEVERITY_STYLES.get(severity, "bold"))
-    code = diagnosis.get("code")
-    if code:
-        head.append(f" {code}", style="bold")
-    when = diagnosis.get("time")
-    if isinstance(when, int | float):
-        head.append(f" {offset_label(float(when), origin).strip()}", style="dim")
-    message = diagnosis.get("message")
-    if not isinstance(message, str):
-        message = ", ".join(f"{k}={v}" for k, v in diagnosis.items() if k != "severity")
+    head.append(f" {diagnosis.code}", style="bold")
+    if diagnosis.time is not None:
+        head.append(f" {offset_label(diagnosis.time, origin).strip()}", style="dim")
     lines = [head]
-    for part in textwrap.wrap(message, max(width - 4, 20)):
+    for part in textwrap.wrap(diagnosis.message, max(width - 4, 20)):
         lines.append(Text(f"    {part}"))
     return lines
 

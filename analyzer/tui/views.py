@@ -1,7 +1,7 @@
 """Plain snapshots the TUI widgets render, computed without textual.
 
 Capture mode asks "what did every originator look like at time T?": :class:`CaptureIndex`
-answers it from an :class:`~analyzer.model.Analysis` by bisecting each originator's
+answers it from an :class:`~analyzer.keepalive.model.Analysis` by bisecting each originator's
 timeline (its events carry the counter and line state after every event), and
 :func:`state_at` is the one-shot form of the same question. Live mode folds the tracker's
 snapshots into the same :class:`Snapshot` (see :mod:`analyzer.tui.live`). Sorting,
@@ -11,13 +11,19 @@ filtering and cell texts of the tunnels table live here too, so widgets only dra
 from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from analyzer.model import Analysis, KeepaliveRole, OriginatorResult, TunnelResult
-from analyzer.state import LineState, Transition
+from analyzer.keepalive.model import (
+    Analysis,
+    Diagnosis,
+    KeepaliveRole,
+    OriginatorResult,
+    TunnelResult,
+)
+from analyzer.keepalive.state import LineState, Transition
 
 TunnelKey = tuple[tuple[str, str], int | None]
 
@@ -85,7 +91,7 @@ class TunnelView:
     vantage_reason: str | None
     originators: tuple[OriginatorView, ...]
     transitions: tuple[TransitionView, ...]  # time-ordered, up to the snapshot's time
-    diagnoses: tuple[Mapping[str, object], ...] = ()
+    diagnoses: tuple[Diagnosis, ...] = ()
 
     @property
     def tunnel(self) -> TunnelKey:

@@ -16,7 +16,7 @@ from textual.widget import Widget
 from textual.widgets import DataTable, Static
 from textual.widgets.data_table import ColumnKey
 
-from analyzer.state import LineState
+from analyzer.keepalive.state import LineState
 from analyzer.tui.render import (
     Detail,
     render_detail,

@@ -1,0 +1,1 @@
+"""Stage 3, diagnose: finished timelines in, typed diagnoses and what-if replays out."""

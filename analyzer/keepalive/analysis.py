@@ -1,0 +1,427 @@
+"""Rebuild every originator's keepalive counter and line-protocol timeline from frames.
+
+Two phases: a streaming pass decodes frames, pairs replies with requests and keeps only
+keepalives plus the times of tunnel data packets; then, per originator, the period is
+inferred (or taken from configuration), missing ticks are extrapolated and the state
+machine of :mod:`analyzer.keepalive.state` is run over the events in time order.
+"""
+
+from __future__ import annotations
+
+import statistics
+from array import array
+from bisect import bisect_left, bisect_right
+from dataclasses import dataclass
+from itertools import pairwise
+from typing import TYPE_CHECKING
+
+from analyzer.keepalive.collect import Collector
+from analyzer.keepalive.model import (
+    Analysis,
+    Blackhole,
+    DataTimes,
+    KeepaliveEvent,
+    KeepaliveRole,
+    OriginatorResult,
+    RttStats,
+    Span,
+    TunnelResult,
+    ValueSource,
+)
+from analyzer.keepalive.pairing import OriginatorLog, Reply, Request, TunnelId
+from analyzer.keepalive.profiles import PROFILES, Profile, ProfileSpec
+from analyzer.keepalive.profiles import choose as choose_profile
+from analyzer.keepalive.retries import infer_retries
+from analyzer.keepalive.state import (
+    DEFAULT_PERIOD,
+    DEFAULT_RETRIES,
+    LineState,
+    Transition,
+    down_seconds,
+)
+from analyzer.keepalive.timeline import OriginatorTimeline
+
+if TYPE_CHECKING:
+    from analyzer.config import KeepaliveConfig
+
+# A reflection this fast means the capture was taken at the reflecting endpoint.
+REFLECTION_RTT_MS = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """What the user told us about keepalive periods and retries."""
+
+    config: KeepaliveConfig | None = None
+    period: float | None = None  # --period: every endpoint not in the config file
+    retries: int | None = None  # --retries: likewise
+    infer_retries: bool = False  # --retries infer: use retries read from the data traffic
+    flap_transitions: int = 4  # flapping: more than this many transitions …
+    flap_minutes: float = 5.0  # … within this many minutes
+    late_detection_packets: int = 100  # late-detection: blackholed packets (min) above this
+    what_if: str | None = None  # --what-if "keepalive 2 3"
+    profiles: ProfileSpec = ()  # --profile [ADDRESS=]NAME|auto, in order
+    diagnose: bool = True  # False: leave every tunnel's diagnoses empty
+
+
+def infer_period(send_times: list[float]) -> float | None:
+    """The keepalive period from send times, robust to jitter and missed ticks."""
+    intervals = sorted(b - a for a, b in pairwise(send_times) if b > a)
+    if not intervals:
+        return None
+    median = statistics.median(intervals)
+    base = min((i for i in intervals if i >= median / 2), default=median)
+    estimates = [i / round(i / base) for i in intervals if round(i / base) >= 1]
+    period = statistics.median(estimates)
+    nearest = round(period)
+    if nearest >= 1 and abs(period - nearest) <= 0.05 * period:
+        return float(nearest)
+    return round(period, 3)
+
+
+@dataclass(frozen=True, slots=True)
+class Resolved:
+    """The period and retries an originator runs with, and where each came from."""
+
+    period: float
+    period_source: ValueSource
+    retries: int
+    retries_source: ValueSource
+    notes: tuple[str, ...] = ()
+
+
+def resolve_settings(
+    settings: Settings, address: str, peer: str, key: int | None, inferred: float | None
+) -> Resolved:
+    """Period and retries of one originator: its config entry, then --period/--retries,
+    then the config file's [defaults], then the inferred period / the IOS defaults."""
+    notes: list[str] = []
+    config = settings.config
+    entry = None
+    if config is not None:
+        entry = config.lookup(address, peer, key)
+    period: tuple[float, ValueSource] | None = None
+    retries: tuple[int, ValueSource] | None = None
+    if entry is not None:
+        if not entry.keepalive:
+            notes.append(
+                f"{entry.origin}: configuration has no keepalive on {entry.name}, "
+                "but the capture shows this endpoint sending keepalives"
+            )
+        else:
+            if entry.period is not None:
+                period = (entry.period, ValueSource.CONFIG)
+            if entry.retries is not None:
+                retries = (entry.retries, ValueSource.CONFIG)
+    file_period = config.default_period if config and config.default_period else None
+    file_retries = config.default_retries if config else None
+    cli_period = (settings.period, ValueSource.CLI) if settings.period is not None else None
+    cli_retries = (settings.retries, ValueSource.CLI) if settings.retries is not None else None
+    file_p = (file_period, ValueSource.CONFIG) if file_period is not None else None
+    file_r = (file_retries, ValueSource.CONFIG) if file_retries is not None else None
+    if entry is not None:
+        period = period or file_p or cli_period
+        retries = retries or file_r or cli_retries
+    else:
+        period = period or cli_period or file_p
+        retries = retries or cli_retries or file_r
+    if period is None:
+        period = (
+            (inferred, ValueSource.INFERRED)
+            if inferred is not None
+            else (DEFAULT_PERIOD, ValueSource.DEFAULT)
+        )
+    if retries is None:
+        retries = (DEFAULT_RETRIES, ValueSource.DEFAULT)
+    return Resolved(period[0], period[1], retries[0], retries[1], tuple(notes))
+
+
+def _count_between(times: DataTimes | None, start: float, end: float) -> int:
+    if times is None or end <= start:
+        return 0
+    return bisect_left(times, end) - bisect_left(times, start)
+
+
+def _timeline(
+    originator: OriginatorLog,
+    period: float,
+    retries: int,
+    capture_end: float,
+    profile: Profile | None = None,
+) -> OriginatorTimeline:
+    """Run the state machine over sends (observed and extrapolated) and replies, in time order."""
+    timeline = (
+        OriginatorTimeline(period, retries)
+        if profile is None
+        else profile.timeline(period, retries)
+    )
+    requests = sorted(originator.requests, key=lambda r: (r.time, r.frame))
+    replies = sorted(originator.replies, key=lambda r: (r.time, r.frame))
+    next_request = 0
+    for reply in replies:
+        while next_request < len(requests) and requests[next_request].time <= reply.time:
+            _send(timeline, requests[next_request])
+            next_request += 1
+        if next_request < len(requests):
+            timeline.extrapolate(requests[next_request].time, inclusive=False, before=reply.time)
+        else:
+            timeline.extrapolate(capture_end, inclusive=True, before=reply.time)
+        request = reply.request
+        timeline.returned(
+            reply.time,
+            reply.frame,
+            ident=reply.ip_id,
+            request_frame=request.frame if request else None,
+            rtt_ms=_rtt_ms(request, reply) if request else None,
+            reply_ttl=reply.ttl,
+        )
+    for request in requests[next_request:]:
+        _send(timeline, request)
+    timeline.extrapolate(capture_end, inclusive=True)
+    timeline.advance(capture_end)  # timers of time-based profiles; nothing for IOS
+    return timeline
+
+
+def _send(timeline: OriginatorTimeline, request: Request) -> None:
+    timeline.extrapolate(request.time, inclusive=False)
+    reply = request.reply
+    timeline.sent(
+        request.time,
+        request.frame,
+        ident=request.inner.ip_id,
+        reply_frame=reply.frame if reply else None,
+        rtt_ms=_rtt_ms(request, reply) if reply else None,
+        reply_ttl=reply.ttl if reply else None,
+    )
+
+
+def _rtt_ms(request: Request, reply: Reply) -> float:
+    return round((reply.time - request.time) * 1000.0, 3)
+
+
+def _blackhole(
+    events: list[KeepaliveEvent],
+    transitions: list[Transition],
+    data: DataTimes | None,
+    period: float,
+    capture_end: float,
+) -> Blackhole:
+    """Data sent into the tunnel between the failure and the down transition or recovery."""
+    low = high = 0
+    for first_unanswered, start_max, end in blackhole_windows(
+        events, transitions, period, capture_end
+    ):
+        low += _count_between(data, first_unanswered, end)
+        high += _count_between(data, start_max, end)
+    return Blackhole(low, high)
+
+
+def blackhole_span(
+    events: list[KeepaliveEvent],
+    transitions: list[Transition],
+    period: float,
+    capture_end: float,
+) -> Span:
+    """How long the blackhole lasted, in seconds: `min` from the first unanswered send,
+    `max` from the last answered one (the same windows as the packet counts)."""
+    windows = blackhole_windows(events, transitions, period, capture_end)
+    return Span(
+        sum(end - first for first, _start, end in windows),
+        sum(end - start for _first, start, end in windows),
+    )
+
+
+def blackhole_windows(
+    events: list[KeepaliveEvent],
+    transitions: list[Transition],
+    period: float,
+    capture_end: float,
+) -> list[tuple[float, float, float]]:
+    """(first unanswered send, last answered send or that, end) of every failure episode:
+    the end is the down transition, else the first reply after it, else the capture's end."""
+    sends = [e for e in events if e.role is not KeepaliveRole.RETURNED]
+    replies = [e.time for e in events if e.role is KeepaliveRole.RETURNED]
+    windows: list[tuple[float, float, float]] = []
+    last_answered: float | None = None
+    index = 0
+    while index < len(sends):
+        send = sends[index]
+        if send.partner_frame is not None:
+            last_answered = send.time
+            index += 1
+            continue
+        first_unanswered = send.time
+        # The episode ends at the first reply after it, or at the capture's end.
+        next_reply = bisect_right(replies, first_unanswered)
+        reply_at = replies[next_reply] if next_reply < len(replies) else None
+        down_at = next(
+            (
+                t.time
+                for t in transitions
+                if t.state is LineState.DOWN
+                and t.time >= first_unanswered
+                and (reply_at is None or t.time < reply_at)
+            ),
+            None,
+        )
+        end = down_at if down_at is not None else reply_at
+        while (
+            index < len(sends)
+            and sends[index].partner_frame is None
+            and (reply_at is None or sends[index].time < reply_at)
+        ):
+            index += 1
+        if end is None:
+            # Still failing when the capture ends. A single last keepalive whose reply
+            # could not have arrived yet is no evidence of failure.
+            if capture_end - first_unanswered < period:
+                continue
+            end = capture_end
+        start_max = last_answered if last_answered is not None else first_unanswered
+        windows.append((first_unanswered, start_max, end))
+    return windows
+
+
+def _vantage(originators: list[OriginatorResult]) -> tuple[str | None, str | None]:
+    """Which endpoint the capture was taken next to, judged by how fast replies follow."""
+    timed = [o for o in originators if o.rtt_ms is not None]
+    if not timed:
+        return None, None
+    fastest = min(timed, key=lambda o: o.rtt_ms.median if o.rtt_ms else 0.0)
+    assert fastest.rtt_ms is not None
+    others = [o for o in timed if o is not fastest and o.rtt_ms is not None]
+    if others:
+        slowest = max(o.rtt_ms.median for o in others if o.rtt_ms is not None)
+        if fastest.rtt_ms.median < slowest / 2:
+            return fastest.peer, (
+                f"{fastest.peer} reflects {fastest.address}'s keepalives in "
+                f"{fastest.rtt_ms.median:g} ms (median) while its own take {slowest:g} ms"
+            )
+        return None, "both endpoints' keepalives take similar round trips"
+    if fastest.rtt_ms.median < REFLECTION_RTT_MS:
+        return fastest.peer, (
+            f"{fastest.peer} reflects {fastest.address}'s keepalives in "
+            f"{fastest.rtt_ms.median:g} ms (median)"
+        )
+    return None, None
+
+
+def _finish(
+    originator: OriginatorLog, settings: Settings, collector: Collector
+) -> OriginatorResult:
+    capture_end = collector.source.end or 0.0
+    send_times = sorted(r.time for r in originator.requests)
+    inferred = infer_period(send_times)
+    resolved = resolve_settings(
+        settings, originator.address, originator.peer, originator.tunnel[1], inferred
+    )
+    period, retries = resolved.period, resolved.retries
+    retries_source = resolved.retries_source
+    notes = list(resolved.notes)
+    flow = (originator.address, originator.peer, originator.tunnel[1])
+    choice = choose_profile(
+        settings.profiles,
+        originator.address,
+        collector.traits.get(flow),
+        inferred,
+        originator.inner_addresses,
+    )
+    profile = choice.profile
+    if not profile.originates:
+        notes.append(
+            f"profile {profile.name} never originates keepalives, but the capture shows this "
+            "endpoint sending them: analysed as Cisco IOS"
+        )
+        profile = PROFILES["cisco"]
+    if resolved.period_source is ValueSource.DEFAULT:
+        period = profile.default_period
+    if retries_source is ValueSource.DEFAULT:
+        retries = profile.default_retries
+    timeline = _timeline(originator, period, retries, capture_end, profile)
+    data = collector.data_times.get(flow)
+    data_frames = collector.data_frames.get(flow, array("q"))
+    # The counters after each tick do not depend on retries: one timeline serves the inference.
+    retries_inferred = infer_retries(
+        timeline.events, data if data is not None else array("d"), data_frames, period, capture_end
+    )
+    retries_confidence = None
+    if (
+        settings.infer_retries
+        and retries_source is ValueSource.DEFAULT
+        and retries_inferred is not None
+        and retries_inferred.retries is not None
+    ):
+        retries, retries_source = retries_inferred.retries, ValueSource.INFERRED
+        retries_confidence = retries_inferred.confidence
+        timeline = _timeline(originator, period, retries, capture_end, profile)
+    events, transitions = timeline.events, timeline.transitions
+    rtts = sorted(e.rtt_ms for e in events if e.role is KeepaliveRole.SENT and e.rtt_ms is not None)
+    returned = sum(1 for r in originator.requests if r.reply is not None)
+    if not originator.requests:
+        notes.append("replies addressed to this endpoint were seen but none of its requests")
+    result = OriginatorResult(
+        address=originator.address,
+        peer=originator.peer,
+        period=period,
+        period_source=resolved.period_source,
+        retries=retries,
+        retries_source=retries_source,
+        sent=len(originator.requests),
+        returned=returned,
+        unanswered=len(originator.requests) - returned,
+        extrapolated=timeline.extrapolated,
+        duplicates=originator.duplicates,
+        rtt_ms=RttStats(rtts[0], round(statistics.median(rtts), 3), rtts[-1]) if rtts else None,
+        transitions=transitions,
+        final_state=timeline.line_state,
+        final_counter=timeline.counter,
+        down_seconds=down_seconds(transitions, capture_end),
+        blackholed_packets=_blackhole(events, transitions, data, period, capture_end),
+        data_packets=len(data) if data is not None else 0,
+        inner_addresses=originator.inner_addresses,
+        variants=sorted(originator.variants),
+        events=events,
+        notes=notes,
+        observed_period=inferred,
+        blackhole_seconds=blackhole_span(events, transitions, period, capture_end),
+        traits=collector.traits.get(flow),
+        data_times=data if data is not None else array("d"),
+        data_frames=data_frames,
+        retries_confidence=retries_confidence,
+        retries_inferred=retries_inferred,
+        profile=choice.profile.name,
+        profile_source=choice.source,
+        profile_evidence=list(choice.evidence),
+        hold_time=profile.hold_time(period, retries),
+    )
+    return result
+
+
+def build_analysis(collector: Collector, settings: Settings) -> Analysis:
+    """Every tunnel's keepalive timelines from a finished streaming pass (no diagnoses yet)."""
+    by_tunnel: dict[TunnelId, list[OriginatorLog]] = {}
+    for (tunnel, _address), originator in collector.pairer.originators.items():
+        by_tunnel.setdefault(tunnel, []).append(originator)
+    tunnels: list[TunnelResult] = []
+    for tunnel, members in sorted(by_tunnel.items(), key=lambda item: _tunnel_sort_key(item[0])):
+        results = [
+            _finish(o, settings, collector) for o in sorted(members, key=lambda o: o.address)
+        ]
+        endpoints, key = tunnel
+        vantage, reason = _vantage(results)
+        data_packets = sum(
+            len(collector.data_times.get((a, b, key), ()))
+            for a, b in (endpoints, (endpoints[1], endpoints[0]))
+        )
+        result = TunnelResult(endpoints, key, vantage, reason, results, data_packets)
+        for a, b in (endpoints, (endpoints[1], endpoints[0])):
+            if (a, b, key) in collector.data_times:
+                result.data_times[a] = collector.data_times[(a, b, key)]
+                result.data_frames[a] = collector.data_frames[(a, b, key)]
+        tunnels.append(result)
+    return Analysis(collector.source, tunnels)
+
+
+def _tunnel_sort_key(tunnel: TunnelId) -> tuple[tuple[str, str], int]:
+    endpoints, key = tunnel
+    return endpoints, -1 if key is None else key

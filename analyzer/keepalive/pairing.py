@@ -1,0 +1,225 @@
+"""Streaming pairing of keepalive replies with their requests, per tunnel and originator.
+
+Shared by the offline analysis and the live sources (watch, probe): feed decoded
+requests and replies in capture order; each comes back as a typed record telling which
+tunnel and originator it belongs to and, for a reply, which request it returns.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from analyzer.read.packet import Decoded, InnerHeader
+
+TunnelId = tuple[tuple[str, str], int | None]  # (sorted outer endpoints, outer GRE key)
+
+# A reply later than this after its request is not its reply (IP IDs get reused).
+MAX_RTT = 30.0
+# The same keepalive seen twice this close together is one packet captured twice.
+DUPLICATE_WINDOW = 0.5
+
+
+def tunnel_id(a: str, b: str, key: int | None) -> TunnelId:
+    """The identity of a tunnel: its outer endpoints (sorted) and its GRE key."""
+    first, second = sorted((a, b))
+    return (first, second), key
+
+
+@dataclass(slots=True)
+class Request:
+    """A keepalive request as captured."""
+
+    frame: int
+    time: float
+    tunnel: TunnelId
+    originator: str
+    peer: str
+    key: int | None  # outer GRE key
+    inner: InnerHeader
+    payload_length: int
+    reply: Reply | None = None
+
+
+@dataclass(slots=True)
+class Reply:
+    """A returned keepalive (bare GRE PT 0) as captured."""
+
+    frame: int
+    time: float
+    src: str
+    dst: str
+    key: int | None
+    ip_id: int | None
+    ttl: int
+    payload_length: int
+    tunnel: TunnelId
+    originator: str  # the endpoint this reply returns to
+    request: Request | None = None
+
+    @property
+    def rtt(self) -> float | None:
+        """Seconds from the request to this reply, when paired."""
+        return None if self.request is None else self.time - self.request.time
+
+
+@dataclass(slots=True)
+class OriginatorLog:
+    """Everything seen of one keepalive-originating endpoint of one tunnel."""
+
+    tunnel: TunnelId
+    address: str
+    peer: str
+    requests: list[Request] = field(default_factory=list)
+    replies: list[Reply] = field(default_factory=list)
+    duplicates: int = 0
+    variants: set[str] = field(default_factory=set)
+    inner_addresses: tuple[str, str] | None = None  # (src, dst) when not mirroring the outer
+
+
+class Pairer:
+    """Pairs replies with requests as frames stream by (in capture order)."""
+
+    def __init__(self, *, keep_history: bool = True) -> None:
+        self.keep_history = keep_history  # False: live sources keep no per-packet lists
+        self.originators: dict[tuple[TunnelId, str], OriginatorLog] = {}
+        # (inner src, inner dst, inner IP ID) → requests waiting for their reply (IPv4)
+        self._pending: dict[tuple[str, str, int | None], list[Request]] = {}
+        # (inner src, inner dst) → requests waiting for their reply (IPv6: paired by order)
+        self._pending6: dict[tuple[str, str], list[Request]] = {}
+        self._answered: dict[tuple[str, str, int | None], Request] = {}
+        # (inner src, inner dst, inner key) → the originator whose requests carry that header
+        self._inner_owner: dict[tuple[str, str, int | None], OriginatorLog] = {}
+        self._since_prune = 0
+
+    def originator(self, tunnel: TunnelId, address: str, peer: str) -> OriginatorLog:
+        """The log of `address` in `tunnel`, created on first use."""
+        found = self.originators.get((tunnel, address))
+        if found is None:
+            found = self.originators[(tunnel, address)] = OriginatorLog(tunnel, address, peer)
+        return found
+
+    def request(self, frame: int, time: float, decoded: Decoded) -> Request | None:
+        """Record a request; None when it duplicates one just seen."""
+        inner = decoded.inner
+        if inner is None:
+            raise ValueError("request() needs a decoded keepalive request")
+        tunnel = tunnel_id(decoded.src, decoded.dst, decoded.key)
+        log = self.originator(tunnel, decoded.src, decoded.dst)
+        request = Request(
+            frame,
+            time,
+            tunnel,
+            decoded.src,
+            decoded.dst,
+            decoded.key,
+            inner,
+            decoded.payload_length,
+        )
+        if inner.ip_version == 4:
+            waiting = self._pending.setdefault((inner.src, inner.dst, inner.ip_id), [])
+            if any(r.key == request.key and time - r.time <= DUPLICATE_WINDOW for r in waiting):
+                log.duplicates += 1
+                return None
+        else:
+            waiting = self._pending6.setdefault((inner.src, inner.dst), [])
+        waiting.append(request)
+        if self.keep_history:
+            log.requests.append(request)
+        self._inner_owner[(inner.src, inner.dst, inner.key)] = log
+        _note_variants(log, decoded, inner)
+        self._prune(time)
+        return request
+
+    def reply(self, frame: int, time: float, decoded: Decoded) -> Reply | None:
+        """Record a reply and pair it; None when it duplicates one just seen."""
+        reply = Reply(
+            frame,
+            time,
+            decoded.src,
+            decoded.dst,
+            decoded.key,
+            decoded.ip_id,
+            decoded.ttl,
+            decoded.payload_length,
+            tunnel=tunnel_id(decoded.src, decoded.dst, decoded.key),
+            originator=decoded.dst,
+        )
+        request = self._match(reply)
+        if request is None:
+            earlier = self._answered.get((reply.src, reply.dst, reply.ip_id))
+            if (
+                earlier is not None
+                and earlier.reply is not None
+                and time - earlier.reply.time <= DUPLICATE_WINDOW
+            ):
+                self.originator(earlier.tunnel, earlier.originator, earlier.peer).duplicates += 1
+                return None
+            owner = self._inner_owner.get((reply.src, reply.dst, reply.key))
+            log = owner or self.originator(reply.tunnel, reply.dst, reply.src)
+            reply.tunnel, reply.originator = log.tunnel, log.address
+            if self.keep_history:
+                log.replies.append(reply)
+            return reply
+        request.reply = reply
+        reply.request = request
+        reply.tunnel, reply.originator = request.tunnel, request.originator
+        log = self.originators[(request.tunnel, request.originator)]
+        if self.keep_history:
+            log.replies.append(reply)
+        if request.key != reply.key:
+            log.variants.add("reply-key-differs")
+        if reply.ip_id is not None:
+            self._answered[(reply.src, reply.dst, reply.ip_id)] = request
+        return reply
+
+    def _match(self, reply: Reply) -> Request | None:
+        """The request this reply returns: same inner addresses and IP ID, key preferred."""
+        if reply.ip_id is not None:
+            waiting = self._pending.get((reply.src, reply.dst, reply.ip_id))
+        else:
+            waiting = self._pending6.get((reply.src, reply.dst))
+        if not waiting:
+            return None
+        candidates = [r for r in waiting if 0 <= reply.time - r.time <= MAX_RTT]
+        if not candidates:
+            return None
+        same_key = [r for r in candidates if r.inner.key == reply.key]
+        chosen = (same_key or candidates)[-1]
+        if reply.ip_id is None:
+            # IPv6 has no ID: the newest outstanding request is the one answered; the
+            # older ones were lost.
+            waiting[:] = [r for r in waiting if r.time > chosen.time]
+        else:
+            waiting.remove(chosen)
+        return chosen
+
+    def _prune(self, now: float) -> None:
+        """Forget requests too old to be answered, so memory follows tunnels, not time."""
+        self._since_prune += 1
+        if self._since_prune < 4096:
+            return
+        self._since_prune = 0
+        horizon = now - MAX_RTT
+        for key4 in [k for k, v in self._pending.items() if all(r.time < horizon for r in v)]:
+            del self._pending[key4]
+        for key6 in [k for k, v in self._pending6.items() if all(r.time < horizon for r in v)]:
+            del self._pending6[key6]
+        for key in [k for k, r in self._answered.items() if r.time < horizon]:
+            del self._answered[key]
+
+
+def _note_variants(log: OriginatorLog, decoded: Decoded, inner: InnerHeader) -> None:
+    variants = log.variants
+    if inner.metadata:
+        variants.add("cisco-metadata")
+    if inner.ip_version == 6:
+        variants.add("inner-ipv6")
+    if decoded.ip_version == 6:
+        variants.add("outer-ipv6")
+    if decoded.payload_length:
+        variants.add("payload")
+    if inner.key != decoded.key:
+        variants.add("inner-key-differs")
+    if (inner.src, inner.dst) != (decoded.dst, decoded.src):
+        variants.add("address-mismatch")
+        log.inner_addresses = (inner.src, inner.dst)

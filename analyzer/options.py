@@ -1,0 +1,74 @@
+"""Options and conventions every subcommand shares: exit statuses, the period and retries
+argument types, and reading ``--config``.
+
+The registering modules of the subcommands (probe, tui, watch, export-lua) import these from
+here rather than from :mod:`analyzer.cli`, which imports them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import TYPE_CHECKING
+
+from analyzer.keepalive.state import MAX_PERIOD, MAX_RETRIES
+
+if TYPE_CHECKING:
+    from analyzer.config import KeepaliveConfig
+
+PROG = "gre-keepalive"
+
+EXIT_OK = 0
+EXIT_USAGE = 2
+EXIT_DOWN = 3
+
+
+def period_option(text: str) -> float:
+    """argparse type of a keepalive period in seconds (every subcommand's --period)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"period must be a number of seconds, not {text!r}"
+        ) from None
+    if not 0 < value <= MAX_PERIOD:
+        raise argparse.ArgumentTypeError(f"period {text} out of range 1-{MAX_PERIOD} seconds")
+    return value
+
+
+def retries_option(text: str) -> int | str:
+    """argparse type of `analyze --retries`: a count, or 'infer'."""
+    if text == "infer":
+        return text
+    return whole_retries_option(text)
+
+
+def whole_retries_option(text: str) -> int:
+    """argparse type of a keepalive retries count."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"retries must be an integer, not {text!r}") from None
+    if not 1 <= value <= MAX_RETRIES:
+        raise argparse.ArgumentTypeError(f"retries {text} out of range 1-{MAX_RETRIES}")
+    return value
+
+
+class UsageError(Exception):
+    """A problem with what the user gave us: one line, reported with exit status 2."""
+
+
+def read_config(path: str | None, *, who: str = PROG) -> KeepaliveConfig | None:
+    """Load `--config` (None without one), printing its warnings on stderr as `who`.
+    Raises UsageError (one line) when the file cannot be used."""
+    if not path:
+        return None
+    from analyzer.config import ConfigError, load_config
+
+    try:
+        config = load_config(path)
+    except ConfigError as exc:
+        raise UsageError(str(exc)) from None
+    for warning in config.warnings:
+        print(f"{who}: warning: {warning}", file=sys.stderr)
+    return config

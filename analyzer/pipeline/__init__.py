@@ -1,0 +1,1 @@
+"""The analyze pipeline: one pass read → keepalive → diagnose for one or two vantages."""

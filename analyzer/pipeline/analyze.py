@@ -1,0 +1,45 @@
+"""``analyze`` as one pass through the stages: read → keepalive → diagnose.
+
+The report stage is the caller's (text, JSON or CSV of the returned analysis).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from analyzer.diagnose.rules import DiagnoseOptions, diagnose
+from analyzer.diagnose.whatif import apply_what_if
+from analyzer.keepalive.analysis import Settings, build_analysis
+from analyzer.keepalive.collect import Collector, collect_frames
+from analyzer.keepalive.model import Analysis
+from analyzer.read.capture import RawFrame
+
+
+def analyze_collected(collector: Collector, settings: Settings) -> Analysis:
+    """Timelines from a finished streaming pass, then the what-if replay and the diagnoses
+    the settings ask for."""
+    analysis = build_analysis(collector, settings)
+    if settings.what_if is not None:
+        apply_what_if(analysis, settings.what_if)
+    if settings.diagnose:
+        diagnose(analysis, diagnose_options(settings))
+    return analysis
+
+
+def analyze_frames(
+    frames: Iterable[RawFrame], settings: Settings | None = None, *, files: list[str] | None = None
+) -> Analysis:
+    """Analyse frames (in capture order): every tunnel's timelines with their diagnoses."""
+    return analyze_collected(collect_frames(frames, files or []), settings or Settings())
+
+
+def diagnose_options(settings: Settings) -> DiagnoseOptions:
+    """The diagnosis thresholds the settings carry."""
+    return DiagnoseOptions(
+        flap_transitions=settings.flap_transitions,
+        flap_minutes=settings.flap_minutes,
+        late_detection_packets=settings.late_detection_packets,
+        linux_reflectors=tuple(
+            where for where, name in settings.profiles if name == "linux-reflector"
+        ),
+    )

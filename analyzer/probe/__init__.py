@@ -1,0 +1,1 @@
+"""The active probe: a keepalive endpoint on raw sockets (``gre-keepalive probe``)."""

@@ -1,0 +1,439 @@
+"""The probe's decisions, without sockets or clocks: what to send, what to reflect, what to drop.
+
+:class:`ProbeEngine` builds this host's keepalive requests, judges every GRE packet the host
+receives, and feeds everything it sends and accepts to one
+:class:`~analyzer.keepalive.tracker.LiveTracker`
+— the pairing and state machine the offline analysis uses — so the probe's timeline is the one
+``gre-keepalive analyze`` computes from a capture of the same packets (``--write``).
+
+Reflection rules (a router decapsulates a keepalive and routes the inner packet; the probe
+does the same for configured tunnels only, so it never relays arbitrary packets):
+
+* the outer source and destination are a configured tunnel's remote and local address, and
+  the outer GRE key is that tunnel's key;
+* the GRE payload is a keepalive: an IP packet carrying GRE with protocol type 0;
+* the inner destination is the outer source (the keepalive goes back to the peer that sent
+  it) and the inner source is the outer destination (it leaves from this host's own
+  address) — so every packet the probe sends goes from a configured local address to a
+  configured remote one;
+* at most ``max_reflect_pps`` per tunnel (a token bucket holding one token).
+
+Returns of this host's own keepalives are limited separately, to the same rate or four per
+period if that is more, so spoofed returns cannot make the output or the pcap grow at the
+sender's rate.
+
+Everything else is dropped and counted by reason (:data:`DROP_REASONS`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from analyzer.config import KeepaliveConfig, TunnelConfig
+from analyzer.keepalive.analysis import Settings
+from analyzer.keepalive.state import LineState
+from analyzer.keepalive.tracker import LiveEvent, LiveEventKind, LiveTracker, OriginatorState
+from analyzer.probe.metrics import ProbeMetrics
+from analyzer.probe.tunnel import Tunnel, normalise
+from analyzer.read.capture import LINKTYPE_RAW
+from analyzer.read.packet import (
+    FrameKind,
+    build_keepalive_request,
+    decode_frame,
+    reflect_request,
+)
+
+DROP_REASONS: tuple[str, ...] = (
+    "unknown-peer",  # outer addresses are not those of a configured tunnel
+    "key-mismatch",  # addresses match a tunnel, the outer GRE key does not
+    "not-keepalive",  # GRE that is not a keepalive (tunnel data, other payloads)
+    "not-addressed-back",  # keepalive whose inner destination is not the outer source
+    "inner-source-not-local",  # keepalive whose inner source is not the outer destination
+    "rate-limit",  # more than --max-reflect-pps requests (or returns) for this tunnel
+    "reflect-disabled",  # a valid keepalive, but --no-reflect
+    "malformed",  # undecodable GRE
+)
+DROP_SUMMARY_INTERVAL = 1.0  # seconds between "dropped" summary lines per (tunnel, reason)
+
+
+@dataclass(frozen=True, slots=True)
+class ProbeOptions:
+    """How the probe builds and reflects keepalives."""
+
+    reflect: bool = True
+    max_reflect_pps: float = 10.0
+    tos: int = 0
+    ttl: int = 255
+
+
+@dataclass(frozen=True, slots=True)
+class Reflection:
+    """A keepalive to reflect: the inner packet of a peer's request, TTL decremented."""
+
+    tunnel: Tunnel
+    packet: bytes
+    ident: int | None
+    ttl: int
+
+
+class IpIds:
+    """IPv4 identifications like IOS: one counter, the inner ID one less than the outer.
+
+    Zero is never used (a raw socket with IP_HDRINCL lets the kernel replace an ID of 0,
+    and the inner ID must reach the peer unchanged to pair its reflection).
+    """
+
+    def __init__(self, start: int) -> None:
+        self._next = start & 0xFFFF
+
+    def pair(self) -> tuple[int, int]:
+        """(inner, outer) for the next keepalive."""
+        inner = self._next
+        if inner in (0, 0xFFFF):
+            inner = 1
+        outer = inner + 1
+        self._next = (outer + 1) & 0xFFFF
+        return inner, outer
+
+
+class TokenBucket:
+    """`rate` tokens per second, holding at most one: no bursts."""
+
+    def __init__(self, rate: float) -> None:
+        self.rate = rate
+        self._tokens = 1.0
+        self._last: float | None = None
+
+    def take(self, now: float) -> bool:
+        """Spend a token at monotonic time `now` if one is there."""
+        if self._last is not None and now > self._last:
+            self._tokens = min(1.0, self._tokens + (now - self._last) * self.rate)
+        if self._last is None or now > self._last:
+            self._last = now
+        if self._tokens >= 1.0:
+            self._tokens -= 1.0
+            return True
+        return False
+
+
+@dataclass(slots=True)
+class TunnelStats:
+    """What the probe did on one tunnel."""
+
+    ticks: int = 0  # period ticks (sends attempted)
+    sent: int = 0
+    returned: int = 0
+    reflected: int = 0
+    send_errors: int = 0
+    last_error: str | None = None
+    dropped: dict[str, int] = field(default_factory=dict)
+
+
+def tracker_config(
+    tunnels: Iterable[Tunnel], config: KeepaliveConfig | None = None
+) -> KeepaliveConfig:
+    """The configuration the tracker resolves periods with: this host's tunnels first (their
+    period and retries are known exactly), then the file's entries (e.g. the peer router's)."""
+    own = tuple(
+        TunnelConfig(
+            source=t.local,
+            destination=t.remote,
+            key=t.key,
+            keepalive=t.originates,
+            period=t.period,
+            retries=t.retries if t.originates else None,
+            name=t.name,
+            origin=t.origin,
+        )
+        for t in tunnels
+    )
+    return KeepaliveConfig(
+        path=config.path if config else "<probe>",
+        format=config.format if config else "probe",
+        default_period=config.default_period if config else None,
+        default_retries=config.default_retries if config else None,
+        tunnels=own + (config.tunnels if config else ()),
+        warnings=(),
+    )
+
+
+Recorder = Callable[[float, bytes], None]
+
+
+class ProbeEngine:
+    """Sends, reflections, drops and the shared keepalive tracker of one probe process."""
+
+    def __init__(
+        self,
+        tunnels: list[Tunnel],
+        options: ProbeOptions,
+        *,
+        config: KeepaliveConfig | None = None,
+        metrics: ProbeMetrics | None = None,
+        record: Recorder | None = None,
+        first_ip_id: int = 1,
+    ) -> None:
+        self.tunnels = tunnels
+        self.options = options
+        self.metrics = metrics
+        self.record = record
+        self.tracker = LiveTracker(Settings(config=tracker_config(tunnels, config)))
+        self.ids = IpIds(first_ip_id)
+        self.frames = 0
+        self.stats = {t: TunnelStats() for t in tunnels}
+        self.unattributed: dict[str, int] = {}
+        self._by_addresses: dict[tuple[str, str], list[Tunnel]] = {}
+        for t in tunnels:
+            self._by_addresses.setdefault((t.local, t.remote), []).append(t)
+        self._own = {(t.local, t.remote, t.key): t for t in tunnels if t.originates}
+        self._buckets = {t: TokenBucket(options.max_reflect_pps) for t in tunnels}
+        # Returns are limited too (spoofed ones would otherwise grow the output and the
+        # pcap at the sender's rate); a real peer returns one per period, so the limit is
+        # --max-reflect-pps or four per period, whichever is higher.
+        self._return_buckets = {
+            t: TokenBucket(max(options.max_reflect_pps, 4.0 / t.period if t.period else 0.0))
+            for t in tunnels
+        }
+        self._pending_drops: dict[tuple[Tunnel | None, str], int] = {}
+        self._drops_flushed = 0.0
+        self._drop_totals: dict[tuple[Tunnel | None, str], int] = {}
+
+    # --- what happens ----------------------------------------------------------------
+
+    def started(self, now: float, **extra: Any) -> dict[str, Any]:
+        """The first line of the output."""
+        return {
+            "time": now,
+            "event": "started",
+            "tunnels": [t.describe() for t in self.tunnels],
+            "reflect": self.options.reflect,
+            "max_reflect_pps": self.options.max_reflect_pps,
+            **extra,
+        }
+
+    def build_request(self, tunnel: Tunnel) -> bytes:
+        """The next keepalive request of `tunnel` (SPEC.md §1), with fresh IP IDs."""
+        inner_id, outer_id = self.ids.pair()
+        return build_keepalive_request(
+            tunnel.local,
+            tunnel.remote,
+            key=tunnel.key,
+            outer_id=outer_id,
+            inner_id=inner_id,
+            ttl=self.options.ttl,
+            inner_ttl=255,
+            tos=self.options.tos,
+        )
+
+    def sent(self, tunnel: Tunnel, now: float, packet: bytes) -> list[dict[str, Any]]:
+        """A request of ours left at `now`."""
+        stats = self.stats[tunnel]
+        stats.ticks += 1
+        stats.sent += 1
+        if self.metrics:
+            self.metrics.sent(tunnel)
+        return self._feed(now, packet)
+
+    def send_failed(
+        self, tunnel: Tunnel, now: float, what: str, error: OSError
+    ) -> list[dict[str, Any]]:
+        """The kernel refused a request (`what` = "request") or a reflection.
+
+        A failed request is not fed to the tracker (nothing left the host, and a capture
+        would not show it either): the tracker extrapolates the tick, as analyze would.
+        """
+        stats = self.stats[tunnel]
+        if what == "request":
+            stats.ticks += 1
+        stats.send_errors += 1
+        message = error.strerror or str(error)
+        stats.last_error = message
+        if self.metrics:
+            self.metrics.send_error(tunnel, what)
+            if what == "request" and not stats.sent:
+                self.metrics.set_state(tunnel, LineState.DOWN)
+        return [
+            {
+                "time": now,
+                "event": "send-error",
+                "what": what,
+                **_tunnel_fields(tunnel),
+                "errno": error.errno,
+                "error": message,
+            }
+        ]
+
+    def received(
+        self, now: float, monotonic: float, packet: bytes
+    ) -> tuple[list[dict[str, Any]], Reflection | None]:
+        """A GRE packet reached this host: events, and the reflection to send (if any)."""
+        decoded = decode_frame(LINKTYPE_RAW, packet)
+        if decoded.kind is FrameKind.MALFORMED or decoded.kind is FrameKind.OTHER:
+            self._drop(None, "malformed")
+            return [], None
+        candidates = self._by_addresses.get((normalise(decoded.dst), normalise(decoded.src)))
+        if not candidates:
+            self._drop(None, "unknown-peer")
+            return [], None
+        tunnel = next((t for t in candidates if t.key == decoded.key), None)
+        if tunnel is None:
+            self._drop(candidates[0] if len(candidates) == 1 else None, "key-mismatch")
+            return [], None
+        if decoded.kind is FrameKind.DATA:
+            self._drop(tunnel, "not-keepalive")
+            return [], None
+        if decoded.kind is FrameKind.REPLY:
+            if not self._return_buckets[tunnel].take(monotonic):
+                self._drop(tunnel, "rate-limit")
+                return [], None
+            return self._feed(now, packet), None
+        inner = decoded.inner
+        assert inner is not None  # a REQUEST always has one
+        if normalise(inner.dst) != tunnel.remote:
+            self._drop(tunnel, "not-addressed-back")
+            return [], None
+        if normalise(inner.src) != tunnel.local:
+            self._drop(tunnel, "inner-source-not-local")
+            return [], None
+        if not self.options.reflect:
+            self._drop(tunnel, "reflect-disabled")
+            return [], None
+        if not self._buckets[tunnel].take(monotonic):
+            self._drop(tunnel, "rate-limit")
+            return [], None
+        reflected = reflect_request(packet)
+        if reflected is None:  # pragma: no cover - decode_frame said REQUEST
+            self._drop(tunnel, "not-keepalive")
+            return [], None
+        ttl = inner.ttl - 1 if inner.ttl > 0 else 0
+        return self._feed(now, packet), Reflection(tunnel, reflected, inner.ip_id, ttl)
+
+    def reflected(self, reflection: Reflection, now: float) -> list[dict[str, Any]]:
+        """A reflection left at `now`."""
+        tunnel = reflection.tunnel
+        self.stats[tunnel].reflected += 1
+        if self.metrics:
+            self.metrics.reflected(tunnel)
+        event = {
+            "time": now,
+            "event": "reflected",
+            **_tunnel_fields(tunnel),
+            "ident": reflection.ident,
+            "ttl": reflection.ttl,
+        }
+        return [event, *self._feed(now, reflection.packet)]
+
+    def advance(self, now: float) -> list[dict[str, Any]]:
+        """Clock tick: overdue keepalive ticks (tracker) and due drop summaries."""
+        events = self._convert(self.tracker.advance(now))
+        if self._pending_drops and now - self._drops_flushed >= DROP_SUMMARY_INTERVAL:
+            events.extend(self.flush_drops(now))
+        return events
+
+    def flush_drops(self, now: float) -> list[dict[str, Any]]:
+        """One "dropped" line per (tunnel, reason) with drops since the last summary."""
+        self._drops_flushed = now
+        events = []
+        for (tunnel, reason), count in self._pending_drops.items():
+            fields = _tunnel_fields(tunnel) if tunnel else {"local": None, "remote": None}
+            events.append(
+                {
+                    "time": now,
+                    "event": "dropped",
+                    "reason": reason,
+                    **fields,
+                    "count": count,
+                    "total": self._drop_totals[(tunnel, reason)],
+                }
+            )
+        self._pending_drops.clear()
+        return events
+
+    def own_states(self, now: float) -> dict[Tunnel, OriginatorState | None]:
+        """The tracker's view of every tunnel this host originates keepalives on."""
+        found: dict[Tunnel, OriginatorState | None] = {t: None for t in self._own.values()}
+        for state in self.tracker.snapshot(now):
+            tunnel = self._own.get((normalise(state.address), normalise(state.peer), state.key))
+            if tunnel is not None:
+                found[tunnel] = state
+        return found
+
+    def line_state(self, tunnel: Tunnel, state: OriginatorState | None) -> LineState:
+        """The line protocol of an originating tunnel.
+
+        The tracker's, once a keepalive of ours has left; before that, down when every
+        attempt so far failed locally (no route, interface down: nothing can come back).
+        """
+        if state is not None:
+            return state.line_state
+        stats = self.stats[tunnel]
+        return LineState.DOWN if stats.send_errors and not stats.sent else LineState.UP
+
+    def summary(self, now: float) -> dict[str, Any]:
+        """The last line of the output: every tunnel's state and counts."""
+        states = self.own_states(now)
+        rows = []
+        for tunnel in self.tunnels:
+            stats = self.stats[tunnel]
+            row: dict[str, Any] = {
+                **tunnel.describe(),
+                "ticks": stats.ticks,
+                "sent": stats.sent,
+                "returned": stats.returned,
+                "reflected": stats.reflected,
+                "send_errors": stats.send_errors,
+                "dropped": dict(stats.dropped),
+            }
+            if tunnel.originates:
+                state = states.get(tunnel)
+                row["line_state"] = self.line_state(tunnel, state).value
+                row["counter"] = state.counter if state else 0
+                row["downs"] = state.downs if state else 0
+                row["down_seconds"] = round(state.down_seconds, 6) if state else 0.0
+                if stats.last_error and not stats.sent:
+                    row["note"] = f"no keepalive could be sent: {stats.last_error}"
+            rows.append(row)
+        return {
+            "time": now,
+            "event": "summary",
+            "tunnels": rows,
+            "dropped_unattributed": dict(self.unattributed),
+        }
+
+    # --- internals -------------------------------------------------------------------
+
+    def _feed(self, now: float, packet: bytes) -> list[dict[str, Any]]:
+        self.frames += 1
+        if self.record is not None:
+            self.record(now, packet)
+        live = self.tracker.feed(now, self.frames, decode_frame(LINKTYPE_RAW, packet))
+        return self._convert(live)
+
+    def _convert(self, live: list[LiveEvent]) -> list[dict[str, Any]]:
+        for event in live:
+            tunnel = self._own.get((normalise(event.originator), normalise(event.peer), event.key))
+            if tunnel is None:
+                continue
+            if event.kind is LiveEventKind.RETURNED:
+                self.stats[tunnel].returned += 1
+            if self.metrics:
+                self.metrics.event(tunnel, event)
+        return [event.to_json() for event in live]
+
+    def _drop(self, tunnel: Tunnel | None, reason: str) -> None:
+        if tunnel is None:
+            self.unattributed[reason] = self.unattributed.get(reason, 0) + 1
+        else:
+            dropped = self.stats[tunnel].dropped
+            dropped[reason] = dropped.get(reason, 0) + 1
+        key = (tunnel, reason)
+        self._pending_drops[key] = self._pending_drops.get(key, 0) + 1
+        self._drop_totals[key] = self._drop_totals.get(key, 0) + 1
+        if self.metrics:
+            self.metrics.dropped(tunnel, reason)
+
+
+def _tunnel_fields(tunnel: Tunnel) -> dict[str, Any]:
+    return {"local": tunnel.local, "remote": tunnel.remote, "key": tunnel.key}

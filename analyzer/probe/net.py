@@ -1,0 +1,126 @@
+"""Raw sockets of the probe (Linux).
+
+* Sending: ``socket(AF_INET, SOCK_RAW, IPPROTO_RAW)`` with ``IP_HDRINCL`` takes a whole IPv4
+  packet (the kernel fills in the header checksum, and the ID only when it is 0);
+  ``socket(AF_INET6, SOCK_RAW, IPPROTO_RAW)`` takes a whole IPv6 packet (Linux ≥ 4.5 implies
+  ``IPV6_HDRINCL`` for that protocol).
+* Receiving: ``socket(AF_INET, SOCK_RAW, IPPROTO_GRE)`` gets every GRE packet addressed to
+  this host *including* its IPv4 header. An IPv6 raw socket gets only what follows the
+  header chain, so the probe asks for the destination address and hop limit as ancillary
+  data and puts a plain IPv6 header back in front (extension headers, traffic class and
+  flow label are not recovered — the keepalive rules use none of them).
+
+Both need CAP_NET_RAW.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import struct
+from dataclasses import dataclass
+
+from analyzer.read.packet import IPPROTO_GRE, build_ip
+
+RECEIVE_BUFFER = 1 << 20
+MAX_PACKET = 65535
+CAPABILITY_HINT = (
+    "probe needs the CAP_NET_RAW capability for its raw sockets: run it as root "
+    "(sudo gre-keepalive probe …) or grant it to the interpreter once with "
+    "`sudo setcap cap_net_raw=eip $(realpath $(command -v python3))`"
+)
+
+_IN6_PKTINFO = struct.Struct("16sI")
+
+
+@dataclass(slots=True)
+class RawSockets:
+    """The send and receive sockets of the address families in use."""
+
+    send4: socket.socket | None = None
+    receive4: socket.socket | None = None
+    send6: socket.socket | None = None
+    receive6: socket.socket | None = None
+
+    @classmethod
+    def open(cls, families: set[int]) -> RawSockets:
+        """Open them; PermissionError without CAP_NET_RAW, OSError otherwise."""
+        sockets = cls()
+        try:
+            if 4 in families:
+                sockets.send4 = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
+                sockets.send4.setsockopt(socket.IPPROTO_IP, socket.IP_HDRINCL, 1)
+                sockets.receive4 = socket.socket(socket.AF_INET, socket.SOCK_RAW, IPPROTO_GRE)
+                _prepare_receive(sockets.receive4)
+            if 6 in families:
+                sockets.send6 = socket.socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_RAW)
+                sockets.receive6 = socket.socket(socket.AF_INET6, socket.SOCK_RAW, IPPROTO_GRE)
+                _prepare_receive(sockets.receive6)
+                sockets.receive6.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_RECVPKTINFO, 1)
+                sockets.receive6.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_RECVHOPLIMIT, 1)
+        except OSError:
+            sockets.close()
+            raise
+        return sockets
+
+    @property
+    def receivers(self) -> list[socket.socket]:
+        """The sockets to wait on."""
+        return [s for s in (self.receive4, self.receive6) if s is not None]
+
+    def send(self, packet: bytes, destination: str) -> None:
+        """Send a whole IP packet; OSError when the kernel refuses it."""
+        if ":" in destination:
+            assert self.send6 is not None
+            self.send6.sendto(packet, (destination, 0, 0, 0))
+        else:
+            assert self.send4 is not None
+            self.send4.sendto(packet, (destination, 0))
+
+    def receive(self, sock: socket.socket) -> bytes | None:
+        """One whole IP packet from a receive socket; None when none is waiting."""
+        try:
+            if sock is self.receive4:
+                return sock.recv(MAX_PACKET)
+            data, ancillary, _flags, address = sock.recvmsg(
+                MAX_PACKET, socket.CMSG_SPACE(_IN6_PKTINFO.size) + socket.CMSG_SPACE(4)
+            )
+        except (BlockingIOError, InterruptedError):
+            return None
+        destination: str | None = None
+        hop_limit = 64
+        for level, kind, value in ancillary:
+            if level != socket.IPPROTO_IPV6:
+                continue
+            if kind == socket.IPV6_PKTINFO and len(value) >= _IN6_PKTINFO.size:
+                raw, _ifindex = _IN6_PKTINFO.unpack_from(value)
+                destination = socket.inet_ntop(socket.AF_INET6, raw)
+            elif kind == socket.IPV6_HOPLIMIT and len(value) >= 4:
+                hop_limit = struct.unpack("=i", value[:4])[0]
+        if destination is None:
+            return None
+        source = str(address[0]).split("%", 1)[0]
+        return build_ip(source, destination, data, protocol=IPPROTO_GRE, ttl=hop_limit & 0xFF)
+
+    def close(self) -> None:
+        """Close every socket."""
+        for sock in (self.send4, self.receive4, self.send6, self.receive6):
+            if sock is not None:
+                sock.close()
+
+
+def _prepare_receive(sock: socket.socket) -> None:
+    sock.setblocking(False)
+    with contextlib.suppress(OSError):  # a smaller buffer still works
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER)
+
+
+def is_local_address(address: str) -> bool:
+    """Whether `address` is assigned to this host (in this network namespace)."""
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    with socket.socket(family, socket.SOCK_DGRAM) as sock:
+        try:
+            sock.bind((address, 0))
+        except OSError:
+            return False
+    return True

@@ -1,0 +1,775 @@
+/*
+ * analyzer.read._fastscan: the fast path's hot loop, in C.
+ *
+ * libpcap (loaded with dlopen, so building needs no libpcap headers) reads the capture;
+ * a BPF program compiled by libpcap picks the keepalive-shaped frames, which go to Python
+ * in batches (on_batch) and are decoded there by analyzer.read.packet.  Every other frame is
+ * counted here.  For GRE data packets the flow (outer source, destination, key) and the
+ * time are needed for blackhole accounting: `classify` below recognises the common shapes
+ * and hands anything else to Python as well.  It never decides differently from
+ * analyzer.read.packet.decode_frame: it only answers DATA or OTHER where that function
+ * certainly would (a hypothesis test holds it to that), and DEFER otherwise.
+ *
+ * Data times and frame numbers are not kept in memory: each flow fills a 4 KiB block of
+ * (float64 time, int64 frame number) records that is appended to a spill file, which
+ * Python then maps with mmap (analyzer.read.fastpath.SpilledColumn).
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <dlfcn.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+/* --- the few libpcap declarations we use (ABI-stable since libpcap 1.5) --- */
+
+struct pcap_pkthdr_abi {
+    struct timeval ts;
+    uint32_t caplen;
+    uint32_t len;
+};
+
+struct bpf_program_abi {
+    unsigned int bf_len;
+    void *bf_insns;
+};
+
+typedef void pcap_t;
+typedef pcap_t *(*open_offline_fn)(const char *, unsigned int, char *);
+typedef int (*datalink_fn)(pcap_t *);
+typedef int (*compile_fn)(pcap_t *, struct bpf_program_abi *, const char *, int, uint32_t);
+typedef void (*freecode_fn)(struct bpf_program_abi *);
+typedef int (*offline_filter_fn)(const struct bpf_program_abi *, const struct pcap_pkthdr_abi *,
+                                 const unsigned char *);
+typedef char *(*geterr_fn)(pcap_t *);
+typedef void (*close_fn)(pcap_t *);
+typedef FILE *(*file_fn)(pcap_t *);
+typedef void (*handler_fn)(unsigned char *, const struct pcap_pkthdr_abi *, const unsigned char *);
+typedef int (*dispatch_fn)(pcap_t *, int, handler_fn, unsigned char *);
+typedef void (*breakloop_fn)(pcap_t *);
+
+#define PCAP_ERRBUF_SIZE 256
+#define PCAP_TSTAMP_PRECISION_NANO 1
+#define PCAP_NETMASK_UNKNOWN 0xffffffffu
+
+struct libpcap {
+    open_offline_fn open_offline;
+    datalink_fn datalink;
+    compile_fn compile;
+    freecode_fn freecode;
+    offline_filter_fn offline_filter;
+    geterr_fn geterr;
+    close_fn close;
+    file_fn file;
+    dispatch_fn dispatch;
+    breakloop_fn breakloop;
+};
+
+static PyObject *ScanError;
+
+/* Load the first of `candidates` (a sequence of paths or sonames) that dlopen takes. */
+static int load_libpcap(PyObject *candidates, struct libpcap *lib) {
+    PyObject *sequence = PySequence_Fast(candidates, "libpcap candidates must be a sequence");
+    if (sequence == NULL)
+        return -1;
+    void *handle = NULL;
+    const char *path = NULL;
+    for (Py_ssize_t i = 0; handle == NULL && i < PySequence_Fast_GET_SIZE(sequence); i++) {
+        path = PyUnicode_AsUTF8(PySequence_Fast_GET_ITEM(sequence, i));
+        if (path == NULL) {
+            Py_DECREF(sequence);
+            return -1;
+        }
+        handle = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+    }
+    Py_DECREF(sequence);
+    if (handle == NULL) {
+        PyErr_Format(ScanError, "no libpcap shared library could be loaded (last: %s)",
+                     path != NULL ? dlerror() : "no candidates");
+        return -1;
+    }
+#define LOAD(field, name)                                                                   \
+    do {                                                                                    \
+        *(void **)(&lib->field) = dlsym(handle, name);                                      \
+        if (lib->field == NULL) {                                                           \
+            PyErr_Format(ScanError, "libpcap %s has no %s (too old?)", path, name);         \
+            return -1;                                                                      \
+        }                                                                                   \
+    } while (0)
+    LOAD(open_offline, "pcap_open_offline_with_tstamp_precision");
+    LOAD(datalink, "pcap_datalink");
+    LOAD(compile, "pcap_compile");
+    LOAD(freecode, "pcap_freecode");
+    LOAD(offline_filter, "pcap_offline_filter");
+    LOAD(geterr, "pcap_geterr");
+    LOAD(close, "pcap_close");
+    LOAD(file, "pcap_file");
+    LOAD(dispatch, "pcap_dispatch");
+    LOAD(breakloop, "pcap_breakloop");
+#undef LOAD
+    return 0; /* the library stays loaded: pcapy may use the same one */
+}
+
+/* --- classification: the shapes of GRE data and non-GRE frames decided here --- */
+
+enum { CLASS_DEFER = 0, CLASS_OTHER = 1, CLASS_DATA = 2 };
+
+struct flow_key {
+    uint8_t family; /* 4 or 6 */
+    uint8_t has_key;
+    uint8_t src[16];
+    uint8_t dst[16];
+    uint32_t key;
+};
+_Static_assert(sizeof(struct flow_key) % 8 == 0, "hash_key reads whole words");
+
+static inline unsigned be16(const unsigned char *p) { return ((unsigned)p[0] << 8) | p[1]; }
+static inline uint32_t be32(const unsigned char *p) {
+    return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | p[3];
+}
+
+#define LINKTYPE_ETHERNET 1
+#define LINKTYPE_RAW 101
+#define LINKTYPE_IPV4 228
+#define LINKTYPE_IPV6 229
+#define GRE_C 0x8000
+#define GRE_R 0x4000
+#define GRE_K 0x2000
+#define GRE_S 0x1000
+
+static int ip6_extension(unsigned next_header) {
+    switch (next_header) {
+    case 0: case 43: case 44: case 51: case 60: case 135: case 139: case 140: case 253: case 254:
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+/* The GRE header at `gre` (`length` captured bytes, already cut at the IP length). */
+static int classify_gre(const unsigned char *gre, size_t length, struct flow_key *flow) {
+    if (length < 4)
+        return CLASS_DEFER;
+    unsigned flags = be16(gre), protocol = be16(gre + 2);
+    if ((flags & 0x0007) != 0 || (flags & (GRE_C | GRE_R)) != 0)
+        return CLASS_DEFER; /* PPTP, bad versions, checksums, routing: Python's business */
+    size_t offset = 4;
+    if (flags & GRE_K) {
+        if (length < offset + 4)
+            return CLASS_DEFER;
+        flow->has_key = 1;
+        flow->key = be32(gre + offset);
+        offset += 4;
+    }
+    if (flags & GRE_S)
+        offset += 4;
+    if (length < offset)
+        return CLASS_DEFER;
+    const unsigned char *inner = gre + offset;
+    size_t inner_length = length - offset;
+    switch (protocol) {
+    case 0:
+        return CLASS_DEFER; /* a reply */
+    case 0x8909:
+        return CLASS_DEFER; /* Cisco MetaData: may carry a request */
+    case 0x0800:
+        if (inner_length >= 10 && inner[9] == 47)
+            return CLASS_DEFER; /* GRE in the tunnel: may be a request */
+        return CLASS_DATA;
+    case 0x86DD:
+        if (inner_length >= 40 && (inner[6] == 47 || ip6_extension(inner[6])))
+            return CLASS_DEFER;
+        return CLASS_DATA;
+    default:
+        return CLASS_DATA;
+    }
+}
+
+static int classify(int linktype, const unsigned char *data, size_t caplen, struct flow_key *flow) {
+    unsigned ethertype;
+    size_t offset;
+    memset(flow, 0, sizeof *flow);
+    if (linktype == LINKTYPE_ETHERNET) {
+        if (caplen < 14)
+            return CLASS_DEFER;
+        ethertype = be16(data + 12);
+        if (ethertype <= 1500)
+            return CLASS_OTHER; /* 802.3 + LLC */
+        offset = 14;
+    } else if (linktype == LINKTYPE_RAW || linktype == LINKTYPE_IPV4 || linktype == LINKTYPE_IPV6) {
+        if (caplen < 1)
+            return CLASS_DEFER;
+        unsigned version = data[0] >> 4;
+        if (version == 4)
+            ethertype = 0x0800;
+        else if (version == 6)
+            ethertype = 0x86DD;
+        else
+            return CLASS_DEFER;
+        offset = 0;
+    } else {
+        return CLASS_DEFER;
+    }
+    while (ethertype == 0x8100 || ethertype == 0x88A8 || ethertype == 0x9100 || ethertype == 0x9200) {
+        if (caplen < offset + 4)
+            return CLASS_DEFER;
+        ethertype = be16(data + offset + 2);
+        offset += 4;
+    }
+    const unsigned char *ip = data + offset;
+    size_t length = caplen - offset;
+    if (ethertype == 0x0800) {
+        if (length < 20 || (ip[0] >> 4) != 4)
+            return CLASS_DEFER;
+        size_t ihl = (size_t)(ip[0] & 0x0F) * 4;
+        if (ihl < 20 || length < ihl)
+            return CLASS_DEFER;
+        size_t total = be16(ip + 2);
+        if (total == 0)
+            total = length; /* TCP segmentation offload */
+        if (total < ihl)
+            return CLASS_DEFER;
+        unsigned protocol = ip[9];
+        if (protocol == 4 || protocol == 41)
+            return CLASS_DEFER; /* IP in IP: the GRE may be one level in */
+        if (protocol != 47)
+            return CLASS_OTHER;
+        if (be16(ip + 6) & 0x3FFF)
+            return CLASS_DEFER; /* a fragment */
+        flow->family = 4;
+        memcpy(flow->src, ip + 12, 4);
+        memcpy(flow->dst, ip + 16, 4);
+        size_t end = total < length ? total : length;
+        return classify_gre(ip + ihl, end - ihl, flow);
+    }
+    if (ethertype == 0x86DD) {
+        if (length < 40 || (ip[0] >> 4) != 6)
+            return CLASS_DEFER;
+        unsigned next_header = ip[6];
+        if (next_header == 4 || next_header == 41 || ip6_extension(next_header))
+            return CLASS_DEFER;
+        if (next_header != 47)
+            return CLASS_OTHER;
+        size_t declared = be16(ip + 4);
+        if (declared == 0)
+            declared = length - 40;
+        flow->family = 6;
+        memcpy(flow->src, ip + 8, 16);
+        memcpy(flow->dst, ip + 24, 16);
+        size_t available = length - 40;
+        return classify_gre(ip + 40, declared < available ? declared : available, flow);
+    }
+    if (ethertype == 0x8847 || ethertype == 0x8848)
+        return CLASS_DEFER; /* MPLS: Python walks the label stack */
+    return CLASS_OTHER;
+}
+
+/* --- per-flow data, spilled to a file --- */
+
+#define BLOCK 256 /* records per spilled block (4 KiB) */
+
+struct record {
+    double time;
+    int64_t frame;
+};
+
+struct flow {
+    struct flow_key key;
+    int used;
+    int64_t count;
+    double last_time;
+    int sorted;
+    struct record *buffer; /* the block being filled; capacity grows to BLOCK */
+    int fill, capacity;
+    uint64_t *blocks; /* spill-file offsets of this flow's blocks, in order */
+    size_t nblocks, block_capacity;
+};
+
+#define STAGING_BYTES (1 << 20) /* spilled blocks are written 256 at a time */
+
+struct flow_table {
+    struct flow *slots;
+    size_t size; /* power of two */
+    size_t used;
+    int spill_fd;
+    unsigned char *staging; /* blocks not yet written, from file offset staging_at */
+    uint64_t staging_at;
+    size_t staged;
+};
+
+static uint64_t hash_key(const struct flow_key *k) {
+    /* 8 bytes at a time (the key is 40 bytes, zero-padded); a multiply-xorshift mix */
+    uint64_t h = 0x9E3779B97F4A7C15ull, word;
+    const unsigned char *bytes = (const unsigned char *)k;
+    for (size_t i = 0; i + 8 <= sizeof *k; i += 8) {
+        memcpy(&word, bytes + i, 8);
+        h = (h ^ word) * 0xBF58476D1CE4E5B9ull;
+        h ^= h >> 31;
+    }
+    return h;
+}
+
+static int table_grow(struct flow_table *table) {
+    size_t size = table->size ? table->size * 2 : 1024;
+    struct flow *slots = calloc(size, sizeof *slots);
+    if (slots == NULL)
+        return -1;
+    for (size_t i = 0; i < table->size; i++) {
+        if (!table->slots[i].used)
+            continue;
+        size_t j = hash_key(&table->slots[i].key) & (size - 1);
+        while (slots[j].used)
+            j = (j + 1) & (size - 1);
+        slots[j] = table->slots[i];
+    }
+    free(table->slots);
+    table->slots = slots;
+    table->size = size;
+    return 0;
+}
+
+static struct flow *table_find(struct flow_table *table, const struct flow_key *key) {
+    if ((table->used + 1) * 2 > table->size && table_grow(table) < 0)
+        return NULL;
+    size_t j = hash_key(key) & (table->size - 1);
+    while (table->slots[j].used) {
+        if (memcmp(&table->slots[j].key, key, sizeof *key) == 0)
+            return &table->slots[j];
+        j = (j + 1) & (table->size - 1);
+    }
+    struct flow *flow = &table->slots[j];
+    memset(flow, 0, sizeof *flow);
+    flow->key = *key;
+    flow->used = 1;
+    flow->sorted = 1;
+    table->used++;
+    return flow;
+}
+
+static int write_all(int fd, const void *buffer, size_t size, uint64_t offset) {
+    const char *p = buffer;
+    while (size > 0) {
+        ssize_t written = pwrite(fd, p, size, (off_t)offset);
+        if (written < 0)
+            return -1;
+        p += written;
+        size -= (size_t)written;
+        offset += (uint64_t)written;
+    }
+    return 0;
+}
+
+static int table_write_staged(struct flow_table *table) {
+    if (table->staged == 0)
+        return 0;
+    if (write_all(table->spill_fd, table->staging, table->staged, table->staging_at) < 0)
+        return -2;
+    table->staging_at += table->staged;
+    table->staged = 0;
+    return 0;
+}
+
+/* Append the flow's buffer to the spill file as its next block. -1: no memory, -2: I/O. */
+static int flow_spill(struct flow_table *table, struct flow *flow) {
+    if (table->staging == NULL && (table->staging = malloc(STAGING_BYTES)) == NULL)
+        return -1;
+    if (flow->nblocks == flow->block_capacity) {
+        size_t capacity = flow->block_capacity ? flow->block_capacity * 2 : 16;
+        uint64_t *blocks = realloc(flow->blocks, capacity * sizeof *blocks);
+        if (blocks == NULL)
+            return -1;
+        flow->blocks = blocks;
+        flow->block_capacity = capacity;
+    }
+    if (table->staged == STAGING_BYTES && table_write_staged(table) < 0)
+        return -2;
+    /* A partial (last) block keeps a whole block's slot; the rest of it is never read. */
+    memcpy(table->staging + table->staged, flow->buffer, (size_t)flow->fill * sizeof(struct record));
+    flow->blocks[flow->nblocks++] = table->staging_at + table->staged;
+    table->staged += BLOCK * sizeof(struct record);
+    flow->fill = 0;
+    return 0;
+}
+
+static int flow_add(struct flow_table *table, struct flow *flow, double time, int64_t frame) {
+    if (flow->fill == flow->capacity) {
+        if (flow->capacity < BLOCK) {
+            int capacity = flow->capacity ? flow->capacity * 4 : 16;
+            if (capacity > BLOCK)
+                capacity = BLOCK;
+            struct record *buffer = realloc(flow->buffer, (size_t)capacity * sizeof *buffer);
+            if (buffer == NULL)
+                return -1;
+            flow->buffer = buffer;
+            flow->capacity = capacity;
+        } else {
+            int spilled = flow_spill(table, flow);
+            if (spilled < 0)
+                return spilled;
+        }
+    }
+    if (flow->count > 0 && time < flow->last_time)
+        flow->sorted = 0;
+    flow->last_time = time;
+    flow->buffer[flow->fill].time = time;
+    flow->buffer[flow->fill].frame = frame;
+    flow->fill++;
+    flow->count++;
+    return 0;
+}
+
+/* Spill every flow's partly filled block, and write what is staged. */
+static int table_finish(struct flow_table *table) {
+    for (size_t i = 0; i < table->size; i++) {
+        struct flow *flow = &table->slots[i];
+        if (flow->used && flow->fill > 0 && flow_spill(table, flow) < 0)
+            return -1;
+    }
+    return table_write_staged(table) < 0 ? -1 : 0;
+}
+
+static void table_free(struct flow_table *table) {
+    for (size_t i = 0; i < table->size; i++) {
+        free(table->slots[i].buffer);
+        free(table->slots[i].blocks);
+    }
+    free(table->slots);
+    free(table->staging);
+    table->slots = NULL;
+    table->staging = NULL;
+    table->size = table->used = 0;
+}
+
+/* --- frames for Python, handed over in batches (the loop runs without the GIL) --- */
+
+#define BATCH_FRAMES 512
+#define BATCH_BYTES (1 << 20)
+
+struct batch {
+    int64_t numbers[BATCH_FRAMES];
+    double times[BATCH_FRAMES];
+    uint32_t caplens[BATCH_FRAMES], lens[BATCH_FRAMES];
+    size_t offsets[BATCH_FRAMES];
+    size_t count;
+    unsigned char *bytes;
+    size_t used, size;
+};
+
+static int batch_add(struct batch *batch, int64_t number, double time,
+                     const struct pcap_pkthdr_abi *header, const unsigned char *data) {
+    if (batch->used + header->caplen > batch->size) {
+        size_t size = batch->size ? batch->size : BATCH_BYTES;
+        while (size < batch->used + header->caplen)
+            size *= 2;
+        unsigned char *bytes = realloc(batch->bytes, size);
+        if (bytes == NULL)
+            return -1;
+        batch->bytes = bytes;
+        batch->size = size;
+    }
+    size_t i = batch->count++;
+    batch->numbers[i] = number;
+    batch->times[i] = time;
+    batch->caplens[i] = header->caplen;
+    batch->lens[i] = header->len;
+    batch->offsets[i] = batch->used;
+    memcpy(batch->bytes + batch->used, data, header->caplen);
+    batch->used += header->caplen;
+    return 0;
+}
+
+static int batch_full(const struct batch *batch) {
+    return batch->count == BATCH_FRAMES || batch->used >= BATCH_BYTES;
+}
+
+/* With the GIL: pass the batch to on_batch as a list of (number, time, linktype, data,
+ * wire_length) tuples. 1: go on, 0: on_batch returned False (stop), -1: exception. */
+static int batch_flush(struct batch *batch, PyObject *on_batch, int linktype) {
+    if (batch->count == 0)
+        return 1;
+    PyObject *list = PyList_New((Py_ssize_t)batch->count);
+    if (list == NULL)
+        return -1;
+    for (size_t i = 0; i < batch->count; i++) {
+        PyObject *frame = Py_BuildValue("(Ldiy#I)", (long long)batch->numbers[i], batch->times[i],
+                                        linktype, (const char *)batch->bytes + batch->offsets[i],
+                                        (Py_ssize_t)batch->caplens[i], (unsigned)batch->lens[i]);
+        if (frame == NULL) {
+            Py_DECREF(list);
+            return -1;
+        }
+        PyList_SET_ITEM(list, (Py_ssize_t)i, frame);
+    }
+    batch->count = 0;
+    batch->used = 0;
+    PyObject *answer = PyObject_CallOneArg(on_batch, list);
+    Py_DECREF(list);
+    if (answer == NULL)
+        return -1;
+    int go_on = answer != Py_False;
+    Py_DECREF(answer);
+    return go_on;
+}
+
+/* --- Python API --- */
+
+static PyObject *flows_list(struct flow_table *table) {
+    PyObject *list = PyList_New(0);
+    if (list == NULL)
+        return NULL;
+    for (size_t i = 0; i < table->size; i++) {
+        struct flow *flow = &table->slots[i];
+        if (!flow->used)
+            continue;
+        int width = flow->key.family == 4 ? 4 : 16;
+        PyObject *key = flow->key.has_key ? PyLong_FromUnsignedLong(flow->key.key) : Py_NewRef(Py_None);
+        if (key == NULL) {
+            Py_DECREF(list);
+            return NULL;
+        }
+        PyObject *item = Py_BuildValue(
+            "(y#y#NLy#O)", (const char *)flow->key.src, (Py_ssize_t)width, (const char *)flow->key.dst,
+            (Py_ssize_t)width, key, (long long)flow->count, (const char *)flow->blocks,
+            (Py_ssize_t)(flow->nblocks * sizeof(uint64_t)), flow->sorted ? Py_True : Py_False);
+        if (item == NULL || PyList_Append(list, item) < 0) {
+            Py_XDECREF(item);
+            Py_DECREF(list);
+            return NULL;
+        }
+        Py_DECREF(item);
+    }
+    return list;
+}
+
+/* --- the loop: libpcap calls on_packet for every frame of the file --- */
+
+struct loop {
+    struct libpcap *lib;
+    pcap_t *pcap;
+    const struct bpf_program_abi *program;
+    struct flow_table *table;
+    struct batch *batch;
+    FILE *stream;
+    PyObject *on_batch, *progress;
+    PyThreadState *thread; /* saved while the loop runs without the GIL */
+    int linktype, include_data;
+    int failure; /* 1: no memory, 2: spill file error (errno), 3: Python exception, 4: stop */
+    int64_t packets, data_packets;
+    uint64_t consumed; /* classic pcap: where the next record starts */
+    double start, end;
+};
+
+static void on_packet(unsigned char *user, const struct pcap_pkthdr_abi *header,
+                      const unsigned char *data) {
+    struct loop *loop = (struct loop *)user;
+    int64_t number = ++loop->packets;
+    loop->consumed += 16 + (uint64_t)header->caplen;
+    /* tv_usec holds nanoseconds here; the division matches the pure-Python reader's. */
+    double time = (double)header->ts.tv_sec + (double)header->ts.tv_usec / 1e9;
+    if (number == 1 || time < loop->start)
+        loop->start = time;
+    if (number == 1 || time > loop->end)
+        loop->end = time;
+    struct flow_key key;
+    int kind = loop->lib->offline_filter(loop->program, header, data)
+                   ? CLASS_DEFER
+                   : classify(loop->linktype, data, header->caplen, &key);
+    if (kind == CLASS_DATA) {
+        if (loop->include_data) {
+            struct flow *flow = table_find(loop->table, &key);
+            int added = flow == NULL ? -1 : flow_add(loop->table, flow, time, number);
+            if (added < 0) {
+                loop->failure = added == -1 ? 1 : 2;
+                loop->lib->breakloop(loop->pcap);
+                return;
+            }
+        }
+        loop->data_packets++;
+    } else if (kind == CLASS_DEFER && batch_add(loop->batch, number, time, header, data) < 0) {
+        loop->failure = 1;
+        loop->lib->breakloop(loop->pcap);
+        return;
+    }
+    int report = (number & 0xFFFF) == 0 && loop->progress != Py_None;
+    if (batch_full(loop->batch) || report) {
+        long position = report && loop->stream != NULL ? ftell(loop->stream) : -1;
+        PyEval_RestoreThread(loop->thread);
+        int go_on = batch_flush(loop->batch, loop->on_batch, loop->linktype);
+        if (go_on == 1 && report) {
+            PyObject *answer = position >= 0 ? PyObject_CallFunction(loop->progress, "l", position)
+                                             : PyObject_CallFunction(loop->progress, "O", Py_None);
+            Py_XDECREF(answer);
+            go_on = answer == NULL ? -1 : 1;
+        }
+        loop->thread = PyEval_SaveThread();
+        if (go_on != 1) {
+            loop->failure = go_on < 0 ? 3 : 4;
+            loop->lib->breakloop(loop->pcap);
+        }
+    }
+}
+
+PyDoc_STRVAR(scan_doc,
+"scan(libraries, path, filter_for, on_batch, include_data, spill_fd, progress)\n"
+"\n"
+"Read `path` with the first libpcap of `libraries` that loads (nanosecond timestamps).\n"
+"`filter_for(dlt)` returns (BPF expression of keepalive-shaped frames, LINKTYPE_ value);\n"
+"those and\n"
+"the frames this module cannot classify are passed, in order and in batches, to\n"
+"`on_batch(list of (number, time, linktype, data, wire_length))`; if it returns False the\n"
+"scan stops there. The loop runs without the GIL (call scan from a worker thread to decode\n"
+"in parallel). With `include_data`, GRE data packets are recorded per flow in `spill_fd`:\n"
+"blocks of 256 (float64 time, int64 frame number) records. `progress(bytes)` is\n"
+"called now and then with the file position (or None).\n"
+"\n"
+"Returns (linktype, packets, start, end, data_packets, flows, stopped), flows being\n"
+"(src, dst, key, count, blocks, sorted) tuples, `blocks` the native uint64 file offsets of\n"
+"the flow's blocks in order (all full but the last); `stopped` is None after a clean end of\n"
+"file, else\n"
+"(libpcap's error, where the failed record starts if the file is classic pcap). Raises\n"
+"ScanError if libpcap cannot open the file or compile the filter.");
+
+static PyObject *scan(PyObject *self, PyObject *args) {
+    const char *path;
+    PyObject *libraries, *filter_for, *on_batch, *progress;
+    int include_data, spill_fd;
+    if (!PyArg_ParseTuple(args, "OsOOpiO", &libraries, &path, &filter_for, &on_batch,
+                          &include_data, &spill_fd, &progress))
+        return NULL;
+    struct libpcap lib;
+    if (load_libpcap(libraries, &lib) < 0)
+        return NULL;
+    char errbuf[PCAP_ERRBUF_SIZE] = "";
+    pcap_t *pcap = lib.open_offline(path, PCAP_TSTAMP_PRECISION_NANO, errbuf);
+    if (pcap == NULL) {
+        PyErr_Format(ScanError, "%s", errbuf[0] ? errbuf : "libpcap cannot open the file");
+        return NULL;
+    }
+    int dlt = lib.datalink(pcap), linktype;
+    struct bpf_program_abi program = {0, NULL};
+    struct flow_table table = {NULL, 0, 0, spill_fd, NULL, 0, 0};
+    PyObject *result = NULL, *stopped = NULL;
+    const char *text;
+    PyObject *expression = PyObject_CallFunction(filter_for, "i", dlt);
+    if (expression == NULL)
+        goto done;
+    if (!PyArg_ParseTuple(expression, "si", &text, &linktype)) {
+        Py_DECREF(expression);
+        goto done;
+    }
+    if (lib.compile(pcap, &program, text, 1, PCAP_NETMASK_UNKNOWN) < 0) {
+        PyErr_Format(ScanError, "libpcap cannot compile the keepalive filter: %s", lib.geterr(pcap));
+        Py_DECREF(expression);
+        goto done;
+    }
+    Py_DECREF(expression);
+    struct batch *batch = calloc(1, sizeof *batch);
+    if (batch == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    struct loop loop = {&lib, pcap, &program, &table, batch, lib.file(pcap), on_batch, progress,
+                        NULL, linktype, include_data, 0, 0, 0, 24, 0.0, 0.0};
+    const char *read_error = NULL;
+    loop.thread = PyEval_SaveThread();
+    /* -1: every packet of the file; it returns at the end, on an error or a breakloop */
+    int status = lib.dispatch(pcap, -1, on_packet, (unsigned char *)&loop);
+    if (status == -1)
+        read_error = lib.geterr(pcap);
+    PyThreadState *thread = loop.thread;
+    int failure = loop.failure == 4 ? 0 : loop.failure;
+    int64_t packets = loop.packets, data_packets = loop.data_packets;
+    uint64_t consumed = loop.consumed;
+    double start = loop.start, end = loop.end;
+    int copied = failure == 0 && include_data ? table_finish(&table) : 0;
+    PyEval_RestoreThread(thread);
+    if (failure == 0 && copied < 0)
+        failure = 2;
+    if (failure == 0 && batch_flush(batch, on_batch, linktype) < 0)
+        failure = 3;
+    free(batch->bytes);
+    free(batch);
+    if (failure == 1) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    if (failure == 2) {
+        PyErr_SetFromErrno(PyExc_OSError);
+        goto done;
+    }
+    if (failure == 3)
+        goto done;
+    stopped = read_error == NULL ? Py_NewRef(Py_None)
+                                 : Py_BuildValue("(sK)", read_error, (unsigned long long)consumed);
+    if (stopped == NULL)
+        goto done;
+    PyObject *flows = flows_list(&table);
+    if (flows == NULL)
+        goto done;
+    if (packets == 0)
+        result = Py_BuildValue("(iLOOLNO)", linktype, (long long)0, Py_None, Py_None, (long long)0,
+                               flows, stopped);
+    else
+        result = Py_BuildValue("(iLddLNO)", linktype, (long long)packets, start, end,
+                               (long long)data_packets, flows, stopped);
+done:
+    Py_XDECREF(stopped);
+    if (program.bf_insns != NULL)
+        lib.freecode(&program);
+    lib.close(pcap);
+    table_free(&table);
+    return result;
+}
+
+PyDoc_STRVAR(classify_doc,
+"classify(linktype, data) -> None | 'other' | (src, dst, key)\n"
+"\n"
+"What the hot loop decides about one frame without Python: None (hand it to\n"
+"analyzer.read.packet), 'other' (not GRE), or a GRE data packet's flow (address bytes, key).");
+
+static PyObject *classify_py(PyObject *self, PyObject *args) {
+    int linktype;
+    Py_buffer buffer;
+    if (!PyArg_ParseTuple(args, "iy*", &linktype, &buffer))
+        return NULL;
+    struct flow_key key;
+    int kind = classify(linktype, buffer.buf, (size_t)buffer.len, &key);
+    PyBuffer_Release(&buffer);
+    if (kind == CLASS_DEFER)
+        Py_RETURN_NONE;
+    if (kind == CLASS_OTHER)
+        return PyUnicode_FromString("other");
+    int width = key.family == 4 ? 4 : 16;
+    PyObject *value = key.has_key ? PyLong_FromUnsignedLong(key.key) : Py_NewRef(Py_None);
+    if (value == NULL)
+        return NULL;
+    return Py_BuildValue("(y#y#N)", (const char *)key.src, (Py_ssize_t)width, (const char *)key.dst,
+                         (Py_ssize_t)width, value);
+}
+
+static PyMethodDef methods[] = {
+    {"scan", scan, METH_VARARGS, scan_doc},
+    {"classify", classify_py, METH_VARARGS, classify_doc},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT, "analyzer.read._fastscan",
+    "The fast path's hot loop: libpcap + BPF reading, GRE data counted in C.", -1,
+    methods, NULL, NULL, NULL, NULL,
+};
+
+PyMODINIT_FUNC PyInit__fastscan(void) {
+    PyObject *m = PyModule_Create(&module);
+    if (m == NULL)
+        return NULL;
+    ScanError = PyErr_NewException("analyzer.read._fastscan.ScanError", PyExc_Exception, NULL);
+    if (ScanError == NULL || PyModule_AddObjectRef(m, "ScanError", ScanError) < 0) {
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
+}

@@ -1,0 +1,431 @@
+"""The fast path of `analyze`: read a capture file through libpcap at BPF speed.
+
+libpcap (the system's, else the copy bundled with pcapy-ng) reads the file; a BPF program
+compiled from :func:`analyzer.read.bpf.keepalive_filter` for the file's link type picks the
+keepalive-shaped frames, which alone are decoded in Python (by :mod:`analyzer.read.packet`).
+The C hot loop (:mod:`analyzer.read._fastscan`) counts every other frame and records the
+time and frame number of each GRE data packet per flow in a temporary file, read back
+value by value where the analysis looks, so memory does not grow with the number of data
+packets.
+
+:func:`collect` falls back to the pure-Python reader (:mod:`analyzer.read.capture`) wherever
+libpcap cannot give the same answer: gzip, stdin, a file being followed, timestamps
+libpcap would round, a file libpcap stops on part-way. The result is the same either
+way, byte for byte (tests/test_fastpath.py proves it on every capture we have).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import importlib
+import importlib.util
+import os
+import queue
+import socket
+import struct
+import sys
+import tempfile
+import threading
+from array import array
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from types import ModuleType
+from typing import IO, Any, Generic, Protocol, TypeVar, overload
+
+from analyzer.read.bpf import keepalive_filter, linktype_from_dlt
+from analyzer.read.capture import (
+    ORDINARY_CAPLEN,
+    CaptureReader,
+    RawFrame,
+    open_capture,
+    truncation_message,
+    warning_line,
+)
+
+# `--reader` choices.
+READER_AUTO = "auto"
+READER_LIBPCAP = "libpcap"
+READER_PYTHON = "python"
+READERS = (READER_AUTO, READER_LIBPCAP, READER_PYTHON)
+
+Progress = Callable[[int], None]  # called with the number of bytes read so far
+
+
+class FastPathUnavailable(Exception):
+    """libpcap cannot read this input as the pure-Python reader would; the message says why.
+
+    ``damaged``: libpcap stopped on a damaged part of the file (the pure-Python reader's
+    warnings then say what is wrong with it).
+    """
+
+    def __init__(self, message: str, *, damaged: bool = False) -> None:
+        super().__init__(message)
+        self.damaged = damaged
+
+
+class SourceTotals(Protocol):
+    """The capture-wide counts a sink keeps, which the C loop fills in directly."""
+
+    packets: int
+    start: float | None
+    end: float | None
+    gre_packets: int
+
+
+class FrameSink(Protocol):
+    """What the streaming pass hands frames to: the keepalive stage's collector (the read
+    stage never imports it; the caller passes a factory)."""
+
+    @property
+    def source(self) -> SourceTotals:
+        """Capture-wide counts."""
+
+    def add(self, raw: RawFrame) -> None:
+        """Count and classify one frame."""
+
+    def classify_frame(self, number: int, time: float, linktype: int, data: bytes) -> None:
+        """Classify one frame the C loop already counted."""
+
+    def add_data_flow(
+        self,
+        flow: tuple[str, str, int | None],
+        times: Sequence[float],
+        frames: Sequence[int],
+        *,
+        in_time_order: bool,
+    ) -> None:
+        """Data packets of one flow that the C loop recorded."""
+
+    def sort_data(self) -> None:
+        """Finish the data columns once every frame is in."""
+
+
+S = TypeVar("S", bound=FrameSink)
+SinkFactory = Callable[[list[str], bool], S]  # (file names, include data) -> a new sink
+
+
+@dataclass(slots=True)
+class Collected(Generic[S]):
+    """A finished streaming pass and how it was read."""
+
+    collector: S
+    reader: str  # READER_LIBPCAP or READER_PYTHON
+    precision: int
+    warnings: list[str]  # read problems, "name: byte N: message"
+    fallback_reason: str | None = None  # why the pure-Python reader was used (auto only)
+
+
+def _extension() -> ModuleType:
+    try:
+        return importlib.import_module("analyzer.read._fastscan")
+    except ImportError:
+        raise FastPathUnavailable(
+            "the C extension analyzer.read._fastscan is not built (no C compiler at install time?)"
+        ) from None
+
+
+# Debian/Ubuntu (libpcap0.8), then other distributions, then a development symlink.
+SYSTEM_LIBPCAP = ("libpcap.so.0.8", "libpcap.so.1", "libpcap.so")
+
+
+def libpcap_candidates() -> list[str]:
+    """Shared libraries to try, in order: $GRE_KEEPALIVE_LIBPCAP alone if set, else the
+    system's libpcap, then the copy bundled in the pcapy-ng wheel."""
+    override = os.environ.get("GRE_KEEPALIVE_LIBPCAP")
+    if override:
+        return [override]
+    candidates = list(SYSTEM_LIBPCAP)
+    spec = importlib.util.find_spec("pcapy")
+    if spec is not None and spec.origin:
+        site = os.path.dirname(os.path.abspath(spec.origin))
+        candidates += sorted(glob.glob(os.path.join(site, "pcapy_ng.libs", "libpcap*.so*")))
+    return candidates
+
+
+def _exact_clocks(reader: CaptureReader) -> str | None:
+    """Why libpcap's timestamps would differ from the pure-Python reader's, or None."""
+    for units, offset in reader.interface_clocks:
+        digits = len(str(units)) - 1
+        if units != 10**digits or digits > 9:
+            return f"timestamp resolution 1/{units} s (libpcap would round it)"
+        if offset:
+            return "interface timestamp offset (if_tsoffset)"
+    if len(set(reader.interface_linktypes)) > 1:
+        return "interfaces of different link types"
+    return None
+
+
+def _address(raw: bytes) -> str:
+    return socket.inet_ntop(socket.AF_INET if len(raw) == 4 else socket.AF_INET6, raw)
+
+
+def collect_libpcap(
+    path: str,
+    files: list[str],
+    new_sink: SinkFactory[S],
+    *,
+    include_data: bool,
+    progress: Progress | None = None,
+) -> Collected[S]:
+    """The streaming pass through libpcap. Raises :class:`FastPathUnavailable`."""
+    fastscan = _extension()
+    libraries = libpcap_candidates()
+    with open_capture(path) as reader:
+        if reader.compressed:
+            raise FastPathUnavailable("gzip-compressed input")
+        why = _exact_clocks(reader)
+        if why is not None:
+            raise FastPathUnavailable(why)
+        precision = reader.precision
+        file_format, byte_order = reader.format, reader.byte_order
+
+    def filter_for(dlt: int) -> tuple[str, int]:
+        linktype = linktype_from_dlt(dlt)
+        return keepalive_filter(include_data=False, linktype=linktype), linktype
+
+    # The (unlinked) spill file stays open for the data columns; it closes with the last one.
+    spill = tempfile.TemporaryFile(prefix="gre-keepalive-")  # noqa: SIM115
+    try:
+        collector, outcome = _scan_in_parallel(
+            lambda hand_over: fastscan.scan(
+                libraries, path, filter_for, hand_over, include_data, spill.fileno(), progress
+            ),
+            fastscan.ScanError,
+            lambda: new_sink(files, include_data),
+        )
+        _linktype, packets, start, end, data_packets, flows, stopped = outcome
+        warnings: list[str] = []
+        if stopped is not None:
+            error, position = stopped
+            warning = (
+                _pcap_truncation(path, byte_order, packets, position)
+                if file_format == "pcap"
+                else None
+            )
+            if warning is None:
+                raise FastPathUnavailable(
+                    f"libpcap stopped after frame {packets}: {' '.join(str(error).split())}",
+                    damaged=True,
+                )
+            warnings.append(warning_line(files[0], position, warning))
+    except BaseException:
+        spill.close()
+        raise
+    collector.source.packets = packets
+    collector.source.start = start
+    collector.source.end = end
+    collector.source.gre_packets += data_packets  # counted in C, recorded or not
+    for src, dst, key, count, blocks, in_order in flows:
+        offsets = array("Q", blocks)
+        times: SpilledColumn[float] = SpilledColumn(spill, 0, offsets, count)
+        frames: SpilledColumn[int] = SpilledColumn(spill, 1, offsets, count)
+        collector.add_data_flow(
+            (_address(src), _address(dst), key), times, frames, in_time_order=bool(in_order)
+        )
+    collector.sort_data()
+    return Collected(collector, READER_LIBPCAP, precision, warnings)
+
+
+PCAP_RECORD_HEADER = 16
+
+
+def _pcap_truncation(path: str, byte_order: str, frames: int, position: int) -> str | None:
+    """The pure-Python reader's warning when a classic pcap file ends inside the record at
+    `position`, or None if libpcap stopped there for another reason (then the Python reader
+    reads the file again, and words whatever it finds)."""
+    try:
+        with open(path, "rb") as stream:
+            size = os.fstat(stream.fileno()).st_size
+            stream.seek(position)
+            header = stream.read(PCAP_RECORD_HEADER)
+    except OSError:
+        return None
+    present = size - position
+    if present <= 0:
+        return None
+    if len(header) < PCAP_RECORD_HEADER:
+        return truncation_message(frames + 1, position, PCAP_RECORD_HEADER, present)
+    caplen = struct.unpack(byte_order + "I", header[8:12])[0]
+    if caplen > ORDINARY_CAPLEN or PCAP_RECORD_HEADER + caplen <= present:
+        return None
+    return truncation_message(frames + 1, position, PCAP_RECORD_HEADER + caplen, present)
+
+
+T = TypeVar("T", int, float)
+
+RECORD = struct.Struct("=dq")  # one spilled data record: time, frame number (native order)
+
+
+class SpilledColumn(Sequence[T]):
+    """One column (times or frame numbers) of one flow's data records in the spill file:
+    blocks of BLOCK_RECORDS (float64 time, int64 frame) records.
+
+    Values are read with pread when asked for; nothing is mapped or cached, so memory
+    stays flat however many packets the file holds (the analysis reads a few thousand
+    values, bisecting around failures; a memory map made the kernel fault in 64 KiB
+    around each of them). The open spill file lives as long as its columns.
+    """
+
+    def __init__(self, spill: IO[bytes], column: int, blocks: array[int], count: int) -> None:
+        """`column`: 0 for times, 1 for frame numbers; `blocks`: file offsets, in order."""
+        self._spill = spill
+        self._fd = spill.fileno()
+        self._column = column
+        self._code = "d" if column == 0 else "q"
+        self._blocks = blocks
+        self._count = count
+
+    def __len__(self) -> int:
+        return self._count
+
+    @overload
+    def __getitem__(self, index: int) -> T: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[T]: ...
+
+    def __getitem__(self, index: int | slice) -> T | Sequence[T]:
+        if isinstance(index, slice):
+            values: array[Any] = array(
+                self._code, map(self.__getitem__, range(*index.indices(self._count)))
+            )
+            return values
+        if index < 0:
+            index += self._count
+        if not 0 <= index < self._count:
+            raise IndexError("data column index out of range")
+        block, position = divmod(index, BLOCK_RECORDS)
+        record = os.pread(self._fd, RECORD.size, self._blocks[block] + RECORD.size * position)
+        value: T = RECORD.unpack(record)[self._column]
+        return value
+
+    def __iter__(self) -> Iterator[T]:
+        left = self._count
+        for offset in self._blocks:
+            take = min(left, BLOCK_RECORDS)
+            records: array[Any] = array(self._code)
+            records.frombytes(os.pread(self._fd, RECORD.size * take, offset))
+            yield from records[self._column :: 2]
+            left -= take
+
+
+BLOCK_RECORDS = 256  # records per block (_fastscan.c: BLOCK)
+BATCHES_QUEUED = 16  # batches of frames waiting for the decoder (bounds memory)
+SWITCH_INTERVAL = 0.0005  # s: how soon the reader thread gets the GIL back for a batch
+
+
+Batch = list[tuple[int, float, int, bytes, int]]  # (number, time, linktype, data, wire length)
+
+
+def _scan_in_parallel(
+    scan: Callable[[Callable[[Batch], bool]], Any],
+    scan_error: type[Exception],
+    new_sink: Callable[[], S],
+) -> tuple[S, tuple[Any, ...]]:
+    """Run `scan(hand_over)` (the C loop; it reads without the GIL) in a worker thread while
+    this thread loads the analysis core and decodes the frames handed over, in order.
+    Raises FastPathUnavailable on `scan_error`."""
+    batches: queue.Queue[Batch | None] = queue.Queue(BATCHES_QUEUED)
+    stop = threading.Event()
+    outcome: list[Any] = []
+
+    def hand_over(batch: Batch) -> bool:
+        if stop.is_set():
+            return False
+        batches.put(batch)
+        return True
+
+    def read() -> None:
+        try:
+            outcome.append(scan(hand_over))
+        except BaseException as exc:  # re-raised by the decoding thread
+            outcome.append(exc)
+        finally:
+            batches.put(None)
+
+    reader = threading.Thread(target=read, name="gre-keepalive-libpcap", daemon=True)
+    previous = sys.getswitchinterval()
+    sys.setswitchinterval(SWITCH_INTERVAL)
+    try:
+        reader.start()
+        collector = new_sink()  # dpkt and the keepalive stage load while libpcap reads
+        classify = collector.classify_frame
+        while (batch := batches.get()) is not None:
+            for number, time, linktype, data, _wire_length in batch:
+                classify(number, time, linktype, data)
+    finally:
+        stop.set()
+        while reader.is_alive():  # let a reader blocked on a full queue finish
+            with contextlib.suppress(queue.Empty):
+                batches.get(timeout=0.05)
+        reader.join()
+        sys.setswitchinterval(previous)
+    result = outcome[0]
+    if isinstance(result, scan_error):
+        raise FastPathUnavailable(" ".join(str(result).split())) from None
+    if isinstance(result, BaseException):
+        raise result
+    return collector, tuple(result)
+
+
+def collect_python(
+    reader: CaptureReader,
+    files: list[str],
+    new_sink: SinkFactory[S],
+    *,
+    include_data: bool,
+    progress: Progress | None = None,
+) -> Collected[S]:
+    """The streaming pass through the pure-Python reader (any input it can read)."""
+    collector = new_sink(files, include_data)
+    for frame in reader if progress is None else _reporting(reader, progress):
+        collector.add(frame)
+    collector.sort_data()
+    return Collected(collector, READER_PYTHON, reader.precision, reader.warning_lines())
+
+
+def _reporting(reader: CaptureReader, progress: Progress) -> Iterator[RawFrame]:
+    every = 1 << 14
+    for index, frame in enumerate(reader, 1):
+        if index % every == 0:
+            progress(reader.bytes_read)
+        yield frame
+
+
+def collect(
+    path: str,
+    new_sink: SinkFactory[S],
+    *,
+    reader: str = READER_AUTO,
+    include_data: bool = True,
+    progress: Progress | None = None,
+) -> Collected[S]:
+    """The streaming pass over one capture file ('-': stdin) with the chosen reader.
+
+    ``auto`` takes libpcap where it can and otherwise the pure-Python reader, saying why
+    in :attr:`Collected.fallback_reason`; ``libpcap`` raises :class:`FastPathUnavailable`
+    instead of falling back. Raises :class:`analyzer.read.capture.CaptureError` if the input
+    cannot be read at all.
+    """
+    reason: str | None = None
+    damaged = False
+    if reader != READER_PYTHON:
+        if path == "-":
+            reason = "standard input"
+        else:
+            try:
+                return collect_libpcap(
+                    path, [path], new_sink, include_data=include_data, progress=progress
+                )
+            except FastPathUnavailable as exc:
+                reason, damaged = str(exc), exc.damaged
+        if reader == READER_LIBPCAP:
+            raise FastPathUnavailable(reason, damaged=damaged)
+    with open_capture(path) as capture:
+        collected = collect_python(
+            capture, [capture.name], new_sink, include_data=include_data, progress=progress
+        )
+    # On a damaged file the reader's warnings tell the story; a note would repeat it.
+    collected.fallback_reason = None if damaged and collected.warnings else reason
+    return collected

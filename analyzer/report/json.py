@@ -1,0 +1,270 @@
+"""The `gre-keepalive.analysis/1` JSON document: a contract, changed only by adding fields."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from typing import Any, TextIO
+
+from analyzer.keepalive.model import (
+    Analysis,
+    Diagnosis,
+    KeepaliveEvent,
+    OriginatorResult,
+    RetriesInference,
+    TunnelResult,
+    WhatIf,
+)
+from analyzer.keepalive.state import Transition
+
+SCHEMA = "gre-keepalive.analysis/1"
+
+
+def _time(value: float | None, precision: int) -> float | None:
+    return None if value is None else round(value, precision)
+
+
+def _transition(transition: Transition, precision: int) -> dict[str, Any]:
+    return {
+        "time": _time(transition.time, precision),
+        "state": transition.state.value,
+        "counter": transition.counter,
+        "frame": transition.frame,
+        "extrapolated": transition.frame is None,
+    }
+
+
+def _event(event: KeepaliveEvent, precision: int) -> dict[str, Any]:
+    return {
+        "time": _time(event.time, precision),
+        "frame": event.frame,
+        "type": event.role.value,
+        "ident": event.ident,
+        "counter": event.counter,
+        "line_state": event.line_state.value,
+        "partner_frame": event.partner_frame,
+        "rtt_ms": event.rtt_ms,
+        "reply_ttl": event.reply_ttl,
+        "ticks": event.ticks,
+    }
+
+
+def originator_dict(originator: OriginatorResult, precision: int) -> dict[str, Any]:
+    """One originator as the JSON contract spells it."""
+    rtt = originator.rtt_ms
+    return {
+        "address": originator.address,
+        "peer": originator.peer,
+        "period": float(originator.period),
+        "period_source": originator.period_source.value,
+        "retries": originator.retries,
+        "retries_source": originator.retries_source.value,
+        "sent": originator.sent,
+        "returned": originator.returned,
+        "unanswered": originator.unanswered,
+        "extrapolated": originator.extrapolated,
+        "duplicates": originator.duplicates,
+        "rtt_ms": None if rtt is None else {"min": rtt.min, "median": rtt.median, "max": rtt.max},
+        "transitions": [_transition(t, precision) for t in originator.transitions],
+        "final_state": originator.final_state.value,
+        "final_counter": originator.final_counter,
+        "down_seconds": round(originator.down_seconds, precision),
+        "blackholed_packets": {
+            "min": originator.blackholed_packets.min,
+            "max": originator.blackholed_packets.max,
+        },
+        "data_packets": originator.data_packets,
+        "inner_addresses": None
+        if originator.inner_addresses is None
+        else {"src": originator.inner_addresses[0], "dst": originator.inner_addresses[1]},
+        "variants": list(originator.variants),
+        "notes": list(originator.notes),
+        "keepalives": [_event(e, precision) for e in originator.events],
+        "observed_period": originator.observed_period,
+        "retries_confidence": originator.retries_confidence,
+        "retries_inferred": _retries_inferred(originator.retries_inferred),
+        "blackhole_seconds": {
+            "min": round(originator.blackhole_seconds.min, precision),
+            "max": round(originator.blackhole_seconds.max, precision),
+        },
+        "what_if": _what_if(originator.what_if, precision),
+        "profile": originator.profile,
+        "profile_source": originator.profile_source,
+        "profile_evidence": list(originator.profile_evidence),
+        "hold_time": originator.hold_time,
+        "capture": originator.capture,
+    }
+
+
+def _what_if(what_if: WhatIf | None, precision: int) -> dict[str, Any] | None:
+    if what_if is None:
+        return None
+    return {
+        "setting": what_if.setting,
+        "period": float(what_if.period),
+        "retries": what_if.retries,
+        "hold_time": what_if.hold_time,
+        "sent": what_if.sent,
+        "transitions": [
+            {"time": _time(t.time, precision), "state": t.state.value, "counter": t.counter}
+            for t in what_if.transitions
+        ],
+        "down_seconds": round(what_if.down_seconds, precision),
+        "blackholed_packets": {
+            "min": what_if.blackholed_packets.min,
+            "max": what_if.blackholed_packets.max,
+        },
+        "blackhole_seconds": {
+            "min": round(what_if.blackhole_seconds.min, precision),
+            "max": round(what_if.blackhole_seconds.max, precision),
+        },
+        "estimated": what_if.estimated,
+        "baseline": {
+            "transitions": what_if.baseline_transitions,
+            "blackholed_packets": {
+                "min": what_if.baseline_packets.min,
+                "max": what_if.baseline_packets.max,
+            },
+            "blackhole_seconds": {
+                "min": round(what_if.baseline_seconds.min, precision),
+                "max": round(what_if.baseline_seconds.max, precision),
+            },
+        },
+    }
+
+
+def _retries_inferred(inference: RetriesInference | None) -> dict[str, Any] | None:
+    if inference is None:
+        return None
+    return {
+        "retries": inference.retries,
+        "confidence": inference.confidence,
+        "lower_bound": inference.lower_bound,
+        "episodes": inference.episodes,
+        "evidence": list(inference.evidence),
+        "reason": inference.reason,
+    }
+
+
+def tunnel_dict(tunnel: TunnelResult, precision: int) -> dict[str, Any]:
+    """One tunnel as the JSON contract spells it."""
+    return {
+        "endpoints": list(tunnel.endpoints),
+        "key": tunnel.key,
+        "vantage": tunnel.vantage,
+        "vantage_reason": tunnel.vantage_reason,
+        "data_packets": tunnel.data_packets,
+        "originators": [originator_dict(o, precision) for o in tunnel.originators],
+        "diagnoses": [_diagnosis(d, precision) for d in tunnel.diagnoses],
+        "merge": tunnel.merge,
+    }
+
+
+def _diagnosis(diagnosis: Diagnosis, precision: int) -> dict[str, object]:
+    document = diagnosis.as_dict()
+    if diagnosis.time is not None:
+        document["time"] = _time(diagnosis.time, precision)
+    return document
+
+
+def analysis_dict(analysis: Analysis) -> dict[str, Any]:
+    """The whole document as plain Python data."""
+    source = analysis.source
+    precision = source.precision
+    return {
+        "schema": SCHEMA,
+        "source": {
+            "files": list(source.files),
+            "packets": source.packets,
+            "gre_packets": source.gre_packets,
+            "keepalive_packets": source.keepalive_packets,
+            "malformed": source.malformed,
+            "checksum_errors": source.checksum_errors,
+            "start": _time(source.start, precision),
+            "end": _time(source.end, precision),
+            "warnings": list(source.warnings),
+            "errors": [{"frame": e.frame, "reason": e.reason} for e in source.errors],
+            "data_recorded": source.data_recorded,
+        },
+        "tunnels": [tunnel_dict(t, precision) for t in analysis.tunnels],
+    }
+
+
+def write_json(analysis: Analysis, stream: TextIO) -> None:
+    """Write the document, indented, with a final newline.
+
+    An object or array holding no other object or array (a keepalive row, a transition,
+    an address pair) is written on one line by the C encoder; the pure-Python encoder
+    that ``indent`` needs would spend more time than the whole capture read.
+    """
+    document = analysis_dict(analysis)
+    tunnels = document.pop("tunnels")
+    head = _render(document, "")
+    # The tunnels one at a time: the text of one tunnel is in memory, not the document's.
+    stream.write(head[:-2] + ',\n  "tunnels": [')
+    separator = "\n    "
+    for tunnel in tunnels:
+        stream.write(separator)
+        stream.write(_render(tunnel, "    "))
+        separator = ",\n    "
+    stream.write("\n  ]\n}\n" if tunnels else "]\n}\n")
+
+
+def _no_default(value: object) -> object:
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+# One C encoder for every row: json.dumps would build a new one per call.
+_c_encoder = json.encoder.c_make_encoder(  # type: ignore[attr-defined]
+    None, _no_default, json.encoder.encode_basestring_ascii, None, ": ", ", ", False, False, True
+)
+
+
+def _encode(value: Any) -> str:
+    return "".join(_c_encoder(value, 0))
+
+
+_INDENT = "  "
+
+
+_encode_string = json.encoder.encode_basestring_ascii
+_CONTAINERS = (dict, list)
+
+
+def _flat(items: Iterable[Any]) -> bool:
+    return all(type(item) not in _CONTAINERS for item in items)
+
+
+def _scalar(value: Any) -> str:
+    kind = type(value)
+    if kind is str:
+        return str(_encode_string(value))
+    if kind is int:
+        return int.__repr__(value)
+    if value is None:
+        return "null"
+    return _encode(value)  # floats (repr, or NaN/Infinity as json.dumps writes them), bools
+
+
+def _render(value: Any, indent: str) -> str:
+    """`value` as JSON text, containers of containers indented, the rest on one line."""
+    kind = type(value)
+    if kind is dict:
+        if not value or _flat(value.values()):
+            return _encode(value)
+        inner = indent + _INDENT
+        fields = [
+            f"{inner}{_encode_string(key)}: "
+            + (_render(item, inner) if type(item) in _CONTAINERS else _scalar(item))
+            for key, item in value.items()
+        ]
+        return "{\n" + ",\n".join(fields) + f"\n{indent}}}"
+    if kind is list:
+        if not value or _flat(value):
+            return _encode(value)
+        inner = indent + _INDENT
+        rows = all(type(item) is dict and _flat(item.values()) for item in value)
+        # Rows (keepalives, transitions): one C-encoder call each.
+        items = map(_encode, value) if rows else (_render(item, inner) for item in value)
+        return f"[\n{inner}" + f",\n{inner}".join(items) + f"\n{indent}]"
+    return _scalar(value)

@@ -1,0 +1,346 @@
+"""The human report: `show interfaces tunnel`-style summaries, then per-endpoint timelines."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import TextIO
+
+from rich.console import Console
+from rich.padding import Padding
+from rich.table import Table
+from rich.text import Text
+
+from analyzer.keepalive.model import (
+    Analysis,
+    KeepaliveEvent,
+    KeepaliveRole,
+    OriginatorResult,
+    TunnelResult,
+)
+from analyzer.keepalive.state import LineState
+
+
+def _clock(epoch: float, precision: int) -> str:
+    stamp = datetime.fromtimestamp(epoch, UTC)
+    digits = min(precision, 6)
+    text = stamp.strftime("%Y-%m-%d %H:%M:%S")
+    if digits:
+        text += f".{stamp.microsecond:06d}"[: digits + 1]
+    return text
+
+
+def _state(state: LineState) -> Text:
+    return Text(state.value, style="bold green" if state is LineState.UP else "bold red")
+
+
+def _summary(o: OriginatorResult, console: Console, *, data_recorded: bool = True) -> None:
+    """An originator in the words of `show interfaces tunnel`."""
+    downs = sum(1 for t in o.transitions if t.state is LineState.DOWN)
+    line = Text(f"  {o.address} → {o.peer}: line protocol is ")
+    line.append_text(_state(o.final_state))
+    line.append(f" (counter {o.final_counter}/{o.retries} at the end of the capture)")
+    if o.capture is not None:
+        line.append(f" [from {o.capture}]")
+    console.print(line)
+    confidence = (
+        f", confidence {o.retries_confidence:.2f}" if o.retries_confidence is not None else ""
+    )
+    profile = ""
+    if o.profile is not None and o.profile_source not in (None, "default"):
+        why = "; ".join(o.profile_evidence)
+        profile = f"; profile {o.profile} ({o.profile_source}{': ' + why if why else ''})"
+        if o.hold_time is not None:
+            profile += f", hold {o.hold_time:g} s"
+    console.print(
+        Text(
+            f"    Keepalive set ({o.period:g} sec, {o.period_source.value}), "
+            f"retries {o.retries} ({o.retries_source.value}{confidence}){profile}"
+        )
+    )
+    rtt = (
+        f"; rtt min/median/max {o.rtt_ms.min:g}/{o.rtt_ms.median:g}/{o.rtt_ms.max:g} ms"
+        if o.rtt_ms is not None
+        else ""
+    )
+    extra = f", {o.extrapolated} ticks extrapolated" if o.extrapolated else ""
+    console.print(
+        f"    {o.sent} keepalives sent, {o.returned} returned, {o.unanswered} unanswered"
+        f"{extra}{rtt}"
+    )
+    blackholed = (
+        f"blackholed {o.blackholed_packets.min}-{o.blackholed_packets.max} of "
+        f"{o.data_packets} data packets sent into the tunnel"
+        if data_recorded
+        else "data packets not recorded (--no-data): blackholed packets unknown"
+    )
+    console.print(
+        f"    {downs} down transition{'s' if downs != 1 else ''}, down {o.down_seconds:.3f} s; "
+        f"{blackholed}"
+    )
+    if o.inner_addresses is not None:
+        console.print(
+            f"    inner header {o.inner_addresses[0]} → {o.inner_addresses[1]} "
+            "does not mirror the outer one"
+        )
+    if o.variants:
+        console.print(f"    variants: {', '.join(o.variants)}")
+    for note in o.notes:
+        console.print(f"    [yellow]note:[/yellow] {note}")
+
+
+def _merge(tunnel: TunnelResult, console: Console, precision: int) -> None:
+    """Two captures: how they were aligned and on which leg each lost keepalive died."""
+    merge = tunnel.merge
+    if merge is None:
+        return
+    offset = merge.get("clock_offset")
+    samples = merge.get("offset_samples")
+    trip = merge.get("round_trip_ms")
+    head = "  Two captures"
+    if isinstance(offset, float):
+        head += f": clock offset {offset:+.6f} s from {samples} keepalives"
+        if isinstance(trip, float):
+            head += f", path round trip {trip:g} ms"
+    console.print(Text(head))
+    captures = merge.get("captures")
+    for capture in captures if isinstance(captures, list) else []:
+        near = capture.get("near") or "an unknown end"
+        console.print(Text(f"    {capture.get('file')}: taken at {near}"))
+    legs = merge.get("legs")
+    for leg in legs if isinstance(legs, list) else []:
+        console.print(
+            Text(
+                f"    {leg['from']} → {leg['to']}: {leg['lost']} of {leg['crossings']} keepalive "
+                "packets lost"
+            )
+        )
+    lost = merge.get("lost")
+    if isinstance(lost, list) and lost:
+        shown = lost[:MAX_LOST_LISTED]
+        for item in shown:
+            console.print(
+                Text(
+                    f"      {_clock(item['time'], precision)[11:]}  {item['originator']}'s "
+                    f"{item['packet']} (id {item['ident']}, {item['capture']} frame "
+                    f"{item['frame']}) died {_died(item['died_on'])}"
+                )
+            )
+        if len(lost) > len(shown):
+            console.print(Text(f"      … {len(lost) - len(shown)} more (see --format json)"))
+
+
+MAX_LOST_LISTED = 20
+
+
+def _died(where: str) -> str:
+    return where if where.startswith("at ") else f"on {where}"
+
+
+_SEVERITY_STYLE = {"error": "bold red", "warning": "yellow", "info": "cyan"}
+
+
+def _diagnoses(tunnel: TunnelResult, console: Console, precision: int) -> None:
+    """Why: one paragraph per diagnosis, with the frames that show it."""
+    if not tunnel.diagnoses:
+        return
+    console.print()
+    console.print("  Diagnoses:")
+    for diagnosis in tunnel.diagnoses:
+        severity = diagnosis.severity.value
+        head = Text("    ")
+        head.append(severity, style=_SEVERITY_STYLE.get(severity, ""))
+        head.append(f" {diagnosis.code}")
+        if diagnosis.time is not None:
+            head.append(f" at {_clock(diagnosis.time, precision)[11:]}")
+        if diagnosis.originator is not None:
+            head.append(f" ({diagnosis.originator})")
+        console.print(head)
+        console.print(Padding(Text(diagnosis.message), (0, 0, 0, 6), expand=False))
+        if diagnosis.evidence:
+            frames = Text(f"frames {', '.join(str(f) for f in diagnosis.evidence)}", style="dim")
+            console.print(Padding(frames, (0, 0, 0, 6), expand=False))
+
+
+def _what_if(tunnel: TunnelResult, console: Console, precision: int) -> None:
+    """The capture replayed under another setting, next to the setting the analysis used."""
+    replays = [(o, o.what_if) for o in tunnel.originators if o.what_if is not None]
+    if not replays:
+        return
+    console.print()
+    console.print(f"  What if {replays[0][1].setting}:")
+    for o, what_if in replays:
+        changes = ", ".join(
+            f"{t.state.value} {_clock(t.time, precision)[11:]}" for t in what_if.transitions
+        )
+        estimated = " (estimated)" if what_if.estimated else ""
+        seconds, base_seconds = what_if.blackhole_seconds, what_if.baseline_seconds
+        lines = [
+            f"{o.address}: {len(what_if.transitions)} transition"
+            f"{'s' if len(what_if.transitions) != 1 else ''}"
+            + (f" ({changes})" if changes else "")
+            + f", down {what_if.down_seconds:.3f} s",
+            f"blackholed {what_if.blackholed_packets.min}-{what_if.blackholed_packets.max} "
+            f"data packets{estimated} over {seconds.min:.3f}-{seconds.max:.3f} s; with "
+            f"keepalive {o.period:g} {o.retries}: {what_if.baseline_packets.min}-"
+            f"{what_if.baseline_packets.max} over {base_seconds.min:.3f}-{base_seconds.max:.3f} s",
+        ]
+        console.print(Padding(Text(lines[0]), (0, 0, 0, 4), expand=False))
+        console.print(Padding(Text(lines[1]), (0, 0, 0, 6), expand=False))
+
+
+def _timeline_rows(o: OriginatorResult, precision: int) -> list[tuple[str, str, str, str, Text]]:
+    """Condensed timeline: runs of answered keepalives collapse into one row."""
+    rows: list[tuple[str, str, str, str, Text]] = []
+    run: list[KeepaliveEvent] = []
+    transitions = {(t.time, t.state): t for t in o.transitions}
+    # Transitions between events (a hold timer firing, vendor profiles) get rows of their
+    # own; with IOS semantics every transition belongs to an event and this stays empty.
+    ticks_at = {e.time for e in o.events if e.role is not KeepaliveRole.RETURNED}
+    replies_at = {e.time for e in o.events if e.role is KeepaliveRole.RETURNED}
+    orphans = [
+        t
+        for t in o.transitions
+        if t.time not in (ticks_at if t.state is LineState.DOWN else replies_at)
+    ]
+
+    def down_label(counter: int) -> str:
+        if o.hold_time is not None:
+            return f"LINE PROTOCOL DOWN (no reply for {o.hold_time:g} s)"
+        return f"LINE PROTOCOL DOWN (counter {counter} ≥ retries {o.retries})"
+
+    def flush_orphans(before: float | None) -> None:
+        while orphans and (before is None or orphans[0].time < before):
+            orphan = orphans.pop(0)
+            rows.append(
+                (
+                    _clock(orphan.time, precision),
+                    "(timer)",
+                    down_label(orphan.counter)
+                    if orphan.state is LineState.DOWN
+                    else "LINE PROTOCOL UP",
+                    str(orphan.counter),
+                    _state(orphan.state),
+                )
+            )
+
+    def flush() -> None:
+        if run:
+            sent = sum(1 for e in run if e.role is KeepaliveRole.SENT)
+            first, last = run[0], run[-1]
+            span = _clock(first.time, precision)
+            if last is not first:
+                span += " … " + _clock(last.time, precision)[11:]
+            rows.append(
+                (
+                    span,
+                    str(first.frame or ""),
+                    f"{sent} answered",
+                    str(last.counter),
+                    _state(last.line_state),
+                )
+            )
+            run.clear()
+
+    for event in o.events:
+        if orphans and orphans[0].time < event.time:
+            flush()
+            flush_orphans(event.time)
+        answered = event.role is KeepaliveRole.RETURNED or event.partner_frame is not None
+        down = transitions.get((event.time, LineState.DOWN))
+        up = transitions.get((event.time, LineState.UP))
+        if answered and up is None and event.line_state is LineState.UP:
+            run.append(event)
+            continue
+        flush()
+        if down is not None and event.role is not KeepaliveRole.RETURNED:
+            rows.append(
+                (
+                    _clock(event.time, precision),
+                    str(event.frame or "(extrapolated)"),
+                    down_label(down.counter),
+                    str(down.counter),
+                    _state(LineState.DOWN),
+                )
+            )
+        label = {
+            KeepaliveRole.SENT: "sent, unanswered" if event.partner_frame is None else "sent",
+            KeepaliveRole.EXTRAPOLATED: "tick not in capture (extrapolated)",
+            KeepaliveRole.RETURNED: "returned",
+        }[event.role]
+        if event.ticks > 1:
+            label = f"{event.ticks} ticks not in capture (extrapolated), the last here"
+        if event.ident is not None:
+            label += f" (id {event.ident})"
+        rows.append(
+            (
+                _clock(event.time, precision),
+                str(event.frame or ""),
+                label,
+                str(event.counter),
+                _state(event.line_state),
+            )
+        )
+        if up is not None and event.role is KeepaliveRole.RETURNED:
+            rows.append(
+                (
+                    _clock(event.time, precision),
+                    str(event.frame or ""),
+                    "LINE PROTOCOL UP",
+                    "0",
+                    _state(LineState.UP),
+                )
+            )
+    flush()
+    flush_orphans(None)
+    return rows
+
+
+def write_text(
+    analysis: Analysis, stream: TextIO, *, color: bool = False, width: int = 120
+) -> None:
+    """Write the report for a terminal (`color`) or a file."""
+    console = Console(
+        file=stream, force_terminal=color, no_color=not color, width=width, highlight=False
+    )
+    source = analysis.source
+    span = ""
+    if source.start is not None and source.end is not None:
+        span = (
+            f", {_clock(source.start, source.precision)} … {_clock(source.end, source.precision)}"
+            f" UTC ({source.end - source.start:.3f} s)"
+        )
+    console.print(
+        f"[bold]{', '.join(source.files) or '<capture>'}[/bold]: {source.packets} packets, "
+        f"{source.gre_packets} GRE, {source.keepalive_packets} keepalive packets, "
+        f"{source.malformed} malformed{span}"
+    )
+    for warning in source.warnings:
+        console.print(f"[yellow]warning:[/yellow] {warning}")
+    if not analysis.tunnels:
+        console.print("No GRE keepalives found.")
+        return
+    for tunnel in analysis.tunnels:
+        console.print()
+        key = "none" if tunnel.key is None else str(tunnel.key)
+        vantage = tunnel.vantage or "unknown"
+        console.print(
+            f"[bold]Tunnel {tunnel.endpoints[0]} ↔ {tunnel.endpoints[1]}[/bold], key {key}, "
+            f"{tunnel.data_packets if source.data_recorded else 'no'} data packets"
+            f"{'' if source.data_recorded else ' recorded (--no-data)'}; "
+            f"capture taken near: {vantage}"
+            + (f" ({tunnel.vantage_reason})" if tunnel.vantage_reason else "")
+        )
+        _merge(tunnel, console, source.precision)
+        for o in tunnel.originators:
+            _summary(o, console, data_recorded=source.data_recorded)
+        _diagnoses(tunnel, console, source.precision)
+        _what_if(tunnel, console, source.precision)
+        for o in tunnel.originators:
+            console.print()
+            console.print(f"  Timeline of {o.address}:")
+            table = Table(show_edge=False, pad_edge=True, box=None)
+            for column in ("time (UTC)", "frame", "event", "counter", "line"):
+                table.add_column(column, no_wrap=column != "event")
+            for row in _timeline_rows(o, source.precision):
+                table.add_row(*row)
+            console.print(table)

@@ -1,0 +1,1 @@
+"""The Wireshark Lua post-dissector: its template and the ``export-lua`` command."""

@@ -1,0 +1,286 @@
+"""Analysis of captures built from known scenarios; expected values are worked out by hand."""
+
+from __future__ import annotations
+
+import pytest
+
+from analyzer.keepalive.analysis import Settings, infer_period
+from analyzer.keepalive.model import Analysis, KeepaliveRole, OriginatorResult, ValueSource
+from analyzer.keepalive.state import LineState
+from analyzer.pipeline.analyze import analyze_frames
+from tests.builders import START, Capture
+
+A, B = "128.8.8.8", "129.9.9.9"  # the seed technote's tunnel endpoints
+
+
+def at(t: float) -> object:
+    """Epoch time START + t, to the microsecond (a relative tolerance would span minutes)."""
+    return pytest.approx(START + t, abs=1e-6)
+
+
+def _originator(analysis: Analysis, address: str) -> OriginatorResult:
+    return next(o for t in analysis.tunnels for o in t.originators if o.address == address)
+
+
+def seed_outage_capture(*, data_pps: int = 10) -> Capture:
+    """The seed's routers, `keepalive 5 4` on both, captured next to A (128.8.8.8).
+
+    Path: 10 ms each way; both directions fail during [30.5, 70.5). A sends at 0, 5, …, 95;
+    B at 2, 7, …, 97. A reflects B's keepalives 50 µs after they arrive. A sends `data_pps`
+    data packets per second at (i + 0.5)/pps while its line protocol is up (until 55, again
+    from 75.02, per the hand-worked timeline in the tests below).
+    """
+    cap = Capture()
+
+    def path_up(t: float) -> bool:
+        return not 30.5 <= t < 70.5
+
+    for k in range(20):
+        t = 5.0 * k
+        request = cap.request(t, A, B)
+        if path_up(t) and path_up(t + 0.01):
+            cap.reply(t + 0.02, request)
+    for k in range(20):
+        t = 2.0 + 5.0 * k
+        if path_up(t):
+            request = cap.request(t + 0.01, B, A)
+            cap.reply(t + 0.01005, request)
+    for i in range(100 * data_pps):
+        t = (i + 0.5) / data_pps
+        if t < 55.0 or t >= 75.02:
+            cap.data(t, A, B)
+    return cap.sorted()
+
+
+def test_seed_outage_takes_a_down_period_times_retries_after_first_unanswered() -> None:
+    cap = seed_outage_capture()
+    analysis = analyze_frames(cap.raw_frames(), Settings(period=5, retries=4))
+    a = _originator(analysis, A)
+    # First unanswered send at 35 (counter 1), 40 (2), 45 (3), 50 (4); 55 finds 4 >= 4.
+    down, up = a.transitions
+    assert down.state is LineState.DOWN
+    assert down.time == at(35 + 5 * 4)
+    assert down.counter == 4
+    # The send at 75 is the first answered one again: its reply at 75.02 brings A up.
+    assert up.state is LineState.UP
+    assert up.time == at(75.02)
+    assert a.down_seconds == pytest.approx(20.02)
+
+
+def test_down_transition_carries_the_frame_of_the_send() -> None:
+    cap = seed_outage_capture()
+    analysis = analyze_frames(cap.raw_frames(), Settings(period=5, retries=4))
+    down = _originator(analysis, A).transitions[0]
+    sent_at_55 = next(
+        e
+        for e in _originator(analysis, A).events
+        if e.role is KeepaliveRole.SENT and e.time == at(55)
+    )
+    assert down.frame == sent_at_55.frame is not None
+
+
+def test_seed_outage_counts() -> None:
+    a = _originator(
+        analyze_frames(seed_outage_capture().raw_frames(), Settings(period=5, retries=4)), A
+    )
+    # 20 sends (0..95); 35..70 unanswered = 8.
+    assert (a.sent, a.returned, a.unanswered) == (20, 12, 8)
+    assert a.final_state is LineState.UP
+    assert (a.period, a.period_source, a.retries, a.retries_source) == (
+        5.0,
+        ValueSource.CLI,
+        4,
+        ValueSource.CLI,
+    )
+
+
+def test_counter_at_each_send_of_the_outage() -> None:
+    a = _originator(
+        analyze_frames(seed_outage_capture().raw_frames(), Settings(period=5, retries=4)), A
+    )
+    counters = {
+        round(e.time - START): e.counter
+        for e in a.events
+        if e.role is KeepaliveRole.SENT and 30 <= e.time - START <= 75
+    }
+    assert counters == {30: 1, 35: 1, 40: 2, 45: 3, 50: 4, 55: 5, 60: 6, 65: 7, 70: 8, 75: 9}
+
+
+def test_blackhole_counts_data_between_failure_and_down() -> None:
+    a = _originator(
+        analyze_frames(seed_outage_capture().raw_frames(), Settings(period=5, retries=4)), A
+    )
+    # 10 packets/s: [35, 55) holds 200 data packets, [30, 55) holds 250.
+    assert (a.blackholed_packets.min, a.blackholed_packets.max) == (200, 250)
+
+
+def test_peer_whose_requests_never_arrive_is_extrapolated_from_its_period() -> None:
+    b = _originator(
+        analyze_frames(seed_outage_capture().raw_frames(), Settings(period=5, retries=4)), B
+    )
+    # Seen at A: B's requests at 2.01 … 27.01 and 72.01 … 97.01. Ticks 32.01 … 67.01 are
+    # missing (8); counter 1, 2, 3, 4 at 32.01 … 47.01, so 52.01 takes the line down.
+    assert (b.sent, b.returned, b.extrapolated) == (12, 12, 8)
+    down, up = b.transitions
+    assert (down.state, down.counter, down.frame) == (LineState.DOWN, 4, None)
+    assert down.time == at(52.01)
+    assert up.state is LineState.UP
+    assert up.time == at(72.01005)
+
+
+def test_vantage_is_the_endpoint_that_reflects_within_microseconds() -> None:
+    tunnel = analyze_frames(seed_outage_capture().raw_frames()).tunnels[0]
+    assert tunnel.vantage == A
+
+
+def test_period_is_inferred_when_not_configured() -> None:
+    a = _originator(analyze_frames(seed_outage_capture().raw_frames()), A)
+    assert (a.period, a.period_source) == (5.0, ValueSource.INFERRED)
+    assert (a.retries, a.retries_source) == (3, ValueSource.DEFAULT)
+
+
+def test_default_retries_three_take_the_line_down_at_the_fourth_unanswered_send() -> None:
+    a = _originator(analyze_frames(seed_outage_capture().raw_frames()), A)
+    # Unanswered from 35: counter 1, 2, 3 after 35, 40, 45; the send at 50 finds 3 >= 3.
+    assert a.transitions[0].time == at(50)
+
+
+@pytest.mark.parametrize(
+    ("times", "expected"),
+    [
+        ([0, 10.003, 19.998, 30.001, 40.0], 10.0),  # jitter
+        ([0, 20, 40, 50, 70], 10.0),  # most ticks missing
+        ([0, 2.5, 5.0, 7.5], 2.5),  # sub-second precision kept
+        ([0], None),
+        ([], None),
+    ],
+)
+def test_infer_period(times: list[float], expected: float | None) -> None:
+    assert infer_period(times) == expected
+
+
+def keyed_capture() -> Capture:
+    """Healthy tunnel 192.0.2.1 ↔ 198.51.100.1, key 42, VLAN 100, both keepalive 10 3."""
+    cap = Capture(vlans=(100,))
+    for k in range(6):
+        request = cap.request(10.0 * k, "192.0.2.1", "198.51.100.1", key=42)
+        cap.reply(10.0 * k + 0.030, request)
+        request = cap.request(10.0 * k + 4.0 + 0.015, "198.51.100.1", "192.0.2.1", key=42)
+        cap.reply(10.0 * k + 4.0 + 0.015 + 0.00004, request)
+    return cap.sorted()
+
+
+def test_keyed_tunnel_is_identified_by_key() -> None:
+    analysis = analyze_frames(keyed_capture().raw_frames())
+    assert [(t.endpoints, t.key) for t in analysis.tunnels] == [(("192.0.2.1", "198.51.100.1"), 42)]
+
+
+def test_keyed_tunnel_pairs_every_reply() -> None:
+    analysis = analyze_frames(keyed_capture().raw_frames())
+    counts = [
+        (o.address, o.sent, o.returned, o.unanswered) for o in analysis.tunnels[0].originators
+    ]
+    assert counts == [("192.0.2.1", 6, 6, 0), ("198.51.100.1", 6, 6, 0)]
+
+
+def test_rtt_and_reply_ttl_per_pair() -> None:
+    analysis = analyze_frames(keyed_capture().raw_frames())
+    a = _originator(analysis, "192.0.2.1")
+    assert a.rtt_ms is not None and a.rtt_ms.median == pytest.approx(30.0)
+    assert {e.reply_ttl for e in a.events if e.role is KeepaliveRole.SENT} == {254}
+
+
+def test_reply_with_another_key_is_not_paired_by_key_first() -> None:
+    cap = Capture()
+    request = cap.request(0.0, "192.0.2.1", "198.51.100.1", key=7)
+    cap.reply(0.02, request)
+    analysis = analyze_frames(cap.raw_frames())
+    assert _originator(analysis, "192.0.2.1").returned == 1
+
+
+def test_trustsec_metadata_requests_are_recognised() -> None:
+    cap = Capture()
+    request = cap.request(0.0, "192.0.2.1", "198.51.100.1", metadata_sgt=16)
+    cap.reply(0.02, request)
+    a = _originator(analyze_frames(cap.raw_frames()), "192.0.2.1")
+    assert (a.sent, a.returned, a.variants) == (1, 1, ["cisco-metadata"])
+
+
+def test_inner_addresses_not_mirroring_outer_are_counted_and_recorded() -> None:
+    # NAT: the originator's inner header names its private WAN address 10.0.0.2.
+    cap = Capture()
+    for k in range(3):
+        request = cap.request(10.0 * k, "203.0.113.5", "198.51.100.1", inner_dst="10.0.0.2")
+        cap.reply(10.0 * k + 0.02, request)
+    a = _originator(analyze_frames(cap.raw_frames()), "203.0.113.5")
+    assert (a.sent, a.returned) == (3, 3)
+    assert a.inner_addresses == ("198.51.100.1", "10.0.0.2")
+    assert "address-mismatch" in a.variants
+
+
+def test_ipv6_inner_keepalives_pair_by_order() -> None:
+    cap = Capture()
+    r1 = cap.request(0.0, "2001:db8::1", "2001:db8::2")
+    cap.request(10.0, "2001:db8::1", "2001:db8::2")  # lost
+    r3 = cap.request(20.0, "2001:db8::1", "2001:db8::2")
+    cap.reply(0.05, r1)
+    cap.reply(20.05, r3)
+    a = _originator(analyze_frames(cap.sorted().raw_frames()), "2001:db8::1")
+    assert (a.sent, a.returned, a.unanswered) == (3, 2, 1)
+    answered = [
+        round(e.time - START, 2)
+        for e in a.events
+        if e.role is KeepaliveRole.SENT and e.partner_frame
+    ]
+    assert answered == [0.0, 20.0]
+
+
+def test_duplicate_frames_are_counted_once() -> None:
+    cap = Capture()
+    request = cap.request(0.0, "192.0.2.1", "198.51.100.1")
+    cap.add(0.0001, request)  # the same packet captured on a second interface
+    cap.reply(0.02, request)
+    a = _originator(analyze_frames(cap.raw_frames()), "192.0.2.1")
+    assert (a.sent, a.returned, a.duplicates) == (1, 1, 1)
+
+
+def test_reply_without_its_request_still_resets_the_counter() -> None:
+    cap = Capture()
+    for k in range(5):
+        cap.request(10.0 * k, "192.0.2.1", "198.51.100.1")
+    # A reply whose request the capture missed (IP ID 1), addressed to 192.0.2.1.
+    stray = cap.request(45.0, "192.0.2.1", "198.51.100.1")
+    cap.frames.pop()
+    cap.reply(45.02, stray)
+    a = _originator(analyze_frames(cap.raw_frames(), Settings(retries=3)), "192.0.2.1")
+    # Sends at 0..40 unanswered: the send at 30 finds 3 >= 3 (down); the reply at 45.02: up.
+    assert [(t.state, round(t.time - START, 2)) for t in a.transitions] == [
+        (LineState.DOWN, 30.0),
+        (LineState.UP, 45.02),
+    ]
+
+
+def test_sending_stops_and_missing_ticks_reach_to_the_capture_end() -> None:
+    cap = Capture()
+    for k in range(3):
+        request = cap.request(10.0 * k, "192.0.2.1", "198.51.100.1")
+        cap.reply(10.0 * k + 0.02, request)
+    cap.data(60.0, "198.51.100.1", "192.0.2.1")  # the capture runs on until 60
+    a = _originator(analyze_frames(cap.raw_frames(), Settings(retries=3)), "192.0.2.1")
+    # Ticks extrapolated at 30, 40, 50, 60: counter 1, 2, 3, then 60 finds 3 >= 3.
+    assert a.extrapolated == 4
+    assert [(t.state, round(t.time - START, 2), t.frame) for t in a.transitions] == [
+        (LineState.DOWN, 60.0, None)
+    ]
+    assert a.final_state is LineState.DOWN
+
+
+def test_no_keepalives_no_tunnels() -> None:
+    cap = Capture()
+    cap.data(0.0, "192.0.2.1", "198.51.100.1")
+    analysis = analyze_frames(cap.raw_frames())
+    assert (analysis.tunnels, analysis.source.gre_packets, analysis.source.keepalive_packets) == (
+        [],
+        1,
+        0,
+    )

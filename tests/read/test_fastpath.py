@@ -1,0 +1,439 @@
+"""The fast path: libpcap + BPF + the C hot loop give the pure-Python reader's answer.
+
+Every capture we have is analysed both ways and the JSON compared byte for byte. The C
+classifier is held to analyzer.read.packet.decode_frame by byte fixtures and by hypothesis; the
+spilled data columns are compared with the in-memory ones; the CLI's notes, errors and
+progress bar are checked through the real command.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import os
+import pty
+import select
+import struct
+import subprocess
+import sys
+import time
+from array import array
+from bisect import bisect_left, bisect_right
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from analyzer.keepalive.analysis import Settings
+from analyzer.pipeline.analyze import analyze_collected
+from analyzer.pipeline.collect import collect
+from analyzer.read.capture import LINKTYPE_ETHERNET, LINKTYPE_RAW, PcapWriter
+from analyzer.read.fastpath import (
+    READER_LIBPCAP,
+    READER_PYTHON,
+    Collected,
+    FastPathUnavailable,
+    SpilledColumn,
+)
+from analyzer.read.packet import FrameKind, build_ethernet, build_gre_data, decode_frame
+from analyzer.report.json import write_json
+from tests.builders import START, Capture
+from tests.conftest import DEMO_CAPTURES, all_captures
+from tests.read.test_hostile_packets import HOSTILE, hostile_frames
+
+OUTAGE = DEMO_CAPTURES / "outage.pcap"
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def fastscan() -> object:
+    import analyzer.read._fastscan as module
+
+    return module
+
+
+def test_the_c_extension_is_built() -> None:
+    # CI installs gcc: a missing extension there would silently mean "no fast path".
+    module = fastscan()
+    assert callable(module.scan)  # type: ignore[attr-defined]
+
+
+def json_of(collected: Collected, settings: Settings) -> str:
+    analysis = analyze_collected(collected.collector, settings)
+    analysis.source.precision = collected.precision
+    analysis.source.warnings.extend(collected.warnings)
+    out = io.StringIO()
+    write_json(analysis, out)
+    return out.getvalue()
+
+
+# --- the same answer either way -------------------------------------------------------------
+
+# Captures libpcap (1.10) refuses as a whole; the fallback must say why.
+LIBPCAP_REFUSES = {"PcapPlusPlus__GrePackets.pcap"}  # interfaces with different snaplens
+
+SETTINGS = [
+    pytest.param(Settings(), True, id="default"),
+    pytest.param(
+        Settings(what_if="keepalive 2 3", infer_retries=True), True, id="what-if+infer-retries"
+    ),
+    pytest.param(Settings(), False, id="no-data"),
+]
+
+
+@pytest.mark.parametrize(("settings", "include_data"), SETTINGS)
+@pytest.mark.parametrize("path", all_captures(), ids=lambda p: p.name)
+def test_fast_path_and_python_reader_write_the_same_json(
+    path: Path, settings: Settings, include_data: bool
+) -> None:
+    fast = collect(str(path), include_data=include_data)
+    slow = collect(str(path), reader=READER_PYTHON, include_data=include_data)
+    if path.name in LIBPCAP_REFUSES:
+        assert fast.reader == READER_PYTHON and fast.fallback_reason
+    else:
+        assert fast.reader == READER_LIBPCAP, fast.fallback_reason
+    assert json_of(fast, settings) == json_of(slow, settings)
+
+
+def test_cli_output_is_byte_identical_with_either_reader(tmp_path: Path) -> None:
+    outputs = []
+    for reader in ("libpcap", "python"):
+        out = tmp_path / f"{reader}.json"
+        result = run_cli(
+            "analyze", str(OUTAGE), "--reader", reader, "--format", "json", "-o", str(out)
+        )
+        assert result.returncode == 0 and result.stderr == b"", result.stderr
+        outputs.append(out.read_bytes())
+    assert outputs[0] == outputs[1]
+
+
+def test_a_truncated_pcap_is_read_by_libpcap_with_the_python_readers_warning(
+    tmp_path: Path,
+) -> None:
+    cut = tmp_path / "cut.pcap"
+    cut.write_bytes(OUTAGE.read_bytes()[:-10])  # the last record loses 10 of its bytes
+    fast = collect(str(cut))
+    slow = collect(str(cut), reader=READER_PYTHON)
+    assert fast.reader == READER_LIBPCAP  # no second reading of the whole file
+    assert fast.warnings == slow.warnings and len(fast.warnings) == 1
+    assert "file ends in the middle of frame" in fast.warnings[0]
+    assert json_of(fast, Settings()) == json_of(slow, Settings())
+
+
+def test_data_times_are_spilled_not_kept_in_memory() -> None:
+    fast = collect(str(OUTAGE))
+    slow = collect(str(OUTAGE), reader=READER_PYTHON)
+    assert fast.collector.data_times.keys() == slow.collector.data_times.keys()
+    for flow, times in fast.collector.data_times.items():
+        assert isinstance(times, SpilledColumn)
+        assert list(times) == list(slow.collector.data_times[flow])
+        assert list(fast.collector.data_frames[flow]) == list(slow.collector.data_frames[flow])
+
+
+def test_no_data_keeps_no_data_times_but_counts_the_packets() -> None:
+    with_data = collect(str(OUTAGE))
+    without = collect(str(OUTAGE), include_data=False)
+    assert without.collector.data_times == {}
+    assert without.collector.source.gre_packets == with_data.collector.source.gre_packets
+    assert without.collector.source.data_recorded is False
+
+
+# --- SpilledColumn ----------------------------------------------------------------------------
+
+
+def many_data_packets(path: Path, count: int, *, shuffle_at: int | None = None) -> None:
+    """One flow of `count` data packets 10 ms apart (two swapped at `shuffle_at`)."""
+    packet = build_ethernet(build_gre_data("192.0.2.1", "198.51.100.1", key=7))
+    times = [START + i * 0.01 for i in range(count)]
+    if shuffle_at is not None:
+        times[shuffle_at], times[shuffle_at + 1] = times[shuffle_at + 1], times[shuffle_at]
+    with PcapWriter(path, LINKTYPE_ETHERNET) as writer:
+        for t in times:
+            writer.write(t, packet)
+
+
+def test_spilled_column_reads_across_blocks_like_an_array(tmp_path: Path) -> None:
+    path = tmp_path / "many.pcap"
+    many_data_packets(path, 1000)  # 3 full blocks of 256 and a partial one
+    fast = collect(str(path))
+    ((flow, times),) = fast.collector.data_times.items()
+    assert flow == ("192.0.2.1", "198.51.100.1", 7)
+    expected = array("d", (START + i * 0.01 for i in range(1000)))
+    assert len(times) == 1000
+    assert times[0] == expected[0] and times[-1] == expected[-1] and times[511] == expected[511]
+    assert list(times[250:260]) == list(expected[250:260])  # across a block boundary
+    assert list(times[::100]) == list(expected[::100])
+    for probe in (START - 1, START + 2.555, START + 2.56, START + 9.99, START + 99):
+        assert bisect_left(times, probe) == bisect_left(expected, probe)
+        assert bisect_right(times, probe) == bisect_right(expected, probe)
+    assert list(fast.collector.data_frames[flow]) == list(range(1, 1001))
+    with pytest.raises(IndexError):
+        times[1000]
+
+
+def test_out_of_order_data_is_sorted_as_the_python_reader_sorts_it(tmp_path: Path) -> None:
+    path = tmp_path / "shuffled.pcap"
+    many_data_packets(path, 600, shuffle_at=300)
+    fast = collect(str(path))
+    slow = collect(str(path), reader=READER_PYTHON)
+    ((flow, times),) = fast.collector.data_times.items()
+    assert list(times) == list(slow.collector.data_times[flow]) == sorted(times)
+    assert list(fast.collector.data_frames[flow])[300:302] == [302, 301]
+
+
+# --- the C classifier never contradicts analyzer.read.packet ------------------------------
+
+
+def classify(linktype: int, data: bytes) -> object:
+    return fastscan().classify(linktype, data)  # type: ignore[attr-defined]
+
+
+def ip_text(raw: bytes) -> str:
+    import socket
+
+    return socket.inet_ntop(socket.AF_INET if len(raw) == 4 else socket.AF_INET6, raw)
+
+
+def assert_agrees(linktype: int, data: bytes) -> None:
+    answer = classify(linktype, data)
+    if answer is None:
+        return  # handed to Python: always right
+    decoded = decode_frame(linktype, data)
+    if answer == "other":
+        assert decoded.kind is FrameKind.OTHER, decoded
+        return
+    src, dst, key = answer  # type: ignore[misc]
+    assert decoded.kind is FrameKind.DATA, decoded
+    assert (ip_text(src), ip_text(dst), key) == (decoded.src, decoded.dst, decoded.key)
+    assert decoded.checksum_ok is None  # checksummed GRE is always Python's
+
+
+@HOSTILE
+@given(hostile_frames())
+def test_classifier_agrees_with_decode_frame_on_generated_gre(frame: tuple[int, bytes]) -> None:
+    assert_agrees(*frame)
+
+
+@HOSTILE
+@given(st.sampled_from([LINKTYPE_ETHERNET, LINKTYPE_RAW, 228, 229]), st.binary(max_size=200))
+def test_classifier_agrees_with_decode_frame_on_any_bytes(linktype: int, data: bytes) -> None:
+    assert_agrees(linktype, data)
+
+
+ETHERNET_HEADER = (
+    b"\x02\x00\x00\x00\x00\x02"  # destination MAC
+    b"\x02\x00\x00\x00\x00\x01"  # source MAC
+)
+IPV4_GRE_HEADER = (
+    b"\x45\x00\x00\x3c"  # version 4, IHL 5; TOS 0; total length 60
+    b"\x12\x34\x00\x00"  # identification 0x1234; flags 0, fragment offset 0
+    b"\xff\x2f\x00\x00"  # TTL 255; protocol 47 (GRE); checksum (not checked)
+    b"\xc0\x00\x02\x01"  # source 192.0.2.1
+    b"\xc6\x33\x64\x01"  # destination 198.51.100.1
+)
+INNER_UDP = (
+    b"\x45\x00\x00\x1c"  # inner IPv4, total length 28
+    b"\x00\x01\x00\x00"  # identification 1
+    b"\x40\x11\x00\x00"  # TTL 64, protocol 17 (UDP)
+    b"\xc0\x00\x02\x01\xc0\x00\x02\x02"  # 192.0.2.1 -> 192.0.2.2
+    b"\xc0\x00\x00\x09\x00\x08\x00\x00"  # UDP 49152 -> 9, length 8
+)
+
+
+def gre_frame(gre_header: bytes, inner: bytes = INNER_UDP, *, vlan: bool = False) -> bytes:
+    tag = b"\x81\x00\x00\x64" if vlan else b""  # 802.1Q, VLAN 100
+    ip = bytearray(IPV4_GRE_HEADER + gre_header + inner)
+    struct.pack_into("!H", ip, 2, len(ip))
+    return ETHERNET_HEADER + tag + b"\x08\x00" + bytes(ip)
+
+
+FIXTURES = [
+    pytest.param(
+        gre_frame(b"\x20\x00\x08\x00\x00\x00\x00\x07"),  # K; PT IPv4; key 7
+        (bytes([192, 0, 2, 1]), bytes([198, 51, 100, 1]), 7),
+        id="keyed-data",
+    ),
+    pytest.param(
+        gre_frame(b"\x00\x00\x08\x00", vlan=True),  # no flags; PT IPv4; behind a VLAN tag
+        (bytes([192, 0, 2, 1]), bytes([198, 51, 100, 1]), None),
+        id="vlan-data",
+    ),
+    pytest.param(
+        gre_frame(b"\x10\x00\x65\x58\x00\x00\x00\x2a", b"\x00" * 14),  # S; PT 0x6558 (TEB)
+        (bytes([192, 0, 2, 1]), bytes([198, 51, 100, 1]), None),
+        id="sequenced-bridged-data",
+    ),
+    pytest.param(gre_frame(b"\x00\x00\x00\x00", b""), None, id="reply-pt0"),
+    pytest.param(
+        gre_frame(b"\x00\x00\x08\x00", INNER_UDP[:9] + b"\x2f" + INNER_UDP[10:]),  # inner GRE
+        None,
+        id="maybe-request",
+    ),
+    pytest.param(gre_frame(b"\x80\x00\x08\x00\x00\x00\x00\x00"), None, id="checksummed"),
+    pytest.param(gre_frame(b"\x00\x01\x88\x0b"), None, id="pptp-version-1"),
+    pytest.param(gre_frame(b"\x20\x00\x08", b""), None, id="truncated-gre"),
+    pytest.param(
+        ETHERNET_HEADER + b"\x08\x00" + IPV4_GRE_HEADER[:9] + b"\x06" + IPV4_GRE_HEADER[10:],
+        "other",
+        id="tcp-not-gre",
+    ),
+    pytest.param(ETHERNET_HEADER + b"\x08\x06" + bytes(28), "other", id="arp"),
+    pytest.param(ETHERNET_HEADER + b"\x88\x47" + bytes(24), None, id="mpls"),
+    pytest.param(ETHERNET_HEADER + b"\x08\x00" + IPV4_GRE_HEADER[:12], None, id="short-ipv4"),
+]
+
+
+@pytest.mark.parametrize(("frame", "expected"), FIXTURES)
+def test_classifier_byte_fixtures(frame: bytes, expected: object) -> None:
+    assert classify(LINKTYPE_ETHERNET, frame) == expected
+    assert_agrees(LINKTYPE_ETHERNET, frame)
+
+
+# --- the command line ---------------------------------------------------------------------
+
+
+def run_cli(*args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run(
+        [sys.executable, "-m", "analyzer", *args],
+        input=stdin,
+        capture_output=True,
+        cwd=ROOT,
+        timeout=120,
+    )
+
+
+NOTE = "with the pure-Python reader, not libpcap"
+
+
+def test_gzip_input_falls_back_with_one_note(tmp_path: Path) -> None:
+    packed = tmp_path / "outage.pcap.gz"
+    packed.write_bytes(gzip.compress(OUTAGE.read_bytes()))
+    result = run_cli("analyze", str(packed), "--format", "json")
+    assert result.returncode == 0
+    lines = result.stderr.decode().splitlines()
+    assert len(lines) == 1 and NOTE in lines[0] and "gzip" in lines[0], lines
+
+
+def test_stdin_falls_back_with_one_note_and_quiet_silences_it() -> None:
+    loud = run_cli("analyze", "-", "--format", "json", stdin=OUTAGE.read_bytes())
+    assert loud.returncode == 0
+    assert loud.stderr.decode().count(NOTE) == 1 and "standard input" in loud.stderr.decode()
+    quiet = run_cli("analyze", "-", "--format", "json", "--quiet", stdin=OUTAGE.read_bytes())
+    assert quiet.returncode == 0 and quiet.stderr == b""
+    assert quiet.stdout == loud.stdout
+
+
+def test_reader_libpcap_refuses_gzip_instead_of_falling_back(tmp_path: Path) -> None:
+    packed = tmp_path / "outage.pcap.gz"
+    packed.write_bytes(gzip.compress(OUTAGE.read_bytes()))
+    result = run_cli("analyze", str(packed), "--reader", "libpcap")
+    assert result.returncode == 2
+    assert "libpcap cannot read it (gzip-compressed input)" in result.stderr.decode()
+
+
+def test_binary_timestamp_resolution_falls_back(tmp_path: Path) -> None:
+    capture = Capture()
+    capture.data(0.0, "192.0.2.1", "198.51.100.1")
+    path = tmp_path / "pow2.pcapng"
+    path.write_bytes(pcapng_pow2(capture.frames[0][1]))
+    with pytest.raises(FastPathUnavailable, match="resolution"):
+        collect(str(path), reader=READER_LIBPCAP)
+    assert collect(str(path)).reader == READER_PYTHON
+
+
+def pcapng_pow2(frame: bytes) -> bytes:
+    """One Ethernet frame in a pcapng whose interface counts time in 2^-20 s."""
+    shb = (
+        b"\x0a\x0d\x0d\x0a"
+        b"\x1c\x00\x00\x00"  # Section Header Block, length 28
+        b"\x4d\x3c\x2b\x1a"
+        b"\x01\x00\x00\x00"  # little-endian; version 1.0
+        b"\xff\xff\xff\xff\xff\xff\xff\xff"  # section length unknown
+        b"\x1c\x00\x00\x00"  # length (trailer)
+    )
+    idb = (
+        b"\x01\x00\x00\x00"
+        b"\x20\x00\x00\x00"  # Interface Description Block, length 32
+        b"\x01\x00\x00\x00"
+        b"\x00\x00\x04\x00"  # Ethernet; reserved; snaplen 262144
+        b"\x09\x00\x01\x00"
+        b"\x94\x00\x00\x00"  # if_tsresol 0x94: 2^-20 s (+ padding)
+        b"\x00\x00\x00\x00"  # opt_endofopt
+        b"\x20\x00\x00\x00"  # length (trailer)
+    )
+    padded = frame + bytes(-len(frame) % 4)
+    ticks = int(START) << 20
+    length = 32 + len(padded)
+    epb = (
+        struct.pack("<II", 6, length)  # Enhanced Packet Block
+        + struct.pack("<IIIII", 0, ticks >> 32, ticks & 0xFFFFFFFF, len(frame), len(frame))
+        + padded
+        + struct.pack("<I", length)
+    )
+    return shb + idb + epb
+
+
+def big_capture(path: Path, megabytes: int) -> None:
+    packet = build_ethernet(build_gre_data("192.0.2.1", "198.51.100.1", payload_length=1000))
+    with PcapWriter(path, LINKTYPE_ETHERNET) as writer:
+        for i in range(megabytes * 1024 * 1024 // (len(packet) + 16) + 1):
+            writer.write(START + i * 0.001, packet)
+
+
+def stderr_through_a_terminal(*args: str) -> tuple[int, str]:
+    """Run the CLI with stderr on a pseudo-terminal; (exit status, what it wrote there)."""
+    controller, terminal = pty.openpty()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "analyzer", *args],
+        stdout=subprocess.DEVNULL,
+        stderr=terminal,
+        cwd=ROOT,
+        env={**os.environ, "COLUMNS": "100"},
+    )
+    os.close(terminal)
+    written = b""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([controller], [], [], 0.2)
+        if ready:
+            try:
+                chunk = os.read(controller, 65536)
+            except OSError:  # the terminal closed: the process is gone
+                break
+            if not chunk:
+                break
+            written += chunk
+        elif process.poll() is not None:
+            break
+    status = process.wait(timeout=60)
+    os.close(controller)
+    return status, written.decode(errors="replace")
+
+
+def test_progress_bar_on_a_terminal_and_quiet_silences_it(tmp_path: Path) -> None:
+    path = tmp_path / "big.pcap"
+    big_capture(path, 12)  # above the 8 MB threshold
+    status, written = stderr_through_a_terminal("analyze", str(path), "--format", "json")
+    assert status == 0
+    assert "reading big.pcap" in written
+    status, written = stderr_through_a_terminal("analyze", str(path), "--format", "json", "--quiet")
+    assert status == 0 and written == ""
+
+
+def test_no_progress_bar_when_stderr_is_not_a_terminal(tmp_path: Path) -> None:
+    path = tmp_path / "big.pcap"
+    big_capture(path, 12)
+    result = run_cli("analyze", str(path), "--format", "json")
+    assert result.returncode == 0 and result.stderr == b""
+
+
+def test_json_says_whether_data_packets_were_recorded() -> None:
+    import json
+
+    recorded = json.loads(run_cli("analyze", str(OUTAGE), "--format", "json").stdout)
+    skipped = json.loads(run_cli("analyze", str(OUTAGE), "--format", "json", "--no-data").stdout)
+    assert recorded["source"]["data_recorded"] is True
+    assert skipped["source"]["data_recorded"] is False
+    assert skipped["source"]["gre_packets"] == recorded["source"]["gre_packets"]
+    (originator, _peer) = skipped["tunnels"][0]["originators"]
+    assert originator["blackholed_packets"] == {"min": 0, "max": 0}

@@ -1,0 +1,357 @@
+"""The TUI's snapshots, computed without textual: state at a time cursor, live coalescing.
+
+Expected values are the hand-worked ones of captures/README.md (outage.pcap, no config:
+retries 3, period 5 s inferred; t0 = 1764115200).
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from analyzer.keepalive.analysis import Settings
+from analyzer.keepalive.model import Analysis, Diagnosis, Severity
+from analyzer.keepalive.state import LineState
+from analyzer.keepalive.tracker import LiveEventKind
+from analyzer.pipeline.analyze import analyze_frames
+from analyzer.read.capture import RawFrame, open_capture
+from analyzer.read.packet import build_keepalive_request, reflect_request
+from analyzer.read.sources import InterfaceNotice
+from analyzer.tui.live import LiveFeeder, LiveStore, LiveUpdate
+from analyzer.tui.render import Detail, render_chart, render_detail, render_log_row
+from analyzer.tui.views import (
+    COLUMN_KEYS,
+    CaptureIndex,
+    ChartPoint,
+    Series,
+    filter_views,
+    sort_views,
+    state_at,
+)
+
+ROOT = Path(__file__).resolve().parents[2]
+T0 = 1764115200.0
+A, B = "192.0.2.1", "198.51.100.1"
+LINKTYPE_RAW = 101
+
+
+@pytest.fixture(scope="module")
+def outage() -> Analysis:
+    with open_capture(ROOT / "captures" / "outage.pcap") as reader:
+        return analyze_frames(reader, files=["outage.pcap"])
+
+
+def _figures(analysis: Analysis, t: float, address: str) -> tuple[object, ...]:
+    view = state_at(analysis, T0 + t).originator(address)
+    return (
+        view.line_state,
+        view.counter,
+        view.sent,
+        view.returned,
+        view.lost,
+        view.downs,
+        round(view.down_seconds, 5),
+    )
+
+
+def test_state_at_follows_the_hand_worked_outage(outage: Analysis) -> None:
+    up, down = LineState.UP, LineState.DOWN
+    # Sends every 5 s from 0; those at 35, 40, 45 go unanswered: counter 3 = retries.
+    assert _figures(outage, 49.999, A) == (up, 3, 10, 7, 3, 0, 0.0)
+    # The tick at 50 finds 3 >= 3: down, then the send makes the counter 4.
+    assert _figures(outage, 50.0, A) == (down, 4, 11, 7, 4, 1, 0.0)
+    assert _figures(outage, 60.0, A) == (down, 6, 13, 7, 6, 1, 10.0)
+    # The send at 75 is answered at 75.02005: up, counter 0.
+    assert _figures(outage, 75.02, A) == (down, 9, 16, 7, 9, 1, 25.02)
+    assert _figures(outage, 75.02005, A) == (up, 0, 16, 8, 8, 1, 25.02005)
+    # 198.51.100.1 sends first at 2.01; its ticks from 32.01 are extrapolated.
+    assert _figures(outage, 1.0, B)[:2] == (None, 0)
+    view = state_at(outage, T0 + 47.01).originator(B)
+    assert (view.line_state, view.counter, view.sent, view.extrapolated) == (down, 4, 6, 4)
+    assert view.last_rtt_ms == 0.05
+
+
+def test_state_at_the_end_equals_the_offline_totals(outage: Analysis) -> None:
+    end = outage.source.end
+    assert end is not None
+    snapshot = state_at(outage, end)
+    for result in outage.tunnels[0].originators:
+        view = snapshot.originator(result.address)
+        assert (view.line_state, view.counter) == (result.final_state, result.final_counter)
+        assert (view.sent, view.returned, view.lost) == (
+            result.sent,
+            result.returned,
+            result.unanswered,
+        )
+        assert view.extrapolated == result.extrapolated
+        assert view.downs == sum(1 for t in result.transitions if t.state is LineState.DOWN)
+        assert view.down_seconds == pytest.approx(result.down_seconds)
+        assert snapshot.tunnels[0].transitions[-1].state is LineState.UP
+
+
+def test_a_rtt_is_shown_only_once_its_reply_has_arrived(outage: Analysis) -> None:
+    assert state_at(outage, T0).originator(A).last_rtt_ms is None  # sent at 0, back at 0.02005
+    assert state_at(outage, T0 + 0.02005).originator(A).last_rtt_ms == 20.05
+
+
+def test_cursor_navigation(outage: Analysis) -> None:
+    index = CaptureIndex(outage)
+    assert (index.start, index.end) == (T0, outage.source.end)
+    row_a = state_at(outage, T0).originator(A).row_key
+    assert index.next_transition(T0, row_a) == T0 + 50.0
+    assert index.next_transition(T0 + 50.0, row_a) == pytest.approx(T0 + 75.02005)
+    assert index.previous_transition(T0 + 75.02005, row_a) == T0 + 50.0
+    assert index.next_transition(T0) == pytest.approx(T0 + 47.01)  # any originator
+    assert index.next_event(T0) == pytest.approx(T0 + 0.02005)
+    assert index.previous_event(T0 + 0.02005) == T0
+    assert index.previous_event(T0) is None
+    assert index.next_transition(T0 + 80.0, row_a) is None
+    # The log at the down: the transition comes before the send that caused it.
+    rows = index.log_until(T0 + 50.0, 3)
+    assert [(r.kind, r.originator, r.frame) for r in rows] == [
+        ("extrapolated", B, None),
+        ("down", A, 835),
+        ("sent", A, 835),
+    ]
+    assert index.event_position(T0 + 50.0)[0] == index.event_times.index(T0 + 50.0) + 1
+
+
+def test_sorting_and_filtering(outage: Analysis) -> None:
+    views = state_at(outage, T0 + 47.01).originators()
+    assert [v.address for v in sort_views(views, "originator")] == [A, B]
+    assert [v.address for v in sort_views(views, "line")] == [B, A]  # down first
+    assert [v.address for v in sort_views(views, "sent", reverse=True)] == [A, B]
+    for key in COLUMN_KEYS:
+        assert len(sort_views(views, key)) == 2
+    assert [v.address for v in filter_views(views, "down")] == [B]
+    assert [v.address for v in filter_views(views, "DOWN 192.0")] == [B]  # its peer is A
+    assert filter_views(views, "key 42") == []
+    assert len(filter_views(views, "")) == 2
+
+
+def test_chart_marks_threshold_down_and_cursor() -> None:
+    points = (
+        ChartPoint(0.0, 1, LineState.UP),
+        ChartPoint(1.0, 2, LineState.UP),
+        ChartPoint(2.0, 3, LineState.UP),
+        ChartPoint(3.0, 4, LineState.DOWN),
+        ChartPoint(4.0, 0, LineState.UP),
+    )
+    rows = render_chart(Series(A, B, 3, points), 0.0, 5.0, 12, 4, cursor=3.0)
+    assert len(rows) == 5  # four rows of bars and the axis
+    assert all(len(row.plain) == 12 for row in rows)
+    assert "╌" in "".join(row.plain for row in rows)  # the retries line
+    assert rows[-1].plain.index("▲") == 2 + 6  # gutter "8┤"… then column 6 of 10
+    shaded = {span.style for row in rows for span in row.spans if "on #4a1418" in str(span.style)}
+    assert shaded  # the down column is shaded
+    assert render_chart(Series(A, B, 3, ()), 0.0, 5.0, 3, 4) == []  # too narrow to draw
+
+
+def test_detail_and_log_render_as_plain_lines(outage: Analysis) -> None:
+    index = CaptureIndex(outage)
+    snapshot = index.state_at(T0 + 50.0)
+    tunnel = replace(snapshot.tunnels[0], diagnoses=())
+    detail = Detail(
+        tunnel,
+        index.series(tunnel.tunnel),
+        index.all_transitions(tunnel.tunnel),
+        (index.start, index.end),
+        T0 + 50.0,
+        index.start,
+    )
+    text = "\n".join(line.plain for line in render_detail(detail, 80))
+    assert "192.0.2.1 → 198.51.100.1  down  counter 4/3" in text
+    assert "+50.000  192.0.2.1     down  counter 3  #835" in text
+    assert "Diagnoses\n  none" in text
+    diagnosis = Diagnosis(
+        "leg-down",
+        Severity.ERROR,
+        "192.0.2.1's keepalives go unanswered from 35 s " + "while 198.51.100.1… " * 5,
+        T0 + 35.0,
+        (682,),
+    )
+    with_diagnosis = replace(detail, tunnel=replace(tunnel, diagnoses=(diagnosis,)))
+    lines = [line.plain for line in render_detail(with_diagnosis, 60)]
+    at = lines.index("Diagnoses")
+    assert lines[at + 1] == "  error leg-down +35.000"
+    assert lines[at + 2].startswith("    192.0.2.1's keepalives go unanswered")
+    assert len(lines) > at + 3 and all(len(line) <= 60 for line in lines[at:])
+    row = index.log_until(T0 + 50.0, 2)[0]
+    assert render_log_row(row, T0).plain == " +50.000  DOWN         192.0.2.1        3/3  #835"
+
+
+# ---------------------------------------------------------------------------- live mode
+
+
+def _keepalive_pair(now: float, number: int) -> list[RawFrame]:
+    request = build_keepalive_request(A, B, outer_id=2 * number, inner_id=2 * number - 1)
+    reply = reflect_request(request) or b""
+    return [
+        RawFrame(number, now, LINKTYPE_RAW, request, len(request), 0, 0),
+        RawFrame(number + 1, now + 0.001, LINKTYPE_RAW, reply, len(reply), 0, 0),
+    ]
+
+
+def test_live_feeder_coalesces_and_goes_down_by_the_clock() -> None:
+    """A burst of 2000 keepalives, then silence: few updates, and the line goes down on time."""
+    updates: list[LiveUpdate] = []
+    start = time.time()
+
+    frames = [f for number in range(1, 2001, 2) for f in _keepalive_pair(start, number)]
+
+    def source(stop: threading.Event) -> Iterator[RawFrame | InterfaceNotice]:
+        yield from frames
+        yield InterfaceNotice(start, "lo re-opened")
+        stop.wait()
+
+    feeder = LiveFeeder(source, Settings(period=0.2, retries=2), updates.append)
+    feeder.start()
+    try:
+        deadline = time.monotonic() + 5.0
+        while time.monotonic() < deadline:
+            if any(e.line_state is LineState.DOWN for u in updates for e in u.events):
+                break
+            time.sleep(0.02)
+    finally:
+        feeder.stop()
+    elapsed = time.time() - start
+    assert any(e.line_state is LineState.DOWN for u in updates for e in u.events), updates[-1]
+    # Silence after a returned keepalive: ticks at +0.2 and +0.4 (counter 1, 2), the tick
+    # at +0.6 finds 2 >= 2 and is declared half a period late, at +0.7 s (here plus the
+    # time it took to decode the burst: no tick is declared while frames are queued).
+    assert elapsed < 5.0
+    (down,) = [e for u in updates for e in u.events if e.kind is LiveEventKind.DOWN]
+    assert down.time - start == pytest.approx(0.6, abs=1e-3)
+    assert down.counter == 2
+    assert len(updates) <= elapsed / 0.1 + 3
+    assert updates[-1].frames == 2000
+    assert [n.message for u in updates for n in u.notices] == ["lo re-opened"]
+    (state,) = updates[-1].states
+    assert (state.sent, state.returned, state.line_state) == (1000, 1000, LineState.DOWN)
+
+
+def test_live_feeder_reports_a_failing_source() -> None:
+    updates: list[LiveUpdate] = []
+
+    def source(stop: threading.Event) -> Iterator[RawFrame | InterfaceNotice]:
+        yield from _keepalive_pair(time.time() - 1.0, 1)
+        raise PermissionError("eth0: you don't have permission to capture on that device")
+
+    feeder = LiveFeeder(source, Settings(), updates.append)
+    feeder.start()
+    deadline = time.monotonic() + 3.0
+    while not (updates and updates[-1].ended) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    feeder.stop()
+    assert updates[-1].ended
+    assert updates[-1].error == "eth0: you don't have permission to capture on that device"
+    store = LiveStore()
+    for update in updates:
+        store.apply(update)
+    assert store.error is not None
+    assert [row.kind for row in store.log][-1] == "error"
+    assert store.snapshot().originator(A).returned == 1
+
+
+def test_live_store_document() -> None:
+    from analyzer.keepalive.tracker import LiveTracker
+
+    tracker = LiveTracker(Settings(period=10.0, retries=3))
+    from analyzer.read.packet import decode_frame
+
+    events = []
+    for raw in _keepalive_pair(T0, 1):
+        events += tracker.feed(raw.time, raw.number, decode_frame(raw.linktype, raw.data))
+    events += tracker.advance(T0 + 45.0)
+    store = LiveStore()
+    store.apply(
+        LiveUpdate(
+            T0 + 50.0,
+            tuple(tracker.snapshot(T0 + 50.0)),
+            tuple(events),
+            (InterfaceNotice(T0 + 1, "eth0 re-opened"),),
+            frames=2,
+        )
+    )
+    document = store.document("eth0")
+    (originator,) = document["originators"]
+    assert document["schema"] == "gre-keepalive.live/1"
+    assert (originator["line_state"], originator["counter"], originator["downs"]) == (
+        "down",
+        4,
+        1,
+    )
+    assert originator["transitions"] == [
+        {"time": T0 + 40.0, "state": "down", "counter": 3, "frame": None}
+    ]
+    assert originator["down_seconds"] == 10.0
+    # The log is in time order: the notice slots in before the ticks declared later.
+    assert [row.kind for row in store.log] == [
+        "sent",
+        "returned",
+        "notice",
+        "extrapolated",
+        "extrapolated",
+        "extrapolated",
+        "down",
+        "extrapolated",
+    ]
+    (series,) = store.series(((A, B), None))
+    assert series.points[-1] == ChartPoint(T0 + 40.0, 4, LineState.DOWN)
+    assert store.window(((A, B), None)) == (T0, T0 + 50.0)  # from the first event
+
+
+# ---------------------------------------------------------------------------- layering
+
+
+CORE_MODULES = [
+    "analyzer.keepalive.analysis",
+    "analyzer.read.capture",
+    "analyzer.cli",
+    "analyzer.config",
+    "analyzer.keepalive.model",
+    "analyzer.read.packet",
+    "analyzer.report.csv",
+    "analyzer.report.json",
+    "analyzer.report.text",
+    "analyzer.simulate",
+    "analyzer.read.sources",
+    "analyzer.keepalive.state",
+    "analyzer.keepalive.tracker",
+    "analyzer.tui",
+    "analyzer.tui.command",
+    "analyzer.tui.live",
+    "analyzer.tui.render",
+    "analyzer.tui.views",
+]
+
+
+def test_the_core_and_the_tui_command_run_without_textual() -> None:
+    """Importing the analysis, the CLI (with every subcommand registered) and the TUI's
+    non-UI modules never imports textual: it is loaded only when a UI starts."""
+    code = (
+        "import importlib, sys\n"
+        f"for name in {CORE_MODULES!r}:\n"
+        "    importlib.import_module(name)\n"
+        "from analyzer.cli import build_parser\n"
+        "build_parser().parse_args(['tui', 'x.pcap'])\n"
+        "loaded = sorted(m for m in sys.modules if m == 'textual' or m.startswith('textual.'))\n"
+        "print(loaded)\n"
+        "sys.exit(1 if loaded else 0)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr

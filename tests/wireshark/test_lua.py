@@ -1,0 +1,633 @@
+"""The Wireshark plugin (`gre-keepalive export-lua`) in the real tshark agrees with analyze.
+
+Every capture in captures/ and tests/data/real/ (plus scenario and hand-built
+captures written here) goes through `tshark -2 -X lua_script:lua/gre_keepalive.lua` once;
+each keepalive frame's type, originator, counter, line state and partner frame must be
+what `gre-keepalive analyze --format json` says for that frame, the expert infos must sit
+on the frames of the analysis's transitions, and the plugin must raise no Lua error.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import re
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from analyzer.cli import main
+from analyzer.config import load_config
+from analyzer.read.capture import PcapWriter
+from analyzer.read.packet import build_keepalive_request, reflect_request
+from analyzer.simulate import load_scenario, simulate
+from analyzer.wireshark.export import generate_lua
+from tests.builders import Capture
+from tests.conftest import ROOT, all_captures
+
+TSHARK = shutil.which("tshark")
+LUA = ROOT / "lua" / "gre_keepalive.lua"
+CAPTURES = ROOT / "captures"
+SCENARIOS = ROOT / "tests" / "data" / "scenarios"
+
+needs_tshark = pytest.mark.skipif(
+    TSHARK is None, reason="tshark not installed: apt-get install tshark"
+)
+
+FIELDS = (
+    "frame.number",
+    "grekeepalive.type",
+    "grekeepalive.originator",
+    "grekeepalive.peer",
+    "grekeepalive.counter",
+    "grekeepalive.line_state",
+    "grekeepalive.response_in",
+    "grekeepalive.request_in",
+    "grekeepalive.rtt",
+    "grekeepalive.duplicate_of",
+    "grekeepalive.retries",
+    "grekeepalive.retries_source",
+    "grekeepalive.period",
+    "grekeepalive.period_source",
+    "grekeepalive.transition",
+    "grekeepalive.down",
+    "grekeepalive.down_extrapolated",
+    "grekeepalive.up",
+    "grekeepalive.unanswered",
+    "_ws.lua.error",
+)
+
+
+# --- running both sides ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LuaFrame:
+    """What the plugin shows on one frame."""
+
+    number: int
+    fields: dict[str, str]
+
+    def get(self, name: str) -> str:
+        return self.fields[f"grekeepalive.{name}"]
+
+    def has(self, name: str) -> bool:
+        return self.fields[name] != ""
+
+
+def tshark(capture: Path, script: Path, *options: str, display_filter: str | None = None) -> str:
+    """Run tshark two-pass with the plugin; stdout. No Lua error may reach stderr."""
+    command = [TSHARK or "tshark", "-n", "-2", "-X", f"lua_script:{script}", "-r", str(capture)]
+    command += list(options)
+    if display_filter is not None:
+        command += ["-Y", display_filter]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
+    stderr = "\n".join(line for line in result.stderr.splitlines() if "Running as user" not in line)
+    assert "lua" not in stderr.lower(), stderr
+    return result.stdout
+
+
+@functools.cache
+def lua_frames(capture: Path, script: Path = LUA, *options: str) -> dict[int, LuaFrame]:
+    """Every frame the plugin marks (or where a Lua error happened), by number (one tshark
+    run per capture, script and options)."""
+    fields = [arg for name in FIELDS for arg in ("-e", name)]
+    stdout = tshark(
+        capture,
+        script,
+        *options,
+        "-T",
+        "fields",
+        "-E",
+        "occurrence=a",
+        *fields,
+        display_filter="grekeepalive or _ws.lua.error",
+    )
+    frames: dict[int, LuaFrame] = {}
+    for line in stdout.splitlines():
+        values = line.split("\t")
+        assert len(values) == len(FIELDS), line
+        row = dict(zip(FIELDS, values, strict=True))
+        frames[int(row["frame.number"])] = LuaFrame(int(row["frame.number"]), row)
+    errors = {n: f.fields["_ws.lua.error"] for n, f in frames.items() if f.has("_ws.lua.error")}
+    assert not errors, f"Lua errors in frames {sorted(errors)}"
+    return frames
+
+
+def analysis(capture: Path, tmp_path: Path, *options: str) -> dict[str, Any]:
+    out = tmp_path / f"{capture.name}.json"
+    status = main(["analyze", str(capture), "--format", "json", "-o", str(out), *options])
+    assert status == 0
+    document: dict[str, Any] = json.loads(out.read_text())
+    return document
+
+
+def originators(document: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    for tunnel in document["tunnels"]:
+        yield from tunnel["originators"]
+
+
+TYPES = {"sent": "request", "returned": "reply"}
+
+
+def expected_frames(document: dict[str, Any]) -> dict[int, tuple[object, ...]]:
+    """frame -> (type, originator, peer, counter, line state, partner frame)."""
+    frames: dict[int, tuple[object, ...]] = {}
+    for o in originators(document):
+        for event in o["keepalives"]:
+            if event["frame"] is None:
+                continue
+            assert event["frame"] not in frames
+            frames[event["frame"]] = (
+                TYPES[event["type"]],
+                o["address"],
+                o["peer"],
+                event["counter"],
+                event["line_state"],
+                event["partner_frame"],
+            )
+    return frames
+
+
+def shown_frames(frames: dict[int, LuaFrame]) -> dict[int, tuple[object, ...]]:
+    shown: dict[int, tuple[object, ...]] = {}
+    for number, frame in frames.items():
+        if frame.has("grekeepalive.duplicate_of"):
+            continue
+        partner = frame.get("response_in") or frame.get("request_in")
+        shown[number] = (
+            frame.get("type"),
+            frame.get("originator"),
+            frame.get("peer"),
+            int(frame.get("counter")),
+            frame.get("line_state"),
+            int(partner) if partner else None,
+        )
+    return shown
+
+
+def expected_experts(document: dict[str, Any]) -> dict[str, set[int]]:
+    """Frames where the plugin must put each expert info, from the analysis."""
+    experts: dict[str, set[int]] = {
+        "down": set(),
+        "down_extrapolated": set(),
+        "up": set(),
+        "unanswered": set(),
+    }
+    for o in originators(document):
+        framed = [e for e in o["keepalives"] if e["frame"] is not None]
+        for transition in o["transitions"]:
+            if transition["frame"] is not None:
+                experts[transition["state"]].add(transition["frame"])
+                continue
+            assert transition["state"] == "down"  # only a tick can be extrapolated
+            later = [e for e in framed if e["time"] > transition["time"]]
+            if later:  # reported on the originator's next keepalive frame
+                experts["down_extrapolated"].add(min(later, key=lambda e: e["time"])["frame"])
+        experts["unanswered"] |= {
+            e["frame"] for e in framed if e["type"] == "sent" and e["partner_frame"] is None
+        }
+    return experts
+
+
+def shown_experts(frames: dict[int, LuaFrame]) -> dict[str, set[int]]:
+    return {
+        name: {n for n, f in frames.items() if f.has(f"grekeepalive.{name}")}
+        for name in ("down", "down_extrapolated", "up", "unanswered")
+    }
+
+
+def assert_agree(document: dict[str, Any], frames: dict[int, LuaFrame]) -> None:
+    expected = expected_frames(document)
+    shown = shown_frames(frames)
+    differing = {
+        n: (expected.get(n), shown.get(n))
+        for n in sorted(expected.keys() | shown.keys())
+        if expected.get(n) != shown.get(n)
+    }
+    assert not differing, f"(analysis, plugin) per frame: {differing}"
+    rtts = {
+        e["frame"]: e["rtt_ms"]
+        for o in originators(document)
+        for e in o["keepalives"]
+        if e["frame"] is not None and e["rtt_ms"] is not None
+    }
+    shown_rtts = {
+        n: float(f.get("rtt")) * 1000
+        for n, f in frames.items()
+        if f.has("grekeepalive.rtt") and not f.has("grekeepalive.duplicate_of")
+    }
+    assert rtts.keys() == shown_rtts.keys()
+    assert all(abs(rtts[n] - shown_rtts[n]) < 0.0015 for n in rtts), (rtts, shown_rtts)
+    duplicates = sum(o["duplicates"] for o in originators(document))
+    assert duplicates == sum(1 for f in frames.values() if f.has("grekeepalive.duplicate_of"))
+    assert shown_experts(frames) == expected_experts(document)
+
+
+# --- hand-built and scenario captures ---------------------------------------------------
+
+
+def _write(capture: Capture, path: Path) -> Path:
+    with PcapWriter(path) as writer:
+        for frame in capture.sorted().raw_frames():
+            writer.write(frame.time, frame.data)
+    return path
+
+
+def _duplicates() -> Capture:
+    """Requests and replies captured twice (two taps), answered, then a path failure."""
+    cap = Capture()
+    a, b = "192.0.2.1", "198.51.100.1"
+    for i in range(12):
+        t = 10.0 * i
+        request = cap.request(t, a, b)
+        if i in (0, 7):
+            cap.add(t + 0.1, request)  # the same request again (0: after its reply)
+        if i < 5 or i == 11:
+            cap.reply(t + 0.02, request)
+            if i == 1:
+                cap.reply(t + 0.03, request)  # the reply twice
+    return cap
+
+
+def _unmatched() -> Capture:
+    """Only inbound traffic: B's requests, and replies to A's requests never seen."""
+    cap = Capture()
+    a, b = "192.0.2.1", "198.51.100.1"
+    for i in range(8):
+        request = cap.request(5.0 * i + 1, b, a, key=7)
+        cap.reply(5.0 * i + 1.00005, request)
+        if i not in (3, 4, 5, 6):
+            mine = Capture(ip_id=9000 + 2 * i).request(5.0 * i, a, b, key=7)
+            cap.reply(5.0 * i + 0.03, mine)  # a reply whose request the capture lacks
+    return cap
+
+
+def _ipv6_gap() -> Capture:
+    """IPv6 keepalives paired by order; the originator's sends vanish, then resume."""
+    cap = Capture()
+    a, b = "2001:db8::1", "2001:db8::2"
+    for i in range(30):
+        t = 3.0 * i
+        if 8 <= i < 20:
+            continue  # a gap of 12 ticks: extrapolated, down on a tick never captured
+        request = cap.request(t, a, b)
+        if i < 6 or i > 21:
+            cap.reply(t + 0.2, request)
+    return cap
+
+
+def _nat() -> Capture:
+    """Inner addresses do not mirror the outer ones; a late reply goes to the inner owner."""
+    cap = Capture()
+    a, b = "192.0.2.1", "198.51.100.1"
+    for i in range(10):
+        t = 10.0 * i
+        request = cap.request(t, a, b, inner_src="10.0.0.2", inner_dst="10.0.0.1")
+        if i != 4:
+            cap.reply(t + 0.05, request)
+        else:
+            cap.reply(t + 35.0, request)  # later than 30 s: not paired, still A's
+    return cap
+
+
+def _jitter() -> Capture:
+    """Jittered 10 s keepalives, and later a gap of five ticks."""
+    cap = Capture()
+    a, b = "192.0.2.1", "198.51.100.1"
+    times = [0.0, 9.9, 20.1, 30.0, 39.95, 50.05, 60.0, 70.0, 80.1, 140.0, 150.0, 160.0]
+    for i, t in enumerate(times):
+        request = cap.request(t, a, b)
+        if i not in (8,):
+            cap.reply(t + 0.01, request)
+    return cap
+
+
+def _with_extensions(packet: bytes, *headers: tuple[int, bytes]) -> bytes:
+    """`packet` (IPv6) with extension headers inserted: (type, the 6 bytes after the first 2)."""
+    fixed = bytearray(packet[:40])
+    types = [kind for kind, _ in headers] + [fixed[6]]
+    chain = b"".join(bytes([types[i + 1], 0]) + body for i, (_, body) in enumerate(headers))
+    fixed[6] = types[0]
+    fixed[4:6] = (int.from_bytes(fixed[4:6], "big") + len(chain)).to_bytes(2, "big")
+    return bytes(fixed) + chain + packet[40:]
+
+
+PAD_OPTIONS = (60, b"\x01\x04\x00\x00\x00\x00")  # destination options, PadN
+ATOMIC_FRAGMENT = (44, b"\x00\x00\x00\x00\x00\x2a")  # offset 0, no more fragments
+FIRST_FRAGMENT = (44, b"\x00\x01\x00\x00\x00\x2b")  # offset 0, more fragments
+
+
+def _ipv6_extensions() -> Capture:
+    """IPv6 keepalives behind destination options and atomic fragment headers (whole
+    packets, RFC 6946), and some behind a real fragment header (tunnel data)."""
+    cap = Capture()
+    a, b = "2001:db8::1", "2001:db8::2"
+    for i in range(8):
+        t = 5.0 * i
+        cap.ip_id += 2
+        request = build_keepalive_request(a, b, key=9)
+        reply = reflect_request(request)
+        assert reply is not None
+        if i == 5:  # a fragment: neither side may call it a keepalive
+            cap.add(t, _with_extensions(request, FIRST_FRAGMENT))
+            continue
+        cap.add(t, _with_extensions(request, PAD_OPTIONS, ATOMIC_FRAGMENT))
+        if i != 3:
+            cap.add(t + 0.01, _with_extensions(reply, ATOMIC_FRAGMENT))
+    return cap
+
+
+SCENARIO_NAMES = ("technote", "variants")
+
+BUILT = {
+    "ipv6-extensions": _ipv6_extensions,
+    "duplicates": _duplicates,
+    "unmatched": _unmatched,
+    "ipv6-gap": _ipv6_gap,
+    "nat": _nat,
+    "jitter": _jitter,
+}
+
+
+@pytest.fixture(scope="module")
+def extra_captures(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    directory = tmp_path_factory.mktemp("lua-captures")
+    made = {name: _write(build(), directory / f"{name}.pcap") for name, build in BUILT.items()}
+    for name in SCENARIO_NAMES:
+        path = directory / f"scenario-{name}.pcap"
+        simulate(load_scenario(SCENARIOS / f"{name}.toml"), path)
+        made[path.stem] = path
+    return made
+
+
+# --- the generated file ------------------------------------------------------------------
+
+
+def test_repository_plugin_is_the_generated_one() -> None:
+    assert LUA.read_text(encoding="utf-8") == generate_lua(None, None, None), (
+        "lua/gre_keepalive.lua drifted from the generator: "
+        "run `gre-keepalive export-lua -o lua/gre_keepalive.lua`"
+    )
+
+
+def test_generation_is_deterministic() -> None:
+    config = load_config(CAPTURES / "router-a.cfg")
+    assert generate_lua(config, 5.0, 4) == generate_lua(config, 5.0, 4)
+
+
+def test_every_field_and_expert_is_documented_in_the_header() -> None:
+    text = LUA.read_text(encoding="utf-8")
+    header = text[: text.index("\nlocal ")]
+    registered = set(re.findall(r'Proto(?:Field\.\w+|Expert\.new)\(\s*"(grekeepalive\.\w+)"', text))
+    assert len(registered) >= 20
+    assert not {name for name in registered if name not in header}
+    for pref in ("grekeepalive.period", "grekeepalive.retries"):
+        assert pref in header
+
+
+def test_export_lua_writes_stdout_and_files(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "analyzer", "export-lua", "-o", "-"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        cwd=ROOT,
+    )
+    assert result.returncode == 0
+    assert result.stdout == generate_lua(None, None, None)
+    out = tmp_path / "plugin.lua"
+    assert main(["export-lua", "--retries", "4", "--period", "2.5", "-o", str(out)]) == 0
+    text = out.read_text(encoding="utf-8")
+    assert "local PREF_RETRIES_DEFAULT = 4\n" in text
+    assert 'local PREF_PERIOD_DEFAULT = "2.5"\n' in text
+
+
+def test_export_lua_help() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "analyzer", "export-lua", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        cwd=ROOT,
+    )
+    assert result.returncode == 0
+    for word in ("--config", "--period", "--retries", "post-dissector", "plugins"):
+        assert word in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--config", "no-such.cfg"], "no-such.cfg: cannot read: no such file"),
+        (["--retries", "0"], "retries 0 out of range"),
+        (["-o", "/nonexistent-dir/x.lua"], "/nonexistent-dir/x.lua: cannot write"),
+    ],
+)
+def test_export_lua_errors_are_one_line_exit_2(args: list[str], message: str) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "analyzer", "export-lua", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        cwd=ROOT,
+    )
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], result.stderr
+
+
+def test_config_table_is_baked_in() -> None:
+    text = generate_lua(load_config(CAPTURES / "router-a.cfg"), None, None)
+    assert (
+        '["192.0.2.1 198.51.100.1 none"] = { keepalive = true, period = 5.0, retries = 4, '
+        'where = "router-a.cfg:7 Tunnel0" },'
+    ) in text
+
+
+# --- the plugin in tshark ----------------------------------------------------------------
+
+
+@needs_tshark
+@pytest.mark.parametrize("capture", all_captures(), ids=lambda p: p.name)
+def test_plugin_agrees_with_analysis(capture: Path, tmp_path: Path) -> None:
+    assert_agree(analysis(capture, tmp_path), lua_frames(capture))
+
+
+@needs_tshark
+@pytest.mark.parametrize("name", [*BUILT, *(f"scenario-{name}" for name in SCENARIO_NAMES)])
+def test_plugin_agrees_on_built_captures(
+    name: str, extra_captures: dict[str, Path], tmp_path: Path
+) -> None:
+    capture = extra_captures[name]
+    document = analysis(capture, tmp_path)
+    assert expected_frames(document), "the capture has keepalives"
+    assert_agree(document, lua_frames(capture))
+
+
+def _down_frames(document: dict[str, Any]) -> set[int]:
+    return {
+        e["frame"]
+        for o in originators(document)
+        for e in o["keepalives"]
+        if e["frame"] is not None and e["line_state"] == "down"
+    }
+
+
+@needs_tshark
+@pytest.mark.parametrize(
+    "capture",
+    [CAPTURES / "outage.pcap", CAPTURES / "keyed.pcap"],
+    ids=lambda p: p.name,
+)
+def test_down_filter_selects_the_frames_the_analysis_calls_down(
+    capture: Path, tmp_path: Path
+) -> None:
+    stdout = tshark(
+        capture,
+        LUA,
+        "-T",
+        "fields",
+        "-e",
+        "frame.number",
+        display_filter='grekeepalive.line_state == "down"',
+    )
+    selected = {int(line) for line in stdout.split()}
+    assert selected == _down_frames(analysis(capture, tmp_path))
+    assert selected
+
+
+@needs_tshark
+def test_config_changes_when_the_line_goes_down(tmp_path: Path) -> None:
+    capture = CAPTURES / "outage.pcap"
+    config = CAPTURES / "router-a.cfg"
+    script = tmp_path / "with-config.lua"
+    assert main(["export-lua", "--config", str(config), "-o", str(script)]) == 0
+    frames = lua_frames(capture, script)
+    assert_agree(analysis(capture, tmp_path, "--config", str(config)), frames)
+    default = lua_frames(capture)
+    # 192.0.2.1 (keepalive 5 4): down at its send at t = 55 s (frame 886), not at 50 s.
+    assert frames[886].get("transition") == "down"
+    assert default[835].get("transition") == "down"
+    assert frames[835].get("line_state") == "up" and frames[835].get("counter") == "4"
+    assert (frames[886].get("retries"), frames[886].get("retries_source")) == ("4", "config")
+    assert (frames[886].get("period"), frames[886].get("period_source")) == ("5", "config")
+    # 198.51.100.1 is not in the file: default retries, inferred period.
+    assert frames[890].get("retries_source") == "default"
+
+
+@needs_tshark
+def test_toml_config_defaults_and_keys(tmp_path: Path) -> None:
+    config = tmp_path / "tunnels.toml"
+    config.write_text(
+        "[defaults]\nretries = 2\n\n"
+        '[[tunnel]]\nsource = "192.0.2.1"\ndestination = "203.0.113.9"\nkey = 42\n'
+        "period = 2\nretries = 5\n",
+        encoding="utf-8",
+    )
+    script = tmp_path / "toml.lua"
+    assert main(["export-lua", "--config", str(config), "-o", str(script)]) == 0
+    text = script.read_text(encoding="utf-8")
+    assert '["192.0.2.1 203.0.113.9 42"] = { keepalive = true, period = 2.0, retries = 5' in text
+    assert "local CONFIG_DEFAULT_RETRIES = 2\n" in text
+    capture = CAPTURES / "keyed.pcap"
+    frames = lua_frames(capture, script)
+    document = analysis(capture, tmp_path, "--config", str(config))
+    assert_agree(document, frames)
+    sources = {
+        (f.get("originator"), f.get("retries"), f.get("retries_source")) for f in frames.values()
+    }
+    assert sources == {("192.0.2.1", "5", "config"), ("203.0.113.9", "2", "config")}
+
+
+@needs_tshark
+def test_retries_option_sets_the_preference_default(tmp_path: Path) -> None:
+    capture = CAPTURES / "outage.pcap"
+    script = tmp_path / "retries4.lua"
+    assert main(["export-lua", "--retries", "4", "-o", str(script)]) == 0
+    frames = lua_frames(capture, script)
+    assert {(f.get("retries"), f.get("retries_source")) for f in frames.values()} == {("4", "cli")}
+    assert_agree(analysis(capture, tmp_path, "--retries", "4"), frames)
+
+
+@needs_tshark
+def test_preferences_override_the_defaults(tmp_path: Path) -> None:
+    capture = CAPTURES / "keyed.pcap"
+    frames = lua_frames(capture, LUA, "-o", "grekeepalive.retries:2", "-o", "grekeepalive.period:2")
+    assert {(f.get("retries_source"), f.get("period_source")) for f in frames.values()} == {
+        ("preference", "preference")
+    }
+    assert_agree(analysis(capture, tmp_path, "--retries", "2", "--period", "2"), frames)
+
+
+@needs_tshark
+def test_tree_shows_the_down_transition() -> None:
+    stdout = tshark(CAPTURES / "outage.pcap", LUA, "-V", display_filter="frame.number == 835")
+    assert "GRE Keepalive request, originator 192.0.2.1: counter 4/3, line protocol down" in stdout
+    assert "Line protocol of 192.0.2.1 goes down: counter 3 >= retries 3 at this send" in stdout
+    assert "Keepalive of 192.0.2.1 unanswered" in stdout
+
+
+@needs_tshark
+def test_every_tshark_mode_shows_the_same_values() -> None:
+    """Results are computed once per frame, in capture order, and only displayed later:
+    one pass, two passes, and two passes without a filter (whose first pass has no
+    fields: the plugin then computes on the second) all show the same."""
+    capture = CAPTURES / "outage.pcap"
+    fields = ["-e", "frame.number", "-e", "grekeepalive.counter", "-e", "grekeepalive.line_state"]
+
+    def run(*options: str) -> list[str]:
+        command = [TSHARK or "tshark", "-n", "-X", f"lua_script:{LUA}", "-r", str(capture)]
+        result = subprocess.run(
+            [*command, *options, "-T", "fields", *fields],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        return [line for line in result.stdout.splitlines() if line.split("\t")[1]]
+
+    with_filter = run("-2", "-Y", "grekeepalive")
+    assert len(with_filter) == 56  # the keepalive packets of outage.pcap
+    assert run() == with_filter
+    assert run("-2") == with_filter
+
+
+def _gap_first() -> Capture:
+    """An originator whose first interval is a gap of eight ticks: the documented case."""
+    cap = Capture()
+    a, b = "192.0.2.1", "198.51.100.1"
+    for t in (0.0, 40.0, 45.0, 50.0, 55.0, 60.0, 65.0):
+        cap.reply(t + 0.02, cap.request(t, a, b))
+    return cap
+
+
+@needs_tshark
+def test_documented_difference_live_period_inference(tmp_path: Path) -> None:
+    """The analyzer infers 5 s from all intervals and counts 7 missing ticks before the
+    send at 40 s (down at 20 s); the plugin has only seen one 40 s interval there."""
+    capture = _write(_gap_first(), tmp_path / "gap-first.pcap")
+    document = analysis(capture, tmp_path)
+    frames = lua_frames(capture)
+    expected, shown = expected_frames(document), shown_frames(frames)
+    (send_at_40,) = [n for n in expected if n == 3]
+    assert expected[send_at_40][3:5] == (8, "down")
+    assert shown[send_at_40][3:5] == (1, "up")
+    assert frames[send_at_40].get("period") == "40"
+    assert {n: v for n, v in expected.items() if n != send_at_40} == {
+        n: v for n, v in shown.items() if n != send_at_40
+    }
+    # With the period known (a preference, --period or --config) they agree again.
+    assert_agree(
+        analysis(capture, tmp_path, "--period", "5"),
+        lua_frames(capture, LUA, "-o", "grekeepalive.period:5"),
+    )
