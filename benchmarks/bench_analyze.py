@@ -59,7 +59,7 @@ TARGET_RSS_GROWTH = 0.10
 
 FLOOR_SCRIPT = """
 import sys, pcapy
-from analyzer.bpf import keepalive_filter, linktype_from_dlt
+from analyzer.read.bpf import keepalive_filter, linktype_from_dlt
 reader = pcapy.open_offline(sys.argv[1])
 linktype = linktype_from_dlt(reader.datalink())
 reader.setfilter(keepalive_filter(include_data=False, linktype=linktype))

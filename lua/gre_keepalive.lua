@@ -254,7 +254,7 @@ local function insert_sorted(list, value)
 end
 
 -- Ticks a periodic sender made after last_send that the capture does not show
--- (analyzer.state.count_missing_ticks).
+-- (analyzer.keepalive.state.count_missing_ticks).
 local function count_missing_ticks(last_send, until_time, period, inclusive)
     if period <= 0 or until_time <= last_send then return 0 end
     local limit = until_time
@@ -265,7 +265,7 @@ local function count_missing_ticks(last_send, until_time, period, inclusive)
 end
 
 -- The keepalive period from send intervals, robust to jitter and missed ticks
--- (analyzer.analysis.infer_period), kept up to date one send at a time.
+-- (analyzer.keepalive.analysis.infer_period), kept up to date one send at a time.
 local function estimate(interval, base_interval)
     local r = round_half_even(interval / base_interval)
     if r >= 1 then return interval / r end
@@ -628,7 +628,7 @@ local function originator(tunnel, address, peer, key)
 end
 
 -- Period and retries of an originator, with where they come from
--- (analyzer.analysis.resolve_settings).
+-- (analyzer.keepalive.analysis.resolve_settings).
 local function settings(o)
     local period, period_source, retries, retries_source = nil, nil, nil, nil
     local entry = o.entry
@@ -684,7 +684,7 @@ local function settings(o)
 end
 
 -- Count `n` missing ticks in a row; the first at time `first`. Returns the time of a
--- down transition among them, if any (analyzer.timeline.OriginatorTimeline.extrapolate).
+-- down transition among them, if any (analyzer.keepalive.timeline.OriginatorTimeline.extrapolate).
 local function missing_ticks(o, n, first, period, retries)
     if n <= 0 then return nil end
     local down_at = nil
