@@ -16,7 +16,7 @@ from typing import Any
 
 from analyzer.keepalive.analysis import Settings, infer_period, resolve_settings
 from analyzer.keepalive.model import KeepaliveEvent, KeepaliveRole, ValueSource
-from analyzer.keepalive.pairing import Pairer, Reply, Request, TunnelId
+from analyzer.keepalive.pairing import Pairer, Reply, Request, TunnelId, tunnel_id
 from analyzer.keepalive.state import LineState, Transition, down_seconds
 from analyzer.keepalive.timeline import OriginatorTimeline
 from analyzer.read.packet import Decoded, FrameKind
@@ -157,6 +157,13 @@ class LiveTracker:
             made = tracked.timeline.extrapolate(now, inclusive=False)
             events.extend(self._emit(tracked, made))
         return events
+
+    def forget(self, a: str, b: str, key: int | None) -> None:
+        """Drop both originators of the tunnel between `a` and `b` (a live source stopped
+        running it); keepalives seen later start a fresh timeline."""
+        tunnel = tunnel_id(a, b, key)
+        for address in (a, b):
+            self._tracked.pop((tunnel, address), None)
 
     def _sent(self, request: Request) -> list[LiveEvent]:
         tracked = self._get(request.tunnel, request.originator, request.peer)
