@@ -11,6 +11,7 @@ from __future__ import annotations
 import statistics
 from array import array
 from bisect import bisect_left, bisect_right
+from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import pairwise
 from typing import TYPE_CHECKING
@@ -19,6 +20,7 @@ from analyzer.keepalive.collect import Collector
 from analyzer.keepalive.model import (
     Analysis,
     Blackhole,
+    Burst,
     DataTimes,
     KeepaliveEvent,
     KeepaliveRole,
@@ -64,19 +66,113 @@ class Settings:
     diagnose: bool = True  # False: leave every tunnel's diagnoses empty
 
 
-def infer_period(send_times: list[float]) -> float | None:
-    """The keepalive period from send times, robust to jitter and missed ticks."""
-    intervals = sorted(b - a for a, b in pairwise(send_times) if b > a)
+# A send closer than this share of the period to the one before it is part of a burst (a
+# stalled endpoint releasing queued keepalives, a test tool): not a tick of its own.
+BURST_FRACTION = 0.2
+# Intervals that agree with a candidate period: within this share of it of a whole multiple.
+PERIOD_TOLERANCE = 0.1
+# Intervals within this share of each other are one cluster (one candidate period).
+CLUSTER_TOLERANCE = 0.05
+# The largest candidate that at least this share of the intervals agrees with wins.
+DOMINANT_SHARE = 0.8
+
+
+@dataclass(frozen=True, slots=True)
+class PeriodEstimate:
+    """The send period of an originator as its intervals show it."""
+
+    period: float
+    agreeing: int  # intervals that are a whole multiple of the period (missed ticks agree)
+    intervals: int  # every interval between consecutive sends (bursts included)
+
+    @property
+    def agreement(self) -> float:
+        """Share of the intervals that agree with the period (0..1)."""
+        return self.agreeing / self.intervals if self.intervals else 0.0
+
+
+def estimate_period(send_times: Sequence[float]) -> PeriodEstimate | None:
+    """The dominant send interval, robust to jitter, missed ticks, duplicates and bursts.
+
+    Intervals far shorter than the median (a burst) are left out together with the
+    intervals on either side of them (a burst sent half a period late splits one interval
+    in two). The remaining intervals are clustered; each cluster is a candidate period, and
+    an interval agrees with it when it is close to a whole multiple of it (missed ticks).
+    The largest candidate that most intervals agree with wins, else the one most agree with.
+    """
+    raw = [b - a for a, b in pairwise(send_times) if b > a]
+    if not raw:
+        return None
+    short = BURST_FRACTION * statistics.median(raw)
+    burst = [i < short for i in raw]
+    intervals = sorted(
+        value
+        for index, value in enumerate(raw)
+        if not burst[index]
+        and not (index > 0 and burst[index - 1])
+        and not (index + 1 < len(raw) and burst[index + 1])
+    )
+    if not intervals:
+        intervals = sorted(i for i, is_burst in zip(raw, burst, strict=True) if not is_burst)
     if not intervals:
         return None
-    median = statistics.median(intervals)
-    base = min((i for i in intervals if i >= median / 2), default=median)
-    estimates = [i / round(i / base) for i in intervals if round(i / base) >= 1]
-    period = statistics.median(estimates)
+    clusters: list[list[float]] = [[intervals[0]]]
+    for value in intervals[1:]:
+        if value - clusters[-1][-1] <= CLUSTER_TOLERANCE * clusters[-1][-1]:
+            clusters[-1].append(value)
+        else:
+            clusters.append([value])
+    candidates = [statistics.median(c) for c in clusters]
+
+    scored = [(candidate, _agreeing(intervals, candidate)) for candidate in candidates]
+    dominant = [s for s in scored if len(s[1]) >= DOMINANT_SHARE * len(intervals)]
+    if dominant:
+        _candidate, agree = max(dominant, key=lambda s: s[0])
+    else:
+        _candidate, agree = max(scored, key=lambda s: (len(s[1]), s[0]))
+    period = statistics.median(agree)
     nearest = round(period)
     if nearest >= 1 and abs(period - nearest) <= 0.05 * period:
-        return float(nearest)
-    return round(period, 3)
+        period = float(nearest)
+    else:
+        period = round(period, 3)
+    if period <= 0:
+        return None
+    return PeriodEstimate(period, len(_agreeing(raw, period)), len(raw))
+
+
+def _agreeing(intervals: Sequence[float], candidate: float) -> list[float]:
+    """The period each interval that is close to a whole multiple of `candidate` gives."""
+    found = []
+    for value in intervals:
+        multiple = round(value / candidate)
+        if multiple >= 1 and abs(value - multiple * candidate) <= PERIOD_TOLERANCE * candidate:
+            found.append(value / multiple)
+    return found
+
+
+def infer_period(send_times: Sequence[float]) -> float | None:
+    """The keepalive period from send times (sorted), robust to jitter, missed ticks and
+    bursts (:func:`estimate_period`)."""
+    estimate = estimate_period(send_times)
+    return None if estimate is None else estimate.period
+
+
+def find_bursts(send_times: Sequence[float], period: float) -> list[tuple[int, int]]:
+    """(index of the first send, number of sends) of every burst: sends closer together
+    than BURST_FRACTION of the period, which stand for one tick each but arrive as one."""
+    bursts: list[tuple[int, int]] = []
+    index = 0
+    while index < len(send_times):
+        end = index + 1
+        while end < len(send_times) and send_times[end] - send_times[end - 1] < (
+            BURST_FRACTION * period
+        ):
+            end += 1
+        if end - index > 1:
+            bursts.append((index, end - index))
+        index = end
+    return bursts
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,7 +245,11 @@ def _timeline(
     capture_end: float,
     profile: Profile | None = None,
 ) -> OriginatorTimeline:
-    """Run the state machine over sends (observed and extrapolated) and replies, in time order."""
+    """Run the state machine over sends (observed and extrapolated) and replies, in time order.
+
+    A burst of n sends stands for the n ticks its sends make: the ticks missing before it
+    are counted up to n − 1 periods before its first send, so it invents none.
+    """
     timeline = (
         OriginatorTimeline(period, retries)
         if profile is None
@@ -157,13 +257,17 @@ def _timeline(
     )
     requests = sorted(originator.requests, key=lambda r: (r.time, r.frame))
     replies = sorted(originator.replies, key=lambda r: (r.time, r.frame))
+    # Where the ticks missing before each send are counted up to (exclusive).
+    until = [r.time for r in requests]
+    for first, count in find_bursts(until, period):
+        until[first] -= (count - 1) * period
     next_request = 0
     for reply in replies:
         while next_request < len(requests) and requests[next_request].time <= reply.time:
-            _send(timeline, requests[next_request])
+            _send(timeline, requests[next_request], until[next_request])
             next_request += 1
         if next_request < len(requests):
-            timeline.extrapolate(requests[next_request].time, inclusive=False, before=reply.time)
+            timeline.extrapolate(until[next_request], inclusive=False, before=reply.time)
         else:
             timeline.extrapolate(capture_end, inclusive=True, before=reply.time)
         request = reply.request
@@ -175,15 +279,15 @@ def _timeline(
             rtt_ms=_rtt_ms(request, reply) if request else None,
             reply_ttl=reply.ttl,
         )
-    for request in requests[next_request:]:
-        _send(timeline, request)
+    for index in range(next_request, len(requests)):
+        _send(timeline, requests[index], until[index])
     timeline.extrapolate(capture_end, inclusive=True)
     timeline.advance(capture_end)  # timers of time-based profiles; nothing for IOS
     return timeline
 
 
-def _send(timeline: OriginatorTimeline, request: Request) -> None:
-    timeline.extrapolate(request.time, inclusive=False)
+def _send(timeline: OriginatorTimeline, request: Request, until: float) -> None:
+    timeline.extrapolate(until, inclusive=False)
     reply = request.reply
     timeline.sent(
         request.time,
@@ -310,8 +414,10 @@ def _finish(
     originator: OriginatorLog, settings: Settings, collector: Collector
 ) -> OriginatorResult:
     capture_end = collector.source.end or 0.0
-    send_times = sorted(r.time for r in originator.requests)
-    inferred = infer_period(send_times)
+    requests = sorted(originator.requests, key=lambda r: (r.time, r.frame))
+    send_times = [r.time for r in requests]
+    estimate = estimate_period(send_times)
+    inferred = None if estimate is None else estimate.period
     resolved = resolve_settings(
         settings, originator.address, originator.peer, originator.tunnel[1], inferred
     )
@@ -393,6 +499,17 @@ def _finish(
         profile_source=choice.source,
         profile_evidence=list(choice.evidence),
         hold_time=profile.hold_time(period, retries),
+        period_agreeing=0 if estimate is None else estimate.agreeing,
+        period_intervals=0 if estimate is None else estimate.intervals,
+        bursts=[
+            Burst(
+                send_times[first],
+                requests[first].frame,
+                count,
+                send_times[first + count - 1] - send_times[first],
+            )
+            for first, count in find_bursts(send_times, period)
+        ],
     )
     return result
 

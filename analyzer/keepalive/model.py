@@ -45,7 +45,10 @@ class KeepaliveEvent:
     partner_frame: int | None = None  # sent: the reply's frame; returned: the request's frame
     rtt_ms: float | None = None  # on both rows of an answered pair
     reply_ttl: int | None = None  # TTL of the reply (on both rows of an answered pair)
-    ticks: int = 1  # extrapolated rows of a long gap stand for this many ticks, the last at `time`
+    # An extrapolated row after the line went down stands for the rest of the gap: `ticks`
+    # ticks, the first at `first_time` (None: `time`), the last at `time`.
+    ticks: int = 1
+    first_time: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +105,17 @@ class RetriesInference:
     episodes: int  # failure episodes that gave a value
     evidence: tuple[int, ...]  # frames: the last data packet and the send that stopped it
     reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Burst:
+    """Sends of one originator far closer together than its period (a stalled endpoint
+    releasing queued keepalives): each stands for a tick, none is a period of its own."""
+
+    time: float  # the first send
+    frame: int | None
+    sends: int
+    span: float  # seconds from the first send to the last
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,6 +177,11 @@ class OriginatorResult:
     hold_time: float | None = None  # time-based profiles (juniper, openbsd)
     what_if: WhatIf | None = None
     capture: str | None = None  # two-vantage analysis: the file this originator was read from
+    # Of the intervals between its sends, how many agree with observed_period (a whole
+    # multiple of it), out of how many.
+    period_agreeing: int = 0
+    period_intervals: int = 0
+    bursts: list[Burst] = field(default_factory=list)
 
 
 class Severity(StrEnum):

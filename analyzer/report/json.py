@@ -46,6 +46,10 @@ def _event(event: KeepaliveEvent, precision: int) -> dict[str, Any]:
         "rtt_ms": event.rtt_ms,
         "reply_ttl": event.reply_ttl,
         "ticks": event.ticks,
+        # A run of extrapolated ticks: the first of them (`time` is the last); else `time`.
+        "first_time": _time(
+            event.time if event.first_time is None else event.first_time, precision
+        ),
     }
 
 
@@ -93,6 +97,19 @@ def originator_dict(originator: OriginatorResult, precision: int) -> dict[str, A
         "profile_evidence": list(originator.profile_evidence),
         "hold_time": originator.hold_time,
         "capture": originator.capture,
+        "period_agreement": {
+            "agreeing": originator.period_agreeing,
+            "intervals": originator.period_intervals,
+        },
+        "bursts": [
+            {
+                "time": _time(b.time, precision),
+                "frame": b.frame,
+                "sends": b.sends,
+                "span": round(b.span, precision),
+            }
+            for b in originator.bursts
+        ],
     }
 
 

@@ -16,6 +16,7 @@ from analyzer.keepalive.model import (
     KeepaliveRole,
     OriginatorResult,
     TunnelResult,
+    ValueSource,
 )
 from analyzer.keepalive.state import LineState
 
@@ -29,11 +30,18 @@ def _clock(epoch: float, precision: int) -> str:
     return text
 
 
+def count(number: int, singular: str, plural: str | None = None) -> str:
+    """`number` and the noun it counts, singular for exactly one: "1 keepalive sent"."""
+    return f"{number} {singular if number == 1 else plural or singular + 's'}"
+
+
 def _state(state: LineState) -> Text:
     return Text(state.value, style="bold green" if state is LineState.UP else "bold red")
 
 
-def _summary(o: OriginatorResult, console: Console, *, data_recorded: bool = True) -> None:
+def _summary(
+    o: OriginatorResult, console: Console, *, data_recorded: bool = True, precision: int = 6
+) -> None:
     """An originator in the words of `show interfaces tunnel`."""
     downs = sum(1 for t in o.transitions if t.state is LineState.DOWN)
     line = Text(f"  {o.address} → {o.peer}: line protocol is ")
@@ -51,9 +59,13 @@ def _summary(o: OriginatorResult, console: Console, *, data_recorded: bool = Tru
         profile = f"; profile {o.profile} ({o.profile_source}{': ' + why if why else ''})"
         if o.hold_time is not None:
             profile += f", hold {o.hold_time:g} s"
+    how = o.period_source.value
+    if o.period_source is ValueSource.INFERRED and o.period_agreeing < o.period_intervals:
+        # How sure the inference is, when not every interval agrees.
+        how += f" from {o.period_agreeing} of {o.period_intervals} send intervals"
     console.print(
         Text(
-            f"    Keepalive set ({o.period:g} sec, {o.period_source.value}), "
+            f"    Keepalive set ({o.period:g} sec, {how}), "
             f"retries {o.retries} ({o.retries_source.value}{confidence}){profile}"
         )
     )
@@ -62,21 +74,26 @@ def _summary(o: OriginatorResult, console: Console, *, data_recorded: bool = Tru
         if o.rtt_ms is not None
         else ""
     )
-    extra = f", {o.extrapolated} ticks extrapolated" if o.extrapolated else ""
+    extra = f", {count(o.extrapolated, 'tick')} extrapolated" if o.extrapolated else ""
     console.print(
-        f"    {o.sent} keepalives sent, {o.returned} returned, {o.unanswered} unanswered"
-        f"{extra}{rtt}"
+        f"    {count(o.sent, 'keepalive')} sent, {o.returned} returned, {o.unanswered} "
+        f"unanswered{extra}{rtt}"
     )
     blackholed = (
         f"blackholed {o.blackholed_packets.min}-{o.blackholed_packets.max} of "
-        f"{o.data_packets} data packets sent into the tunnel"
+        f"{count(o.data_packets, 'data packet')} sent into the tunnel"
         if data_recorded
         else "data packets not recorded (--no-data): blackholed packets unknown"
     )
     console.print(
-        f"    {downs} down transition{'s' if downs != 1 else ''}, down {o.down_seconds:.3f} s; "
-        f"{blackholed}"
+        f"    {count(downs, 'down transition')}, down {o.down_seconds:.3f} s; {blackholed}"
     )
+    for burst in o.bursts:
+        console.print(
+            f"    burst: {burst.sends} keepalives within {burst.span * 1000:.3f} ms at "
+            f"{_clock(burst.time, precision)} (frame {burst.frame}): each counted as the tick "
+            "it stands for, none as a period of its own"
+        )
     if o.inner_addresses is not None:
         console.print(
             f"    inner header {o.inner_addresses[0]} → {o.inner_addresses[1]} "
@@ -110,8 +127,8 @@ def _merge(tunnel: TunnelResult, console: Console, precision: int) -> None:
     for leg in legs if isinstance(legs, list) else []:
         console.print(
             Text(
-                f"    {leg['from']} → {leg['to']}: {leg['lost']} of {leg['crossings']} keepalive "
-                "packets lost"
+                f"    {leg['from']} → {leg['to']}: {leg['lost']} of "
+                f"{count(leg['crossings'], 'keepalive packet')} lost"
             )
         )
     lost = merge.get("lost")
@@ -267,13 +284,16 @@ def _timeline_rows(o: OriginatorResult, precision: int) -> list[tuple[str, str, 
             KeepaliveRole.EXTRAPOLATED: "tick not in capture (extrapolated)",
             KeepaliveRole.RETURNED: "returned",
         }[event.role]
+        when = _clock(event.time, precision)
         if event.ticks > 1:
-            label = f"{event.ticks} ticks not in capture (extrapolated), the last here"
+            label = f"{event.ticks} ticks not in capture (extrapolated)"
+            if event.first_time is not None:
+                when = _clock(event.first_time, precision) + " … " + when[11:]
         if event.ident is not None:
             label += f" (id {event.ident})"
         rows.append(
             (
-                _clock(event.time, precision),
+                when,
                 str(event.frame or ""),
                 label,
                 str(event.counter),
@@ -310,9 +330,10 @@ def write_text(
             f" UTC ({source.end - source.start:.3f} s)"
         )
     console.print(
-        f"[bold]{', '.join(source.files) or '<capture>'}[/bold]: {source.packets} packets, "
-        f"{source.gre_packets} GRE, {source.keepalive_packets} keepalive packets, "
-        f"{source.malformed} malformed{span}"
+        f"[bold]{', '.join(source.files) or '<capture>'}[/bold]: "
+        f"{count(source.packets, 'packet')}, {source.gre_packets} GRE, "
+        f"{count(source.keepalive_packets, 'keepalive packet')}, {source.malformed} malformed"
+        f"{span}"
     )
     for warning in source.warnings:
         console.print(f"[yellow]warning:[/yellow] {warning}")
@@ -325,14 +346,18 @@ def write_text(
         vantage = tunnel.vantage or "unknown"
         console.print(
             f"[bold]Tunnel {tunnel.endpoints[0]} ↔ {tunnel.endpoints[1]}[/bold], key {key}, "
-            f"{tunnel.data_packets if source.data_recorded else 'no'} data packets"
-            f"{'' if source.data_recorded else ' recorded (--no-data)'}; "
+            + (
+                count(tunnel.data_packets, "data packet")
+                if source.data_recorded
+                else "no data packets recorded (--no-data)"
+            )
+            + "; "
             f"capture taken near: {vantage}"
             + (f" ({tunnel.vantage_reason})" if tunnel.vantage_reason else "")
         )
         _merge(tunnel, console, source.precision)
         for o in tunnel.originators:
-            _summary(o, console, data_recorded=source.data_recorded)
+            _summary(o, console, data_recorded=source.data_recorded, precision=source.precision)
         _diagnoses(tunnel, console, source.precision)
         _what_if(tunnel, console, source.precision)
         for o in tunnel.originators:

@@ -284,3 +284,99 @@ def test_no_keepalives_no_tunnels() -> None:
         1,
         0,
     )
+
+
+# ------------------------------------------------------------------ bursts and the period
+
+
+def burst_capture(burst_at: tuple[float, float], sends: list[float]) -> Capture:
+    """A (128.8.8.8) and B (129.9.9.9), both `keepalive 2 3`, captured next to A.
+
+    A's requests are answered 20 ms later (its two burst requests too); B sends at
+    1.01, 3.01, …, 79.01 and A reflects them in 50 µs.
+    """
+    cap = Capture()
+    for t in sorted([*sends, *burst_at]):
+        cap.reply(t + 0.020, cap.request(t, A, B))
+    for k in range(40):
+        t = 1.01 + 2.0 * k
+        cap.reply(t + 0.00005, cap.request(t, B, A))
+    return cap.sorted()
+
+
+# The issue's capture: A stalls at its tick of 40 and releases that keepalive 9 µs before
+# the one of 42. Sends 0, 2, …, 38 (20), 41.999991, 42 and 44, …, 84 (21): 43 sends, 42
+# intervals of which 40 are 2 s, one 3.999991 s and one 9 µs.
+DELAYED_TICK = burst_capture(
+    (41.999991, 42.0), [2.0 * k for k in range(20)] + [44.0 + 2.0 * k for k in range(21)]
+)
+# Released half a period off the tick phase: sends 0, 2, …, 40 (21), 41, 41.000009,
+# 42, …, 80 (20): the intervals around the burst are 1 s and 0.999991 s.
+MID_PHASE = burst_capture(
+    (41.0, 41.000009), [2.0 * k for k in range(21)] + [42.0 + 2.0 * k for k in range(20)]
+)
+
+
+@pytest.mark.parametrize("capture", [DELAYED_TICK, MID_PHASE], ids=["delayed", "mid-phase"])
+def test_a_burst_of_two_requests_does_not_halve_the_inferred_period(capture: Capture) -> None:
+    a = _originator(analyze_frames(capture.raw_frames()), A)
+    assert (a.period, a.period_source) == (2.0, ValueSource.INFERRED)
+
+
+def test_period_agreement_counts_the_intervals_that_are_whole_periods() -> None:
+    a = _originator(analyze_frames(DELAYED_TICK.raw_frames()), A)
+    # 40 intervals of 2 s plus 3.999991 s (two periods, a missed tick) agree; 9 µs does not.
+    assert (a.period_agreeing, a.period_intervals) == (41, 42)
+
+
+def test_a_burst_is_reported_with_its_time_and_size() -> None:
+    a = _originator(analyze_frames(DELAYED_TICK.raw_frames()), A)
+    (burst,) = a.bursts
+    assert burst.time == at(41.999991)
+    assert burst.sends == 2
+    assert burst.span == pytest.approx(0.000009, abs=1e-7)
+    # Frames: A's 20 requests and replies before it, B's 20 (1.01 … 39.01) and 21 (41.01).
+    assert burst.frame == 2 * 20 + 2 * 21 + 1
+
+
+@pytest.mark.parametrize("capture", [DELAYED_TICK, MID_PHASE], ids=["delayed", "mid-phase"])
+def test_a_burst_makes_no_phantom_tick_and_no_down(capture: Capture) -> None:
+    a = _originator(analyze_frames(capture.raw_frames()), A)
+    # The burst's first send is the late tick: nothing is missing before it, and every
+    # request is answered 20 ms later, so the counter never passes 2.
+    assert a.extrapolated == 0
+    assert a.transitions == []
+    assert (a.sent, a.returned) == (43, 43)
+    assert max(e.counter for e in a.events) == 2
+
+
+def test_burst_counter_counts_each_of_its_sends() -> None:
+    a = _originator(analyze_frames(DELAYED_TICK.raw_frames()), A)
+    around = [(e.role, e.counter) for e in a.events if START + 41.9 < e.time < START + 42.1]
+    # Reply to 38 came at 38.02 (counter 0): the burst's sends count 1, 2; replies reset.
+    assert around == [
+        (KeepaliveRole.SENT, 1),
+        (KeepaliveRole.SENT, 2),
+        (KeepaliveRole.RETURNED, 0),
+        (KeepaliveRole.RETURNED, 0),
+    ]
+
+
+def test_a_burst_raises_no_period_mismatch_with_the_right_period() -> None:
+    analysis = analyze_frames(DELAYED_TICK.raw_frames(), Settings(period=2))
+    codes = [d.code for t in analysis.tunnels for d in t.diagnoses]
+    assert "period-mismatch" not in codes
+    assert _originator(analysis, A).extrapolated == 0
+
+
+@pytest.mark.parametrize(
+    ("times", "expected"),
+    [
+        ([2.0 * k for k in range(40)] + [79.0], 2.0),  # a timer reset: one odd interval
+        ([0, 0.000009, 0.000018], None),  # nothing but a burst: no period
+    ],
+)
+def test_infer_period_follows_the_dominant_interval(
+    times: list[float], expected: float | None
+) -> None:
+    assert infer_period(times) == expected
