@@ -172,8 +172,9 @@ def test_csv_has_one_row_per_keepalive_event_and_transition(tmp_path: Path) -> N
     out = tmp_path / "a.csv"
     assert main(["analyze", str(OUTAGE), "--format", "csv", "-o", str(out)]) == 0
     rows = list(csv.DictReader(io.StringIO(out.read_text())))
-    # 56 keepalive packets (each is one event row) + 8 extrapolated ticks + 4 transitions.
-    assert len(rows) == 56 + 8 + 4
+    # 56 keepalive packets (each is one event row) + 4 transitions + 198.51.100.1's 8
+    # extrapolated ticks: the 4 up to its down transition one by one, the other 4 one row.
+    assert len(rows) == 56 + 4 + 4 + 1
     assert [r["event"] for r in rows if r["event"].startswith("line-")] == [
         "line-down",
         "line-down",

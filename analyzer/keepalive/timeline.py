@@ -20,11 +20,12 @@ from analyzer.keepalive.state import (
     Step,
     Transition,
     count_missing_ticks,
-    missing_ticks,
 )
 
-# Gaps with more missing ticks than this list only those up to the down transition and one
-# row standing for the rest (an endpoint gone for years must not cost millions of rows).
+# While the line is up, each missing tick is listed (it moves the counter towards the down
+# transition); once the line is down, the rest of the gap is one row whose `ticks` says how
+# many it stands for. This caps the ticks listed one by one when a time-based machine's
+# hold timer is long against its period (no IOS gap comes near it: retries ≤ 255).
 MAX_LISTED_TICKS = 1000
 
 
@@ -95,20 +96,23 @@ class OriginatorTimeline:
             count = min(count, due)
         if count <= 0:
             return []
-        listed = count if count <= max(self.retries + 2, MAX_LISTED_TICKS) else self.retries + 1
-        start = self.last_tick
-        ticks = missing_ticks(start, until, self.period, inclusive=True, limit=listed)
-        made = [self._tick(t, 1) for t in ticks]
-        if count > listed:
-            made.append(self._tick(start + count * self.period, count - listed))
+        start, period = self.last_tick, self.period
+        made: list[KeepaliveEvent] = []
+        while len(made) < min(count, MAX_LISTED_TICKS) and self.line_state is LineState.UP:
+            made.append(self._tick(start + (len(made) + 1) * period, 1))
+        if len(made) < count:
+            made.append(self._tick(start + count * period, count - len(made)))
         return made
 
     def _tick(self, time: float, ticks: int) -> KeepaliveEvent:
+        first = None if ticks == 1 else time - (ticks - 1) * self.period
         self.advance(time)
         machine = self.machine
         if ticks == 1 or machine.line_state is LineState.UP:
             step = machine.send(time)
-            if ticks > 1 and machine.line_state is LineState.DOWN:
+            if ticks > 1 and (
+                machine.line_state is LineState.DOWN or isinstance(machine, HoldTimerMachine)
+            ):
                 step = machine.send_many(time, ticks - 1)
         else:
             step = machine.send_many(time, ticks)
@@ -122,6 +126,7 @@ class OriginatorTimeline:
             counter=step.counter,
             line_state=step.line_state,
             ticks=ticks,
+            first_time=first,
         )
         return self._record(event, step)
 

@@ -24,6 +24,7 @@ COLUMNS = (
     "partner_frame",
     "rtt_ms",
     "reply_ttl",
+    "ticks",  # extrapolated rows: how many ticks the row stands for (the last at `time`)
 )
 
 
@@ -82,6 +83,7 @@ def _originator_rows(
                 event.partner_frame,
                 event.rtt_ms,
                 event.reply_ttl,
+                event.ticks,
             ),
         )
         for event in originator.events
@@ -101,6 +103,7 @@ def _originator_rows(
                 None,
                 transition.counter,
                 transition.state.value,
+                None,
                 None,
                 None,
                 None,

@@ -44,9 +44,9 @@ def test_a_gap_of_years_is_a_bounded_number_of_rows() -> None:
     timeline.sent(0.0, 1, ident=1)
     year = 365 * 24 * 3600.0
     made = timeline.extrapolate(year, inclusive=True)
-    # 3 153 600 ticks: 4 listed (10, 20, 30 → down, 40), then one row for the rest.
-    assert len(made) == 5
-    assert made[-1].ticks == 3_153_600 - 4
+    # 3 153 600 ticks: 3 listed (10, 20, 30 → down), then one row for the rest.
+    assert len(made) == 4
+    assert made[-1].ticks == 3_153_600 - 3
     assert made[-1].time == year
     assert (timeline.counter, timeline.extrapolated) == (1 + 3_153_600, 3_153_600)
     assert [t.time for t in timeline.transitions] == [30.0]
@@ -62,3 +62,27 @@ def test_returned_resets_and_brings_the_line_up() -> None:
         (LineState.DOWN, 2),
         (LineState.UP, 3),
     ]
+
+
+def test_ticks_after_the_down_transition_are_one_row_with_first_and_last_tick() -> None:
+    timeline = OriginatorTimeline(period=10.0, retries=3)
+    timeline.sent(0.0, 1, ident=1)  # counter 1
+    made = timeline.extrapolate(100.0, inclusive=True)
+    # Ticks 10 (2), 20 (3), 30 (3 ≥ 3: down, 4) one by one; 40 … 100 (7 ticks) one row.
+    assert [(e.time, e.counter, e.ticks) for e in made] == [
+        (10.0, 2, 1),
+        (20.0, 3, 1),
+        (30.0, 4, 1),
+        (100.0, 11, 7),
+    ]
+    assert made[-1].first_time == 40.0
+    assert made[0].first_time is None  # a single tick: its time is `time`
+
+
+def test_a_gap_that_starts_while_down_is_one_row() -> None:
+    timeline = OriginatorTimeline(period=10.0, retries=1)
+    timeline.sent(0.0, 1, ident=1)  # counter 1
+    timeline.sent(10.0, 2, ident=2)  # 1 ≥ 1: down, counter 2
+    made = timeline.extrapolate(100.0, inclusive=True)  # ticks 20 … 100: 9 ticks
+    assert [(e.first_time, e.time, e.counter, e.ticks) for e in made] == [(20.0, 100.0, 11, 9)]
+    assert (timeline.extrapolated, len(timeline.transitions)) == (9, 1)

@@ -1,0 +1,114 @@
+"""Memory, time and output size of `analyze` on many idle tunnels.
+
+Not a test: run it by hand. It writes a capture of N tunnels that each show one unanswered
+keepalive, spread evenly over a day (the shape that made every gap cost a row per missing
+tick), then runs `gre-keepalive analyze` on it as a fresh process per output format and
+reports wall time, peak RSS (of the child, from ``getrusage``) and output size. The
+targets: at most 60 s and 1 GB for 200,000 tunnels, JSON and text; memory per idle tunnel
+small and constant (compare the RSS of two sizes).
+
+    python benchmarks/bench_idle_tunnels.py [--tunnels N ...] [--formats json text csv]
+                                            [--json OUT.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from analyzer.read.capture import PcapWriter
+from analyzer.read.packet import build_ethernet, build_keepalive_request
+
+DAY = 86_400.0
+START = 1_764_547_200.0  # 2025-12-01 00:00:00 UTC
+PEER = "198.51.100.1"
+FIRST_ORIGINATOR = int(ipaddress.IPv4Address("10.0.0.1"))
+
+
+def write_capture(path: Path, tunnels: int) -> int:
+    """N tunnels (10.x.y.z ↔ 198.51.100.1), one unanswered keepalive each, over a day.
+    The last record is a keepalive of the last tunnel at the end of the day, so the capture
+    ends there. Returns the file's size."""
+    step = DAY / tunnels
+    with PcapWriter(path) as writer:
+        for index in range(tunnels):
+            originator = str(ipaddress.IPv4Address(FIRST_ORIGINATOR + index))
+            frame = build_ethernet(
+                build_keepalive_request(
+                    originator, PEER, outer_id=index & 0xFFFF, inner_id=(index - 1) & 0xFFFF
+                )
+            )
+            writer.write(START + index * step, frame)
+    return path.stat().st_size
+
+
+# Runs the command and prints its status and peak RSS (KiB): each measurement is its own.
+_MEASURE = (
+    "import resource, subprocess, sys; "
+    "status = subprocess.run(sys.argv[1:], stderr=subprocess.DEVNULL).returncode; "
+    "print(status, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)"
+)
+
+
+def run_analyze(capture: Path, fmt: str, out: Path) -> dict[str, float]:
+    """One `analyze` run in a fresh process: seconds, peak RSS (MB), output bytes."""
+    command = [sys.executable, "-m", "analyzer", "analyze", str(capture), "--format", fmt]
+    began = time.perf_counter()
+    measured = subprocess.run(
+        [sys.executable, "-c", _MEASURE, *command, "-o", str(out)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    seconds = time.perf_counter() - began
+    status, peak_kib = (int(x) for x in measured.stdout.split())
+    if status != 0:
+        raise SystemExit(f"analyze exited {status} on {capture}")
+    return {
+        "seconds": round(seconds, 2),
+        "peak_rss_mb": round(peak_kib / 1024, 1),
+        "output_bytes": out.stat().st_size,
+    }
+
+
+def main() -> None:
+    """Build the captures, run analyze on each, print and optionally save the figures."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--tunnels", type=int, nargs="+", default=[10_000, 200_000])
+    parser.add_argument("--formats", nargs="+", default=["json", "text"])
+    parser.add_argument("--json", type=Path, help="also write the figures here")
+    args = parser.parse_args()
+    results = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for tunnels in sorted(args.tunnels):
+            capture = Path(tmp) / f"idle-{tunnels}.pcap"
+            size = write_capture(capture, tunnels)
+            for fmt in args.formats:
+                figures = run_analyze(capture, fmt, Path(tmp) / f"out.{fmt}")
+                row = {"tunnels": tunnels, "capture_bytes": size, "format": fmt, **figures}
+                results.append(row)
+                print(
+                    f"{tunnels:>9,} tunnels ({size / 1e6:.1f} MB)  {fmt:<4}  "
+                    f"{figures['seconds']:>7.2f} s  {figures['peak_rss_mb']:>8.1f} MB RSS  "
+                    f"{figures['output_bytes'] / 1e6:>9.1f} MB out",
+                    flush=True,
+                )
+    if args.json:
+        document = {
+            "machine": f"{platform.machine()} {os.cpu_count()} CPUs, Python "
+            f"{platform.python_version()}",
+            "results": results,
+        }
+        args.json.write_text(json.dumps(document, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
