@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from analyzer.cli import main
+from tests import conftest
 from tests.conftest import all_captures
 
 
@@ -77,3 +78,20 @@ def test_every_capture_is_analysed(capture: Path, tmp_path: Path) -> None:
         out = tmp_path / f"out.{output_format}"
         assert main(["analyze", str(capture), "--format", output_format, "-o", str(out)]) == 0
         assert out.stat().st_size > 0
+
+
+def test_a_checkout_without_its_real_captures_fails_rather_than_skips(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(conftest, "REAL_CAPTURES", tmp_path / "missing")
+    with pytest.raises(FileNotFoundError, match="no real captures"):
+        conftest.all_captures()
+    (tmp_path / "missing").mkdir()
+    with pytest.raises(FileNotFoundError, match="no real captures"):
+        conftest.real_capture_files()
+
+
+def test_the_real_captures_are_those_of_the_index() -> None:
+    index = (conftest.REAL_CAPTURES / "INDEX.md").read_text()
+    listed = {line.split("`")[1] for line in index.splitlines() if line.startswith("| `")}
+    assert {path.name for path in conftest.real_capture_files()} == listed
