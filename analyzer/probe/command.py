@@ -12,6 +12,7 @@ import argparse
 import ipaddress
 import json
 import math
+import os
 import selectors
 import signal
 import sys
@@ -27,6 +28,7 @@ from analyzer.keepalive.state import MAX_PERIOD, MAX_RETRIES
 if TYPE_CHECKING:
     from analyzer.config import KeepaliveConfig
     from analyzer.probe.engine import ProbeEngine
+    from analyzer.probe.hooks import OnChange
     from analyzer.probe.net import RawSockets
     from analyzer.probe.tunnel import Tunnel
     from analyzer.read.capture import RawFrame
@@ -34,9 +36,13 @@ if TYPE_CHECKING:
 
 PROG = "gre-keepalive"
 EXIT_OK = 0
+EXIT_OUTPUT = 1  # standard output closed under us (broken pipe)
 EXIT_USAGE = 2
 EXIT_DOWN = 3
 DEFAULT_PERIOD = 10.0
+MIN_PERIOD = 1.0  # the shortest period on a real network (IOS's own minimum)
+MIN_LAB_PERIOD = 0.01  # the shortest with --lab (100 keepalives a second)
+DEFAULT_HOOK_TIMEOUT = 10.0
 DEFAULT_RETRIES = 3
 HOUSEKEEPING = 0.1  # longest wait between clock checks (tracker.advance, drop summaries)
 MAX_BATCH = 256  # packets read per socket before the clock is looked at again
@@ -63,14 +69,21 @@ examples:
   sudo gre-keepalive probe --config tunnels.toml --metrics-port 9477
   sudo gre-keepalive probe --local 192.0.2.1 --remote 198.51.100.1 --reflect-only
   sudo gre-keepalive probe --local 192.0.2.1 --remote 198.51.100.1 --keepalive 1 3 --count 5
+  sudo gre-keepalive probe --config /etc/gre-keepalive/tunnels.toml \
+      --on-change '/usr/local/bin/notify "$GRE_KEEPALIVE_TUNNEL is $GRE_KEEPALIVE_STATE"'
 
-output (--format jsonl): one JSON object per line — the tracker's events (sent, returned,
-extrapolated, down, up) and the probe's own (started, reflected, dropped, send-error,
-summary).
+output (--format jsonl): one JSON object per line (schema gre-keepalive.probe/1, named in
+the first line) — the tracker's events (sent, returned, extrapolated, down, up) and the
+probe's own (started, reflected, dropped, send-error, reloaded, reload-failed, summary).
+Each own line-protocol transition is also one line on stderr (journald-friendly).
+
+signals: SIGHUP re-reads --config (tunnels added and removed, the others keep their
+state); SIGTERM stops with a summary line.
 
 exit status: 0 stopped (SIGTERM), or --count finished with the line protocol up;
-3 --count finished with a line protocol down; 2 bad usage, no CAP_NET_RAW, or an
-unusable --config/--write/--metrics-port; 130 interrupted (Ctrl-C).
+1 standard output closed (broken pipe); 3 --count finished with a line protocol down;
+2 bad usage, no CAP_NET_RAW, or an unusable --config/--write/--metrics-port;
+130 interrupted (Ctrl-C).
 """
 
 
@@ -130,6 +143,16 @@ def _rate(text: str) -> float:
     return value
 
 
+def _positive_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number of seconds, not {text!r}") from None
+    if not math.isfinite(value) or not 0 < value <= 3600:
+        raise argparse.ArgumentTypeError(f"{text} out of range (0-3600 seconds)")
+    return value
+
+
 def _port(text: str) -> int:
     try:
         value = int(text)
@@ -141,14 +164,62 @@ def _port(text: str) -> int:
 
 
 def parse_period(text: str) -> float:
-    """A keepalive period: 0 (off) or above 0 up to 32767 seconds; ValueError otherwise."""
+    """A keepalive period: 0 (off) or 0.1 up to 32767 seconds (below 1 s the caller asks
+    for --lab: :func:`check_period`); ValueError otherwise."""
     try:
         value = float(text)
     except ValueError:
         raise ValueError(f"keepalive period must be a number of seconds, not {text!r}") from None
-    if not math.isfinite(value) or not 0 <= value <= MAX_PERIOD:
-        raise ValueError(f"keepalive period {text} out of range 1-{MAX_PERIOD} seconds (0 = off)")
+    if not math.isfinite(value) or not (value == 0 or MIN_LAB_PERIOD <= value <= MAX_PERIOD):
+        raise ValueError(
+            f"keepalive period {text} out of range {MIN_PERIOD:g}-{MAX_PERIOD} seconds "
+            f"(0 = off; down to {MIN_LAB_PERIOD:g} with --lab)"
+        )
     return value
+
+
+def check_period(period: float, lab: bool, where: str) -> None:
+    """ValueError (one line) for a period a production probe must not run."""
+    if period < MIN_LAB_PERIOD or period > MAX_PERIOD:
+        raise ValueError(
+            f"{where}: keepalive period {period:g} s out of range "
+            f"{MIN_PERIOD:g}-{MAX_PERIOD} seconds (down to {MIN_LAB_PERIOD:g} with --lab)"
+        )
+    if period < MIN_PERIOD and not lab:
+        raise ValueError(
+            f"{where}: keepalive period {period:g} s is below {MIN_PERIOD:g} s: "
+            "add --lab to allow it on a lab network"
+        )
+
+
+def _unusable(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str | None:
+    """Why `address` cannot be a tunnel endpoint, or None."""
+    if address.is_unspecified:
+        return "unspecified"
+    if address.is_loopback:
+        return "a loopback address"
+    if address.is_multicast:
+        return "a multicast address"
+    if address.version == 4 and address == ipaddress.IPv4Address("255.255.255.255"):
+        return "the broadcast address"
+    if address.is_link_local:
+        return "link-local"
+    return None
+
+
+def check_endpoints(local: str, remote: str, where: str, is_local: Callable[[str], bool]) -> None:
+    """ValueError (one line) unless local → remote is a tunnel this host can run."""
+    ours, theirs = ipaddress.ip_address(local), ipaddress.ip_address(remote)
+    if ours == theirs:
+        raise ValueError(f"{where}: local and remote are both {local}: a tunnel to itself")
+    for address, role in ((ours, "local"), (theirs, "remote")):
+        why = _unusable(address)
+        if why is not None:
+            raise ValueError(f"{where}: {role} address {address} is {why}")
+    if is_local(remote):
+        raise ValueError(
+            f"{where}: remote {remote} is an address of this host: the probe would talk to itself"
+        )
 
 
 def parse_retries(text: str) -> int:
@@ -238,6 +309,34 @@ def register(subparsers: Any) -> None:
         help="reflections per second per tunnel, no bursts (default 10)",
     )
     behaviour.add_argument(
+        "--accept-any-return",
+        action="store_true",
+        help="count any bare GRE PT-0 packet from the peer as a return, as IOS does (default: "
+        "only returns matching an outstanding request of ours, by inner IP ID; the others "
+        "are counted as unmatched_returns and never reset the counter)",
+    )
+    behaviour.add_argument(
+        "--lab",
+        action="store_true",
+        help=f"allow keepalive periods below {MIN_PERIOD:g} s (down to {MIN_LAB_PERIOD:g} s) "
+        "for tests on a lab network",
+    )
+    behaviour.add_argument(
+        "--on-change",
+        metavar="CMD",
+        help="run CMD (with /bin/sh) at each line-protocol transition of this host's tunnels, "
+        "with GRE_KEEPALIVE_TUNNEL, _LOCAL, _REMOTE, _KEY, _STATE (up/down), _COUNTER, "
+        "_RETRIES, _TIME and _EVENT (the JSON line) in its environment; never waited for",
+    )
+    behaviour.add_argument(
+        "--on-change-timeout",
+        type=_positive_seconds,
+        default=DEFAULT_HOOK_TIMEOUT,
+        metavar="S",
+        help=f"kill an --on-change command still running after S seconds "
+        f"(default {DEFAULT_HOOK_TIMEOUT:g})",
+    )
+    behaviour.add_argument(
         "--count",
         type=_positive_int,
         metavar="N",
@@ -299,6 +398,11 @@ def select_tunnels(
         )
     tunnels: list[Tunnel] = []
     warnings: list[str] = []
+    if args.local is not None and not is_local(args.local):
+        raise ValueError(
+            f"--local {args.local} is not an address of this host: its keepalives would "
+            "carry a source address that is not ours"
+        )
 
     def make(
         local: str,
@@ -311,6 +415,10 @@ def select_tunnels(
     ) -> None:
         if args.reflect_only or not period:
             period = None
+        where = "--local/--remote" if origin == "command line" else f"{origin}: {name}"
+        check_endpoints(local, remote, where, is_local)
+        if period is not None:
+            check_period(period, args.lab, "--keepalive" if origin == "command line" else where)
         tunnel = Tunnel(local, remote, key, period, retries, name, origin)
         if any((t.local, t.remote, t.key) == (local, remote, key) for t in tunnels):
             warnings.append(f"{origin}: tunnel {local} → {remote} key {key} given twice; ignored")
@@ -400,9 +508,16 @@ class _Schedule:
     last_tick: float | None = None  # monotonic time of the latest tick
 
 
+Reloader = Callable[[], "tuple[list[Tunnel], KeepaliveConfig | None]"]
+
+
 @dataclass
 class ProbeLoop:
-    """Ticks, receives, reflects and keeps the clock moving until stopped or counted."""
+    """Ticks, receives, reflects and keeps the clock moving until stopped or counted.
+
+    `reload`, when given, is called after SIGHUP (`hup` set): it returns the tunnels to run
+    from now on or raises ValueError (one line), and the probe keeps the old ones.
+    """
 
     engine: ProbeEngine
     sockets: RawSockets
@@ -410,6 +525,10 @@ class ProbeLoop:
     count: int | None = None
     wall: Callable[[], float] = field(default=lambda: round(time.time(), 6))
     monotonic: Callable[[], float] = time.monotonic
+    reload: Reloader | None = None
+    hup: threading.Event = field(default_factory=threading.Event)
+    housekeeping: Callable[[], None] = field(default=lambda: None)
+    _finished: set[Tunnel] = field(default_factory=set)
 
     def run(self, stop: threading.Event) -> int:
         """Run until `stop` is set (0) or --count is done (0 up, 3 down)."""
@@ -422,6 +541,9 @@ class ProbeLoop:
         result = EXIT_OK
         try:
             while not stop.is_set():
+                if self.hup.is_set():
+                    self.hup.clear()
+                    self._reload(schedules, selector)
                 now = self.monotonic()
                 waits = [
                     s.due - now
@@ -436,6 +558,7 @@ class ProbeLoop:
                     if schedule.due <= now and (self.count is None or schedule.ticks < self.count):
                         self._tick(tunnel, schedule, now)
                 self.emit(engine.advance(self.wall()))
+                self.housekeeping()
                 if self.count is not None:
                     done = self._counted(schedules)
                     if done is not None:
@@ -448,6 +571,46 @@ class ProbeLoop:
             self.emit(engine.flush_drops(now_wall))
             self.emit([engine.summary(now_wall)])
         return result
+
+    def _reload(self, schedules: dict[Tunnel, _Schedule], selector: Any) -> None:
+        if self.reload is None:
+            return
+        stamp = self.wall()
+        try:
+            tunnels, config = self.reload()
+            self.sockets.ensure({t.family for t in tunnels})
+            self.sockets.attach_filters([(t.local, t.remote) for t in tunnels])
+        except (ValueError, OSError) as exc:
+            message = str(exc) if isinstance(exc, ValueError) else (exc.strerror or str(exc))
+            print(
+                f"{PROG}: error: reload failed, still running the previous tunnels: {message}",
+                file=sys.stderr,
+            )
+            self.emit([{"time": stamp, "event": "reload-failed", "error": message}])
+            return
+        before = set(self.engine.tunnels)
+        removed = self.engine.reconfigure(tunnels, config)
+        registered = {key.fileobj for key in selector.get_map().values()}
+        for sock in self.sockets.receivers:
+            if sock not in registered:
+                selector.register(sock, selectors.EVENT_READ)
+        for tunnel in removed:
+            schedules.pop(tunnel, None)
+        now = self.monotonic()
+        for tunnel in tunnels:
+            if tunnel.originates and tunnel not in schedules:
+                schedules[tunnel] = _Schedule(now)
+        self.emit(
+            [
+                {
+                    "time": stamp,
+                    "event": "reloaded",
+                    "tunnels": [t.describe() for t in tunnels],
+                    "added": [t.name for t in tunnels if t not in before],
+                    "removed": [t.name for t in removed],
+                }
+            ]
+        )
 
     def _tick(self, tunnel: Tunnel, schedule: _Schedule, now: float) -> None:
         assert tunnel.period is not None
@@ -485,18 +648,32 @@ class ProbeLoop:
             self.emit(events)
 
     def _counted(self, schedules: dict[Tunnel, _Schedule]) -> int | None:
-        """With --count: None while waiting, else the exit status."""
+        """With --count: None while waiting, else the exit status.
+
+        Each tunnel is judged when its own last keepalive has returned or a period has
+        passed since it left; its state is frozen then, so a faster tunnel that finished
+        first is not taken down by the ticks it no longer sends while a slower one runs on.
+        """
         assert self.count is not None
         now = self.monotonic()
-        states = self.engine.own_states(self.wall())
+        wall = self.wall()
+        states: dict[Tunnel, Any] | None = None
         for tunnel, schedule in schedules.items():
+            if tunnel in self._finished:
+                continue
             if schedule.ticks < self.count or schedule.last_tick is None:
-                return None
+                continue
             assert tunnel.period is not None
+            if states is None:
+                states = self.engine.own_states(wall)
             state = states.get(tunnel)
             answered = state is not None and state.counter == 0
-            if not answered and now < schedule.last_tick + tunnel.period:
-                return None
+            if answered or now >= schedule.last_tick + tunnel.period:
+                self.engine.finish(tunnel, wall)
+                self._finished.add(tunnel)
+        if not all(tunnel in self._finished for tunnel in schedules):
+            return None
+        states = self.engine.own_states(wall)
         down = any(
             self.engine.line_state(tunnel, states.get(tunnel)).value == "down"
             for tunnel in schedules
@@ -512,15 +689,65 @@ def _error(message: str) -> int:
     return EXIT_USAGE
 
 
-def _json_lines(stream: IO[str]) -> Callable[[list[dict[str, Any]]], None]:
-    def emit(events: list[dict[str, Any]]) -> None:
+class Reporter:
+    """Writes the JSON lines; logs this host's transitions on stderr and runs --on-change.
+
+    A closed stdout (the reader went away) sets `broken` and `stop`: the probe then ends
+    with exit status 1, so a supervisor (systemd `Restart=on-failure`) notices.
+    """
+
+    def __init__(
+        self,
+        stream: IO[str],
+        engine: ProbeEngine,
+        stop: threading.Event,
+        on_change: OnChange | None = None,
+        log: IO[str] | None = None,
+    ) -> None:
+        self.stream = stream
+        self.engine = engine
+        self.stop = stop
+        self.on_change = on_change
+        self.log = log if log is not None else sys.stderr
+        self.broken = False
+
+    def __call__(self, events: list[dict[str, Any]]) -> None:
+        """Report a batch of events."""
         if not events:
             return
         for event in events:
-            stream.write(json.dumps(event) + "\n")
-        stream.flush()
+            if event["event"] in ("down", "up"):
+                self._transition(event)
+        if self.broken:
+            return
+        try:
+            for event in events:
+                self.stream.write(json.dumps(event) + "\n")
+            self.stream.flush()
+        except BrokenPipeError:
+            self.broken = True
+            self.stop.set()
+            _silence_stdout()
 
-    return emit
+    def _transition(self, event: dict[str, Any]) -> None:
+        from analyzer.probe.hooks import transition_line
+
+        tunnel = self.engine.own_tunnel(event["originator"], event["peer"], event["key"])
+        if tunnel is None:
+            return  # the peer's line, as inferred here: in the JSON and metrics only
+        print(transition_line(PROG, event, tunnel.name), file=self.log, flush=True)
+        if self.on_change is not None:
+            self.on_change.fire(event, tunnel.name)
+
+
+def _silence_stdout() -> None:
+    """Point fd 1 at /dev/null so that nothing fails writing to the closed pipe again."""
+    try:
+        null = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(null, sys.stdout.fileno())
+        os.close(null)
+    except (OSError, ValueError):
+        pass
 
 
 def _tui_entry() -> Callable[..., int] | None:
@@ -538,12 +765,38 @@ def _tui_entry() -> Callable[..., int] | None:
     return entry if callable(entry) else None
 
 
+def read_probe_config(path: str | None) -> KeepaliveConfig | None:
+    """--config, with `tunnel source IFNAME` of an IOS file resolved from this host's
+    interfaces (:mod:`analyzer.probe.hostif`); warnings on stderr. UsageError (one line)."""
+    from analyzer.config import ConfigError, load_config, parse_ios
+    from analyzer.options import UsageError
+    from analyzer.probe.hostif import resolve_interface_sources
+
+    if not path:
+        return None
+    try:
+        config = load_config(path)
+        notes: list[str] = []
+        if config.format == "ios":
+            with open(path, encoding="utf-8-sig") as handle:
+                text, notes = resolve_interface_sources(handle.read())
+            if notes:
+                config = parse_ios(text, path)
+    except (ConfigError, OSError, UnicodeDecodeError) as exc:
+        raise UsageError(str(exc)) from None
+    for note in notes:
+        print(f"{PROG}: note: {path}: {note}", file=sys.stderr)
+    for warning in config.warnings:
+        print(f"{PROG}: warning: {warning}", file=sys.stderr)
+    return config
+
+
 def _handle(args: argparse.Namespace) -> int:
-    from analyzer.options import UsageError, read_config
+    from analyzer.options import UsageError
     from analyzer.probe.net import is_local_address
 
     try:
-        config = read_config(args.config)
+        config = read_probe_config(args.config)
     except UsageError as exc:
         return _error(str(exc))
     try:
@@ -562,6 +815,24 @@ def _handle(args: argparse.Namespace) -> int:
                 "in this build; use --format jsonl"
             )
     return run(args, tunnels, config, tui)
+
+
+def _reloader(args: argparse.Namespace) -> Reloader:
+    """What SIGHUP runs: the configuration read and the tunnels chosen again."""
+    from analyzer.options import UsageError
+    from analyzer.probe.net import is_local_address
+
+    def reload() -> tuple[list[Tunnel], KeepaliveConfig | None]:
+        try:
+            config = read_probe_config(args.config)
+        except UsageError as exc:
+            raise ValueError(str(exc)) from None
+        tunnels, warnings = select_tunnels(args, config, is_local_address)
+        for warning in warnings:
+            print(f"{PROG}: warning: {warning}", file=sys.stderr)
+        return tunnels, config
+
+    return reload
 
 
 def run(
@@ -584,6 +855,11 @@ def run(
         return _error(f"cannot open raw sockets: {exc.strerror or exc}")
     cleanup: list[Callable[[], None]] = [sockets.close]
     try:
+        try:
+            sockets.attach_filters([(t.local, t.remote) for t in tunnels])
+        except (OSError, ValueError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) else str(exc)
+            return _error(f"cannot attach the kernel socket filter: {reason or exc}")
         metrics = ProbeMetrics(tunnels, DROP_REASONS)
         extra: dict[str, Any] = {}
         if args.metrics_port is not None:
@@ -621,6 +897,7 @@ def run(
                 max_reflect_pps=args.max_reflect_pps,
                 tos=args.tos,
                 ttl=args.ttl,
+                accept_any_return=args.accept_any_return,
             ),
             config=config,
             metrics=metrics,
@@ -630,22 +907,57 @@ def run(
         if tui is not None:
             return _run_tui(tui, engine, sockets, args.count, config)
         stop = threading.Event()
+        hup = threading.Event()
 
         def terminate(_signum: int, _frame: FrameType | None) -> None:
             stop.set()
 
+        def reload(_signum: int, _frame: FrameType | None) -> None:
+            hup.set()
+
         previous = signal.signal(signal.SIGTERM, terminate)
+        previous_hup = signal.signal(signal.SIGHUP, reload)
 
         def restore() -> None:
             signal.signal(signal.SIGTERM, previous)
+            signal.signal(signal.SIGHUP, previous_hup)
 
         cleanup.append(restore)
-        emit = _json_lines(sys.stdout)
-        emit([engine.started(round(time.time(), 6), **extra)])
-        return ProbeLoop(engine, sockets, emit, count=args.count).run(stop)
+        on_change = None
+        if args.on_change:
+            from analyzer.probe.hooks import OnChange
+
+            on_change = OnChange(
+                args.on_change,
+                args.on_change_timeout,
+                log=lambda line: print(f"{PROG}: {line}", file=sys.stderr, flush=True),
+            )
+            hooks = on_change
+            cleanup.append(lambda: hooks.close(hooks.timeout))
+        report = Reporter(sys.stdout, engine, stop, on_change)
+        extra["receive_buffer"] = sockets.receive_buffer()
+        report([engine.started(round(time.time(), 6), **extra)])
+        loop = ProbeLoop(
+            engine,
+            sockets,
+            report,
+            count=args.count,
+            reload=_reloader(args),
+            hup=hup,
+            housekeeping=on_change.poll if on_change is not None else lambda: None,
+        )
+        status = loop.run(stop)
+        if report.broken:
+            return _error_status("standard output closed (broken pipe): stopped", EXIT_OUTPUT)
+        return status
     finally:
         for step in reversed(cleanup):
             step()
+
+
+def _error_status(message: str, status: int) -> int:
+    print(f"{PROG}: error: {message}", file=sys.stderr)
+    return status
 
 
 def _run_tui(

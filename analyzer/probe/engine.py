@@ -16,34 +16,37 @@ does the same for configured tunnels only, so it never relays arbitrary packets)
   it) and the inner source is the outer destination (it leaves from this host's own
   address) — so every packet the probe sends goes from a configured local address to a
   configured remote one;
+* the inner packet passes the checks of :mod:`analyzer.probe.reflect` (TTL above 1, no IP
+  options, not a fragment, checksums and lengths right, a small payload) and is rebuilt
+  from those checked fields, TTL decremented;
 * at most ``max_reflect_pps`` per tunnel (a token bucket holding one token).
 
-Returns of this host's own keepalives are limited separately, to the same rate or four per
-period if that is more, so spoofed returns cannot make the output or the pcap grow at the
-sender's rate.
+A bare PT-0 packet counts as a return only when it matches an outstanding request of this
+host on that tunnel (inner IP ID; IPv6, which has none: any outstanding request, oldest
+first); others are ``unmatched_returns`` and never reset the counter, unless
+``accept_any_return`` (IOS's own behaviour). Returns are limited separately, to the same
+rate or four per period if that is more, so spoofed ones cannot make the output or the
+pcap grow at the sender's rate.
 
 Everything else is dropped and counted by reason (:data:`DROP_REASONS`).
 """
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from analyzer.config import KeepaliveConfig, TunnelConfig
-from analyzer.keepalive.analysis import Settings
+from analyzer.keepalive.analysis import Resolved, Settings, resolve_settings
 from analyzer.keepalive.state import LineState
 from analyzer.keepalive.tracker import LiveEvent, LiveEventKind, LiveTracker, OriginatorState
 from analyzer.probe.metrics import ProbeMetrics
+from analyzer.probe.reflect import REFLECT_DROPS, rebuild_reflection
 from analyzer.probe.tunnel import Tunnel, normalise
 from analyzer.read.capture import LINKTYPE_RAW
-from analyzer.read.packet import (
-    FrameKind,
-    build_keepalive_request,
-    decode_frame,
-    reflect_request,
-)
+from analyzer.read.packet import Decoded, FrameKind, build_keepalive_request, decode_frame
 
 DROP_REASONS: tuple[str, ...] = (
     "unknown-peer",  # outer addresses are not those of a configured tunnel
@@ -54,8 +57,11 @@ DROP_REASONS: tuple[str, ...] = (
     "rate-limit",  # more than --max-reflect-pps requests (or returns) for this tunnel
     "reflect-disabled",  # a valid keepalive, but --no-reflect
     "malformed",  # undecodable GRE
+    "unmatched-return",  # a bare PT-0 packet matching no outstanding request of ours
+    *REFLECT_DROPS,  # the inner packet of a keepalive fails a forwarding check
 )
 DROP_SUMMARY_INTERVAL = 1.0  # seconds between "dropped" summary lines per (tunnel, reason)
+OUTSTANDING = 64  # requests per tunnel a return can still match (64 periods of RTT)
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +72,7 @@ class ProbeOptions:
     max_reflect_pps: float = 10.0
     tos: int = 0
     ttl: int = 255
+    accept_any_return: bool = False  # IOS: any bare PT-0 packet resets the counter
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,7 +131,8 @@ class TunnelStats:
 
     ticks: int = 0  # period ticks (sends attempted)
     sent: int = 0
-    returned: int = 0
+    returned: int = 0  # returns that matched an outstanding request
+    unmatched_returns: int = 0
     reflected: int = 0
     send_errors: int = 0
     last_error: str | None = None
@@ -160,6 +168,7 @@ def tracker_config(
 
 
 Recorder = Callable[[float, bytes], None]
+SCHEMA = "gre-keepalive.probe/1"  # in the "started" line: the jsonl contract (fields only added)
 
 
 class ProbeEngine:
@@ -175,30 +184,71 @@ class ProbeEngine:
         record: Recorder | None = None,
         first_ip_id: int = 1,
     ) -> None:
-        self.tunnels = tunnels
+        self.tunnels: list[Tunnel] = []
         self.options = options
         self.metrics = metrics
         self.record = record
         self.tracker = LiveTracker(Settings(config=tracker_config(tunnels, config)))
         self.ids = IpIds(first_ip_id)
         self.frames = 0
-        self.stats = {t: TunnelStats() for t in tunnels}
+        self.stats: dict[Tunnel, TunnelStats] = {}
         self.unattributed: dict[str, int] = {}
         self._by_addresses: dict[tuple[str, str], list[Tunnel]] = {}
-        for t in tunnels:
-            self._by_addresses.setdefault((t.local, t.remote), []).append(t)
-        self._own = {(t.local, t.remote, t.key): t for t in tunnels if t.originates}
-        self._buckets = {t: TokenBucket(options.max_reflect_pps) for t in tunnels}
-        # Returns are limited too (spoofed ones would otherwise grow the output and the
-        # pcap at the sender's rate); a real peer returns one per period, so the limit is
-        # --max-reflect-pps or four per period, whichever is higher.
-        self._return_buckets = {
-            t: TokenBucket(max(options.max_reflect_pps, 4.0 / t.period if t.period else 0.0))
-            for t in tunnels
-        }
+        self._own: dict[tuple[str, str, int | None], Tunnel] = {}
+        self._peers: dict[tuple[str, str, int | None], Tunnel] = {}
+        self._buckets: dict[Tunnel, TokenBucket] = {}
+        self._return_buckets: dict[Tunnel, TokenBucket] = {}
+        self._outstanding: dict[Tunnel, deque[int | None]] = {}
+        self._finished: dict[Tunnel, OriginatorState | None] = {}
+        self._assumed: dict[tuple[str, str, int | None], Resolved] = {}
         self._pending_drops: dict[tuple[Tunnel | None, str], int] = {}
         self._drops_flushed = 0.0
         self._drop_totals: dict[tuple[Tunnel | None, str], int] = {}
+        self._index(tunnels)
+
+    def _index(self, tunnels: list[Tunnel]) -> None:
+        options = self.options
+        self.tunnels = list(tunnels)
+        self._by_addresses = {}
+        for t in tunnels:
+            self._by_addresses.setdefault((t.local, t.remote), []).append(t)
+        self._own = {(t.local, t.remote, t.key): t for t in tunnels if t.originates}
+        self._peers = {(t.remote, t.local, t.key): t for t in tunnels}
+        for t in tunnels:
+            self.stats.setdefault(t, TunnelStats())
+            self._buckets.setdefault(t, TokenBucket(options.max_reflect_pps))
+            # Returns are limited too (spoofed ones would otherwise grow the output and the
+            # pcap at the sender's rate); a real peer returns one per period, so the limit
+            # is --max-reflect-pps or four per period, whichever is higher.
+            rate = max(options.max_reflect_pps, 4.0 / t.period if t.period else 0.0)
+            self._return_buckets.setdefault(t, TokenBucket(rate))
+            self._outstanding.setdefault(t, deque(maxlen=OUTSTANDING))
+        self._assumed.clear()
+
+    def reconfigure(self, tunnels: list[Tunnel], config: KeepaliveConfig | None) -> list[Tunnel]:
+        """Run `tunnels` from now on (a reloaded configuration); the removed ones returned.
+
+        A tunnel that is still there, with the same period and retries, keeps its state,
+        counters and outstanding requests; one whose settings changed starts afresh.
+        """
+        kept = set(tunnels)
+        removed = [t for t in self.tunnels if t not in kept]
+        for tunnel in removed:
+            self._buckets.pop(tunnel, None)
+            self._return_buckets.pop(tunnel, None)
+            self._outstanding.pop(tunnel, None)
+            self.stats.pop(tunnel, None)
+            self._finished.pop(tunnel, None)
+            if self.metrics:
+                self.metrics.remove(tunnel)
+            self.tracker.forget(tunnel.local, tunnel.remote, tunnel.key)
+        added = [t for t in tunnels if t not in self.stats]
+        self.tracker.settings = Settings(config=tracker_config(tunnels, config))
+        self._index(tunnels)
+        if self.metrics:
+            for tunnel in added:
+                self.metrics.add(tunnel)
+        return removed
 
     # --- what happens ----------------------------------------------------------------
 
@@ -207,9 +257,11 @@ class ProbeEngine:
         return {
             "time": now,
             "event": "started",
+            "schema": SCHEMA,
             "tunnels": [t.describe() for t in self.tunnels],
             "reflect": self.options.reflect,
             "max_reflect_pps": self.options.max_reflect_pps,
+            "accept_any_return": self.options.accept_any_return,
             **extra,
         }
 
@@ -234,7 +286,23 @@ class ProbeEngine:
         stats.sent += 1
         if self.metrics:
             self.metrics.sent(tunnel)
-        return self._feed(now, packet)
+        decoded = decode_frame(LINKTYPE_RAW, packet)
+        if decoded.inner is not None:
+            self._outstanding[tunnel].append(decoded.inner.ip_id)
+        return self._feed(now, packet, decoded)
+
+    def _match(self, tunnel: Tunnel, ident: int | None) -> bool:
+        """Whether a return pairs with an outstanding request of ours (which it consumes)."""
+        waiting = self._outstanding.get(tunnel)
+        if not waiting:
+            return False
+        if tunnel.family == 6:
+            waiting.popleft()
+            return True
+        if ident not in waiting:
+            return False
+        waiting.remove(ident)
+        return True
 
     def send_failed(
         self, tunnel: Tunnel, now: float, what: str, error: OSError
@@ -285,10 +353,18 @@ class ProbeEngine:
             self._drop(tunnel, "not-keepalive")
             return [], None
         if decoded.kind is FrameKind.REPLY:
+            matched = tunnel.originates and self._match(tunnel, decoded.ip_id)
+            if not matched:
+                self.stats[tunnel].unmatched_returns += 1
+                if self.metrics:
+                    self.metrics.unmatched_return(tunnel)
+                if not self.options.accept_any_return:
+                    self._drop(tunnel, "unmatched-return")
+                    return [], None
             if not self._return_buckets[tunnel].take(monotonic):
                 self._drop(tunnel, "rate-limit")
                 return [], None
-            return self._feed(now, packet), None
+            return self._feed(now, packet, decoded, matched=matched), None
         inner = decoded.inner
         assert inner is not None  # a REQUEST always has one
         if normalise(inner.dst) != tunnel.remote:
@@ -300,15 +376,15 @@ class ProbeEngine:
         if not self.options.reflect:
             self._drop(tunnel, "reflect-disabled")
             return [], None
+        rebuilt = rebuild_reflection(packet)
+        if rebuilt.packet is None:
+            self._drop(tunnel, rebuilt.reason or "malformed")
+            return [], None
         if not self._buckets[tunnel].take(monotonic):
             self._drop(tunnel, "rate-limit")
             return [], None
-        reflected = reflect_request(packet)
-        if reflected is None:  # pragma: no cover - decode_frame said REQUEST
-            self._drop(tunnel, "not-keepalive")
-            return [], None
-        ttl = inner.ttl - 1 if inner.ttl > 0 else 0
-        return self._feed(now, packet), Reflection(tunnel, reflected, inner.ip_id, ttl)
+        reflection = Reflection(tunnel, rebuilt.packet, inner.ip_id, rebuilt.ttl)
+        return self._feed(now, packet, decoded), reflection
 
     def reflected(self, reflection: Reflection, now: float) -> list[dict[str, Any]]:
         """A reflection left at `now`."""
@@ -337,7 +413,9 @@ class ProbeEngine:
         self._drops_flushed = now
         events = []
         for (tunnel, reason), count in self._pending_drops.items():
-            fields = _tunnel_fields(tunnel) if tunnel else {"local": None, "remote": None}
+            fields = (
+                _tunnel_fields(tunnel) if tunnel else {"local": None, "remote": None, "key": None}
+            )
             events.append(
                 {
                     "time": now,
@@ -358,7 +436,20 @@ class ProbeEngine:
             tunnel = self._own.get((normalise(state.address), normalise(state.peer), state.key))
             if tunnel is not None:
                 found[tunnel] = state
+        for tunnel, frozen in self._finished.items():
+            if tunnel in found:
+                found[tunnel] = frozen
         return found
+
+    def own_tunnel(self, originator: str, peer: str, key: int | None) -> Tunnel | None:
+        """The tunnel on which `originator` (this host) sends keepalives to `peer`, if any."""
+        return self._own.get((normalise(originator), normalise(peer), key))
+
+    def finish(self, tunnel: Tunnel, now: float) -> None:
+        """Freeze `tunnel`'s state as it is at `now` (its --count is done): ticks the tracker
+        extrapolates after its last keepalive are not its, nor reported."""
+        if tunnel not in self._finished:
+            self._finished[tunnel] = self.own_states(now).get(tunnel)
 
     def line_state(self, tunnel: Tunnel, state: OriginatorState | None) -> LineState:
         """The line protocol of an originating tunnel.
@@ -382,6 +473,7 @@ class ProbeEngine:
                 "ticks": stats.ticks,
                 "sent": stats.sent,
                 "returned": stats.returned,
+                "unmatched_returns": stats.unmatched_returns,
                 "reflected": stats.reflected,
                 "send_errors": stats.send_errors,
                 "dropped": dict(stats.dropped),
@@ -404,23 +496,50 @@ class ProbeEngine:
 
     # --- internals -------------------------------------------------------------------
 
-    def _feed(self, now: float, packet: bytes) -> list[dict[str, Any]]:
+    def _feed(
+        self, now: float, packet: bytes, decoded: Decoded | None = None, *, matched: bool = True
+    ) -> list[dict[str, Any]]:
         self.frames += 1
         if self.record is not None:
             self.record(now, packet)
-        live = self.tracker.feed(now, self.frames, decode_frame(LINKTYPE_RAW, packet))
-        return self._convert(live)
+        if decoded is None:
+            decoded = decode_frame(LINKTYPE_RAW, packet)
+        live = self.tracker.feed(now, self.frames, decoded)
+        return self._convert(live, matched=matched)
 
-    def _convert(self, live: list[LiveEvent]) -> list[dict[str, Any]]:
+    def assumed(self, originator: str, peer: str, key: int | None) -> Resolved:
+        """The period and retries the tracker runs `originator`'s keepalives with."""
+        ident = (originator, peer, key)
+        found = self._assumed.get(ident)
+        if found is None:
+            found = resolve_settings(self.tracker.settings, originator, peer, key, None)
+            self._assumed[ident] = found
+        return found
+
+    def _convert(self, live: list[LiveEvent], *, matched: bool = True) -> list[dict[str, Any]]:
+        out = []
         for event in live:
-            tunnel = self._own.get((normalise(event.originator), normalise(event.peer), event.key))
-            if tunnel is None:
-                continue
-            if event.kind is LiveEventKind.RETURNED:
-                self.stats[tunnel].returned += 1
-            if self.metrics:
-                self.metrics.event(tunnel, event)
-        return [event.to_json() for event in live]
+            ident = (normalise(event.originator), normalise(event.peer), event.key)
+            tunnel = self._own.get(ident)
+            peer_of = self._peers.get(ident)
+            if tunnel is None and peer_of is None:
+                continue  # a tunnel removed by a reload
+            if tunnel is not None:
+                if tunnel in self._finished:
+                    continue
+                counted = matched or event.kind is not LiveEventKind.RETURNED
+                if event.kind is LiveEventKind.RETURNED and matched:
+                    self.stats[tunnel].returned += 1
+                if self.metrics:
+                    self.metrics.event(tunnel, event, count_return=counted)
+            elif peer_of is not None and self.metrics:
+                self.metrics.peer_event(peer_of, event, self.assumed(*ident).retries)
+            row = event.to_json()
+            assumed = self.assumed(*ident)
+            row["retries"] = assumed.retries
+            row["retries_source"] = assumed.retries_source.value
+            out.append(row)
+        return out
 
     def _drop(self, tunnel: Tunnel | None, reason: str) -> None:
         if tunnel is None:

@@ -11,18 +11,27 @@
   flow label are not recovered — the keepalive rules use none of them).
 
 Both need CAP_NET_RAW.
+
+Each receive socket carries a classic-BPF socket filter (``SO_ATTACH_FILTER``,
+:func:`analyzer.read.bpf.gre_socket_filter`) passing only keepalive requests and bare PT-0
+replies from configured peers, so tunnel data and strangers' GRE never reach the process
+and cannot crowd the keepalives out of the receive buffer.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import socket
 import struct
 from dataclasses import dataclass
 
+from analyzer.read.bpf import gre_socket_filter
 from analyzer.read.packet import IPPROTO_GRE, build_ip
 
-RECEIVE_BUFFER = 1 << 20
+RECEIVE_BUFFER = 4 << 20
+SO_ATTACH_FILTER = getattr(socket, "SO_ATTACH_FILTER", 26)
+SO_RCVBUFFORCE = getattr(socket, "SO_RCVBUFFORCE", 33)
 MAX_PACKET = 65535
 CAPABILITY_HINT = (
     "probe needs the CAP_NET_RAW capability for its raw sockets: run it as root "
@@ -31,6 +40,10 @@ CAPABILITY_HINT = (
 )
 
 _IN6_PKTINFO = struct.Struct("16sI")
+
+
+class _SockFprog(ctypes.Structure):
+    _fields_ = (("len", ctypes.c_ushort), ("filter", ctypes.c_void_p))
 
 
 @dataclass(slots=True)
@@ -62,6 +75,33 @@ class RawSockets:
             sockets.close()
             raise
         return sockets
+
+    def ensure(self, families: set[int]) -> None:
+        """Open the sockets of families not open yet (a reload added such a tunnel)."""
+        missing = {f for f in families if (self.send4 if f == 4 else self.send6) is None}
+        if missing:
+            opened = RawSockets.open(missing)
+            self.send4 = self.send4 or opened.send4
+            self.receive4 = self.receive4 or opened.receive4
+            self.send6 = self.send6 or opened.send6
+            self.receive6 = self.receive6 or opened.receive6
+
+    def attach_filters(self, endpoints: list[tuple[str, str]]) -> None:
+        """Let only keepalives between these (local, remote) pairs reach the receive sockets.
+
+        Replaces any filter attached before (the kernel swaps it atomically); a family
+        with no endpoint gets a filter that passes nothing. OSError if the kernel refuses.
+        """
+        for family, sock in ((4, self.receive4), (6, self.receive6)):
+            if sock is not None:
+                ours = [(loc, rem) for loc, rem in endpoints if (":" in loc) == (family == 6)]
+                attach_filter(sock, gre_socket_filter(family, ours))
+
+    def receive_buffer(self) -> int:
+        """The receive buffer the kernel granted (bytes, of the first receive socket)."""
+        for sock in self.receivers:
+            return int(sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF))
+        return 0
 
     @property
     def receivers(self) -> list[socket.socket]:
@@ -111,8 +151,21 @@ class RawSockets:
 
 def _prepare_receive(sock: socket.socket) -> None:
     sock.setblocking(False)
-    with contextlib.suppress(OSError):  # a smaller buffer still works
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER)
+    # SO_RCVBUFFORCE passes net.core.rmem_max (root / CAP_NET_ADMIN); SO_RCVBUF is capped
+    # by it. A smaller buffer still works.
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, RECEIVE_BUFFER)
+    except OSError:
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER)
+
+
+def attach_filter(sock: socket.socket, program: list[tuple[int, int, int, int]]) -> None:
+    """Attach a classic BPF program (struct sock_filter tuples) with SO_ATTACH_FILTER."""
+    raw = b"".join(struct.pack("=HBBI", *insn) for insn in program)
+    buffer = ctypes.create_string_buffer(raw, len(raw))
+    fprog = _SockFprog(len(program), ctypes.addressof(buffer))
+    sock.setsockopt(socket.SOL_SOCKET, SO_ATTACH_FILTER, bytes(fprog))
 
 
 def is_local_address(address: str) -> bool:

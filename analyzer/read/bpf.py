@@ -295,3 +295,195 @@ class FrameFilter:
         if program is None:
             return True
         return bool(program.filter(frame.data))
+
+
+# --- a kernel socket filter for raw GRE sockets (SO_ATTACH_FILTER) ---------------------------
+#
+# A raw socket's filter sees a different packet than a capture does: an IPv4 raw socket
+# gets the packet from its IPv4 header on, an IPv6 raw socket only what follows the IPv6
+# header chain (the GRE header), with the IPv6 header reachable only through the kernel's
+# SKF_NET_OFF negative offsets. libpcap's filter language has no link type for "GRE at
+# offset 0" and no way to name those offsets, so this program is assembled here from the
+# same keepalive rules as :func:`keepalive_filter`.
+
+BPF_LD: Final = 0x00
+BPF_LDX: Final = 0x01
+BPF_ST: Final = 0x02
+BPF_ALU: Final = 0x04
+BPF_JMP: Final = 0x05
+BPF_RET: Final = 0x06
+BPF_MISC: Final = 0x07
+BPF_W: Final = 0x00
+BPF_H: Final = 0x08
+BPF_B: Final = 0x10
+BPF_IMM: Final = 0x00
+BPF_ABS: Final = 0x20
+BPF_IND: Final = 0x40
+BPF_MEM: Final = 0x60
+BPF_MSH: Final = 0xA0
+BPF_ADD: Final = 0x00
+BPF_AND: Final = 0x50
+BPF_JA: Final = 0x00
+BPF_JEQ: Final = 0x10
+BPF_JSET: Final = 0x40
+BPF_K: Final = 0x00
+BPF_X: Final = 0x08
+BPF_TAX: Final = 0x00
+BPF_TXA: Final = 0x80
+SKF_NET_OFF: Final = -0x100000  # linux/filter.h: loads relative to the network header
+SOCKET_FILTER_ACCEPT: Final = 0x40000  # bytes to keep: the whole packet
+MAX_SOCKET_FILTER_INSNS: Final = 4096  # BPF_MAXINSNS
+
+BpfInsn = tuple[int, int, int, int]  # (code, jt, jf, k) as in struct sock_filter
+
+
+class _Asm:
+    """A tiny classic-BPF assembler with symbolic forward jumps."""
+
+    def __init__(self) -> None:
+        self.code: list[tuple[int, int | str, int | str, int | str]] = []
+        self.labels: dict[str, int] = {}
+
+    def op(self, code: int, k: int | str = 0, jt: int | str = 0, jf: int | str = 0) -> None:
+        self.code.append((code, jt, jf, k))
+
+    def label(self, name: str) -> None:
+        self.labels[name] = len(self.code)
+
+    def assemble(self) -> list[BpfInsn]:
+        out: list[BpfInsn] = []
+        for index, (code, jt, jf, k) in enumerate(self.code):
+
+            def distance(target: int | str, index: int = index) -> int:
+                if isinstance(target, int):
+                    return target
+                offset = self.labels[target] - index - 1
+                if offset < 0:
+                    raise ValueError(f"backward jump to {target}")
+                return offset
+
+            if isinstance(k, str):  # BPF_JA to a label
+                k = distance(k)
+            jt_value, jf_value = distance(jt), distance(jf)
+            if (
+                code & 0x07 == BPF_JMP
+                and code != BPF_JMP | BPF_JA
+                and max(jt_value, jf_value) > 255
+            ):
+                raise ValueError("conditional jump over more than 255 instructions")
+            out.append((code, jt_value, jf_value, k & 0xFFFFFFFF))
+        return out
+
+
+def _address_words(address: str) -> list[int]:
+    import ipaddress
+
+    packed = ipaddress.ip_address(address).packed
+    return [int.from_bytes(packed[i : i + 4], "big") for i in range(0, len(packed), 4)]
+
+
+def _gre_keepalive_tail(asm: _Asm) -> None:
+    """With X at a GRE header: accept a keepalive request or a bare PT-0 reply, drop the rest.
+
+    Scratch memory: M[0] GRE header length, M[1] GRE flags byte.
+    """
+    ld_ind_b, ld_ind_h = BPF_LD | BPF_B | BPF_IND, BPF_LD | BPF_H | BPF_IND
+    asm.op(ld_ind_b, 0)
+    asm.op(BPF_ST, 1)
+    asm.op(BPF_JMP | BPF_JSET | BPF_K, 0x40, "drop", 0)  # R bit: data to the decoder
+    asm.op(ld_ind_b, 1)
+    asm.op(BPF_JMP | BPF_JSET | BPF_K, 0x07, "drop", 0)  # version 0 only
+    asm.op(BPF_LD | BPF_IMM, 4)
+    asm.op(BPF_ST, 0)
+    for bit in (0x80, 0x20, 0x10):  # C (checksum + offset), K (key), S (sequence)
+        asm.op(BPF_LD | BPF_MEM, 1)
+        asm.op(BPF_JMP | BPF_JSET | BPF_K, bit, 0, 3)
+        asm.op(BPF_LD | BPF_MEM, 0)
+        asm.op(BPF_ALU | BPF_ADD | BPF_K, 4)
+        asm.op(BPF_ST, 0)
+    asm.op(ld_ind_h, 2)
+    asm.op(BPF_JMP | BPF_JEQ | BPF_K, 0, "accept", 0)  # PT 0: a reply
+    asm.op(BPF_ST, 2)
+    asm.op(BPF_LD | BPF_MEM, 0)  # X = start of the GRE payload
+    asm.op(BPF_ALU | BPF_ADD | BPF_X)
+    asm.op(BPF_MISC | BPF_TAX)
+    asm.op(BPF_LD | BPF_MEM, 2)
+    asm.op(BPF_JMP | BPF_JEQ | BPF_K, 0x0800, "inner4", 0)
+    asm.op(BPF_JMP | BPF_JEQ | BPF_K, 0x86DD, "inner6", 0)
+    asm.op(BPF_JMP | BPF_JEQ | BPF_K, 0x8909, 0, "drop")
+    asm.op(BPF_MISC | BPF_TXA)  # Cisco MetaData: 8 bytes, then the IP version decides
+    asm.op(BPF_ALU | BPF_ADD | BPF_K, 8)
+    asm.op(BPF_MISC | BPF_TAX)
+    asm.op(ld_ind_b, 0)
+    asm.op(BPF_ALU | BPF_AND | BPF_K, 0xF0)
+    asm.op(BPF_JMP | BPF_JEQ | BPF_K, 0x40, "inner4", 0)
+    asm.op(BPF_JMP | BPF_JEQ | BPF_K, 0x60, "inner6", "drop")
+    asm.label("inner4")
+    asm.op(ld_ind_b, 0)
+    asm.op(BPF_ALU | BPF_AND | BPF_K, 0xF0)
+    asm.op(BPF_JMP | BPF_JEQ | BPF_K, 0x40, 0, "drop")
+    asm.op(ld_ind_b, 9)
+    asm.op(BPF_JMP | BPF_JEQ | BPF_K, 47, 0, "drop")
+    asm.op(ld_ind_b, 0)  # X += inner IHL * 4
+    asm.op(BPF_ALU | BPF_AND | BPF_K, 0x0F)
+    asm.op(BPF_ALU | 0x60 | BPF_K, 2)  # BPF_LSH
+    asm.op(BPF_ALU | BPF_ADD | BPF_X)
+    asm.op(BPF_MISC | BPF_TAX)
+    asm.op(ld_ind_h, 2)
+    asm.op(BPF_JMP | BPF_JEQ | BPF_K, 0, "accept", "drop")
+    asm.label("inner6")
+    asm.op(ld_ind_b, 6)
+    asm.op(BPF_JMP | BPF_JEQ | BPF_K, 47, 0, "drop")
+    asm.op(ld_ind_h, 42)
+    asm.op(BPF_JMP | BPF_JEQ | BPF_K, 0, "accept", "drop")
+    asm.label("drop")
+    asm.op(BPF_RET | BPF_K, 0)
+    asm.label("accept")
+    asm.op(BPF_RET | BPF_K, SOCKET_FILTER_ACCEPT)
+
+
+def gre_socket_filter(family: int, endpoints: list[tuple[str, str]]) -> list[BpfInsn]:
+    """Classic BPF for SO_ATTACH_FILTER on a raw GRE socket of IP version `family` (4 or 6).
+
+    It passes only GRE from one of `endpoints` — (local, remote) pairs: outer source
+    `remote`, outer destination `local` — that can be a keepalive: a request (GRE carrying
+    IPv4 or IPv6 whose protocol is GRE with protocol type 0, also behind Cisco MetaData) or
+    a bare reply (protocol type 0); version 0, no R bit; IPv4 fragments never pass. The
+    decoder still judges what passes: this only keeps tunnel data and strangers out of user
+    space. ValueError when the program would exceed the kernel's 4096 instructions.
+    """
+    asm = _Asm()
+    # The socket gets IPv4 (or IPv6) GRE only: the kernel has checked version and protocol.
+    if family == 4:
+        source, destination = 12, 16
+    elif family == 6:
+        source, destination = SKF_NET_OFF + 8, SKF_NET_OFF + 24
+    else:
+        raise ValueError(f"IP version {family}")
+    for index, (local, remote) in enumerate(sorted(set(endpoints))):
+        words = [(source + 4 * i, w) for i, w in enumerate(_address_words(remote))]
+        words += [(destination + 4 * i, w) for i, w in enumerate(_address_words(local))]
+        if len(words) != (2 if family == 4 else 8):
+            raise ValueError(f"{local} → {remote} is not an IPv{family} tunnel")
+        following = f"pair{index + 1}"
+        for offset, word in words:
+            asm.op(BPF_LD | BPF_W | BPF_ABS, offset)
+            asm.op(BPF_JMP | BPF_JEQ | BPF_K, word, 0, following)
+        asm.op(BPF_JMP | BPF_JA, "gre")
+        asm.label(following)
+    asm.op(BPF_RET | BPF_K, 0)  # from no configured peer
+    asm.label("gre")
+    if family == 4:
+        asm.op(BPF_LD | BPF_H | BPF_ABS, 6)
+        asm.op(BPF_JMP | BPF_JSET | BPF_K, 0x3FFF, "drop", 0)  # MF or a fragment offset
+        asm.op(BPF_LDX | BPF_B | BPF_MSH, 0)  # X = IPv4 header length
+    else:
+        asm.op(BPF_LDX | BPF_IMM, 0)  # the GRE header is at offset 0
+    _gre_keepalive_tail(asm)
+    program = asm.assemble()
+    if len(program) > MAX_SOCKET_FILTER_INSNS:
+        raise ValueError(
+            f"a socket filter for {len(endpoints)} tunnels needs {len(program)} BPF "
+            f"instructions (the kernel takes {MAX_SOCKET_FILTER_INSNS})"
+        )
+    return program

@@ -160,7 +160,7 @@ def test_a_tunnel_whose_sends_all_failed_is_down() -> None:
 
 
 def test_returns_are_rate_limited_too() -> None:
-    engine = _engine(max_reflect_pps=10.0)
+    engine = _engine(max_reflect_pps=10.0, accept_any_return=True)
     request = engine.build_request(engine.tunnels[0])
     engine.sent(engine.tunnels[0], 0.0, request)
     reply = reflect_request(request)
@@ -258,6 +258,12 @@ def test_reflections_are_rate_limited_per_tunnel_without_bursts() -> None:
 # --- command line ---------------------------------------------------------------------------
 
 
+@pytest.fixture
+def here_is_a(monkeypatch: pytest.MonkeyPatch) -> None:
+    """This host has address A (and 2001:db8::1), whatever machine runs the test."""
+    monkeypatch.setattr(probe_net, "is_local_address", lambda a: a in (A, "2001:db8::1"))
+
+
 def _args(*argv: str) -> argparse.Namespace:
     return cli.build_parser().parse_args(["probe", *argv])
 
@@ -292,7 +298,7 @@ def test_tunnels_come_from_the_config_entries_whose_source_is_local() -> None:
         (B, 1, 5.0, 4, True),
         ("198.51.100.1", None, None, 4, False),  # `keepalive = false`: reflects only
     ]
-    tunnels, _ = probe.select_tunnels(_args("--local", B), config, lambda _address: False)
+    tunnels, _ = probe.select_tunnels(_args("--local", B), config, lambda address: address == B)
     assert [(t.local, t.period, t.retries) for t in tunnels] == [(B, 2.0, 4)]
     tunnels, _ = probe.select_tunnels(_args("--reflect-only"), config, lambda a: a == A)
     assert not any(t.originates for t in tunnels)
@@ -302,7 +308,9 @@ def test_tunnels_come_from_the_config_entries_whose_source_is_local() -> None:
 
 def test_ios_configuration_text_works_too() -> None:
     config = load_config(DATA / "technote_back_to_back.cfg")  # both routers concatenated
-    tunnels, _ = probe.select_tunnels(_args("--local", "129.9.9.9"), config, lambda _a: False)
+    tunnels, _ = probe.select_tunnels(
+        _args("--local", "129.9.9.9"), config, lambda a: a == "129.9.9.9"
+    )
     (tunnel,) = tunnels
     assert (tunnel.remote, tunnel.period, tunnel.retries, tunnel.name) == (
         "128.8.8.8",
@@ -337,7 +345,7 @@ def test_ios_configuration_text_works_too() -> None:
     ],
 )
 def test_usage_errors_are_one_line_and_exit_2(
-    argv: list[str], expected: str, capsys: pytest.CaptureFixture[str]
+    argv: list[str], expected: str, capsys: pytest.CaptureFixture[str], here_is_a: None
 ) -> None:
     with pytest.raises(SystemExit) as stopped:
         cli.main(["probe", *argv])
@@ -353,7 +361,7 @@ def test_reflect_only_accepts_keepalive_0() -> None:
     tunnels, _ = probe.select_tunnels(
         _args("--local", A, "--remote", B, "--keepalive", "0", "3", "--reflect-only"),
         None,
-        lambda _address: True,
+        lambda address: address == A,
     )
     assert not tunnels[0].originates
 
@@ -364,6 +372,7 @@ def test_without_cap_net_raw_one_line_names_the_capability(
     def refuse(*_args: object) -> socket.socket:
         raise PermissionError(1, "Operation not permitted")
 
+    monkeypatch.setattr(probe_net, "is_local_address", lambda address: address == A)
     monkeypatch.setattr(probe_net.socket, "socket", refuse)
     assert cli.main(["probe", "--local", A, "--remote", B]) == 2
     captured = capsys.readouterr()
@@ -373,7 +382,7 @@ def test_without_cap_net_raw_one_line_names_the_capability(
 
 
 def test_format_tui_without_the_tui_is_one_line_and_exit_2(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], here_is_a: None
 ) -> None:
     monkeypatch.setattr(probe, "_tui_entry", lambda: None)
     assert cli.main(["probe", "--local", A, "--remote", B, "--format", "tui"]) == 2
@@ -413,6 +422,15 @@ class FakeNetwork:
         self.inbound.close()
         self._wire.close()
 
+    def attach_filters(self, endpoints: list[tuple[str, str]]) -> None:
+        self.filtered = endpoints
+
+    def ensure(self, families: set[int]) -> None:
+        pass
+
+    def receive_buffer(self) -> int:
+        return 1 << 20
+
 
 @pytest.mark.parametrize(("alive", "status"), [(True, 0), (False, 3)])
 def test_count_mode_ends_with_the_line_protocol(alive: bool, status: int) -> None:
@@ -436,6 +454,7 @@ def test_the_tui_gets_every_packet_as_a_raw_ip_frame_source(
 ) -> None:
     network = FakeNetwork(peer_alive=True)
     monkeypatch.setattr(probe_net.RawSockets, "open", classmethod(lambda cls, _f: network))
+    monkeypatch.setattr(probe_net, "is_local_address", lambda address: address == A)
     received: list[RawFrame | InterfaceNotice] = []
 
     def run_live(source: Any, settings: Any, title: str) -> int:
@@ -451,7 +470,8 @@ def test_the_tui_gets_every_packet_as_a_raw_ip_frame_source(
 
     monkeypatch.setattr(probe, "_tui_entry", lambda: run_live)
     pcap = tmp_path / "probe.pcap"
-    argv = ["probe", "--local", A, "--remote", B, "--keepalive", "0.05", "2", "--format", "tui"]
+    argv = ["probe", "--local", A, "--remote", B, "--keepalive", "0.05", "2", "--lab"]
+    argv += ["--format", "tui"]
     assert cli.main([*argv, "--write", str(pcap)]) == 0
     frames = [f for f in received if isinstance(f, RawFrame)]
     kinds = [decode_frame(f.linktype, f.data).kind for f in frames]
