@@ -110,6 +110,10 @@ def originator_dict(originator: OriginatorResult, precision: int) -> dict[str, A
             }
             for b in originator.bursts
         ],
+        "segments": [
+            {"start": _time(start, precision), "end": _time(end, precision)}
+            for start, end in originator.segments
+        ],
     }
 
 
@@ -174,6 +178,16 @@ def tunnel_dict(tunnel: TunnelResult, precision: int) -> dict[str, Any]:
         "originators": [originator_dict(o, precision) for o in tunnel.originators],
         "diagnoses": [_diagnosis(d, precision) for d in tunnel.diagnoses],
         "merge": tunnel.merge,
+        "directions": [
+            {
+                "source": d.source,
+                "destination": d.destination,
+                "data_packets": d.packets,
+                "first": _time(d.first, precision),
+                "last": _time(d.last, precision),
+            }
+            for d in tunnel.directions
+        ],
     }
 
 
@@ -202,6 +216,10 @@ def analysis_dict(analysis: Analysis) -> dict[str, Any]:
             "warnings": list(source.warnings),
             "errors": [{"frame": e.frame, "reason": e.reason} for e in source.errors],
             "data_recorded": source.data_recorded,
+            "gaps": [
+                {"from": _time(before, precision), "to": _time(after, precision)}
+                for before, after in source.gaps
+            ],
         },
         "tunnels": [tunnel_dict(t, precision) for t in analysis.tunnels],
     }
@@ -214,17 +232,19 @@ def write_json(analysis: Analysis, stream: TextIO) -> None:
     an address pair) is written on one line by the C encoder; the pure-Python encoder
     that ``indent`` needs would spend more time than the whole capture read.
     """
-    document = analysis_dict(analysis)
-    tunnels = document.pop("tunnels")
+    document = analysis_dict(Analysis(analysis.source, []))
+    document.pop("tunnels")
     head = _render(document, "")
-    # The tunnels one at a time: the text of one tunnel is in memory, not the document's.
+    # The tunnels one at a time: one tunnel's dict and text are in memory, not the
+    # document's (200,000 tunnels would hold gigabytes).
     stream.write(head[:-2] + ',\n  "tunnels": [')
     separator = "\n    "
-    for tunnel in tunnels:
+    precision = analysis.source.precision
+    for tunnel in analysis.tunnels:
         stream.write(separator)
-        stream.write(_render(tunnel, "    "))
+        stream.write(_render(tunnel_dict(tunnel, precision), "    "))
         separator = ",\n    "
-    stream.write("\n  ]\n}\n" if tunnels else "]\n}\n")
+    stream.write("\n  ]\n}\n" if analysis.tunnels else "]\n}\n")
 
 
 def _no_default(value: object) -> object:
