@@ -17,6 +17,7 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <dlfcn.h>
+#include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -50,6 +51,7 @@ typedef FILE *(*file_fn)(pcap_t *);
 typedef void (*handler_fn)(unsigned char *, const struct pcap_pkthdr_abi *, const unsigned char *);
 typedef int (*dispatch_fn)(pcap_t *, int, handler_fn, unsigned char *);
 typedef void (*breakloop_fn)(pcap_t *);
+typedef int (*major_version_fn)(pcap_t *);
 
 #define PCAP_ERRBUF_SIZE 256
 #define PCAP_TSTAMP_PRECISION_NANO 1
@@ -66,6 +68,7 @@ struct libpcap {
     file_fn file;
     dispatch_fn dispatch;
     breakloop_fn breakloop;
+    major_version_fn major_version;
 };
 
 static PyObject *ScanError;
@@ -109,6 +112,7 @@ static int load_libpcap(PyObject *candidates, struct libpcap *lib) {
     LOAD(file, "pcap_file");
     LOAD(dispatch, "pcap_dispatch");
     LOAD(breakloop, "pcap_breakloop");
+    LOAD(major_version, "pcap_major_version");
 #undef LOAD
     return 0; /* the library stays loaded: pcapy may use the same one */
 }
@@ -476,7 +480,8 @@ static int batch_add(struct batch *batch, int64_t number, double time,
     batch->caplens[i] = header->caplen;
     batch->lens[i] = header->len;
     batch->offsets[i] = batch->used;
-    memcpy(batch->bytes + batch->used, data, header->caplen);
+    if (header->caplen > 0) /* a zero-length frame may come with no buffer at all */
+        memcpy(batch->bytes + batch->used, data, header->caplen);
     batch->used += header->caplen;
     return 0;
 }
@@ -495,7 +500,10 @@ static int batch_flush(struct batch *batch, PyObject *on_batch, int linktype) {
         return -1;
     for (size_t i = 0; i < batch->count; i++) {
         PyObject *frame = Py_BuildValue("(Ldiy#I)", (long long)batch->numbers[i], batch->times[i],
-                                        linktype, (const char *)batch->bytes + batch->offsets[i],
+                                        linktype,
+                                        batch->bytes != NULL /* else y# would give None */
+                                            ? (const char *)batch->bytes + batch->offsets[i]
+                                            : "",
                                         (Py_ssize_t)batch->caplens[i], (unsigned)batch->lens[i]);
         if (frame == NULL) {
             Py_DECREF(list);
@@ -560,6 +568,7 @@ struct loop {
     int64_t packets, data_packets;
     uint64_t consumed; /* classic pcap: where the next record starts */
     double start, end;
+    int pcapng; /* the file is pcapng (libpcap's major version 1), else classic pcap */
 };
 
 static void on_packet(unsigned char *user, const struct pcap_pkthdr_abi *header,
@@ -567,8 +576,13 @@ static void on_packet(unsigned char *user, const struct pcap_pkthdr_abi *header,
     struct loop *loop = (struct loop *)user;
     int64_t number = ++loop->packets;
     loop->consumed += 16 + (uint64_t)header->caplen;
-    /* tv_usec holds nanoseconds here; the division matches the pure-Python reader's. */
-    double time = (double)header->ts.tv_sec + (double)header->ts.tv_usec / 1e9;
+    /* tv_usec holds nanoseconds here; the division matches the pure-Python reader's. The
+     * seconds are unsigned in both formats; libpcap before 1.10.5 sign-extends a classic
+     * pcap's 32 bits, and a pcapng time past 2^63 s wraps through time_t: the low bits are
+     * exact either way (docs/readers.md). */
+    double seconds = loop->pcapng ? (double)(uint64_t)header->ts.tv_sec
+                                  : (double)(uint32_t)header->ts.tv_sec;
+    double time = seconds + (double)header->ts.tv_usec / 1e9;
     if (number == 1 || time < loop->start)
         loop->start = time;
     if (number == 1 || time > loop->end)
@@ -672,7 +686,8 @@ static PyObject *scan(PyObject *self, PyObject *args) {
         goto done;
     }
     struct loop loop = {&lib, pcap, &program, &table, batch, lib.file(pcap), on_batch, progress,
-                        NULL, linktype, include_data, 0, 0, 0, 24, 0.0, 0.0};
+                        NULL, linktype, include_data, 0, 0, 0, 24, 0.0, 0.0, 0};
+    loop.pcapng = lib.major_version(pcap) == 1;
     const char *read_error = NULL;
     loop.thread = PyEval_SaveThread();
     /* -1: every packet of the file; it returns at the end, on an error or a breakloop */
@@ -750,9 +765,212 @@ static PyObject *classify_py(PyObject *self, PyObject *args) {
                          (Py_ssize_t)width, value);
 }
 
+/* --- survey: what libpcap would read differently from analyzer.read.capture --- */
+
+/* A forward-only walk over a file descriptor with pread and a 1 MiB buffer. */
+struct walk {
+    int fd;
+    unsigned char *buffer;
+    size_t start, end;    /* the bytes buffer[start:end] are read */
+    uint64_t position;    /* file offset of buffer[start] */
+    uint64_t read_at;     /* file offset of buffer[end] */
+};
+
+#define WALK_BUFFER (1 << 20)
+
+/* Make `n` (<= WALK_BUFFER) bytes readable at the position; 0 at the end of the file. */
+static int walk_need(struct walk *w, size_t n) {
+    if (w->end - w->start >= n)
+        return 1;
+    memmove(w->buffer, w->buffer + w->start, w->end - w->start);
+    w->end -= w->start;
+    w->start = 0;
+    while (w->end < n) {
+        ssize_t got = pread(w->fd, w->buffer + w->end, WALK_BUFFER - w->end, (off_t)w->read_at);
+        if (got < 0 && errno == EINTR)
+            continue;
+        if (got <= 0)
+            return 0;
+        w->end += (size_t)got;
+        w->read_at += (uint64_t)got;
+    }
+    return 1;
+}
+
+static void walk_skip(struct walk *w, uint64_t n) {
+    uint64_t have = w->end - w->start;
+    if (n <= have) {
+        w->start += (size_t)n;
+    } else {
+        w->read_at += n - have;
+        w->start = w->end = 0;
+    }
+    w->position += n;
+}
+
+static uint32_t walk_u32(const unsigned char *p, int swapped) {
+    uint32_t value;
+    memcpy(&value, p, 4);
+    return swapped ? __builtin_bswap32(value) : value;
+}
+
+static uint16_t walk_u16(const unsigned char *p, int swapped) {
+    uint16_t value;
+    memcpy(&value, p, 2);
+    return swapped ? __builtin_bswap16(value) : value;
+}
+
+#define SURVEY_MAX_INTERFACES 1024
+#define SURVEY_MAX_IDB (1 << 16)
+#define LIBPCAP_MAX_SNAPLEN 262144 /* libpcap's MAXIMUM_SNAPLEN */
+
+enum { SURVEY_SNAPLEN, SURVEY_FRACTION, SURVEY_SPB, SURVEY_INTERFACES, SURVEY_KINDS };
+static const char *const survey_names[SURVEY_KINDS] = {"snaplen", "fraction", "spb", "interfaces"};
+
+struct survey {
+    int64_t found[SURVEY_KINDS]; /* file offset of the first such record, or -1 */
+    PyObject *interfaces;        /* list of (byte order, IDB body) */
+};
+
+/* Classic pcap: records libpcap would cut to the snapshot length, sub-second fields it would
+ * read as negative (before 1.10.5). The lengths are taken in libpcap's order for the version. */
+static void survey_pcap(struct walk *w, struct survey *s) {
+    if (!walk_need(w, 24))
+        return;
+    uint32_t magic;
+    memcpy(&magic, w->buffer + w->start, 4);
+    int swapped = magic == 0xd4c3b2a1u || magic == 0x4d3cb2a1u;
+    unsigned major = walk_u16(w->buffer + w->start + 4, swapped);
+    unsigned minor = walk_u16(w->buffer + w->start + 6, swapped);
+    uint32_t snaplen = walk_u32(w->buffer + w->start + 16, swapped);
+    uint32_t snapshot = snaplen == 0 || snaplen > LIBPCAP_MAX_SNAPLEN ? LIBPCAP_MAX_SNAPLEN : snaplen;
+    int lengths_swapped = (major == 2 && minor < 3) || major == 543 ? 1 : major == 2 && minor == 3 ? -1 : 0;
+    walk_skip(w, 24);
+    while (walk_need(w, 16)) {
+        const unsigned char *record = w->buffer + w->start;
+        uint32_t fraction = walk_u32(record + 4, swapped);
+        uint32_t caplen = walk_u32(record + 8, swapped), len = walk_u32(record + 12, swapped);
+        if (lengths_swapped == 1 || (lengths_swapped == -1 && caplen > len))
+            caplen = len;
+        /* either is reason enough to read the file with the pure-Python reader instead */
+        if (fraction >= 0x80000000u) {
+            s->found[SURVEY_FRACTION] = (int64_t)w->position;
+            return;
+        }
+        if (caplen > snapshot) {
+            s->found[SURVEY_SNAPLEN] = (int64_t)w->position;
+            return;
+        }
+        walk_skip(w, 16 + (uint64_t)caplen);
+    }
+}
+
+/* pcapng: Simple Packet Blocks, and every Interface Description Block (libpcap's clock for
+ * an interface described after the first packet is not checked when the file is opened). */
+static int survey_pcapng(struct walk *w, struct survey *s) {
+    int swapped = 0;
+    while (walk_need(w, 12)) {
+        const unsigned char *head = w->buffer + w->start;
+        uint32_t type = walk_u32(head, 0);
+        if (type == 0x0A0D0D0Au) {
+            uint32_t order;
+            memcpy(&order, head + 8, 4);
+            if (order == 0x1A2B3C4Du)
+                swapped = 0;
+            else if (order == 0x4D3C2B1Au)
+                swapped = 1;
+            else
+                return 0;
+        } else if (swapped) {
+            type = __builtin_bswap32(type);
+        }
+        uint32_t length = walk_u32(head + 4, swapped);
+        if (length < 12 || length % 4 != 0)
+            return 0; /* libpcap stops here */
+        if (type == 3) {
+            s->found[SURVEY_SPB] = (int64_t)w->position;
+            return 0; /* reason enough to read the file with the pure-Python reader */
+        }
+        if (type == 1) {
+            Py_ssize_t count = PyList_GET_SIZE(s->interfaces);
+            if (count >= SURVEY_MAX_INTERFACES || length > SURVEY_MAX_IDB) {
+                s->found[SURVEY_INTERFACES] = (int64_t)w->position;
+                return 0;
+            } else {
+                if (!walk_need(w, length))
+                    return 0;
+                const uint16_t one = 1;
+                int little = *(const unsigned char *)&one != swapped;
+                PyObject *item = Py_BuildValue("(sy#)", little ? "<" : ">",
+                                               (const char *)w->buffer + w->start + 8,
+                                               (Py_ssize_t)(length - 12));
+                if (item == NULL || PyList_Append(s->interfaces, item) < 0) {
+                    Py_XDECREF(item);
+                    return -1;
+                }
+                Py_DECREF(item);
+            }
+        }
+        walk_skip(w, length);
+    }
+    return 0;
+}
+
+PyDoc_STRVAR(survey_doc,
+"survey(fd) -> (found, interfaces)\n"
+"\n"
+"Walk the record or block headers of the capture open on `fd` (read with pread, from\n"
+"offset 0) for what libpcap reads differently from analyzer.read.capture. `found` maps\n"
+"'snaplen' (a classic pcap record longer than libpcap's snapshot length), 'fraction' (a\n"
+"sub-second field of 2^31 or more), 'spb' (a Simple Packet Block) and 'interfaces' (too\n"
+"many or too large Interface Description Blocks to list) to the file offset of the first\n"
+"one (the walk ends at the first). `interfaces`: every pcapng IDB before it as (struct's\n"
+"byte-order character, body after the block length).");
+
+static PyObject *survey(PyObject *self, PyObject *args) {
+    int fd;
+    if (!PyArg_ParseTuple(args, "i", &fd))
+        return NULL;
+    struct walk w = {fd, malloc(WALK_BUFFER), 0, 0, 0, 0};
+    if (w.buffer == NULL)
+        return PyErr_NoMemory();
+    struct survey s = {{-1, -1, -1, -1}, PyList_New(0)};
+    int status = 0;
+    if (s.interfaces == NULL) {
+        status = -1;
+    } else if (walk_need(&w, 4)) {
+        uint32_t magic;
+        memcpy(&magic, w.buffer, 4);
+        if (magic == 0x0A0D0D0Au)
+            status = survey_pcapng(&w, &s); /* holds the GIL: it builds the IDB list */
+        else {
+            Py_BEGIN_ALLOW_THREADS
+            survey_pcap(&w, &s);
+            Py_END_ALLOW_THREADS
+        }
+    }
+    free(w.buffer);
+    PyObject *found = status < 0 ? NULL : PyDict_New();
+    for (int kind = 0; found != NULL && kind < SURVEY_KINDS; kind++) {
+        if (s.found[kind] < 0)
+            continue;
+        PyObject *offset = PyLong_FromLongLong((long long)s.found[kind]);
+        if (offset == NULL || PyDict_SetItemString(found, survey_names[kind], offset) < 0)
+            Py_CLEAR(found);
+        Py_XDECREF(offset);
+    }
+    if (found == NULL || s.interfaces == NULL) {
+        Py_XDECREF(found);
+        Py_XDECREF(s.interfaces);
+        return NULL;
+    }
+    return Py_BuildValue("(NN)", found, s.interfaces);
+}
+
 static PyMethodDef methods[] = {
     {"scan", scan, METH_VARARGS, scan_doc},
     {"classify", classify_py, METH_VARARGS, classify_doc},
+    {"survey", survey, METH_VARARGS, survey_doc},
     {NULL, NULL, 0, NULL},
 };
 

@@ -48,9 +48,11 @@ __all__ = [
     "LINKTYPE_RAW",
     "CaptureError",
     "CaptureReader",
+    "InterfaceClock",
     "PcapWriter",
     "RawFrame",
     "ReadWarning",
+    "interface_clock",
     "open_capture",
 ]
 
@@ -78,6 +80,11 @@ _PCAP_MAGICS: Final[dict[bytes, tuple[str, int]]] = {
 _PCAPNG_MAGIC: Final = b"\x0a\x0d\x0d\x0a"  # SHB block type (a palindrome)
 _PCAPNG_BOMS: Final[dict[bytes, str]] = {b"\x4d\x3c\x2b\x1a": "<", b"\x1a\x2b\x3c\x4d": ">"}
 _GZIP_MAGIC: Final = b"\x1f\x8b"
+
+# Order of the two length fields of a classic pcap record (see _read_pcap_header).
+_LENGTHS_NORMAL: Final = 0  # captured length, then wire length
+_LENGTHS_SWAPPED: Final = 1  # wire length, then captured length
+_LENGTHS_MAYBE_SWAPPED: Final = 2  # swapped only where the captured length is the larger
 
 _PCAP_HEADER_LEN: Final = 24
 _PCAP_RECORD_LEN: Final = 16
@@ -267,6 +274,55 @@ def _tsresol_units(code: int) -> tuple[int, int]:
     return 10**exponent, exponent
 
 
+@dataclass(frozen=True, slots=True)
+class InterfaceClock:
+    """What a pcapng Interface Description Block says about its packets' link and clock."""
+
+    linktype: int  # FCS-length bits masked off
+    units: int  # timestamp ticks per second (if_tsresol)
+    offset: int  # seconds added to every timestamp (if_tsoffset)
+    precision: int  # decimal digits needed to show one tick
+
+
+def _parse_interface(body: bytes, endian: str) -> tuple[_Interface, int | None]:
+    """An IDB's body (after its length field) -> its interface, and the code of a malformed
+    option if there is one (the options from there on are then ignored)."""
+    linktype, _reserved, snaplen = struct.unpack_from(endian + "HHI", body)
+    ts_units, precision, ts_offset = 10**6, 6, 0
+    malformed = None
+    pos = 8
+    while pos + 4 <= len(body):
+        code, size = struct.unpack_from(endian + "HH", body, pos)
+        pos += 4
+        if code == _OPT_ENDOFOPT:
+            break
+        value = body[pos : pos + size]
+        if len(value) < size:
+            malformed = code
+            break
+        pos += (size + 3) & ~3
+        if code == _OPT_IF_TSRESOL and size >= 1:
+            ts_units, precision = _tsresol_units(value[0])
+        elif code == _OPT_IF_TSOFFSET and size == 8:
+            ts_offset = struct.unpack(endian + "q", value)[0]
+    interface = _Interface(_normalize_linktype(linktype), snaplen, ts_units, ts_offset, precision)
+    return interface, malformed
+
+
+def interface_clock(body: bytes, endian: str) -> InterfaceClock | None:
+    """The link and clock of an Interface Description Block (``body``: what follows its
+    length field, ``endian``: struct's byte-order character), or None if this reader would
+    warn about it (too short, or a malformed option)."""
+    if len(body) < _MIN_BLOCK_LEN[_BT_IDB] - 12:
+        return None
+    interface, malformed = _parse_interface(body, endian)
+    if malformed is not None:
+        return None
+    return InterfaceClock(
+        interface.linktype, interface.ts_units, interface.ts_offset, interface.precision
+    )
+
+
 def warning_line(name: str, offset: int, message: str) -> str:
     """A read problem as reported on stderr and in ``source.warnings``."""
     return f"{name}: byte {offset}: {message}"
@@ -338,6 +394,7 @@ class CaptureReader:
         self._endian = "<"
         self._linktype = LINKTYPE_ETHERNET
         self._snaplen = 0
+        self._lengths_order = _LENGTHS_NORMAL
         # pcapng state
         self._interfaces: list[_Interface] = []
         self._pending: _Block | None = None
@@ -449,9 +506,16 @@ class CaptureReader:
             raise self._fail(
                 f"file too short for a pcap header ({have} of {_PCAP_HEADER_LEN} bytes)"
             )
-        _major, _minor, _zone, _sigfigs, snaplen, network = struct.unpack(
+        major, minor, _zone, _sigfigs, snaplen, network = struct.unpack(
             self._endian + "HHiIII", rest
         )
+        # Before format 2.3 (and in DG/UX's 543.0) a record gave the wire length first;
+        # some 2.3 writers kept that order, told by a captured length above the wire length
+        # (libpcap's sf-pcap.c and Wireshark both read it so).
+        if (major == 2 and minor < 3) or (major, minor) == (543, 0):
+            self._lengths_order = _LENGTHS_SWAPPED
+        elif (major, minor) == (2, 3):
+            self._lengths_order = _LENGTHS_MAYBE_SWAPPED
         self._snaplen = snaplen
         self._linktype = _normalize_linktype(network)
 
@@ -572,6 +636,7 @@ class CaptureReader:
         units = 1e9 if self.precision == 9 else 1e6
         linktype = self._linktype
         snaplen = self._snaplen
+        order = self._lengths_order
         limit = _MAX_CAPLEN
         if snaplen > 0:
             limit = min(limit, max(10 * snaplen, _SANE_SNAPLEN))
@@ -586,6 +651,8 @@ class CaptureReader:
                         self._truncated(start, _PCAP_RECORD_LEN, len(header))
                     return
                 sec, frac, caplen, wire_length = unpack(header)
+                if order and (order == _LENGTHS_SWAPPED or caplen > wire_length):
+                    caplen, wire_length = wire_length, caplen
                 if caplen > limit:
                     self._offset = start + _PCAP_RECORD_LEN
                     self._warn(
@@ -702,32 +769,15 @@ class CaptureReader:
         return None
 
     def _add_interface(self, block: _Block) -> None:
-        endian = block.endian
-        body = block.body
-        linktype, _reserved, snaplen = struct.unpack_from(endian + "HHI", body)
-        ts_units, precision, ts_offset = 10**6, 6, 0
-        pos = 8
-        while pos + 4 <= len(body):
-            code, size = struct.unpack_from(endian + "HH", body, pos)
-            pos += 4
-            if code == _OPT_ENDOFOPT:
-                break
-            value = body[pos : pos + size]
-            if len(value) < size:
-                self._warn(
-                    block.offset,
-                    f"Interface Description Block at byte {block.offset} has a malformed "
-                    f"option {code}; ignored the remaining options",
-                )
-                break
-            pos += (size + 3) & ~3
-            if code == _OPT_IF_TSRESOL and size >= 1:
-                ts_units, precision = _tsresol_units(value[0])
-            elif code == _OPT_IF_TSOFFSET and size == 8:
-                ts_offset = struct.unpack(endian + "q", value)[0]
-        self._interfaces.append(
-            _Interface(_normalize_linktype(linktype), snaplen, ts_units, ts_offset, precision)
-        )
+        interface, malformed = _parse_interface(block.body, block.endian)
+        if malformed is not None:
+            self._warn(
+                block.offset,
+                f"Interface Description Block at byte {block.offset} has a malformed "
+                f"option {malformed}; ignored the remaining options",
+            )
+        self._interfaces.append(interface)
+        precision = interface.precision
         if self._max_precision is None or precision > self._max_precision:
             self._max_precision = precision
             self.precision = precision
@@ -822,6 +872,17 @@ class CaptureReader:
     def byte_order(self) -> str:
         """struct's byte-order character of the (current section of the) file."""
         return self._endian
+
+    def captured_length(self, record_header: bytes) -> int:
+        """Classic pcap: the captured length in a 16-byte record header of this file (its
+        byte order and its version's order of the two length fields)."""
+        first: int
+        second: int
+        _sec, _frac, first, second = struct.unpack(self._endian + "IIII", record_header)
+        order = self._lengths_order
+        if order == _LENGTHS_SWAPPED or (order == _LENGTHS_MAYBE_SWAPPED and first > second):
+            return second
+        return first
 
     @property
     def interface_clocks(self) -> list[tuple[int, int]]:

@@ -37,7 +37,9 @@ from analyzer.read.bpf import keepalive_filter, linktype_from_dlt
 from analyzer.read.capture import (
     ORDINARY_CAPLEN,
     CaptureReader,
+    InterfaceClock,
     RawFrame,
+    interface_clock,
     open_capture,
     truncation_message,
     warning_line,
@@ -143,17 +145,48 @@ def libpcap_candidates() -> list[str]:
     return candidates
 
 
-def _exact_clocks(reader: CaptureReader) -> str | None:
+def _exact_clocks(clocks: Sequence[InterfaceClock]) -> str | None:
     """Why libpcap's timestamps would differ from the pure-Python reader's, or None."""
-    for units, offset in reader.interface_clocks:
-        digits = len(str(units)) - 1
-        if units != 10**digits or digits > 9:
-            return f"timestamp resolution 1/{units} s (libpcap would round it)"
-        if offset:
+    for clock in clocks:
+        digits = len(str(clock.units)) - 1
+        if clock.units != 10**digits or digits > 9:
+            return f"timestamp resolution 1/{clock.units} s (libpcap would round it)"
+        if clock.offset:
             return "interface timestamp offset (if_tsoffset)"
-    if len(set(reader.interface_linktypes)) > 1:
+    if len({clock.linktype for clock in clocks}) > 1:
         return "interfaces of different link types"
     return None
+
+
+# What libpcap reads differently from the pure-Python reader (docs/readers.md), as found by
+# _fastscan.survey.
+SURVEY_FINDINGS = {
+    "snaplen": "a record longer than the file's snapshot length (libpcap would cut it)",
+    "fraction": "a sub-second timestamp of 2^31 or more (libpcap < 1.10.5 reads it as negative)",
+    "spb": "a Simple Packet Block (no timestamp; libpcap would date it 1970-01-01)",
+    "interfaces": "more or larger Interface Description Blocks than are checked",
+}
+
+
+def _survey(fastscan: ModuleType, path: str) -> list[InterfaceClock]:
+    """Walk the file's record headers for what libpcap would read differently; the clocks
+    of all its pcapng interfaces (also those described after the first packet). Raises
+    :class:`FastPathUnavailable`."""
+    try:
+        with open(path, "rb") as stream:
+            found, interfaces = fastscan.survey(stream.fileno())
+    except OSError as exc:
+        raise FastPathUnavailable(f"cannot read the file ({exc.strerror or exc})") from None
+    if found:
+        kind, offset = min(found.items(), key=lambda item: item[1])
+        raise FastPathUnavailable(f"{SURVEY_FINDINGS[kind]} at byte {offset}")
+    clocks = []
+    for byte_order, body in interfaces:
+        clock = interface_clock(body, byte_order)
+        if clock is None:
+            raise FastPathUnavailable("a malformed Interface Description Block")
+        clocks.append(clock)
+    return clocks
 
 
 def _address(raw: bytes) -> str:
@@ -174,11 +207,13 @@ def collect_libpcap(
     with open_capture(path) as reader:
         if reader.compressed:
             raise FastPathUnavailable("gzip-compressed input")
-        why = _exact_clocks(reader)
+        clocks = _survey(fastscan, path)
+        why = _exact_clocks(clocks)
         if why is not None:
             raise FastPathUnavailable(why)
-        precision = reader.precision
-        file_format, byte_order = reader.format, reader.byte_order
+        # the Python reader's, at its end: the finest of all interfaces' clocks
+        precision = max((clock.precision for clock in clocks), default=reader.precision)
+        file_format, captured_length = reader.format, reader.captured_length
 
     def filter_for(dlt: int) -> tuple[str, int]:
         linktype = linktype_from_dlt(dlt)
@@ -199,7 +234,7 @@ def collect_libpcap(
         if stopped is not None:
             error, position = stopped
             warning = (
-                _pcap_truncation(path, byte_order, packets, position)
+                _pcap_truncation(path, captured_length, packets, position)
                 if file_format == "pcap"
                 else None
             )
@@ -230,7 +265,9 @@ def collect_libpcap(
 PCAP_RECORD_HEADER = 16
 
 
-def _pcap_truncation(path: str, byte_order: str, frames: int, position: int) -> str | None:
+def _pcap_truncation(
+    path: str, captured_length: Callable[[bytes], int], frames: int, position: int
+) -> str | None:
     """The pure-Python reader's warning when a classic pcap file ends inside the record at
     `position`, or None if libpcap stopped there for another reason (then the Python reader
     reads the file again, and words whatever it finds)."""
@@ -246,7 +283,7 @@ def _pcap_truncation(path: str, byte_order: str, frames: int, position: int) -> 
         return None
     if len(header) < PCAP_RECORD_HEADER:
         return truncation_message(frames + 1, position, PCAP_RECORD_HEADER, present)
-    caplen = struct.unpack(byte_order + "I", header[8:12])[0]
+    caplen = captured_length(header)
     if caplen > ORDINARY_CAPLEN or PCAP_RECORD_HEADER + caplen <= present:
         return None
     return truncation_message(frames + 1, position, PCAP_RECORD_HEADER + caplen, present)
