@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator, Sequence
 from types import FrameType
 from typing import TYPE_CHECKING, NoReturn, TextIO
 
+from analyzer.keepalive.segments import DEFAULT_CAPTURE_GAP
 from analyzer.options import (
     EXIT_DOWN,
     EXIT_OK,
@@ -460,6 +461,34 @@ def _add_diagnosis_options(analyze: argparse.ArgumentParser) -> None:
         metavar="PACKETS",
         help="late-detection: more blackholed data packets than this (default 100)",
     )
+    group.add_argument(
+        "--one-way",
+        type=_seconds,
+        default=30.0,
+        metavar="S",
+        help="one-way-data: a tunnel without keepalives whose data flows one way only for "
+        "longer than S seconds is a suspected blackhole (default 30)",
+    )
+    group.add_argument(
+        "--capture-gap",
+        type=_seconds,
+        default=DEFAULT_CAPTURE_GAP,
+        metavar="S",
+        help="a stretch without any GRE packet longer than S seconds (and than 10 periods) "
+        "is the capture not running: no timeline is extrapolated across it, each ends where "
+        f"its part of the capture ends (default {DEFAULT_CAPTURE_GAP:g}; raise it to have a "
+        "long total outage extrapolated)",
+    )
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, not {text!r}") from None
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"{text} seconds out of range (more than 0)")
+    return value
 
 
 def _profile(text: str) -> tuple[str | None, str]:
@@ -493,6 +522,8 @@ def _settings(args: argparse.Namespace, config: KeepaliveConfig | None) -> Setti
         flap_transitions=args.flap_transitions,
         flap_minutes=args.flap_minutes,
         late_detection_packets=args.late_detection,
+        one_way_seconds=args.one_way,
+        capture_gap=args.capture_gap,
         what_if=args.what_if,
         profiles=tuple(args.profile or ()),
     )

@@ -31,6 +31,9 @@ retries-mismatch  configured retries that the data traffic contradicts.
 flapping          more than N transitions within M minutes.
 late-detection    more blackholed data packets than a threshold, with a faster setting and
                   what it would have blackholed.
+no-keepalives     a tunnel carries data but no keepalives: its line protocol cannot go down.
+one-way-data      (a tunnel without keepalives) data flows one way only for longer than N
+                  seconds: the return path or the peer's tunnel is broken.
 
 """
 
@@ -56,6 +59,7 @@ from analyzer.keepalive.model import (
     ValueSource,
 )
 from analyzer.keepalive.retries import Episode, episodes, ordinal
+from analyzer.keepalive.segments import long_gaps
 from analyzer.keepalive.state import (
     LineState,
 )
@@ -75,6 +79,7 @@ class DiagnoseOptions:
     late_detection_packets: int = 100  # late-detection: blackholed packets (min) above this
     # endpoints declared linux-reflector (None: every endpoint), for one-sided
     linux_reflectors: tuple[str | None, ...] = ()
+    one_way_seconds: float = 30.0  # one-way-data: data one way only for longer than this
 
 
 # --------------------------------------------------------------------------- the diagnoses
@@ -89,6 +94,9 @@ def diagnose(analysis: Analysis, options: DiagnoseOptions | None = None) -> None
     mismatched = _key_mismatch_between_directions(analysis)
     for tunnel in analysis.tunnels:
         found: list[Diagnosis] = []
+        if not tunnel.originators:
+            found.extend(_no_keepalives(tunnel, source.data_recorded))
+            found.extend(_one_way(tunnel, options.one_way_seconds))
         found.extend(mismatched.get(id(tunnel), []))
         keyed_elsewhere = id(tunnel) in mismatched
         if len(tunnel.originators) == 1 and not keyed_elsewhere:
@@ -476,7 +484,8 @@ def _key_mismatch_between_directions(analysis: Analysis) -> dict[int, list[Diagn
     """Both ends originate, each in a tunnel with its own key: they drop each other's packets."""
     by_pair: dict[tuple[str, str], list[TunnelResult]] = {}
     for tunnel in analysis.tunnels:
-        by_pair.setdefault(tunnel.endpoints, []).append(tunnel)
+        if tunnel.originators:
+            by_pair.setdefault(tunnel.endpoints, []).append(tunnel)
     found: dict[int, list[Diagnosis]] = {}
     for (a, b), tunnels in by_pair.items():
         if len(tunnels) < 2:
@@ -512,6 +521,89 @@ def _key_mismatch_between_directions(analysis: Analysis) -> dict[int, list[Diagn
                             a: sorted(keys_of[a], key=lambda k: k or -1),
                             b: sorted(keys_of[b], key=lambda k: k or -1),
                         },
+                    },
+                )
+            )
+    return found
+
+
+SUGGESTED_KEEPALIVE = (10, 3)  # no-keepalives: what to configure (IOS's period default)
+
+
+def _no_keepalives(tunnel: TunnelResult, data_recorded: bool) -> list[Diagnosis]:
+    """A tunnel that carries data but no keepalive either way: its line protocol stays up
+    whatever happens to the path."""
+    if not data_recorded or not tunnel.data_packets:
+        return []
+    a, b = tunnel.endpoints
+    period, retries = SUGGESTED_KEEPALIVE
+    message = (
+        f"No GRE keepalives between {a} and {b} in either direction, while "
+        f"{tunnel.data_packets} data packets crossed the tunnel: its line protocol cannot "
+        "detect a failure of the path or of the far end, so it stays up and routes keep "
+        f"pointing into it (keepalives are off by default on IOS). Configure `keepalive "
+        f"{period} {retries}` on both ends: the line then goes down {period * retries} s after "
+        "the first unanswered keepalive and routing can fail over."
+    )
+    frames = [column[0] for column in tunnel.data_frames.values() if len(column)]
+    return [
+        make_diagnosis(
+            "no-keepalives",
+            Severity.WARNING,
+            message,
+            None,
+            frames,
+            details={
+                "suggested": f"keepalive {period} {retries}",
+                "data_packets": {d.source: d.packets for d in tunnel.directions},
+            },
+        )
+    ]
+
+
+def _one_way(tunnel: TunnelResult, minimum: float) -> list[Diagnosis]:
+    """Stretches longer than `minimum` seconds where data flows one way and nothing comes
+    back: the return path or the peer's tunnel is broken (a suspected blackhole)."""
+    found: list[Diagnosis] = []
+    for direction in tunnel.directions:
+        there = tunnel.data_times.get(direction.source)
+        frames = tunnel.data_frames.get(direction.source)
+        if not there or frames is None:
+            continue
+        back = tunnel.data_times.get(direction.destination) or ()
+        silences = (
+            [(-math.inf, back[0]), *long_gaps([back], minimum), (back[-1], math.inf)]
+            if back
+            else [(-math.inf, math.inf)]
+        )
+        for before, after in silences:
+            low, high = bisect_right(there, before), bisect_left(there, after)
+            if high - low < 2 or there[high - 1] - there[low] <= minimum:
+                continue
+            start, end = there[low], there[high - 1]
+            x, y = direction.source, direction.destination
+            message = (
+                f"From {clock(start)} to {clock(end)} ({end - start:.3f} s) {x} sent "
+                f"{high - low} data packets into the tunnel and nothing came back from {y}: "
+                f"the return path or {y}'s end of the tunnel is broken (suspected blackhole), "
+                "unless the capture sees only one direction. Without keepalives neither "
+                "end's line protocol can notice."
+            )
+            found.append(
+                make_diagnosis(
+                    "one-way-data",
+                    Severity.ERROR,
+                    message,
+                    start,
+                    [frames[low], frames[high - 1]],
+                    originator=x,
+                    details={
+                        "from": x,
+                        "to": y,
+                        "start": start,
+                        "end": end,
+                        "seconds": end - start,
+                        "packets": high - low,
                     },
                 )
             )

@@ -13,6 +13,7 @@ from array import array
 from bisect import bisect_left, bisect_right
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from itertools import pairwise
 from typing import TYPE_CHECKING
 
@@ -21,6 +22,7 @@ from analyzer.keepalive.model import (
     Analysis,
     Blackhole,
     Burst,
+    DataDirection,
     DataTimes,
     KeepaliveEvent,
     KeepaliveRole,
@@ -30,10 +32,18 @@ from analyzer.keepalive.model import (
     TunnelResult,
     ValueSource,
 )
-from analyzer.keepalive.pairing import OriginatorLog, Reply, Request, TunnelId
+from analyzer.keepalive.pairing import OriginatorLog, Reply, Request, TunnelId, tunnel_id
 from analyzer.keepalive.profiles import PROFILES, Profile, ProfileSpec
 from analyzer.keepalive.profiles import choose as choose_profile
 from analyzer.keepalive.retries import infer_retries
+from analyzer.keepalive.segments import (
+    DEFAULT_CAPTURE_GAP,
+    GAP_PERIODS,
+    Segment,
+    backwards_steps,
+    long_gaps,
+    segments_between,
+)
 from analyzer.keepalive.state import (
     DEFAULT_PERIOD,
     DEFAULT_RETRIES,
@@ -64,6 +74,8 @@ class Settings:
     what_if: str | None = None  # --what-if "keepalive 2 3"
     profiles: ProfileSpec = ()  # --profile [ADDRESS=]NAME|auto, in order
     diagnose: bool = True  # False: leave every tunnel's diagnoses empty
+    capture_gap: float = DEFAULT_CAPTURE_GAP  # --capture-gap: a silence this long: not running
+    one_way_seconds: float = 30.0  # one-way-data: data one way only for longer than this
 
 
 # A send closer than this share of the period to the one before it is part of a burst (a
@@ -238,12 +250,72 @@ def _count_between(times: DataTimes | None, start: float, end: float) -> int:
     return bisect_left(times, end) - bisect_left(times, start)
 
 
+@dataclass(slots=True)
+class _Timelines:
+    """An originator's timeline over the capture's segments: one state machine per segment
+    (the capture was not running between them), read as one timeline."""
+
+    runs: list[tuple[Segment, OriginatorTimeline]]
+
+    @property
+    def events(self) -> list[KeepaliveEvent]:
+        return [e for _segment, run in self.runs for e in run.events]
+
+    @property
+    def transitions(self) -> list[Transition]:
+        return [t for _segment, run in self.runs for t in run.transitions]
+
+    @property
+    def extrapolated(self) -> int:
+        return sum(run.extrapolated for _segment, run in self.runs)
+
+    @property
+    def line_state(self) -> LineState:
+        return self.runs[-1][1].line_state if self.runs else LineState.UP
+
+    @property
+    def counter(self) -> int:
+        return self.runs[-1][1].counter if self.runs else 0
+
+
 def _timeline(
     originator: OriginatorLog,
     period: float,
     retries: int,
-    capture_end: float,
+    segments: list[Segment],
     profile: Profile | None = None,
+) -> _Timelines:
+    """The originator's timeline in every segment of the capture where it shows up; each
+    runs from a fresh state and ends where its segment ends (nothing is extrapolated across
+    a gap)."""
+    requests = sorted(originator.requests, key=lambda r: (r.time, r.frame))
+    replies = sorted(originator.replies, key=lambda r: (r.time, r.frame))
+    if len(segments) == 1:
+        return _Timelines(
+            [(segments[0], _run(requests, replies, period, retries, segments[0].end, profile))]
+        )
+    runs: list[tuple[Segment, OriginatorTimeline]] = []
+    request_times = [r.time for r in requests]
+    reply_times = [r.time for r in replies]
+    for segment in segments:
+        sends = requests[
+            bisect_left(request_times, segment.start) : bisect_right(request_times, segment.end)
+        ]
+        returns = replies[
+            bisect_left(reply_times, segment.start) : bisect_right(reply_times, segment.end)
+        ]
+        if sends or returns:
+            runs.append((segment, _run(sends, returns, period, retries, segment.end, profile)))
+    return _Timelines(runs)
+
+
+def _run(
+    requests: list[Request],
+    replies: list[Reply],
+    period: float,
+    retries: int,
+    capture_end: float,
+    profile: Profile | None,
 ) -> OriginatorTimeline:
     """Run the state machine over sends (observed and extrapolated) and replies, in time order.
 
@@ -255,8 +327,6 @@ def _timeline(
         if profile is None
         else profile.timeline(period, retries)
     )
-    requests = sorted(originator.requests, key=lambda r: (r.time, r.frame))
-    replies = sorted(originator.replies, key=lambda r: (r.time, r.frame))
     # Where the ticks missing before each send are counted up to (exclusive).
     until = [r.time for r in requests]
     for first, count in find_bursts(until, period):
@@ -411,9 +481,8 @@ def _vantage(originators: list[OriginatorResult]) -> tuple[str | None, str | Non
 
 
 def _finish(
-    originator: OriginatorLog, settings: Settings, collector: Collector
+    originator: OriginatorLog, settings: Settings, collector: Collector, segments: list[Segment]
 ) -> OriginatorResult:
-    capture_end = collector.source.end or 0.0
     requests = sorted(originator.requests, key=lambda r: (r.time, r.frame))
     send_times = [r.time for r in requests]
     estimate = estimate_period(send_times)
@@ -443,7 +512,9 @@ def _finish(
         period = profile.default_period
     if retries_source is ValueSource.DEFAULT:
         retries = profile.default_retries
-    timeline = _timeline(originator, period, retries, capture_end, profile)
+    timeline = _timeline(originator, period, retries, segments, profile)
+    # Where this originator's timeline ends: the end of its last segment.
+    capture_end = timeline.runs[-1][0].end if timeline.runs else segments[-1].end
     data = collector.data_times.get(flow)
     data_frames = collector.data_frames.get(flow, array("q"))
     # The counters after each tick do not depend on retries: one timeline serves the inference.
@@ -459,8 +530,18 @@ def _finish(
     ):
         retries, retries_source = retries_inferred.retries, ValueSource.INFERRED
         retries_confidence = retries_inferred.confidence
-        timeline = _timeline(originator, period, retries, capture_end, profile)
+        timeline = _timeline(originator, period, retries, segments, profile)
     events, transitions = timeline.events, timeline.transitions
+    blackholed = [
+        _blackhole(run.events, run.transitions, data, period, segment.end)
+        for segment, run in timeline.runs
+    ]
+    spans = [
+        blackhole_span(run.events, run.transitions, period, segment.end)
+        for segment, run in timeline.runs
+    ]
+    if len(segments) > 1:
+        notes.extend(_segment_notes(timeline, segments))
     rtts = sorted(e.rtt_ms for e in events if e.role is KeepaliveRole.SENT and e.rtt_ms is not None)
     returned = sum(1 for r in originator.requests if r.reply is not None)
     if not originator.requests:
@@ -481,15 +562,19 @@ def _finish(
         transitions=transitions,
         final_state=timeline.line_state,
         final_counter=timeline.counter,
-        down_seconds=down_seconds(transitions, capture_end),
-        blackholed_packets=_blackhole(events, transitions, data, period, capture_end),
+        down_seconds=sum(
+            down_seconds(run.transitions, segment.end) for segment, run in timeline.runs
+        ),
+        blackholed_packets=Blackhole(
+            sum(b.min for b in blackholed), sum(b.max for b in blackholed)
+        ),
         data_packets=len(data) if data is not None else 0,
         inner_addresses=originator.inner_addresses,
         variants=sorted(originator.variants),
         events=events,
         notes=notes,
         observed_period=inferred,
-        blackhole_seconds=blackhole_span(events, transitions, period, capture_end),
+        blackhole_seconds=Span(sum(b.min for b in spans), sum(b.max for b in spans)),
         traits=collector.traits.get(flow),
         data_times=data if data is not None else array("d"),
         data_frames=data_frames,
@@ -510,33 +595,130 @@ def _finish(
             )
             for first, count in find_bursts(send_times, period)
         ],
+        segments=[(seg.start, seg.end) for seg, _run in timeline.runs] if len(segments) > 1 else [],
     )
     return result
 
 
 def build_analysis(collector: Collector, settings: Settings) -> Analysis:
-    """Every tunnel's keepalive timelines from a finished streaming pass (no diagnoses yet)."""
+    """Every tunnel's keepalive timelines from a finished streaming pass (no diagnoses yet):
+    first the tunnels with keepalives, then those that carry only data."""
     by_tunnel: dict[TunnelId, list[OriginatorLog]] = {}
     for (tunnel, _address), originator in collector.pairer.originators.items():
         by_tunnel.setdefault(tunnel, []).append(originator)
+    segments = capture_segments(collector, settings)
     tunnels: list[TunnelResult] = []
     for tunnel, members in sorted(by_tunnel.items(), key=lambda item: _tunnel_sort_key(item[0])):
         results = [
-            _finish(o, settings, collector) for o in sorted(members, key=lambda o: o.address)
+            _finish(o, settings, collector, segments)
+            for o in sorted(members, key=lambda o: o.address)
         ]
-        endpoints, key = tunnel
-        vantage, reason = _vantage(results)
-        data_packets = sum(
-            len(collector.data_times.get((a, b, key), ()))
-            for a, b in (endpoints, (endpoints[1], endpoints[0]))
-        )
-        result = TunnelResult(endpoints, key, vantage, reason, results, data_packets)
-        for a, b in (endpoints, (endpoints[1], endpoints[0])):
-            if (a, b, key) in collector.data_times:
-                result.data_times[a] = collector.data_times[(a, b, key)]
-                result.data_frames[a] = collector.data_frames[(a, b, key)]
-        tunnels.append(result)
+        tunnels.append(_tunnel(collector, tunnel, results))
+    data_only = {
+        tunnel_id(src, dst, key)
+        for src, dst, key in collector.data_times
+        if tunnel_id(src, dst, key) not in by_tunnel
+    }
+    for tunnel in sorted(data_only, key=_tunnel_sort_key):
+        tunnels.append(_tunnel(collector, tunnel, []))
     return Analysis(collector.source, tunnels)
+
+
+def _tunnel(
+    collector: Collector, tunnel: TunnelId, originators: list[OriginatorResult]
+) -> TunnelResult:
+    endpoints, key = tunnel
+    vantage, reason = _vantage(originators)
+    data_packets = sum(
+        len(collector.data_times.get((a, b, key), ()))
+        for a, b in (endpoints, (endpoints[1], endpoints[0]))
+    )
+    result = TunnelResult(endpoints, key, vantage, reason, originators, data_packets)
+    for a, b in (endpoints, (endpoints[1], endpoints[0])):
+        times = collector.data_times.get((a, b, key))
+        if times is not None:
+            result.data_times[a] = times
+            result.data_frames[a] = collector.data_frames[(a, b, key)]
+        if collector.source.data_recorded:
+            result.directions.append(
+                DataDirection(
+                    a,
+                    b,
+                    len(times) if times else 0,
+                    times[0] if times else None,
+                    times[-1] if times else None,
+                )
+            )
+    return result
+
+
+def capture_segments(collector: Collector, settings: Settings) -> list[Segment]:
+    """The stretches of the capture that were running: split at every silence longer than
+    the capture-gap threshold (and GAP_PERIODS periods), each said in `source.warnings`;
+    timestamps going back in time are said there too."""
+    source = collector.source
+    start = source.start or 0.0
+    end = source.end or 0.0
+    logs = list(collector.pairer.originators.values())
+    keepalives = sorted(
+        [r.time for log in logs for r in log.requests]
+        + [r.time for log in logs for r in log.replies]
+    )
+    periods = [settings.period or 0.0]
+    for log in logs:
+        inferred = infer_period(sorted(r.time for r in log.requests))
+        if inferred is not None:
+            periods.append(inferred)
+    threshold = max(settings.capture_gap, GAP_PERIODS * max(periods))
+    columns: list[Sequence[float]] = [[start, end], keepalives, *collector.data_times.values()]
+    gaps = long_gaps(columns, threshold)
+    source.gaps = gaps
+    for before, after in gaps:
+        source.warnings.append(
+            f"no packet for {_duration(after - before)} ({_utc(before)} … {_utc(after)} UTC): "
+            "the capture was not running (or saw no GRE); no timeline is extrapolated across "
+            f"it (--capture-gap sets how long a silence must be, now {threshold:g} s)"
+        )
+    frames = sorted(
+        [(r.frame, r.time) for log in logs for r in log.requests]
+        + [(r.frame, r.time) for log in logs for r in log.replies]
+    )
+    back = backwards_steps(frames)
+    if back is not None:
+        times = "once" if back.count == 1 else f"{back.count} times"
+        source.warnings.append(
+            f"timestamps go back in time {times} (by up to {_duration(back.largest)}, first at "
+            f"frame {back.first_frame}): the file looks merged from several captures; it is "
+            "analysed in time order"
+        )
+    return segments_between(start, end, gaps)
+
+
+def _segment_notes(timeline: _Timelines, segments: list[Segment]) -> list[str]:
+    """Where each of the originator's timelines ends because the capture stopped."""
+    notes = []
+    for segment, _run in timeline.runs:
+        if segment is segments[-1]:
+            continue
+        following = segments[segments.index(segment) + 1]
+        notes.append(
+            f"timeline ends at {_utc(segment.end)} UTC where its capture segment ends (nothing "
+            f"captured until {_utc(following.start)} UTC): not extrapolated across the gap"
+        )
+    return notes
+
+
+def _utc(epoch: float) -> str:
+    stamp = datetime.fromtimestamp(epoch, UTC)
+    return stamp.strftime("%Y-%m-%d %H:%M:%S") + f".{stamp.microsecond:06d}"
+
+
+def _duration(seconds: float) -> str:
+    """A duration for a person: seconds, minutes, hours, days or years."""
+    for unit, size in (("years", 365.25 * 86400), ("days", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= 2 * size if unit in ("years", "days") else seconds >= size:
+            return f"{seconds / size:.1f} {unit}"
+    return f"{seconds:.3f} s"
 
 
 def _tunnel_sort_key(tunnel: TunnelId) -> tuple[tuple[str, str], int]:

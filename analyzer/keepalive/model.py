@@ -182,6 +182,9 @@ class OriginatorResult:
     period_agreeing: int = 0
     period_intervals: int = 0
     bursts: list[Burst] = field(default_factory=list)
+    # A capture with gaps (not running): the (start, end) of each stretch this originator's
+    # timeline covers; it is never extrapolated from one to the next. Empty without gaps.
+    segments: list[tuple[float, float]] = field(default_factory=list)
 
 
 class Severity(StrEnum):
@@ -218,6 +221,17 @@ class Diagnosis:
         }
 
 
+@dataclass(frozen=True, slots=True)
+class DataDirection:
+    """The GRE data packets one endpoint sent into a tunnel, as the capture shows them."""
+
+    source: str
+    destination: str
+    packets: int
+    first: float | None  # times of the first and last packet
+    last: float | None
+
+
 @dataclass(slots=True)
 class TunnelResult:
     """One GRE tunnel (outer endpoint pair and key) with keepalive activity."""
@@ -235,6 +249,7 @@ class TunnelResult:
     merge: dict[str, object] | None = None  # two-vantage analysis (analyzer.pipeline.merge)
     # Captured at both ends: the two-vantage merge judges each leg exactly.
     legs_seen_from_both_ends: bool = False
+    directions: list[DataDirection] = field(default_factory=list)  # data each way
 
 
 @dataclass(frozen=True, slots=True)
@@ -261,6 +276,8 @@ class SourceSummary:
     warnings: list[str] = field(default_factory=list)
     errors: list[FrameError] = field(default_factory=list)
     data_recorded: bool = True  # False with --no-data: data packets counted, times not kept
+    # (last time before, first time after) of every stretch the capture was not running
+    gaps: list[tuple[float, float]] = field(default_factory=list)
 
 
 @dataclass(slots=True)

@@ -39,6 +39,7 @@ def diagnose_options(settings: Settings) -> DiagnoseOptions:
         flap_transitions=settings.flap_transitions,
         flap_minutes=settings.flap_minutes,
         late_detection_packets=settings.late_detection_packets,
+        one_way_seconds=settings.one_way_seconds,
         linux_reflectors=tuple(
             where for where, name in settings.profiles if name == "linux-reflector"
         ),

@@ -110,6 +110,10 @@ def originator_dict(originator: OriginatorResult, precision: int) -> dict[str, A
             }
             for b in originator.bursts
         ],
+        "segments": [
+            {"start": _time(start, precision), "end": _time(end, precision)}
+            for start, end in originator.segments
+        ],
     }
 
 
@@ -174,6 +178,16 @@ def tunnel_dict(tunnel: TunnelResult, precision: int) -> dict[str, Any]:
         "originators": [originator_dict(o, precision) for o in tunnel.originators],
         "diagnoses": [_diagnosis(d, precision) for d in tunnel.diagnoses],
         "merge": tunnel.merge,
+        "directions": [
+            {
+                "source": d.source,
+                "destination": d.destination,
+                "data_packets": d.packets,
+                "first": _time(d.first, precision),
+                "last": _time(d.last, precision),
+            }
+            for d in tunnel.directions
+        ],
     }
 
 
@@ -202,6 +216,10 @@ def analysis_dict(analysis: Analysis) -> dict[str, Any]:
             "warnings": list(source.warnings),
             "errors": [{"frame": e.frame, "reason": e.reason} for e in source.errors],
             "data_recorded": source.data_recorded,
+            "gaps": [
+                {"from": _time(before, precision), "to": _time(after, precision)}
+                for before, after in source.gaps
+            ],
         },
         "tunnels": [tunnel_dict(t, precision) for t in analysis.tunnels],
     }

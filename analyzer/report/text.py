@@ -315,6 +315,26 @@ def _timeline_rows(o: OriginatorResult, precision: int) -> list[tuple[str, str, 
     return rows
 
 
+def _data_only(tunnel: TunnelResult, console: Console, precision: int, key: str) -> None:
+    """A tunnel that carries data but no keepalives: its traffic each way, and why it matters."""
+    console.print(
+        f"[bold]Tunnel {tunnel.endpoints[0]} ↔ {tunnel.endpoints[1]}[/bold], key {key}, "
+        f"{count(tunnel.data_packets, 'data packet')}; no keepalives"
+    )
+    for direction in tunnel.directions:
+        span = ""
+        if direction.first is not None and direction.last is not None:
+            span = (
+                f", {_clock(direction.first, precision)} … {_clock(direction.last, precision)}"
+                f" UTC ({direction.last - direction.first:.3f} s)"
+            )
+        console.print(
+            f"  {direction.source} → {direction.destination}: "
+            f"{count(direction.packets, 'data packet')}{span}"
+        )
+    _diagnoses(tunnel, console, precision)
+
+
 def write_text(
     analysis: Analysis, stream: TextIO, *, color: bool = False, width: int = 120
 ) -> None:
@@ -337,12 +357,16 @@ def write_text(
     )
     for warning in source.warnings:
         console.print(f"[yellow]warning:[/yellow] {warning}")
-    if not analysis.tunnels:
+    if not any(tunnel.originators for tunnel in analysis.tunnels):
         console.print("No GRE keepalives found.")
-        return
+        if not source.data_recorded:
+            console.print("Data packets were not recorded (--no-data): no tunnel is listed.")
     for tunnel in analysis.tunnels:
         console.print()
         key = "none" if tunnel.key is None else str(tunnel.key)
+        if not tunnel.originators:
+            _data_only(tunnel, console, source.precision, key)
+            continue
         vantage = tunnel.vantage or "unknown"
         console.print(
             f"[bold]Tunnel {tunnel.endpoints[0]} ↔ {tunnel.endpoints[1]}[/bold], key {key}, "

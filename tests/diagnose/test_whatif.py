@@ -141,8 +141,9 @@ def test_bad_what_if_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> Non
 
 def test_a_gap_of_years_replays_quickly() -> None:
     """Sends at 0, 10, 20 (answered 20 ms later), then nothing for ten years (a data packet
-    at the end). The failure runs from the first missing tick (30) to the end. keepalive 1 3
-    from the first tick (0): 30, 31, 32 unanswered, the tick at 33 finds 3 >= 3: down; then
+    at the end), with --capture-gap longer than that so the silence counts as an outage.
+    The failure runs from the first missing tick (30) to the end. keepalive 1 3 from the
+    first tick (0): 30, 31, 32 unanswered, the tick at 33 finds 3 >= 3: down; then
     315 360 001 ticks in all, which the replay must not walk one by one."""
     from tests.builders import Capture
 
@@ -152,7 +153,8 @@ def test_a_gap_of_years_replays_quickly() -> None:
         cap.reply(10.0 * k + 0.02, request)
     years = 10 * 365 * 86400.0
     cap.data(years, "198.51.100.1", A)
-    analysis = analyze_frames(cap.raw_frames(), Settings(what_if="keepalive 1 3"))
+    settings = Settings(what_if="keepalive 1 3", capture_gap=2 * years)
+    analysis = analyze_frames(cap.raw_frames(), settings)
     o = next(o for o in analysis.tunnels[0].originators if o.address == A)
     assert o.what_if is not None
     assert [(t.state.value, t.time) for t in o.what_if.transitions] == [("down", at(33))]

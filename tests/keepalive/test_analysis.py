@@ -275,15 +275,35 @@ def test_sending_stops_and_missing_ticks_reach_to_the_capture_end() -> None:
     assert a.final_state is LineState.DOWN
 
 
-def test_no_keepalives_no_tunnels() -> None:
+def test_a_tunnel_without_keepalives_is_listed_with_its_data_each_way() -> None:
     cap = Capture()
     cap.data(0.0, "192.0.2.1", "198.51.100.1")
+    cap.data(1.0, "198.51.100.1", "192.0.2.1")
+    cap.data(2.5, "192.0.2.1", "198.51.100.1")
     analysis = analyze_frames(cap.raw_frames())
-    assert (analysis.tunnels, analysis.source.gre_packets, analysis.source.keepalive_packets) == (
+    assert (analysis.source.gre_packets, analysis.source.keepalive_packets) == (3, 0)
+    (tunnel,) = analysis.tunnels
+    assert (tunnel.endpoints, tunnel.key, tunnel.originators) == (
+        ("192.0.2.1", "198.51.100.1"),
+        None,
         [],
-        1,
-        0,
     )
+    assert tunnel.data_packets == 3
+    assert [(d.source, d.packets, d.first, d.last) for d in tunnel.directions] == [
+        ("192.0.2.1", 2, at(0.0), at(2.5)),
+        ("198.51.100.1", 1, at(1.0), at(1.0)),
+    ]
+
+
+def test_tunnels_without_keepalives_come_after_those_with() -> None:
+    cap = Capture()
+    cap.data(0.0, "10.0.0.1", "10.0.0.2")  # sorts first, but carries no keepalive
+    cap.reply(1.02, cap.request(1.0, A, B))
+    analysis = analyze_frames(cap.raw_frames())
+    assert [(t.endpoints, len(t.originators)) for t in analysis.tunnels] == [
+        ((A, B), 1),
+        (("10.0.0.1", "10.0.0.2"), 0),
+    ]
 
 
 # ------------------------------------------------------------------ bursts and the period

@@ -1,0 +1,138 @@
+"""Tunnels that carry data but no keepalives: listed, and diagnosed (no-keepalives,
+one-way-data). Expected values are worked out by hand (gre-sample.pcap: counted with
+tshark, `ip.src` of the outer header)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from analyzer.cli import main
+from analyzer.keepalive.analysis import Settings
+from analyzer.keepalive.model import Analysis, Diagnosis
+from analyzer.pipeline.analyze import analyze_frames
+from tests.builders import START, Capture
+
+A, B = "192.0.2.1", "198.51.100.1"
+
+
+def at(t: float) -> object:
+    return pytest.approx(START + t, abs=1e-6)
+
+
+def codes(analysis: Analysis) -> list[str]:
+    return [d.code for t in analysis.tunnels for d in t.diagnoses]
+
+
+def one_way(analysis: Analysis) -> list[Diagnosis]:
+    return [d for t in analysis.tunnels for d in t.diagnoses if d.code == "one-way-data"]
+
+
+def test_gre_sample_lists_its_tunnel_with_data_each_way(
+    real_captures_dir: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "sample.json"
+    capture = real_captures_dir / "zeek__gre-sample.pcap"
+    assert main(["analyze", str(capture), "--format", "json", "-o", str(out)]) == 0
+    (tunnel,) = json.loads(out.read_text())["tunnels"]
+    assert (tunnel["endpoints"], tunnel["key"], tunnel["originators"]) == (
+        ["172.27.1.66", "66.59.109.137"],
+        None,
+        [],
+    )
+    assert tunnel["data_packets"] == 40
+    # tshark: 21 packets from 172.27.1.66 (first 1055289968.793044, last …996.849099),
+    # 19 from 66.59.109.137 (…968.936366 to …996.921473).
+    assert tunnel["directions"] == [
+        {
+            "source": "172.27.1.66",
+            "destination": "66.59.109.137",
+            "data_packets": 21,
+            "first": 1055289968.793044,
+            "last": 1055289996.849099,
+        },
+        {
+            "source": "66.59.109.137",
+            "destination": "172.27.1.66",
+            "data_packets": 19,
+            "first": 1055289968.936366,
+            "last": 1055289996.921473,
+        },
+    ]
+    (diagnosis,) = tunnel["diagnoses"]
+    assert diagnosis["code"] == "no-keepalives"
+    assert diagnosis["details"]["suggested"] == "keepalive 10 3"
+    assert diagnosis["evidence"] == [1, 2]  # the first packet each way
+
+
+def test_gre_sample_text_says_no_keepalives_and_lists_the_tunnel(
+    real_captures_dir: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "sample.txt"
+    assert main(["analyze", str(real_captures_dir / "zeek__gre-sample.pcap"), "-o", str(out)]) == 0
+    text = out.read_text()
+    assert "No GRE keepalives found." in text
+    assert "Tunnel 172.27.1.66 ↔ 66.59.109.137, key none, 40 data packets; no keepalives" in text
+    assert "  172.27.1.66 → 66.59.109.137: 21 data packets, 2003-06-11 00:06:08.793044" in text
+    assert "warning no-keepalives" in text
+    assert "keepalive 10 3" in text
+
+
+def two_way_then_one_way(back_until: float) -> Capture:
+    """A sends data at 0, 1, …, 100; B answers at 0.5, 1.5, … up to `back_until`."""
+    cap = Capture()
+    for k in range(101):
+        cap.data(float(k), A, B)
+        if k + 0.5 <= back_until:
+            cap.data(k + 0.5, B, A)
+    return cap.sorted()
+
+
+def test_data_one_way_for_longer_than_the_threshold_is_a_suspected_blackhole() -> None:
+    analysis = analyze_frames(two_way_then_one_way(40.5).raw_frames())
+    # B's last packet at 40.5; A's packets 41 … 100 (60 of them, 59 s) get no answer.
+    (diagnosis,) = one_way(analysis)
+    assert diagnosis.originator == A
+    assert diagnosis.time == at(41.0)
+    assert diagnosis.details["end"] == at(100.0)
+    assert diagnosis.details["packets"] == 60
+    assert diagnosis.details["seconds"] == pytest.approx(59.0, abs=1e-6)
+    # Frames: up to 40.5 the two alternate (82 frames), so 41 is frame 83 and 100 frame 142.
+    assert diagnosis.evidence == (83, 142)
+    assert "no-keepalives" in codes(analysis)
+
+
+def test_a_silence_shorter_than_the_threshold_is_not_one_way() -> None:
+    # B's last packet at 80.5: A alone from 81 to 100 is 19 s, under the default 30 s.
+    assert one_way(analyze_frames(two_way_then_one_way(80.5).raw_frames())) == []
+
+
+def test_the_one_way_threshold_is_a_setting() -> None:
+    settings = Settings(one_way_seconds=10.0)
+    (diagnosis,) = one_way(analyze_frames(two_way_then_one_way(80.5).raw_frames(), settings))
+    assert (diagnosis.time, diagnosis.details["packets"]) == (at(81.0), 20)
+
+
+def test_one_way_in_the_middle_of_a_capture() -> None:
+    cap = Capture()
+    for k in range(101):
+        cap.data(float(k), A, B)
+        if not 20 < k + 0.5 < 70:
+            cap.data(k + 0.5, B, A)
+    # B silent between 19.5 and 70.5: A's 20 … 70 (51 packets, 50 s) go unanswered.
+    (diagnosis,) = one_way(analyze_frames(cap.sorted().raw_frames()))
+    assert (diagnosis.time, diagnosis.details["end"], diagnosis.details["packets"]) == (
+        at(20.0),
+        at(70.0),
+        51,
+    )
+
+
+def test_no_one_way_diagnosis_for_tunnels_with_keepalives() -> None:
+    cap = two_way_then_one_way(40.5)
+    cap.reply(0.02, cap.request(0.01, A, B))
+    analysis = analyze_frames(cap.sorted().raw_frames())
+    assert "one-way-data" not in codes(analysis)
+    assert "no-keepalives" not in codes(analysis)

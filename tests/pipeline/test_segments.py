@@ -1,0 +1,130 @@
+"""Merged captures: a file spliced from captures taken years apart, in no order.
+
+Three copies of tests/data/diagnose/one_sided.toml (A = 192.0.2.1 runs `keepalive 10 3`,
+sends at 0, 10, …, 50, every one answered 30.05 ms later; 60 s captured, last frame at
+59.915 s; 612 frames each) are spliced in the file order 2020, 2026, 2023: a six-year jump
+forward, then three years back. By hand: three capture segments, two gaps; A's timeline
+runs in each segment alone: 18 sent, 18 returned, no tick extrapolated (its next tick, at
+60 s, falls after its segment's last frame), no transition, never down.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import pytest
+
+from analyzer.cli import main
+from analyzer.read.capture import PcapWriter, open_capture
+from analyzer.simulate import load_scenario, simulate
+
+SCENARIO = Path(__file__).resolve().parents[1] / "data" / "diagnose" / "one_sided.toml"
+T2020, T2023, T2026 = 1577836800.0, 1672531200.0, 1767225600.0
+LAST = 59.915  # the last frame of each piece, seconds after its start
+FRAMES = 612  # frames of each piece
+A = "192.0.2.1"
+
+
+def splice(tmp_path: Path, starts: list[float]) -> Path:
+    """The pieces written one after the other into one pcap, in the order given."""
+    scenario = load_scenario(SCENARIO)
+    spliced = tmp_path / "merged.pcap"
+    with PcapWriter(spliced) as writer:
+        for index, start in enumerate(starts):
+            piece = tmp_path / f"piece{index}.pcap"
+            simulate(dataclasses.replace(scenario, start=start), piece)
+            with open_capture(piece) as reader:
+                for frame in reader:
+                    writer.write(frame.time, frame.data)
+    return spliced
+
+
+@pytest.fixture(scope="module")
+def document(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
+    tmp_path = tmp_path_factory.mktemp("segments")
+    out = tmp_path / "merged.json"
+    spliced = splice(tmp_path, [T2020, T2026, T2023])
+    assert main(["analyze", str(spliced), "--format", "json", "-o", str(out)]) == 0
+    result: dict[str, object] = json.loads(out.read_text())
+    return result
+
+
+def originator(document: dict[str, object]) -> dict[str, object]:
+    tunnels: list[dict[str, object]] = document["tunnels"]  # type: ignore[assignment]
+    found: list[dict[str, object]] = tunnels[0]["originators"]  # type: ignore[assignment]
+    (a,) = found
+    assert a["address"] == A
+    return a
+
+
+def test_nothing_is_extrapolated_across_the_years(document: dict[str, object]) -> None:
+    a = originator(document)
+    assert (a["sent"], a["returned"], a["extrapolated"]) == (18, 18, 0)
+    assert (a["transitions"], a["down_seconds"], a["final_state"]) == ([], 0.0, "up")
+
+
+def test_the_gaps_are_found_in_time_order(document: dict[str, object]) -> None:
+    source: dict[str, object] = document["source"]  # type: ignore[assignment]
+    assert source["gaps"] == [
+        {"from": pytest.approx(T2020 + LAST, abs=1e-6), "to": T2023},
+        {"from": pytest.approx(T2023 + LAST, abs=1e-6), "to": T2026},
+    ]
+
+
+def test_each_segment_ends_the_timeline_and_says_so(document: dict[str, object]) -> None:
+    a = originator(document)
+    assert a["segments"] == [
+        {"start": T2020, "end": pytest.approx(T2020 + LAST, abs=1e-6)},
+        {"start": T2023, "end": pytest.approx(T2023 + LAST, abs=1e-6)},
+        {"start": T2026, "end": pytest.approx(T2026 + LAST, abs=1e-6)},
+    ]
+    notes: list[str] = a["notes"]  # type: ignore[assignment]
+    ends = [n for n in notes if "where its capture segment ends" in n]
+    assert [n.split(" UTC")[0] for n in ends] == [
+        "timeline ends at 2020-01-01 00:00:59.915000",
+        "timeline ends at 2023-01-01 00:00:59.915000",
+    ]
+
+
+def test_the_warnings_say_gap_and_time_going_back(document: dict[str, object]) -> None:
+    source: dict[str, object] = document["source"]  # type: ignore[assignment]
+    warnings: list[str] = source["warnings"]  # type: ignore[assignment]
+    gaps = [w for w in warnings if w.startswith("no packet for ")]
+    assert [w.split(" (")[0] for w in gaps] == [
+        "no packet for 3.0 years",  # 2020-01-01 00:01 to 2023-01-01
+        "no packet for 3.0 years",  # 2023-01-01 00:01 to 2026-01-01
+    ]
+    (back,) = [w for w in warnings if w.startswith("timestamps go back")]
+    # The third piece (2023) starts at frame 2 × 612 + 1, after the 2026 piece's last frame.
+    assert back.startswith("timestamps go back in time once (by up to 3.0 years, ")
+    assert f"first at frame {2 * FRAMES + 1})" in back
+
+
+def test_the_text_report_warns(tmp_path: Path) -> None:
+    spliced = splice(tmp_path, [T2026, T2020])
+    out = tmp_path / "merged.txt"
+    assert main(["analyze", str(spliced), "-o", str(out)]) == 0
+    text = out.read_text()
+    assert "warning: no packet for 6.0 years (2020-01-01 00:00:59.915000 … 2026-01-01" in text
+    assert "warning: timestamps go back in time once" in text
+    assert "12 keepalives sent, 12 returned, 0 unanswered;" in text
+
+
+def test_a_gap_shorter_than_the_threshold_is_extrapolated_as_before(tmp_path: Path) -> None:
+    # Two pieces an hour and a half apart, with --capture-gap 7200: one segment. A's sends
+    # at 0 … 50 are ticks 0 … 5 and its send at 5400 tick 540: ticks 6 … 539 (60 … 5390 s,
+    # 534 of them) are extrapolated, counter 1, 2, 3 at 60, 70, 80; 90 finds 3 >= 3: down.
+    spliced = splice(tmp_path, [T2020, T2020 + 5400.0])
+    out = tmp_path / "close.json"
+    assert (
+        main(["analyze", str(spliced), "--capture-gap", "7200", "--format", "json", "-o", str(out)])
+        == 0
+    )
+    a = originator(json.loads(out.read_text()))
+    assert a["extrapolated"] == 534
+    assert a["segments"] == []
+    down, up = a["transitions"]  # type: ignore[misc]
+    assert (down["state"], down["time"]) == ("down", T2020 + 90.0)
+    assert (up["state"], up["time"]) == ("up", pytest.approx(T2020 + 5400.03005, abs=1e-6))
