@@ -15,7 +15,7 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, TextIO
 
 from analyzer.options import (
@@ -32,9 +32,12 @@ if TYPE_CHECKING:
     from analyzer.keepalive.analysis import Settings
     from analyzer.keepalive.tracker import LiveEvent, LiveTracker
     from analyzer.read.capture import RawFrame
-    from analyzer.read.sources import FrameSource, InterfaceNotice
+    from analyzer.read.sources import CaptureStats, FrameSource, InterfaceNotice, SourceItem
 
 DEFAULT_TICK = 0.5
+DEFAULT_BUFFER_MB = 32  # analyzer.read.live.DEFAULT_BUFFER_MB (not imported: keeps this light)
+DEFAULT_STATS_INTERVAL = 10.0
+STATS_MIN_INTERVAL = 1.0  # a new loss is reported this soon, but not more often
 
 HELP = """\
 Capture on a network interface and follow every GRE keepalive originator's counter and
@@ -43,8 +46,11 @@ line protocol as it happens, with the rules of `analyze` (Cisco IOS `keepalive <
 also when no packet arrives at all (the wall clock drives the ticks), and comes up at the
 first returned keepalive.
 
-The kernel filters the traffic (libpcap): only packets that can be keepalives, plus, unless
---no-data, the rest of the GRE so the tunnel's data packets are counted. Capturing needs
+The kernel filters the traffic (libpcap). Keepalives have a capture of their own whose
+filter passes only what can be a keepalive, so a flood of tunnel data cannot crowd them
+out of its buffer; unless --no-data, a second capture counts the GRE data per tunnel
+direction. What each capture loses (the kernel's drop counters) is reported: in the status
+line, and in `stats` lines every --stats-interval seconds and at exit. Capturing needs
 root, or CAP_NET_RAW and CAP_NET_ADMIN on the Python interpreter.
 """
 
@@ -53,7 +59,13 @@ output (--format jsonl): one JSON object per line, flushed as it happens —
   {"time": …, "event": "sent"|"returned"|"extrapolated"|"down"|"up", "endpoints": [A, B],
    "key": …, "originator": A, "peer": B, "frame": …, "ident": …, "counter": …,
    "line_state": "up"|"down", "rtt_ms": …, "reply_ttl": …}
+   down/up lines also carry "keepalive_drops": packets the keepalive capture lost since this
+   originator's previous transition (not 0: the transition may come from a lost keepalive)
   {"time": …, "event": "interface", "interface": IFACE, "message": "… went down (…); re-opening"}
+  {"time": …, "event": "stats", "interface": IFACE, "final": false|true,
+   "keepalive_capture": {"received": …, "dropped": …, "interface_dropped": …},
+   "data_capture": {…} | null, "data_packets": … | null, "data_lower_bound": false|true,
+   "data_flows": [{"src": A, "dst": B, "key": …, "packets": …}], "keepalive_drops": …}
 
 examples:
   sudo gre-keepalive watch eth0
@@ -73,6 +85,17 @@ def _seconds(text: str) -> float:
     if not math.isfinite(value) or value <= 0:
         raise argparse.ArgumentTypeError(f"{text} is not a positive number of seconds")
     return value
+
+
+def _megabytes(text: str) -> int:
+    """A buffer size in MiB (a positive whole number) as bytes."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number of MiB, not {text!r}") from None
+    if not 1 <= value <= 4096:
+        raise argparse.ArgumentTypeError(f"{text} MiB is not between 1 and 4096")
+    return value << 20
 
 
 def _live_retries(text: str) -> int:
@@ -144,6 +167,23 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="stop after S seconds (default: until Ctrl-C)",
     )
     parser.add_argument(
+        "--buffer-size",
+        type=_megabytes,
+        default=DEFAULT_BUFFER_MB << 20,
+        metavar="MB",
+        help=f"kernel capture buffer of each capture, in MiB (like tcpdump -B, which counts "
+        f"KiB; default {DEFAULT_BUFFER_MB}: about a second of a 1 Gbit/s port for the data "
+        "capture, hours of keepalives for theirs)",
+    )
+    parser.add_argument(
+        "--stats-interval",
+        type=_seconds,
+        default=DEFAULT_STATS_INTERVAL,
+        metavar="S",
+        help=f"jsonl: print the capture counters every S seconds (default "
+        f"{DEFAULT_STATS_INTERVAL:g}), within a second of any new loss, and at exit",
+    )
+    parser.add_argument(
         "--tick",
         type=_seconds,
         default=DEFAULT_TICK,
@@ -198,18 +238,25 @@ def _run(args: argparse.Namespace) -> int:
     from analyzer.read.bpf import keepalive_filter
     from analyzer.read.live import CaptureOpenError, CapturePermissionError, live_frames
 
-    include_data = not args.no_data
     user_filter = args.filter
 
-    def expression(linktype: int) -> str:
-        return keepalive_filter(
-            include_data=include_data, user_filter=user_filter, linktype=linktype
-        )
+    def keepalives(linktype: int) -> str:
+        return keepalive_filter(include_data=False, user_filter=user_filter, linktype=linktype)
+
+    def data(linktype: int) -> str:
+        return keepalive_filter(include_data=True, user_filter=user_filter, linktype=linktype)
 
     try:
-        source = live_frames(args.interface, bpf_filter=expression, write=args.write)
+        capture = live_frames(
+            args.interface,
+            bpf_filter=keepalives,
+            data_filter=None if args.no_data else data,
+            write=args.write,
+            buffer_size=args.buffer_size,
+        )
     except (CapturePermissionError, CaptureOpenError) as exc:
         return _fail(str(exc))
+    source: FrameSource = capture
     if args.duration is not None:
         source = _for_duration(source, args.duration)
     if output_format == "tui":
@@ -217,13 +264,22 @@ def _run(args: argparse.Namespace) -> int:
         return status
     what = "keepalives" if args.no_data else "keepalives and GRE data"
     print(f"{PROG} watch: listening on {args.interface} ({what})", file=sys.stderr, flush=True)
-    return _jsonl(source, settings, args.interface, tick=args.tick, stream=sys.stdout)
+    stats: Callable[[], CaptureStats] | None = getattr(capture, "stats", None)
+    return _jsonl(
+        source,
+        settings,
+        args.interface,
+        tick=args.tick,
+        stream=sys.stdout,
+        stats=stats,
+        stats_interval=args.stats_interval,
+    )
 
 
 def _for_duration(source: FrameSource, seconds: float) -> FrameSource:
     """`source`, ending by itself after `seconds` (or when the caller's stop event is set)."""
 
-    def limited(stop: threading.Event) -> Iterator[RawFrame | InterfaceNotice]:
+    def limited(stop: threading.Event) -> Iterator[SourceItem]:
         inner_stop = threading.Event()
         deadline = time.monotonic() + seconds
 
@@ -245,24 +301,96 @@ def _for_duration(source: FrameSource, seconds: float) -> FrameSource:
     return limited
 
 
+def stats_json(stats: CaptureStats, interface: str, *, final: bool = False) -> dict[str, Any]:
+    """A capture's counters as the `stats` line of ``--format jsonl``."""
+    counted = stats.data is not None
+    return {
+        "time": stats.time,
+        "event": "stats",
+        "interface": interface,
+        "final": final,
+        "keepalive_capture": stats.keepalive.to_json(),
+        "data_capture": stats.data.to_json() if stats.data is not None else None,
+        "data_packets": stats.data_packets if counted else None,
+        "data_lower_bound": stats.data_lower_bound,
+        "data_flows": [
+            {"src": flow.src, "dst": flow.dst, "key": flow.key, "packets": flow.packets}
+            for flow in stats.flows
+        ],
+        "keepalive_drops": stats.keepalive_lost,
+    }
+
+
+class _Losses:
+    """When to print the counters, and how many keepalive-capture losses precede each
+    originator's transitions."""
+
+    def __init__(self, stats: Callable[[], CaptureStats] | None, interval: float) -> None:
+        self.stats = stats
+        self.interval = interval
+        self.next_due = time.monotonic() + interval
+        self.last_printed = -float("inf")
+        self.printed_lost: tuple[int, int] = (0, 0)
+        self.at_transition: dict[tuple[tuple[str, str], int | None, str], int] = {}
+
+    def transition_drops(self, event: LiveEvent) -> int:
+        """Keepalive-capture losses since this originator's previous transition."""
+        lost = self.stats().keepalive_lost if self.stats is not None else 0
+        who = (event.endpoints, event.key, event.originator)
+        before = self.at_transition.get(who, 0)
+        self.at_transition[who] = lost
+        return lost - before
+
+    def due(self) -> CaptureStats | None:
+        """The counters when a `stats` line is due: every interval, or soon after a loss."""
+        if self.stats is None:
+            return None
+        now = time.monotonic()
+        stats = self.stats()
+        lost = (stats.keepalive_lost, stats.data.lost if stats.data is not None else 0)
+        new_loss = lost != self.printed_lost and now - self.last_printed >= STATS_MIN_INTERVAL
+        if now < self.next_due and not new_loss:
+            return None
+        self.printed_lost = lost
+        self.last_printed = now
+        self.next_due = now + self.interval
+        return stats
+
+
 def _jsonl(
-    source: FrameSource, settings: Settings, interface: str, *, tick: float, stream: TextIO
+    source: FrameSource,
+    settings: Settings,
+    interface: str,
+    *,
+    tick: float,
+    stream: TextIO,
+    stats: Callable[[], CaptureStats] | None = None,
+    stats_interval: float = DEFAULT_STATS_INTERVAL,
 ) -> int:
-    """Print one JSON object per event, transition and interface notice until stopped."""
-    from analyzer.keepalive.tracker import LiveTracker
+    """Print one JSON object per event, transition, interface notice and, with `stats`,
+    the capture counters now and then, until stopped."""
+    from analyzer.keepalive.tracker import LiveEventKind, LiveTracker
     from analyzer.read.live import pump
     from analyzer.read.packet import decode_frame
 
     tracker: LiveTracker = LiveTracker(settings)
     stop = threading.Event()
+    losses = _Losses(stats, stats_interval)
+    transitions = (LiveEventKind.DOWN, LiveEventKind.UP)
 
     def emit(objects: list[dict[str, Any]]) -> None:
         if objects:
             stream.write("".join(json.dumps(obj) + "\n" for obj in objects))
             stream.flush()
 
+    def line(event: LiveEvent) -> dict[str, Any]:
+        obj = event.to_json()
+        if event.kind in transitions:
+            obj["keepalive_drops"] = losses.transition_drops(event)
+        return obj
+
     def events(found: list[LiveEvent]) -> None:
-        emit([event.to_json() for event in found])
+        emit([line(event) for event in found])
 
     def on_frame(frame: RawFrame) -> None:
         events(tracker.feed(frame.time, frame.number, decode_frame(frame.linktype, frame.data)))
@@ -281,19 +409,23 @@ def _jsonl(
 
     def on_idle() -> None:
         events(tracker.advance(time.time()))
+        due = losses.due()
+        if due is not None:
+            emit([stats_json(due, interface)])
 
     try:
-        pump(
-            source,
-            stop,
-            on_frame=on_frame,
-            on_notice=on_notice,
-            on_idle=on_idle,
-            idle_interval=tick,
-        )
-        on_idle()
-    except KeyboardInterrupt:
-        pass
+        with contextlib.suppress(KeyboardInterrupt):
+            pump(
+                source,
+                stop,
+                on_frame=on_frame,
+                on_notice=on_notice,
+                on_idle=on_idle,
+                idle_interval=tick,
+            )
+        events(tracker.advance(time.time()))
+        if stats is not None:
+            emit([stats_json(stats(), interface, final=True)])
     except BrokenPipeError:
         # The reader of our output went away (`| head`): stop quietly, and keep Python
         # from complaining when it flushes stdout at exit.

@@ -604,6 +604,8 @@ class LiveApp(KeepaliveApp):
         if store.now is not None:
             parts.append(f"{fmt_utc(store.now, digits=0)} UTC")
         parts.append(f"{store.frames} frames")
+        if store.capture_text():
+            parts.append(store.capture_text())
         if store.last_notice is not None:
             notice = store.last_notice
             parts.append(f"{notice.message} ({fmt_utc(notice.time, date=False, digits=0)})")

@@ -24,7 +24,7 @@ from analyzer.keepalive.state import LineState
 from analyzer.keepalive.tracker import LiveEvent, LiveEventKind, LiveTracker, OriginatorState
 from analyzer.read.capture import RawFrame
 from analyzer.read.packet import decode_frame
-from analyzer.read.sources import FrameSource, InterfaceNotice
+from analyzer.read.sources import CaptureStats, FrameSource, InterfaceNotice, SourceItem
 from analyzer.tui.views import (
     ChartPoint,
     LogRow,
@@ -54,6 +54,7 @@ class LiveUpdate:
     frames: int = 0
     ended: bool = False  # the source stopped yielding: the state is frozen from now on
     error: str | None = None  # the source raised this
+    capture: CaptureStats | None = None  # the capture's latest counters (drops)
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,7 +86,7 @@ class LiveFeeder:
         self.heartbeat = heartbeat
         self.stop_event = threading.Event()
         self.posts = 0
-        self._queue: queue.Queue[RawFrame | InterfaceNotice | _End] = queue.Queue()
+        self._queue: queue.Queue[SourceItem | _End] = queue.Queue()
         self._threads: list[threading.Thread] = []
 
     def start(self) -> None:
@@ -122,13 +123,14 @@ class LiveFeeder:
         ended = False
         error: str | None = None
         frames = 0
+        capture: CaptureStats | None = None
         next_tick = 0.0
         last_post = -float("inf")
         while not self.stop_event.is_set():
             now = _time.monotonic()
             due = last_post + (self.interval if events or notices else self.heartbeat)
             wait = min(due, next_tick) - now
-            items: list[RawFrame | InterfaceNotice | _End] = []
+            items: list[SourceItem | _End] = []
             try:
                 items.append(self._queue.get(timeout=min(max(wait, 0.005), self.tick)))
                 while len(items) < BATCH:
@@ -142,7 +144,9 @@ class LiveFeeder:
                     events.extend(tracker.feed(item.time, item.number, decoded))
                 elif isinstance(item, InterfaceNotice):
                     notices.append(item)
-                else:
+                elif isinstance(item, CaptureStats):
+                    capture = item
+                elif isinstance(item, _End):
                     ended, error = True, item.error
             now = _time.monotonic()
             post_due = ended or now - last_post >= (
@@ -167,6 +171,7 @@ class LiveFeeder:
                         frames=frames,
                         ended=ended,
                         error=error,
+                        capture=capture,
                     )
                 )
                 self.posts += 1
@@ -220,6 +225,7 @@ class LiveStore:
         self.now: float | None = None
         self.states: tuple[OriginatorState, ...] = ()
         self.frames = 0
+        self.capture: CaptureStats | None = None
         self.ended = False
         self.error: str | None = None
         self.last_notice: InterfaceNotice | None = None
@@ -234,6 +240,8 @@ class LiveStore:
         self.now = update.time
         self.states = update.states
         self.frames = update.frames
+        if update.capture is not None:
+            self.capture = update.capture
         retries = {(s.endpoints, s.key, s.address): s.retries for s in update.states}
         for event in update.events:
             self.events.append(event)
@@ -265,6 +273,17 @@ class LiveStore:
             self.ended = True
             if update.error is None:
                 self._log(LogRow(update.time, "notice", message="the capture source ended"))
+
+    def capture_text(self) -> str:
+        """The capture's losses for the status line ("" before the first counters)."""
+        stats = self.capture
+        if stats is None:
+            return ""
+        text = f"keepalive capture lost {stats.keepalive_lost}"
+        if stats.data is not None:
+            bound = "≥ " if stats.data_lower_bound else ""
+            text += f" · data {bound}{stats.data_packets} (lost {stats.data.lost})"
+        return text
 
     def _log(self, row: LogRow) -> None:
         insort(self.log, row, key=lambda r: r.time)

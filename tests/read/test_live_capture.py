@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import select
+import struct
 import subprocess
 import sys
 import threading
@@ -53,15 +54,40 @@ class FakeHeader:
 
 
 class FakeHandle:
-    """Plays a script: ("frame", time, data), ("error", message); then stays silent."""
+    """Plays a script: ("frame", time, data), ("error", message); then stays silent.
 
-    def __init__(self, fd: int, script: list[tuple[Any, ...]], dlt: int = 1) -> None:
+    ``next_batch`` (the data handle's read) plays ("batch", [(time, data), …]) items."""
+
+    def __init__(
+        self,
+        fd: int,
+        script: list[tuple[Any, ...]],
+        dlt: int = 1,
+        stats: list[tuple[int, int, int]] | None = None,
+    ) -> None:
         self.fd = fd
         self.script = list(script)
         self.dlt = dlt
         self.filters: list[str] = []
+        self.settings: dict[str, int] = {}
         self.nonblocking = False
         self.closed = False
+        self.stats_script = list(stats or [(0, 0, 0)])
+
+    def set_snaplen(self, value: int) -> None:
+        self.settings["snaplen"] = value
+
+    def set_promisc(self, value: int) -> None:
+        self.settings["promisc"] = value
+
+    def set_timeout(self, value: int) -> None:
+        self.settings["timeout"] = value
+
+    def set_buffer_size(self, value: int) -> None:
+        self.settings["buffer_size"] = value
+
+    def activate(self) -> None:
+        self.settings["activated"] = 1
 
     def datalink(self) -> int:
         return self.dlt
@@ -77,6 +103,12 @@ class FakeHandle:
     def getfd(self) -> int:
         return self.fd
 
+    def stats(self) -> tuple[int, int, int]:
+        """The next counters in the script; the last ones stay."""
+        if len(self.stats_script) > 1:
+            return self.stats_script.pop(0)
+        return self.stats_script[0]
+
     def next(self) -> tuple[FakeHeader | None, bytes]:
         assert self.nonblocking, "a blocking read never returns on a silent Linux capture"
         if not self.script:
@@ -88,24 +120,52 @@ class FakeHandle:
         seconds = int(when)
         return FakeHeader(seconds, round((when - seconds) * 1e6), len(data) + 4), data
 
+    def next_batch(self, limit: int) -> tuple[bytes, bytes]:
+        assert self.nonblocking
+        if not self.script:
+            return b"", b""
+        item = self.script.pop(0)
+        if item[0] == "error":
+            raise FakePcapError(item[1])
+        packed, meta = b"", b""
+        for when, data in item[1][:limit]:
+            seconds = int(when)
+            micros = round((when - seconds) * 1e6)
+            meta += struct.pack("=IIII", seconds, micros, len(packed), len(data))
+            packed += data
+        return packed, meta
+
     def close(self) -> None:
         self.closed = True
 
 
+class _Refusing:
+    """What ``create`` returns for an interface libpcap will not open: activate raises."""
+
+    def __init__(self, message: str) -> None:
+        self.message = message
+
+    def __getattr__(self, name: str) -> Any:
+        return lambda *args: None
+
+    def activate(self) -> None:
+        raise FakePcapError(self.message)
+
+
 class FakePcapy:
-    """`open_live` returns (or raises) the next outcome in line."""
+    """`create` returns the next outcome in line (a message: its activate raises that)."""
 
     PcapError = FakePcapError
 
     def __init__(self, outcomes: list[FakeHandle | str]) -> None:
         self.outcomes = list(outcomes)
-        self.opened: list[tuple[str, int, int, int]] = []
+        self.opened: list[str] = []
 
-    def open_live(self, device: str, snaplen: int, promisc: int, to_ms: int) -> FakeHandle:
-        self.opened.append((device, snaplen, promisc, to_ms))
+    def create(self, device: str) -> FakeHandle | _Refusing:
+        self.opened.append(device)
         outcome = self.outcomes.pop(0)
         if isinstance(outcome, str):
-            raise FakePcapError(outcome)
+            return _Refusing(outcome)
         return outcome
 
 
@@ -150,8 +210,15 @@ def test_frames_are_numbered_timed_and_typed(
         seen.append(linktype)
         return "ip proto 47"
 
-    source = live_frames("eth0", bpf_filter=expression, snaplen=1500)
-    assert fake.opened == [("eth0", 1500, 1, live_capture.READ_TIMEOUT_MS)]
+    source = live_frames("eth0", bpf_filter=expression, snaplen=1500, buffer_size=4 << 20)
+    assert fake.opened == ["eth0"]
+    assert handle.settings == {
+        "snaplen": 1500,
+        "promisc": 1,
+        "timeout": live_capture.READ_TIMEOUT_MS,
+        "buffer_size": 4 << 20,
+        "activated": 1,
+    }
     assert handle.filters == ["ip proto 47"] and seen == [LINKTYPE_ETHERNET]
     items = _collect(source, 2)
     assert items == [
