@@ -5,6 +5,7 @@ times and frame numbers only (or counted, with ``--no-data``)."""
 
 from __future__ import annotations
 
+import socket
 from array import array
 from collections.abc import Iterable
 from itertools import pairwise
@@ -19,7 +20,16 @@ from analyzer.keepalive.model import (
 )
 from analyzer.keepalive.pairing import Pairer
 from analyzer.read.capture import RawFrame
-from analyzer.read.packet import Decoded, FrameKind, decode_frame
+from analyzer.read.fastpath import (
+    KEEPALIVE_RECORD,
+    RECORD_INNER_KEY,
+    RECORD_KEY,
+    RECORD_METADATA,
+    RECORD_REPLY,
+    RECORD_REQUEST,
+    Batch,
+)
+from analyzer.read.packet import FrameKind, InnerHeader, decode_frame
 
 if TYPE_CHECKING:
     pass
@@ -47,6 +57,8 @@ class Collector:
         self._appended: dict[Flow, tuple[array[float], array[int]]] = {}
         self._known_sorted: set[Flow] = set()
         self.traits: dict[Flow, Traits] = {}
+        # Address text by its bytes (records of the fast path), one string per address.
+        self._names: tuple[dict[bytes, str], dict[bytes, str]] = ({}, {})
 
     def add(self, raw: RawFrame) -> None:
         """Count and classify one frame (the pure-Python reader's path)."""
@@ -92,10 +104,80 @@ class Collector:
             return
         source.keepalive_packets += 1
         if kind is FrameKind.REQUEST:
-            self.pairer.request(number, time, decoded)
-            self._note_traits(decoded)
+            inner = decoded.inner
+            assert inner is not None  # a request always has its inner header
+            src, dst, key = decoded.src, decoded.dst, decoded.key
+            self.pairer.add_request(
+                number, time, src, dst, key, decoded.ip_version, inner, decoded.payload_length
+            )
+            self._note_traits(
+                (src, dst, key),
+                inner,
+                decoded.ip_id,
+                decoded.gre_protocol,
+                decoded.payload_length,
+                decoded.ttl,
+            )
         else:
             self.pairer.reply(number, time, decoded)
+
+    def add_records(self, frames: Batch, records: bytes) -> None:
+        """One batch of the fast path: the keepalives its C loop decoded, as
+        :data:`~analyzer.read.fastpath.KEEPALIVE_RECORD` records in frame order, and the
+        frames it left to Python, each in the place of a record of kind RECORD_FRAME."""
+        source = self.source
+        names4, names6 = self._names
+        pending = iter(frames)
+        add_request, add_reply = self.pairer.add_request, self.pairer.add_reply
+        note_traits = self._note_traits
+        for (
+            number,
+            time,
+            kind,
+            version,
+            ttl,
+            flags,
+            ip_id,
+            gre_protocol,
+            key,
+            payload_length,
+            inner_version,
+            inner_ttl,
+            inner_ip_id,
+            sgt,
+            inner_key,
+            src_raw,
+            dst_raw,
+            inner_src_raw,
+            inner_dst_raw,
+        ) in KEEPALIVE_RECORD.iter_unpack(records):
+            if kind != RECORD_REQUEST and kind != RECORD_REPLY:
+                frame_number, frame_time, linktype, data, _wire = next(pending)
+                self.classify_frame(frame_number, frame_time, linktype, data)
+                continue
+            source.gre_packets += 1
+            source.keepalive_packets += 1
+            names = names4 if version == 4 else names6
+            src = names.get(src_raw) or _name(names, src_raw, version)
+            dst = names.get(dst_raw) or _name(names, dst_raw, version)
+            outer_key = key if flags & RECORD_KEY else None
+            outer_id = ip_id if version == 4 else None
+            if kind == RECORD_REPLY:
+                add_reply(number, time, src, dst, outer_key, outer_id, ttl, payload_length)
+                continue
+            names = names4 if inner_version == 4 else names6
+            inner = InnerHeader(
+                names.get(inner_src_raw) or _name(names, inner_src_raw, inner_version),
+                names.get(inner_dst_raw) or _name(names, inner_dst_raw, inner_version),
+                inner_version,
+                inner_ip_id if inner_version == 4 else None,
+                inner_ttl,
+                inner_key if flags & RECORD_INNER_KEY else None,
+                bool(flags & RECORD_METADATA),
+                sgt if flags & RECORD_METADATA else None,
+            )
+            add_request(number, time, src, dst, outer_key, version, inner, payload_length)
+            note_traits((src, dst, outer_key), inner, outer_id, gre_protocol, payload_length, ttl)
 
     def add_data_flow(
         self, flow: Flow, times: DataTimes, frames: DataFrames, *, in_time_order: bool
@@ -107,27 +189,28 @@ class Collector:
         if in_time_order:
             self._known_sorted.add(flow)
 
-    def _note_traits(self, decoded: Decoded) -> None:
-        inner = decoded.inner
-        if inner is None:
-            return
-        flow = (decoded.src, decoded.dst, decoded.key)
+    def _note_traits(
+        self,
+        flow: Flow,
+        inner: InnerHeader,
+        ip_id: int | None,
+        gre_protocol: int | None,
+        payload_length: int,
+        ttl: int,
+    ) -> None:
+        """Count what a request shows of its sender (outer IP ID, GRE protocol type, ...)."""
         traits = self.traits.get(flow)
         if traits is None:
             traits = self.traits[flow] = Traits()
         traits.requests += 1
-        if (
-            inner.ip_id is not None
-            and decoded.ip_id is not None
-            and (decoded.ip_id - inner.ip_id) & 0xFFFF == 1
-        ):
+        if inner.ip_id is not None and ip_id is not None and (ip_id - inner.ip_id) & 0xFFFF == 1:
             traits.cisco_ip_ids += 1
         for counts, value in (
-            (traits.outer_protocols, decoded.gre_protocol),
+            (traits.outer_protocols, gre_protocol),
             (traits.inner_versions, inner.ip_version),
             (traits.inner_ttls, inner.ttl),
-            (traits.payload_lengths, decoded.payload_length),
-            (traits.outer_ttls, decoded.ttl),
+            (traits.payload_lengths, payload_length),
+            (traits.outer_ttls, ttl),
         ):
             if value is not None:
                 counts[value] = counts.get(value, 0) + 1
@@ -159,6 +242,16 @@ class Collector:
             self.data_times[flow] = array("d", (column[i] for i in order))
             self.data_frames[flow] = array("q", (frame_column[i] for i in order))
         self._known_sorted = set(self.data_times)
+
+
+def _name(names: dict[bytes, str], raw: bytes, version: int) -> str:
+    """The text of an address of a fast-path record (IPv4: its first 4 bytes), remembered."""
+    if version == 4:
+        text = socket.inet_ntop(socket.AF_INET, raw[:4])
+    else:
+        text = socket.inet_ntop(socket.AF_INET6, raw)
+    names[raw] = text
+    return text
 
 
 def collect_frames(

@@ -89,7 +89,15 @@ class Pairer:
         self._answered: dict[tuple[str, str, int | None], Request] = {}
         # (inner src, inner dst, inner key) → the originator whose requests carry that header
         self._inner_owner: dict[tuple[str, str, int | None], OriginatorLog] = {}
+        # (src, dst, key) → its tunnel: one shared identity per tunnel, not one per packet
+        self._tunnels: dict[tuple[str, str, int | None], TunnelId] = {}
         self._since_prune = 0
+
+    def _tunnel(self, src: str, dst: str, key: int | None) -> TunnelId:
+        found = self._tunnels.get((src, dst, key))
+        if found is None:
+            found = self._tunnels[(src, dst, key)] = tunnel_id(src, dst, key)
+        return found
 
     def originator(self, tunnel: TunnelId, address: str, peer: str) -> OriginatorLog:
         """The log of `address` in `tunnel`, created on first use."""
@@ -103,18 +111,35 @@ class Pairer:
         inner = decoded.inner
         if inner is None:
             raise ValueError("request() needs a decoded keepalive request")
-        tunnel = tunnel_id(decoded.src, decoded.dst, decoded.key)
-        log = self.originator(tunnel, decoded.src, decoded.dst)
-        request = Request(
+        return self.add_request(
             frame,
             time,
-            tunnel,
             decoded.src,
             decoded.dst,
             decoded.key,
+            decoded.ip_version,
             inner,
             decoded.payload_length,
         )
+
+    def add_request(
+        self,
+        frame: int,
+        time: float,
+        src: str,
+        dst: str,
+        key: int | None,
+        ip_version: int,
+        inner: InnerHeader,
+        payload_length: int,
+    ) -> Request | None:
+        """:meth:`request` for a request given by its fields (outer source, destination,
+        GRE key and IP version; the inner header; the bytes after the inner GRE header)."""
+        tunnel = self._tunnel(src, dst, key)
+        log = self.originators.get((tunnel, src))
+        if log is None:
+            log = self.originator(tunnel, src, dst)
+        request = Request(frame, time, tunnel, src, dst, key, inner, payload_length)
         if inner.ip_version == 4:
             waiting = self._pending.setdefault((inner.src, inner.dst, inner.ip_id), [])
             if any(r.key == request.key and time - r.time <= DUPLICATE_WINDOW for r in waiting):
@@ -126,13 +151,13 @@ class Pairer:
         if self.keep_history:
             log.requests.append(request)
         self._inner_owner[(inner.src, inner.dst, inner.key)] = log
-        _note_variants(log, decoded, inner)
+        _note_variants(log, src, dst, key, ip_version, payload_length, inner)
         self._prune(time)
         return request
 
     def reply(self, frame: int, time: float, decoded: Decoded) -> Reply | None:
         """Record a reply and pair it; None when it duplicates one just seen."""
-        reply = Reply(
+        return self.add_reply(
             frame,
             time,
             decoded.src,
@@ -141,8 +166,32 @@ class Pairer:
             decoded.ip_id,
             decoded.ttl,
             decoded.payload_length,
-            tunnel=tunnel_id(decoded.src, decoded.dst, decoded.key),
-            originator=decoded.dst,
+        )
+
+    def add_reply(
+        self,
+        frame: int,
+        time: float,
+        src: str,
+        dst: str,
+        key: int | None,
+        ip_id: int | None,
+        ttl: int,
+        payload_length: int,
+    ) -> Reply | None:
+        """:meth:`reply` for a reply given by its fields (outer IP and GRE header, the bytes
+        after the GRE header)."""
+        reply = Reply(
+            frame,
+            time,
+            src,
+            dst,
+            key,
+            ip_id,
+            ttl,
+            payload_length,
+            tunnel=self._tunnel(src, dst, key),
+            originator=dst,
         )
         request = self._match(reply)
         if request is None:
@@ -208,18 +257,26 @@ class Pairer:
             del self._answered[key]
 
 
-def _note_variants(log: OriginatorLog, decoded: Decoded, inner: InnerHeader) -> None:
+def _note_variants(
+    log: OriginatorLog,
+    src: str,
+    dst: str,
+    key: int | None,
+    ip_version: int,
+    payload_length: int,
+    inner: InnerHeader,
+) -> None:
     variants = log.variants
     if inner.metadata:
         variants.add("cisco-metadata")
     if inner.ip_version == 6:
         variants.add("inner-ipv6")
-    if decoded.ip_version == 6:
+    if ip_version == 6:
         variants.add("outer-ipv6")
-    if decoded.payload_length:
+    if payload_length:
         variants.add("payload")
-    if inner.key != decoded.key:
+    if inner.key != key:
         variants.add("inner-key-differs")
-    if (inner.src, inner.dst) != (decoded.dst, decoded.src):
+    if (inner.src, inner.dst) != (dst, src):
         variants.add("address-mismatch")
         log.inner_addresses = (inner.src, inner.dst)

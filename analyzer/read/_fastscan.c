@@ -119,7 +119,7 @@ static int load_libpcap(PyObject *candidates, struct libpcap *lib) {
 
 /* --- classification: the shapes of GRE data and non-GRE frames decided here --- */
 
-enum { CLASS_DEFER = 0, CLASS_OTHER = 1, CLASS_DATA = 2 };
+enum { CLASS_DEFER = 0, CLASS_OTHER = 1, CLASS_DATA = 2, CLASS_REQUEST = 3, CLASS_REPLY = 4 };
 
 struct flow_key {
     uint8_t family; /* 4 or 6 */
@@ -129,6 +129,27 @@ struct flow_key {
     uint32_t key;
 };
 _Static_assert(sizeof(struct flow_key) % 8 == 0, "hash_key reads whole words");
+
+/* A keepalive decoded here, as handed to Python (analyzer.read.fastpath.KEEPALIVE_RECORD):
+ * the fields analyzer.read.packet.decode_frame would give, for the shapes decided here. */
+#define KA_KEY 1        /* the outer GRE header has a key */
+#define KA_INNER_KEY 2  /* the inner GRE header has a key */
+#define KA_METADATA 4   /* the inner packet is behind a Cisco MetaData header */
+#pragma pack(push, 1)
+struct keepalive {
+    int64_t frame;
+    double time;
+    uint8_t kind; /* CLASS_REQUEST or CLASS_REPLY; 0: the next frame of the batch's list */
+    uint8_t version, ttl, flags;
+    uint16_t ip_id, gre_protocol;
+    uint32_t key, payload_length;
+    uint8_t inner_version, inner_ttl;
+    uint16_t inner_ip_id, sgt, pad;
+    uint32_t inner_key;
+    uint8_t src[16], dst[16], inner_src[16], inner_dst[16];
+};
+#pragma pack(pop)
+_Static_assert(sizeof(struct keepalive) == 108, "the record layout Python unpacks");
 
 static inline unsigned be16(const unsigned char *p) { return ((unsigned)p[0] << 8) | p[1]; }
 static inline uint32_t be32(const unsigned char *p) {
@@ -153,8 +174,80 @@ static int ip6_extension(unsigned next_header) {
     }
 }
 
-/* The GRE header at `gre` (`length` captured bytes, already cut at the IP length). */
-static int classify_gre(const unsigned char *gre, size_t length, struct flow_key *flow) {
+/* The keepalive GRE header (protocol type 0) at `gre`: its length (key and sequence
+ * number included), or 0 if it is not one decided here. */
+static size_t keepalive_gre(const unsigned char *gre, size_t length, uint32_t *key, int *has_key) {
+    if (length < 4 || be16(gre + 2) != 0)
+        return 0;
+    unsigned flags = be16(gre);
+    if ((flags & 0x0007) != 0 || (flags & (GRE_C | GRE_R)) != 0)
+        return 0;
+    size_t offset = 4;
+    *has_key = 0;
+    if (flags & GRE_K) {
+        if (length < offset + 4)
+            return 0;
+        *has_key = 1;
+        *key = be32(gre + offset);
+        offset += 4;
+    }
+    if (flags & GRE_S)
+        offset += 4;
+    return length < offset ? 0 : offset;
+}
+
+/* The inner packet of a request (`ethertype` 0x0800/0x86DD, `length` captured bytes): fill
+ * the inner fields of `ka` and return CLASS_REQUEST, or CLASS_DEFER. */
+static int keepalive_request(unsigned ethertype, const unsigned char *ip, size_t length,
+                             struct keepalive *ka) {
+    const unsigned char *gre;
+    size_t captured, declared;
+    if (ethertype == 0x0800) {
+        if (length < 20 || (ip[0] >> 4) != 4)
+            return CLASS_DEFER;
+        size_t ihl = (size_t)(ip[0] & 0x0F) * 4;
+        if (ihl < 20 || length < ihl || ip[9] != 47 || (be16(ip + 6) & 0x3FFF))
+            return CLASS_DEFER;
+        size_t total = be16(ip + 2);
+        if (total == 0)
+            total = length;
+        if (total < ihl)
+            return CLASS_DEFER;
+        gre = ip + ihl;
+        captured = (total < length ? total : length) - ihl;
+        declared = total - ihl;
+        ka->inner_version = 4;
+        ka->inner_ttl = ip[8];
+        ka->inner_ip_id = (uint16_t)be16(ip + 4);
+        memcpy(ka->inner_src, ip + 12, 4);
+        memcpy(ka->inner_dst, ip + 16, 4);
+    } else {
+        if (length < 40 || (ip[0] >> 4) != 6 || ip[6] != 47)
+            return CLASS_DEFER;
+        declared = be16(ip + 4);
+        if (declared == 0)
+            declared = length - 40;
+        captured = declared < length - 40 ? declared : length - 40;
+        gre = ip + 40;
+        ka->inner_version = 6;
+        ka->inner_ttl = ip[7];
+        memcpy(ka->inner_src, ip + 8, 16);
+        memcpy(ka->inner_dst, ip + 24, 16);
+    }
+    int has_key;
+    size_t header = keepalive_gre(gre, captured, &ka->inner_key, &has_key);
+    if (header == 0)
+        return CLASS_DEFER;
+    if (has_key)
+        ka->flags |= KA_INNER_KEY;
+    ka->payload_length = (uint32_t)(declared - header);
+    return CLASS_REQUEST;
+}
+
+/* The GRE header at `gre` (`length` captured bytes, already cut at the IP length;
+ * `declared` bytes per the IP header). With `ka`, a keepalive is decoded into it. */
+static int classify_gre(const unsigned char *gre, size_t length, size_t declared,
+                        struct flow_key *flow, struct keepalive *ka) {
     if (length < 4)
         return CLASS_DEFER;
     unsigned flags = be16(gre), protocol = be16(gre + 2);
@@ -174,17 +267,36 @@ static int classify_gre(const unsigned char *gre, size_t length, struct flow_key
         return CLASS_DEFER;
     const unsigned char *inner = gre + offset;
     size_t inner_length = length - offset;
+    if (ka != NULL) {
+        ka->gre_protocol = (uint16_t)protocol;
+        if (flow->has_key) {
+            ka->flags |= KA_KEY;
+            ka->key = flow->key;
+        }
+    }
     switch (protocol) {
-    case 0:
-        return CLASS_DEFER; /* a reply */
-    case 0x8909:
-        return CLASS_DEFER; /* Cisco MetaData: may carry a request */
+    case 0: /* a reply */
+        if (ka == NULL)
+            return CLASS_DEFER;
+        ka->payload_length = (uint32_t)(declared - offset);
+        return CLASS_REPLY;
+    case 0x8909: /* Cisco MetaData: may carry a request */
+        if (ka == NULL || inner_length < 8)
+            return CLASS_DEFER;
+        protocol = be16(inner);
+        if (protocol != 0x0800 && protocol != 0x86DD)
+            return CLASS_DEFER;
+        ka->flags |= KA_METADATA;
+        ka->sgt = (uint16_t)be16(inner + 6);
+        return keepalive_request(protocol, inner + 8, inner_length - 8, ka);
     case 0x0800:
-        if (inner_length >= 10 && inner[9] == 47)
-            return CLASS_DEFER; /* GRE in the tunnel: may be a request */
+        if (inner_length >= 10 && inner[9] == 47) /* GRE in the tunnel: may be a request */
+            return ka == NULL ? CLASS_DEFER : keepalive_request(protocol, inner, inner_length, ka);
         return CLASS_DATA;
     case 0x86DD:
-        if (inner_length >= 40 && (inner[6] == 47 || ip6_extension(inner[6])))
+        if (inner_length >= 40 && inner[6] == 47)
+            return ka == NULL ? CLASS_DEFER : keepalive_request(protocol, inner, inner_length, ka);
+        if (inner_length >= 40 && ip6_extension(inner[6]))
             return CLASS_DEFER;
         return CLASS_DATA;
     default:
@@ -192,7 +304,11 @@ static int classify_gre(const unsigned char *gre, size_t length, struct flow_key
     }
 }
 
-static int classify(int linktype, const unsigned char *data, size_t caplen, struct flow_key *flow) {
+/* What a frame is: CLASS_OTHER, CLASS_DATA (its flow in `flow`), CLASS_REQUEST or
+ * CLASS_REPLY (decoded into `ka`, when given; without it keepalives are CLASS_DEFER), or
+ * CLASS_DEFER: analyzer.read.packet decides. */
+static int classify(int linktype, const unsigned char *data, size_t caplen, struct flow_key *flow,
+                    struct keepalive *ka) {
     unsigned ethertype;
     size_t offset;
     memset(flow, 0, sizeof *flow);
@@ -246,8 +362,15 @@ static int classify(int linktype, const unsigned char *data, size_t caplen, stru
         flow->family = 4;
         memcpy(flow->src, ip + 12, 4);
         memcpy(flow->dst, ip + 16, 4);
+        if (ka != NULL) {
+            ka->version = 4;
+            ka->ttl = ip[8];
+            ka->ip_id = (uint16_t)be16(ip + 4);
+            memcpy(ka->src, ip + 12, 4);
+            memcpy(ka->dst, ip + 16, 4);
+        }
         size_t end = total < length ? total : length;
-        return classify_gre(ip + ihl, end - ihl, flow);
+        return classify_gre(ip + ihl, end - ihl, total - ihl, flow, ka);
     }
     if (ethertype == 0x86DD) {
         if (length < 40 || (ip[0] >> 4) != 6)
@@ -263,8 +386,15 @@ static int classify(int linktype, const unsigned char *data, size_t caplen, stru
         flow->family = 6;
         memcpy(flow->src, ip + 8, 16);
         memcpy(flow->dst, ip + 24, 16);
+        if (ka != NULL) {
+            ka->version = 6;
+            ka->ttl = ip[7];
+            memcpy(ka->src, ip + 8, 16);
+            memcpy(ka->dst, ip + 24, 16);
+        }
         size_t available = length - 40;
-        return classify_gre(ip + 40, declared < available ? declared : available, flow);
+        return classify_gre(ip + 40, declared < available ? declared : available, declared, flow,
+                            ka);
     }
     if (ethertype == 0x8847 || ethertype == 0x8848)
         return CLASS_DEFER; /* MPLS: Python walks the label stack */
@@ -388,12 +518,14 @@ static int flow_spill(struct flow_table *table, struct flow *flow) {
         flow->blocks = blocks;
         flow->block_capacity = capacity;
     }
-    if (table->staged == STAGING_BYTES && table_write_staged(table) < 0)
+    /* Only the records are written: a flow's last block may be partial (every other one is
+     * full), so the file grows with the packets, not with the flows. */
+    size_t size = (size_t)flow->fill * sizeof(struct record);
+    if (table->staged + size > STAGING_BYTES && table_write_staged(table) < 0)
         return -2;
-    /* A partial (last) block keeps a whole block's slot; the rest of it is never read. */
-    memcpy(table->staging + table->staged, flow->buffer, (size_t)flow->fill * sizeof(struct record));
+    memcpy(table->staging + table->staged, flow->buffer, size);
     flow->blocks[flow->nblocks++] = table->staging_at + table->staged;
-    table->staged += BLOCK * sizeof(struct record);
+    table->staged += size;
     flow->fill = 0;
     return 0;
 }
@@ -453,6 +585,8 @@ static void table_free(struct flow_table *table) {
 #define BATCH_BYTES (1 << 20)
 
 struct batch {
+    struct keepalive records[BATCH_FRAMES]; /* in frame order; kind 0: the next frame */
+    size_t nrecords;
     int64_t numbers[BATCH_FRAMES];
     double times[BATCH_FRAMES];
     uint32_t caplens[BATCH_FRAMES], lens[BATCH_FRAMES];
@@ -475,6 +609,10 @@ static int batch_add(struct batch *batch, int64_t number, double time,
         batch->size = size;
     }
     size_t i = batch->count++;
+    struct keepalive *record = &batch->records[batch->nrecords++];
+    memset(record, 0, sizeof *record);
+    record->frame = number;
+    record->time = time;
     batch->numbers[i] = number;
     batch->times[i] = time;
     batch->caplens[i] = header->caplen;
@@ -487,13 +625,14 @@ static int batch_add(struct batch *batch, int64_t number, double time,
 }
 
 static int batch_full(const struct batch *batch) {
-    return batch->count == BATCH_FRAMES || batch->used >= BATCH_BYTES;
+    return batch->nrecords == BATCH_FRAMES || batch->used >= BATCH_BYTES;
 }
 
-/* With the GIL: pass the batch to on_batch as a list of (number, time, linktype, data,
- * wire_length) tuples. 1: go on, 0: on_batch returned False (stop), -1: exception. */
+/* With the GIL: pass the batch to on_batch as (a list of (number, time, linktype, data,
+ * wire_length) tuples, the keepalive records as bytes). 1: go on, 0: on_batch returned
+ * False (stop), -1: exception. */
 static int batch_flush(struct batch *batch, PyObject *on_batch, int linktype) {
-    if (batch->count == 0)
+    if (batch->nrecords == 0)
         return 1;
     PyObject *list = PyList_New((Py_ssize_t)batch->count);
     if (list == NULL)
@@ -511,10 +650,18 @@ static int batch_flush(struct batch *batch, PyObject *on_batch, int linktype) {
         }
         PyList_SET_ITEM(list, (Py_ssize_t)i, frame);
     }
+    PyObject *records = PyBytes_FromStringAndSize((const char *)batch->records,
+                                                  (Py_ssize_t)(batch->nrecords * sizeof(struct keepalive)));
+    if (records == NULL) {
+        Py_DECREF(list);
+        return -1;
+    }
     batch->count = 0;
+    batch->nrecords = 0;
     batch->used = 0;
-    PyObject *answer = PyObject_CallOneArg(on_batch, list);
+    PyObject *answer = PyObject_CallFunctionObjArgs(on_batch, list, records, NULL);
     Py_DECREF(list);
+    Py_DECREF(records);
     if (answer == NULL)
         return -1;
     int go_on = answer != Py_False;
@@ -557,7 +704,6 @@ static PyObject *flows_list(struct flow_table *table) {
 struct loop {
     struct libpcap *lib;
     pcap_t *pcap;
-    const struct bpf_program_abi *program;
     struct flow_table *table;
     struct batch *batch;
     FILE *stream;
@@ -565,6 +711,7 @@ struct loop {
     PyThreadState *thread; /* saved while the loop runs without the GIL */
     int linktype, include_data;
     int failure; /* 1: no memory, 2: spill file error (errno), 3: Python exception, 4: stop */
+    int error_number; /* errno of a spill file error */
     int64_t packets, data_packets;
     uint64_t consumed; /* classic pcap: where the next record starts */
     double start, end;
@@ -588,15 +735,22 @@ static void on_packet(unsigned char *user, const struct pcap_pkthdr_abi *header,
     if (number == 1 || time > loop->end)
         loop->end = time;
     struct flow_key key;
-    int kind = loop->lib->offline_filter(loop->program, header, data)
-                   ? CLASS_DEFER
-                   : classify(loop->linktype, data, header->caplen, &key);
-    if (kind == CLASS_DATA) {
+    struct batch *batch = loop->batch;
+    struct keepalive *record = &batch->records[batch->nrecords];
+    memset(record, 0, sizeof *record);
+    int kind = classify(loop->linktype, data, header->caplen, &key, record);
+    if (kind == CLASS_REQUEST || kind == CLASS_REPLY) {
+        record->frame = number;
+        record->time = time;
+        record->kind = (uint8_t)kind;
+        batch->nrecords++;
+    } else if (kind == CLASS_DATA) {
         if (loop->include_data) {
             struct flow *flow = table_find(loop->table, &key);
             int added = flow == NULL ? -1 : flow_add(loop->table, flow, time, number);
             if (added < 0) {
                 loop->failure = added == -1 ? 1 : 2;
+                loop->error_number = errno;
                 loop->lib->breakloop(loop->pcap);
                 return;
             }
@@ -663,7 +817,6 @@ static PyObject *scan(PyObject *self, PyObject *args) {
         return NULL;
     }
     int dlt = lib.datalink(pcap), linktype;
-    struct bpf_program_abi program = {0, NULL};
     struct flow_table table = {NULL, 0, 0, spill_fd, NULL, 0, 0};
     PyObject *result = NULL, *stopped = NULL;
     const char *text;
@@ -674,19 +827,14 @@ static PyObject *scan(PyObject *self, PyObject *args) {
         Py_DECREF(expression);
         goto done;
     }
-    if (lib.compile(pcap, &program, text, 1, PCAP_NETMASK_UNKNOWN) < 0) {
-        PyErr_Format(ScanError, "libpcap cannot compile the keepalive filter: %s", lib.geterr(pcap));
-        Py_DECREF(expression);
-        goto done;
-    }
     Py_DECREF(expression);
     struct batch *batch = calloc(1, sizeof *batch);
     if (batch == NULL) {
         PyErr_NoMemory();
         goto done;
     }
-    struct loop loop = {&lib, pcap, &program, &table, batch, lib.file(pcap), on_batch, progress,
-                        NULL, linktype, include_data, 0, 0, 0, 24, 0.0, 0.0, 0};
+    struct loop loop = {&lib, pcap, &table, batch, lib.file(pcap), on_batch, progress,
+                        NULL, linktype, include_data, 0, 0, 0, 0, 24, 0.0, 0.0, 0};
     loop.pcapng = lib.major_version(pcap) == 1;
     const char *read_error = NULL;
     loop.thread = PyEval_SaveThread();
@@ -700,6 +848,7 @@ static PyObject *scan(PyObject *self, PyObject *args) {
     uint64_t consumed = loop.consumed;
     double start = loop.start, end = loop.end;
     int copied = failure == 0 && include_data ? table_finish(&table) : 0;
+    int error_number = copied < 0 ? errno : loop.error_number;
     PyEval_RestoreThread(thread);
     if (failure == 0 && copied < 0)
         failure = 2;
@@ -712,6 +861,7 @@ static PyObject *scan(PyObject *self, PyObject *args) {
         goto done;
     }
     if (failure == 2) {
+        errno = error_number;
         PyErr_SetFromErrno(PyExc_OSError);
         goto done;
     }
@@ -732,8 +882,6 @@ static PyObject *scan(PyObject *self, PyObject *args) {
                                (long long)data_packets, flows, stopped);
 done:
     Py_XDECREF(stopped);
-    if (program.bf_insns != NULL)
-        lib.freecode(&program);
     lib.close(pcap);
     table_free(&table);
     return result;
@@ -751,7 +899,7 @@ static PyObject *classify_py(PyObject *self, PyObject *args) {
     if (!PyArg_ParseTuple(args, "iy*", &linktype, &buffer))
         return NULL;
     struct flow_key key;
-    int kind = classify(linktype, buffer.buf, (size_t)buffer.len, &key);
+    int kind = classify(linktype, buffer.buf, (size_t)buffer.len, &key, NULL);
     PyBuffer_Release(&buffer);
     if (kind == CLASS_DEFER)
         Py_RETURN_NONE;
@@ -763,6 +911,28 @@ static PyObject *classify_py(PyObject *self, PyObject *args) {
         return NULL;
     return Py_BuildValue("(y#y#N)", (const char *)key.src, (Py_ssize_t)width, (const char *)key.dst,
                          (Py_ssize_t)width, value);
+}
+
+PyDoc_STRVAR(decode_keepalive_doc,
+"decode_keepalive(linktype, data) -> bytes | None\n"
+"\n"
+"The keepalive record (analyzer.read.fastpath.KEEPALIVE_RECORD, frame number and time 0)\n"
+"the hot loop makes of a request or reply it decodes itself; None for any other frame.");
+
+static PyObject *decode_keepalive_py(PyObject *self, PyObject *args) {
+    int linktype;
+    Py_buffer buffer;
+    if (!PyArg_ParseTuple(args, "iy*", &linktype, &buffer))
+        return NULL;
+    struct flow_key key;
+    struct keepalive record;
+    memset(&record, 0, sizeof record);
+    int kind = classify(linktype, buffer.buf, (size_t)buffer.len, &key, &record);
+    PyBuffer_Release(&buffer);
+    if (kind != CLASS_REQUEST && kind != CLASS_REPLY)
+        Py_RETURN_NONE;
+    record.kind = (uint8_t)kind;
+    return PyBytes_FromStringAndSize((const char *)&record, (Py_ssize_t)sizeof record);
 }
 
 /* --- survey: what libpcap would read differently from analyzer.read.capture --- */
@@ -969,6 +1139,7 @@ static PyObject *survey(PyObject *self, PyObject *args) {
 
 static PyMethodDef methods[] = {
     {"scan", scan, METH_VARARGS, scan_doc},
+    {"decode_keepalive", decode_keepalive_py, METH_VARARGS, decode_keepalive_doc},
     {"classify", classify_py, METH_VARARGS, classify_doc},
     {"survey", survey, METH_VARARGS, survey_doc},
     {NULL, NULL, 0, NULL},

@@ -17,6 +17,7 @@ way, byte for byte (tests/test_fastpath.py proves it on every capture we have).
 from __future__ import annotations
 
 import contextlib
+import errno
 import glob
 import importlib
 import importlib.util
@@ -36,6 +37,7 @@ from typing import IO, Any, Generic, Protocol, TypeVar, overload
 from analyzer.read.bpf import keepalive_filter, linktype_from_dlt
 from analyzer.read.capture import (
     ORDINARY_CAPLEN,
+    CaptureError,
     CaptureReader,
     InterfaceClock,
     RawFrame,
@@ -89,6 +91,11 @@ class FrameSink(Protocol):
     def classify_frame(self, number: int, time: float, linktype: int, data: bytes) -> None:
         """Classify one frame the C loop already counted."""
 
+    def add_records(self, frames: Batch, records: bytes) -> None:
+        """One batch of the C loop: the keepalives it decoded (:data:`KEEPALIVE_RECORD`
+        records, in frame order) and, one for each record of kind RECORD_FRAME among them,
+        the frames it left to Python."""
+
     def add_data_flow(
         self,
         flow: tuple[str, str, int | None],
@@ -102,6 +109,20 @@ class FrameSink(Protocol):
     def sort_data(self) -> None:
         """Finish the data columns once every frame is in."""
 
+
+Batch = list[tuple[int, float, int, bytes, int]]  # (number, time, linktype, data, wire length)
+
+# A keepalive the C loop decoded (_fastscan.c: struct keepalive), native byte order:
+# frame, time, kind, IP version, TTL, flags, IP ID, GRE protocol type, GRE key, payload
+# length; inner IP version, TTL, IP ID, Cisco MetaData SGT, inner GRE key; outer source,
+# destination, inner source, destination (IPv4: the first 4 bytes).
+KEEPALIVE_RECORD = struct.Struct("=qdBBBBHHIIBBHH2xI16s16s16s16s")
+RECORD_FRAME = 0  # the next frame of the batch's list, for Python to decode
+RECORD_REQUEST = 3
+RECORD_REPLY = 4
+RECORD_KEY = 1  # flags: the outer GRE header has a key
+RECORD_INNER_KEY = 2  # the inner GRE header has a key
+RECORD_METADATA = 4  # the inner packet is behind a Cisco MetaData header
 
 S = TypeVar("S", bound=FrameSink)
 SinkFactory = Callable[[list[str], bool], S]  # (file names, include data) -> a new sink
@@ -220,7 +241,10 @@ def collect_libpcap(
         return keepalive_filter(include_data=False, linktype=linktype), linktype
 
     # The (unlinked) spill file stays open for the data columns; it closes with the last one.
-    spill = tempfile.TemporaryFile(prefix="gre-keepalive-")  # noqa: SIM115
+    try:
+        spill = tempfile.TemporaryFile(prefix="gre-keepalive-")  # noqa: SIM115
+    except OSError as exc:
+        raise CaptureError(_spill_message(path, exc, None)) from None
     try:
         collector, outcome = _scan_in_parallel(
             lambda hand_over: fastscan.scan(
@@ -244,6 +268,10 @@ def collect_libpcap(
                     damaged=True,
                 )
             warnings.append(warning_line(files[0], position, warning))
+    except OSError as exc:  # writing the spill file (the C loop raises nothing else)
+        written = _size(spill)
+        spill.close()
+        raise CaptureError(_spill_message(path, exc, written)) from None
     except BaseException:
         spill.close()
         raise
@@ -260,6 +288,27 @@ def collect_libpcap(
         )
     collector.sort_data()
     return Collected(collector, READER_LIBPCAP, precision, warnings)
+
+
+def _size(stream: IO[bytes]) -> int | None:
+    try:
+        return os.fstat(stream.fileno()).st_size
+    except OSError:
+        return None
+
+
+def _spill_message(path: str, exc: OSError, written: int | None) -> str:
+    """One line on a temporary file of data packets that cannot be made or written."""
+    where = tempfile.gettempdir()
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+        what = f"no space left in {where} for the temporary file of data packets"
+    else:
+        what = f"cannot write the temporary file of data packets in {where} ({exc.strerror})"
+    size = "" if not written else f" after {written / 1e6:.0f} MB"
+    return (
+        f"{path}: {what}{size} (16 bytes a data packet): free space there, point TMPDIR "
+        "elsewhere, or use --no-data"
+    )
 
 
 PCAP_RECORD_HEADER = 16
@@ -352,25 +401,22 @@ BATCHES_QUEUED = 16  # batches of frames waiting for the decoder (bounds memory)
 SWITCH_INTERVAL = 0.0005  # s: how soon the reader thread gets the GIL back for a batch
 
 
-Batch = list[tuple[int, float, int, bytes, int]]  # (number, time, linktype, data, wire length)
-
-
 def _scan_in_parallel(
-    scan: Callable[[Callable[[Batch], bool]], Any],
+    scan: Callable[[Callable[[Batch, bytes], bool]], Any],
     scan_error: type[Exception],
     new_sink: Callable[[], S],
 ) -> tuple[S, tuple[Any, ...]]:
     """Run `scan(hand_over)` (the C loop; it reads without the GIL) in a worker thread while
     this thread loads the analysis core and decodes the frames handed over, in order.
     Raises FastPathUnavailable on `scan_error`."""
-    batches: queue.Queue[Batch | None] = queue.Queue(BATCHES_QUEUED)
+    batches: queue.Queue[tuple[Batch, bytes] | None] = queue.Queue(BATCHES_QUEUED)
     stop = threading.Event()
     outcome: list[Any] = []
 
-    def hand_over(batch: Batch) -> bool:
+    def hand_over(batch: Batch, records: bytes) -> bool:
         if stop.is_set():
             return False
-        batches.put(batch)
+        batches.put((batch, records))
         return True
 
     def read() -> None:
@@ -387,10 +433,9 @@ def _scan_in_parallel(
     try:
         reader.start()
         collector = new_sink()  # dpkt and the keepalive stage load while libpcap reads
-        classify = collector.classify_frame
+        add_records = collector.add_records
         while (batch := batches.get()) is not None:
-            for number, time, linktype, data, _wire_length in batch:
-                classify(number, time, linktype, data)
+            add_records(*batch)
     finally:
         stop.set()
         while reader.is_alive():  # let a reader blocked on a full queue finish

@@ -28,15 +28,29 @@ from hypothesis import strategies as st
 from analyzer.keepalive.analysis import Settings
 from analyzer.pipeline.analyze import analyze_collected
 from analyzer.pipeline.collect import collect
-from analyzer.read.capture import LINKTYPE_ETHERNET, LINKTYPE_RAW, PcapWriter
+from analyzer.read.capture import LINKTYPE_ETHERNET, LINKTYPE_RAW, CaptureError, PcapWriter
 from analyzer.read.fastpath import (
+    KEEPALIVE_RECORD,
     READER_LIBPCAP,
     READER_PYTHON,
+    RECORD_INNER_KEY,
+    RECORD_KEY,
+    RECORD_METADATA,
+    RECORD_REPLY,
+    RECORD_REQUEST,
     Collected,
     FastPathUnavailable,
     SpilledColumn,
 )
-from analyzer.read.packet import FrameKind, build_ethernet, build_gre_data, decode_frame
+from analyzer.read.packet import (
+    FrameKind,
+    InnerHeader,
+    build_ethernet,
+    build_gre_data,
+    build_keepalive_request,
+    decode_frame,
+    reflect_request,
+)
 from analyzer.report.json import write_json
 from tests.builders import START, Capture
 from tests.conftest import DEMO_CAPTURES, all_captures
@@ -171,6 +185,43 @@ def test_spilled_column_reads_across_blocks_like_an_array(tmp_path: Path) -> Non
         times[1000]
 
 
+def spill_size(collected: Collected) -> int:
+    column = next(iter(collected.collector.data_times.values()))
+    assert isinstance(column, SpilledColumn)
+    return os.fstat(column._fd).st_size
+
+
+def test_the_spill_file_grows_with_data_packets_not_with_flows(tmp_path: Path) -> None:
+    path = tmp_path / "flows.pcap"
+    with PcapWriter(path, LINKTYPE_ETHERNET) as writer:
+        for index in range(300):  # 300 flows of one packet each
+            packet = build_gre_data("192.0.2.1", "198.51.100.1", key=index)
+            writer.write(START + index * 0.001, build_ethernet(packet))
+        packet = build_gre_data("192.0.2.1", "198.51.100.1", key=1000)
+        for index in range(600):  # and one of 600: two full blocks of 256 and 88 records
+            writer.write(START + 1 + index * 0.001, build_ethernet(packet))
+    fast = collect(str(path))
+    assert len(fast.collector.data_times) == 301
+    assert spill_size(fast) == 16 * 900  # a float64 time and an int64 frame number each
+    slow = collect(str(path), reader=READER_PYTHON)
+    assert json_of(fast, Settings()) == json_of(slow, Settings())
+
+
+def test_a_full_temporary_disk_is_one_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    import analyzer.read.fastpath as fastpath_module
+
+    def full_disk(prefix: str = "") -> object:
+        return open("/dev/full", "w+b")  # every write: ENOSPC
+
+    monkeypatch.setattr(fastpath_module.tempfile, "TemporaryFile", full_disk)
+    with pytest.raises(CaptureError) as caught:
+        collect(str(OUTAGE))
+    message = str(caught.value)
+    assert message.startswith(f"{OUTAGE}: no space left in ")
+    assert message.endswith("point TMPDIR elsewhere, or use --no-data")
+    assert collect(str(OUTAGE), include_data=False).reader == READER_LIBPCAP  # needs no file
+
+
 def test_out_of_order_data_is_sorted_as_the_python_reader_sorts_it(tmp_path: Path) -> None:
     path = tmp_path / "shuffled.pcap"
     many_data_packets(path, 600, shuffle_at=300)
@@ -194,7 +245,53 @@ def ip_text(raw: bytes) -> str:
     return socket.inet_ntop(socket.AF_INET if len(raw) == 4 else socket.AF_INET6, raw)
 
 
+def keepalive_record(linktype: int, data: bytes) -> tuple[object, ...] | None:
+    """What the hot loop's keepalive decoder makes of a frame (None: not decided there)."""
+    raw = fastscan().decode_keepalive(linktype, data)  # type: ignore[attr-defined]
+    return None if raw is None else KEEPALIVE_RECORD.unpack(raw)
+
+
+def address_text(raw: bytes, version: int) -> str:
+    return ip_text(raw[:4] if version == 4 else raw)
+
+
+def assert_keepalive_agrees(linktype: int, data: bytes) -> None:
+    record = keepalive_record(linktype, data)
+    if record is None:
+        return  # handed to Python (or not a keepalive): always right
+    (_frame, _time, kind, version, ttl, flags, ip_id, protocol, key, payload_length) = record[:10]
+    (inner_version, inner_ttl, inner_id, sgt, inner_key, src, dst, inner_src, inner_dst) = record[
+        10:
+    ]
+    decoded = decode_frame(linktype, data)
+    assert decoded.kind is (FrameKind.REQUEST if kind == RECORD_REQUEST else FrameKind.REPLY)
+    assert kind in (RECORD_REQUEST, RECORD_REPLY)
+    assert isinstance(src, bytes) and isinstance(dst, bytes) and isinstance(version, int)
+    assert (address_text(src, version), address_text(dst, version)) == (decoded.src, decoded.dst)
+    assert (version, ttl) == (decoded.ip_version, decoded.ttl)
+    assert (ip_id if version == 4 else None) == decoded.ip_id
+    assert (key if flags & RECORD_KEY else None) == decoded.key  # type: ignore[operator]
+    assert payload_length == decoded.payload_length
+    assert decoded.checksum_ok is None  # checksummed GRE is always Python's
+    if kind == RECORD_REPLY:
+        return
+    assert protocol == decoded.gre_protocol
+    assert isinstance(inner_src, bytes) and isinstance(inner_dst, bytes)
+    assert isinstance(inner_version, int) and isinstance(flags, int)
+    assert decoded.inner == InnerHeader(
+        address_text(inner_src, inner_version),
+        address_text(inner_dst, inner_version),
+        inner_version,
+        inner_id if inner_version == 4 else None,  # type: ignore[arg-type]
+        inner_ttl,  # type: ignore[arg-type]
+        inner_key if flags & RECORD_INNER_KEY else None,  # type: ignore[arg-type]
+        bool(flags & RECORD_METADATA),
+        sgt if flags & RECORD_METADATA else None,  # type: ignore[arg-type]
+    )
+
+
 def assert_agrees(linktype: int, data: bytes) -> None:
+    assert_keepalive_agrees(linktype, data)
     answer = classify(linktype, data)
     if answer is None:
         return  # handed to Python: always right
@@ -287,6 +384,111 @@ FIXTURES = [
 def test_classifier_byte_fixtures(frame: bytes, expected: object) -> None:
     assert classify(LINKTYPE_ETHERNET, frame) == expected
     assert_agrees(LINKTYPE_ETHERNET, frame)
+
+
+# --- keepalives decoded in the C loop ---------------------------------------------------------
+
+IOS_REQUEST = (
+    b"\x45\x00\x00\x38"  # outer IPv4, IHL 5; total length 56 (20 + GRE 8 + inner 28)
+    b"\x01\x02\x00\x00"  # identification 0x0102
+    b"\xff\x2f\x00\x00"  # TTL 255; protocol 47 (GRE)
+    b"\xc0\x00\x02\x01"  # source 192.0.2.1 (the originator)
+    b"\xc6\x33\x64\x01"  # destination 198.51.100.1 (the peer)
+    b"\x20\x00\x08\x00"  # GRE: K; protocol type IPv4
+    b"\x00\x00\x00\x2a"  # key 42
+    b"\x45\x00\x00\x1c"  # inner IPv4, total length 28
+    b"\x01\x01\x00\x00"  # identification 0x0101
+    b"\xfe\x2f\x00\x00"  # TTL 254; protocol 47 (GRE)
+    b"\xc6\x33\x64\x01"  # source 198.51.100.1 (the peer)
+    b"\xc0\x00\x02\x01"  # destination 192.0.2.1 (back to the originator)
+    b"\x20\x00\x00\x00"  # inner GRE: K; protocol type 0 (the keepalive)
+    b"\x00\x00\x00\x2a"  # key 42
+)
+IOS_REPLY = IOS_REQUEST[28:]  # what the peer forwards back: the inner packet
+V4_ORIGINATOR = bytes([192, 0, 2, 1]) + bytes(12)  # records carry IPv4 in 4 of 16 bytes
+V4_PEER = bytes([198, 51, 100, 1]) + bytes(12)
+
+
+def test_the_c_loop_decodes_an_ios_request() -> None:
+    record = keepalive_record(LINKTYPE_RAW, IOS_REQUEST)
+    assert record == (
+        0,  # frame number (set by the loop)
+        0.0,  # time (set by the loop)
+        RECORD_REQUEST,
+        4,  # outer IPv4
+        255,  # outer TTL
+        RECORD_KEY | RECORD_INNER_KEY,
+        0x0102,  # outer IP ID
+        0x0800,  # outer GRE protocol type
+        42,  # outer key
+        0,  # no payload after the inner GRE header
+        4,  # inner IPv4
+        254,  # inner TTL
+        0x0101,  # inner IP ID
+        0,  # no Cisco MetaData SGT
+        42,  # inner key
+        V4_ORIGINATOR,
+        V4_PEER,
+        V4_PEER,  # inner source
+        V4_ORIGINATOR,  # inner destination
+    )
+    assert_keepalive_agrees(LINKTYPE_RAW, IOS_REQUEST)
+
+
+def test_the_c_loop_decodes_an_ios_reply_behind_ethernet_padding() -> None:
+    frame = ETHERNET_HEADER + b"\x08\x00" + IOS_REPLY + bytes(14)  # padded to 60 bytes
+    record = keepalive_record(LINKTYPE_ETHERNET, frame)
+    assert record is not None
+    assert record[2:10] == (RECORD_REPLY, 4, 254, RECORD_KEY, 0x0101, 0, 42, 0)
+    assert record[15:17] == (V4_PEER, V4_ORIGINATOR)
+    assert_keepalive_agrees(LINKTYPE_ETHERNET, frame)
+
+
+def test_the_c_loop_leaves_checksummed_and_cut_keepalives_to_python() -> None:
+    checksummed = build_keepalive_request("192.0.2.1", "198.51.100.1", checksum=True)
+    assert keepalive_record(LINKTYPE_RAW, checksummed) is None
+    assert keepalive_record(LINKTYPE_RAW, IOS_REQUEST[:-2]) is None  # inner key cut short
+    assert classify(LINKTYPE_RAW, IOS_REQUEST) is None  # classify() still defers keepalives
+
+
+@st.composite
+def well_formed_keepalives(draw: st.DrawFn) -> bytes:
+    """A request or its reflection as routers send them, in any of the variants we know."""
+    outer6 = draw(st.booleans())
+    inner6 = draw(st.booleans())
+    originator, peer = ("2001:db8::1", "2001:db8::2") if outer6 else ("192.0.2.1", "198.51.100.1")
+    inner_src, inner_dst = (
+        ("2001:db8::2", "2001:db8::1") if inner6 else ("198.51.100.1", "192.0.2.1")
+    )
+    request = build_keepalive_request(
+        originator,
+        peer,
+        key=draw(st.one_of(st.none(), st.integers(0, 0xFFFFFFFF))),
+        outer_id=draw(st.integers(0, 0xFFFF)),
+        inner_id=draw(st.integers(0, 0xFFFF)),
+        ttl=draw(st.integers(0, 255)),
+        inner_ttl=draw(st.integers(1, 255)),
+        inner_src=inner_src,
+        inner_dst=inner_dst,
+        metadata_sgt=draw(st.one_of(st.none(), st.integers(0, 0xFFFF))),
+        payload=draw(st.binary(max_size=16)),
+    )
+    if draw(st.booleans()):
+        reply = reflect_request(request)
+        assert reply is not None
+        return reply
+    return request
+
+
+@HOSTILE
+@given(well_formed_keepalives(), st.integers(0, 2))
+def test_the_c_loop_decodes_every_well_formed_keepalive_as_python_does(
+    packet: bytes, vlans: int
+) -> None:
+    version = 0x86DD if packet[0] >> 4 == 6 else 0x0800
+    frame = ETHERNET_HEADER + b"\x81\x00\x00\x64" * vlans + struct.pack("!H", version) + packet
+    assert keepalive_record(LINKTYPE_ETHERNET, frame) is not None  # not left to Python
+    assert_keepalive_agrees(LINKTYPE_ETHERNET, frame)
 
 
 # --- the command line ---------------------------------------------------------------------
