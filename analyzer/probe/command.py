@@ -727,7 +727,8 @@ class Reporter:
         except BrokenPipeError:
             self.broken = True
             self.stop.set()
-            _silence_stdout()
+            if self.stream is sys.stdout:
+                _silence_stdout()
 
     def _transition(self, event: dict[str, Any]) -> None:
         from analyzer.probe.hooks import transition_line
