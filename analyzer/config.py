@@ -20,7 +20,10 @@ import ipaddress
 import math
 import os
 import re
+import stat
 import tomllib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -47,6 +50,10 @@ PERIOD_MAX = 32767
 RETRIES_MIN = 1
 RETRIES_MAX = 255
 KEY_MAX = 0xFFFFFFFF
+# Configuration files and scenarios are text a person wrote: anything larger is a mistake
+# (`--config /dev/zero`, a capture given by accident), refused before it fills memory.
+MAX_FILE_BYTES = 16 * 1024 * 1024
+PERIOD_MIN = 0.001  # below a millisecond a "period" is a typo (or 5e-324) and overflows tick counts
 
 _NEITHER = "neither TOML ([[tunnel]] tables) nor Cisco IOS configuration (interface Tunnel blocks)"
 
@@ -176,8 +183,9 @@ def load_config(path: str | os.PathLike[str]) -> KeepaliveConfig:
     """
     name = os.fspath(path)
     try:
-        with open(name, "rb") as handle:
-            raw = handle.read()
+        raw = read_text_file(name)
+    except FileTooLarge as exc:
+        raise ConfigError(f"cannot read: {exc}", path=name) from None
     except FileNotFoundError:
         raise ConfigError("cannot read: no such file", path=name) from None
     except IsADirectoryError:
@@ -194,7 +202,55 @@ def load_config(path: str | os.PathLike[str]) -> KeepaliveConfig:
         raise ConfigError(
             f"not UTF-8 text (invalid byte 0x{raw[exc.start]:02x})", path=name, line=line
         ) from None
-    return _parse_detected(text, name)
+    with _cyclic_gc_paused():
+        return _parse_detected(text, name)
+
+
+class FileTooLarge(OSError):
+    """A file :func:`read_text_file` refuses: too large, or not a regular file."""
+
+
+def read_text_file(path: str) -> bytes:
+    """The bytes of a regular file of at most :data:`MAX_FILE_BYTES`.
+
+    FIFOs, devices and sockets are refused (``/dev/zero`` never ends, a FIFO without a
+    writer blocks forever), as is a larger file: :class:`FileTooLarge` with a one-line
+    reason. Other failures raise the usual :class:`OSError`.
+    """
+    # O_NONBLOCK: opening a FIFO nobody writes to must not block before it can be refused.
+    descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    with os.fdopen(descriptor, "rb") as handle:
+        mode = os.fstat(descriptor).st_mode
+        if stat.S_ISDIR(mode):
+            raise IsADirectoryError(21, "is a directory")
+        if not stat.S_ISREG(mode):
+            kind = (
+                "a FIFO or pipe"
+                if stat.S_ISFIFO(mode)
+                else "a socket"
+                if stat.S_ISSOCK(mode)
+                else "a device"
+            )
+            raise FileTooLarge(f"{kind}, not a regular file (save it to a file first)")
+        data = handle.read(MAX_FILE_BYTES + 1)
+    if len(data) > MAX_FILE_BYTES:
+        raise FileTooLarge(f"larger than {MAX_FILE_BYTES // (1024 * 1024)} MiB")
+    return data
+
+
+@contextmanager
+def _cyclic_gc_paused() -> Iterator[None]:
+    """Parsing allocates many objects and no cycles: the cyclic collector's passes over
+    them made 50,000 tunnel blocks take twice as long."""
+    import gc
+
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def _parse_detected(text: str, name: str) -> KeepaliveConfig:
@@ -202,9 +258,11 @@ def _parse_detected(text: str, name: str) -> KeepaliveConfig:
     data: dict[str, Any] | None
     syntax_error: tomllib.TOMLDecodeError | None = None
     try:
-        data = tomllib.loads(text)
+        data = load_toml(text)
     except tomllib.TOMLDecodeError as exc:
         data, syntax_error = None, exc
+    except TomlTooDeep as exc:
+        raise ConfigError(str(exc), path=name) from None
     if data is not None and ("tunnel" in data or "defaults" in data):
         return _build_toml(data, text, _Context(name))
     if _IOS_INTERFACE_LINE.search(text):
@@ -272,10 +330,24 @@ def parse_toml(text: str, name: str = "<config>") -> KeepaliveConfig:
     (source, destination, key) entries and TOML syntax errors raise :class:`ConfigError`.
     """
     try:
-        data = tomllib.loads(text)
+        data = load_toml(text)
     except tomllib.TOMLDecodeError as exc:
         raise _toml_syntax_error(exc, name) from None
+    except TomlTooDeep as exc:
+        raise ConfigError(str(exc), path=name) from None
     return _build_toml(data, text, _Context(name))
+
+
+class TomlTooDeep(ValueError):
+    """TOML nested deeper than the parser's recursion allows (5,000 levels of ``[[[…]]]``)."""
+
+
+def load_toml(text: str) -> dict[str, Any]:
+    """``tomllib.loads``, with nesting too deep for its recursion as :class:`TomlTooDeep`."""
+    try:
+        return tomllib.loads(text)
+    except RecursionError:
+        raise TomlTooDeep("TOML nested too deeply (arrays or tables inside each other)") from None
 
 
 def _describe(value: object) -> str:
@@ -288,6 +360,8 @@ def _toml_period(value: object, what: str) -> float:
         raise ValueError(f"{what} must be a number of seconds, got {_describe(value)}")
     if not math.isfinite(value) or not 0 <= value <= PERIOD_MAX:
         raise ValueError(f"{what} {_describe(value)} out of range 0-{PERIOD_MAX}")
+    if 0 < value < PERIOD_MIN:
+        raise ValueError(f"{what} {_describe(value)} too small (0, or at least {PERIOD_MIN:g} s)")
     return float(value)
 
 
@@ -553,12 +627,34 @@ class _Section:
 
     hostname: str | None = None
     blocks: list[_Block] = field(default_factory=list)
+    # Indexes that keep `find` from scanning every block (50,000 tunnels were quadratic):
+    # (suffix, prefix) → position of the first block so named, and (suffix, every leading
+    # part of a non-empty prefix) → position of the first block whose prefix starts so.
+    _exact: dict[_IfName, int] = field(default_factory=dict)
+    _leading: dict[_IfName, int] = field(default_factory=dict)
+
+    def add(self, block: _Block) -> None:
+        """Append an interface block."""
+        position = len(self.blocks)
+        self.blocks.append(block)
+        prefix, suffix = block.name
+        self._exact.setdefault((prefix, suffix), position)
+        for end in range(1, len(prefix) + 1):
+            self._leading.setdefault((prefix[:end], suffix), position)
 
     def find(self, name: _IfName) -> _Block | None:
-        matches = [block for block in self.blocks if _same_interface(block.name, name)]
-        exact = [block for block in matches if block.name == name]
-        best = exact or matches
-        return best[0] if best else None
+        """The block `name` designates: the first of that exact name, else the first that
+        :func:`_same_interface` matches (one abbreviates the other)."""
+        exact = self._exact.get(name)
+        if exact is not None:
+            return self.blocks[exact]
+        prefix, suffix = name
+        if not prefix:
+            return None  # an empty prefix matches only itself
+        found = [self._leading.get((prefix, suffix))]  # blocks whose prefix extends `prefix`
+        found += [self._exact.get((prefix[:end], suffix)) for end in range(1, len(prefix))]
+        positions = [position for position in found if position is not None]
+        return self.blocks[min(positions)] if positions else None
 
 
 def _ends_block(words: list[str]) -> bool:
@@ -595,7 +691,7 @@ def _split_sections(text: str) -> list[_Section]:
             if _is_tunnel_name(name):
                 display = "Tunnel" + name[1]
             block = _Block(line=number, display=display, name=name)
-            sections[-1].blocks.append(block)
+            sections[-1].add(block)
             header_indent, indented = indent, None
             continue
         if first == "hostname":
@@ -685,9 +781,11 @@ def _is_tunnel_block(block: _Block) -> bool:
 def _ios_number(ctx: _Context, line: int, token: str, what: str, low: int, high: int) -> int:
     if not _DIGITS.fullmatch(token):
         raise ctx.error(line, f"{what} {token!r} is not an integer {low}-{high}")
-    if len(token.lstrip("0")) > len(str(high)) or not low <= int(token) <= high:
-        raise ctx.error(line, f"{what} {token} out of range {low}-{high}")
-    return int(token)
+    digits = token.lstrip("0") or "0"  # int() of 100,000 digits is an error of its own
+    if len(digits) > len(str(high)) or not low <= int(digits) <= high:
+        shown = token if len(token) <= 20 else f"{token[:8]}…({len(token)} digits)"
+        raise ctx.error(line, f"{what} {shown} out of range {low}-{high}")
+    return int(digits)
 
 
 def _ios_key(ctx: _Context, line: int, token: str) -> int:

@@ -22,6 +22,8 @@ EXIT_OK = 0
 EXIT_USAGE = 2
 EXIT_DOWN = 3
 
+MIN_PERIOD = 0.001  # sub-second periods are for lab use (probe --lab, watch tests)
+
 
 def period_option(text: str) -> float:
     """argparse type of a keepalive period in seconds (every subcommand's --period)."""
@@ -33,6 +35,10 @@ def period_option(text: str) -> float:
         ) from None
     if not 0 < value <= MAX_PERIOD:
         raise argparse.ArgumentTypeError(f"period {text} out of range 1-{MAX_PERIOD} seconds")
+    if value < MIN_PERIOD:  # 5e-324 would overflow every count of ticks
+        raise argparse.ArgumentTypeError(
+            f"period {text} too small (at least {MIN_PERIOD:g} seconds)"
+        )
     return value
 
 

@@ -66,6 +66,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any, BinaryIO, Final, cast
 
+from analyzer.config import FileTooLarge, TomlTooDeep, load_toml, read_text_file
 from analyzer.keepalive.state import (
     DEFAULT_PERIOD,
     DEFAULT_RETRIES,
@@ -560,9 +561,11 @@ def _validate(scenario: Scenario) -> None:
 def parse_scenario(text: str, name: str = "<scenario>") -> Scenario:
     """Parse and validate a scenario from TOML text; :class:`ScenarioError` on any problem."""
     try:
-        data = tomllib.loads(text)
+        data = load_toml(text)
     except tomllib.TOMLDecodeError as exc:
         raise ScenarioError(_one_line(f"{name}: TOML syntax error: {exc}")) from None
+    except TomlTooDeep as exc:
+        raise ScenarioError(f"{name}: {exc}") from None
     try:
         scenario = _build(data, name)
     except ValueError as exc:
@@ -575,8 +578,9 @@ def load_scenario(path: str | os.PathLike[str]) -> Scenario:
     """Read and validate a scenario file; :class:`ScenarioError` names the file."""
     name = os.fspath(path)
     try:
-        with open(path, "rb") as handle:
-            raw = handle.read()
+        raw = read_text_file(name)
+    except FileTooLarge as exc:
+        raise ScenarioError(f"{name}: cannot read: {exc}") from None
     except FileNotFoundError:
         raise ScenarioError(f"{name}: no such file") from None
     except IsADirectoryError:

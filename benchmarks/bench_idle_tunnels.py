@@ -8,7 +8,7 @@ targets: at most 60 s and 1 GB for 200,000 tunnels, JSON and text; memory per id
 small and constant (compare the RSS of two sizes).
 
     python benchmarks/bench_idle_tunnels.py [--tunnels N ...] [--formats json text csv]
-                                            [--json OUT.json]
+                                            [--reader R] [--json OUT.json]
 """
 
 from __future__ import annotations
@@ -58,9 +58,10 @@ _MEASURE = (
 )
 
 
-def run_analyze(capture: Path, fmt: str, out: Path) -> dict[str, float]:
+def run_analyze(capture: Path, fmt: str, out: Path, reader: str) -> dict[str, float]:
     """One `analyze` run in a fresh process: seconds, peak RSS (MB), output bytes."""
     command = [sys.executable, "-m", "analyzer", "analyze", str(capture), "--format", fmt]
+    command += ["--reader", reader]
     began = time.perf_counter()
     measured = subprocess.run(
         [sys.executable, "-c", _MEASURE, *command, "-o", str(out)],
@@ -84,6 +85,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--tunnels", type=int, nargs="+", default=[10_000, 200_000])
     parser.add_argument("--formats", nargs="+", default=["json", "text"])
+    parser.add_argument("--reader", default="auto", choices=("auto", "libpcap", "python"))
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args()
     results = []
@@ -92,7 +94,7 @@ def main() -> None:
             capture = Path(tmp) / f"idle-{tunnels}.pcap"
             size = write_capture(capture, tunnels)
             for fmt in args.formats:
-                figures = run_analyze(capture, fmt, Path(tmp) / f"out.{fmt}")
+                figures = run_analyze(capture, fmt, Path(tmp) / f"out.{fmt}", args.reader)
                 row = {"tunnels": tunnels, "capture_bytes": size, "format": fmt, **figures}
                 results.append(row)
                 print(
