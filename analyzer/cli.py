@@ -95,6 +95,9 @@ retries default to 3; every figure in the report says where it came from.
 ANALYZE_EPILOG = """\
 examples:
   gre-keepalive analyze wan.pcap
+  gre-keepalive analyze ring/                  # every file of a ring buffer, as one capture
+  gre-keepalive analyze wan.pcap0,wan.pcap1 --jobs 2
+  gre-keepalive analyze a-side/ b1.pcap,b2.pcap  # both ends, each of several files
   gre-keepalive analyze wan.pcapng.gz --config router-a.cfg --format json -o result.json
   tcpdump -i eth0 -w - 'ip proto 47' | gre-keepalive analyze - --period 5 --retries 4
   gre-keepalive analyze wan.pcap --follow      # while tcpdump -w wan.pcap is still writing
@@ -121,15 +124,22 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     analyze.add_argument(
-        "capture", help="pcap or pcapng file, optionally gzip-compressed; '-' reads stdin"
+        "capture",
+        help="pcap or pcapng file, optionally gzip-compressed; '-' reads stdin; a directory "
+        "(a ring buffer of tcpdump -G/-C or dumpcap -b: every pcap, pcapng or gzip file in "
+        "it, in the order of their first timestamps); or several files joined by commas "
+        "(a1.pcap,a2.pcap). Several files are one capture: one timeline, frames numbered on "
+        "from file to file as in the files concatenated",
     )
     analyze.add_argument(
         "peer_capture",
         nargs="?",
         metavar="CAPTURE_B",
-        help="a capture taken at the tunnel's other end: the two are merged (clock offset "
-        "from request/reply pairs) and every lost keepalive is placed on the leg it died on",
+        help="a capture taken at the tunnel's other end (the same forms: file, directory, "
+        "a,b,c): the two are merged (clock offset from request/reply pairs) and every lost "
+        "keepalive is placed on the leg it died on",
     )
+    analyze.add_argument("extra_captures", nargs="*", help=argparse.SUPPRESS)
     analyze.add_argument(
         "--config",
         metavar="FILE",
@@ -192,6 +202,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="do not record tunnel data packets (the GRE total still counts them): faster "
         "and no temporary disk, but no per-tunnel data or blackholed-packet counts and no "
         "--retries infer",
+    )
+    reading.add_argument(
+        "--jobs",
+        type=_jobs,
+        default=None,
+        metavar="N",
+        help="a capture of several files is decoded N files at a time, in parallel "
+        "(default: as many as the machine has cores); the result is the same for every N",
     )
     reading.add_argument(
         "-q",
@@ -257,14 +275,22 @@ def _analyze_capture(args: argparse.Namespace) -> int:
         config = read_config(args.config)
     except UsageError as exc:
         return _fail(str(exc))
+    if args.extra_captures:
+        return _fail(
+            f"{2 + len(args.extra_captures)} captures given: the files of one capture go "
+            "together as a directory or joined by commas (a1.pcap,a2.pcap); two captures are "
+            "the tunnels' two ends"
+        )
     if args.peer_capture is not None:
         return _analyze_two(args, config)
     try:
-        collected = _collect(args, args.capture, follow=args.follow)
+        collected = _collect_capture(args, args.capture, follow=args.follow)
     except CaptureError as exc:
         return _fail(str(exc))
     except FastPathUnavailable as exc:
         return _fail(f"{_shown(args.capture)}: --reader libpcap cannot read it ({exc})")
+    except UsageError as exc:
+        return _fail(str(exc))
     from analyzer.pipeline.analyze import analyze_collected
 
     analysis = analyze_collected(collected.collector, _settings(args, config))
@@ -322,12 +348,43 @@ def _collect(args: argparse.Namespace, path: str, *, follow: bool) -> Collected[
     return collected
 
 
+def _collect_capture(
+    args: argparse.Namespace, argument: str, *, follow: bool
+) -> Collected[Collector]:
+    """:func:`_collect` for one capture argument, which may name several files (a directory,
+    a,b,c): those are read as one capture (analyzer.pipeline.ring). Raises CaptureError,
+    FastPathUnavailable or UsageError."""
+    from analyzer.pipeline.ring import capture_files, collect_files, order_by_first_time
+
+    files = capture_files(argument)
+    if len(files) == 1:
+        return _collect(args, files[0], follow=follow)
+    if follow:
+        raise UsageError("--follow reads one growing file, not several")
+    if "-" in files:
+        raise UsageError("standard input cannot be one of several files")
+    ordered = order_by_first_time(files)
+    return collect_files(ordered, reader=args.reader, include_data=not args.no_data, jobs=args.jobs)
+
+
+def _jobs(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"jobs must be a whole number, not {text!r}") from None
+    if not 1 <= value <= 1024:
+        raise argparse.ArgumentTypeError(f"jobs {text} out of range 1-1024")
+    return value
+
+
 def _note_reader(args: argparse.Namespace, collected: Collected[Collector]) -> None:
     """Say once why the pure-Python reader was used (when a report is going to follow)."""
     if collected.fallback_reason is not None and not args.quiet:
+        files = collected.collector.source.files
+        what = f"reading {files[0]}" if len(files) == 1 else "reading"
         print(
-            f"{PROG}: note: reading {collected.collector.source.files[0]} with the pure-Python "
-            f"reader, not libpcap: {collected.fallback_reason}",
+            f"{PROG}: note: {what} with the pure-Python reader, not libpcap: "
+            f"{collected.fallback_reason}",
             file=sys.stderr,
         )
 
@@ -399,13 +456,18 @@ def _analyze_two(args: argparse.Namespace, config: KeepaliveConfig | None) -> in
     if args.capture == "-" and args.peer_capture == "-":
         return _fail("only one of the two captures can be read from stdin")
     collected: list[Collector] = []
+    names: list[str] = []
     for path in (args.capture, args.peer_capture):
         try:
-            one = _collect(args, path, follow=False)
+            one = _collect_capture(args, path, follow=False)
         except CaptureError as exc:
             return _fail(str(exc))
         except FastPathUnavailable as exc:
             return _fail(f"{_shown(path)}: --reader libpcap cannot read it ({exc})")
+        except UsageError as exc:
+            return _fail(str(exc))
+        files = one.collector.source.files
+        names.append(files[0] if len(files) == 1 else path)
         collector, warnings = one.collector, one.warnings
         collector.source.precision = one.precision
         if collector.source.packets == 0 and warnings:
@@ -415,8 +477,7 @@ def _analyze_two(args: argparse.Namespace, config: KeepaliveConfig | None) -> in
         for warning in warnings:
             print(f"{PROG}: warning: {warning}", file=sys.stderr)
         collected.append(collector)
-    names = (collected[0].source.files[0], collected[1].source.files[0])
-    analysis = merge(collected[0], collected[1], _settings(args, config), names)
+    analysis = merge(collected[0], collected[1], _settings(args, config), (names[0], names[1]))
     return _report(args, analysis)
 
 

@@ -1,0 +1,355 @@
+"""A capture written as many files (ring buffers: ``tcpdump -G/-C``, ``dumpcap -b``) read as
+one: the same analysis as the files concatenated into one capture.
+
+The files are ordered by their first timestamp and numbered on from one another (frame 1
+of the second file is the first file's last frame + 1). Each is read by the usual
+streaming pass (:func:`analyzer.read.fastpath.collect`: the libpcap C loop runs without the
+GIL, so files are decoded in parallel, ``jobs`` at a time) into a collector that records
+its keepalives instead of pairing them; the records are then replayed, file after file,
+into one collector that pairs them as a single pass over the concatenation would. Data
+columns stay where each file's pass put them (its spill file) and are read through one
+view per flow. At most ``2 × jobs`` files are in flight, whatever their number.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import sys
+from array import array
+from bisect import bisect_right
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any, TypeVar, overload
+
+from analyzer.keepalive.collect import MAX_ERRORS_LISTED, Collector, Flow
+from analyzer.keepalive.model import FrameError, SourceSummary, Traits
+from analyzer.keepalive.pairing import Pairer
+from analyzer.read import fastpath
+from analyzer.read.capture import CaptureError, CaptureReader, RawFrame, open_capture
+from analyzer.read.fastpath import READER_AUTO, READER_LIBPCAP, READER_PYTHON, Collected
+
+# The first bytes of the files a directory's captures are recognised by (name aside:
+# tcpdump -C writes wan.pcap1, wan.pcap2, …; -G whatever strftime makes of -w).
+CAPTURE_MAGICS = (
+    b"\xd4\xc3\xb2\xa1",  # pcap, little-endian, microseconds
+    b"\xa1\xb2\xc3\xd4",  # pcap, big-endian
+    b"\x4d\x3c\xb2\xa1",  # pcap, little-endian, nanoseconds
+    b"\xa1\xb2\x3c\x4d",  # pcap, big-endian, nanoseconds
+    b"\x0a\x0d\x0d\x0a",  # pcapng section header
+)
+GZIP_MAGIC = b"\x1f\x8b"
+
+
+def default_jobs() -> int:
+    """The cores this process may run on."""
+    try:
+        return max(len(os.sched_getaffinity(0)), 1)
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def capture_files(argument: str) -> list[str]:
+    """The files one capture argument names: '-' or a file; a directory (every pcap,
+    pcapng or gzip file in it, hidden files aside); or files joined by commas
+    (``a.pcap,b.pcap``; a name that exists as given is one file, commas and all).
+    Raises CaptureError when a directory holds no capture."""
+    if argument == "-" or os.path.isfile(argument) or not argument:
+        return [argument]
+    if os.path.isdir(argument):
+        found = [
+            os.path.join(argument, name)
+            for name in sorted(os.listdir(argument))
+            if not name.startswith(".") and _looks_like_capture(os.path.join(argument, name))
+        ]
+        if not found:
+            raise CaptureError(f"{argument}: directory holds no pcap, pcapng or gzip file")
+        return found
+    if "," in argument:
+        return [part for part in argument.split(",") if part]
+    return [argument]  # missing: the reader says so
+
+
+def _looks_like_capture(path: str) -> bool:
+    try:
+        if not os.path.isfile(path):
+            return False
+        with open(path, "rb") as stream:
+            head = stream.read(4)
+    except OSError:
+        return False
+    return head in CAPTURE_MAGICS or head.startswith(GZIP_MAGIC)
+
+
+def order_by_first_time(paths: Sequence[str]) -> list[str]:
+    """The files in the order of their first frame's timestamp (files without a frame last,
+    ties and those by name). Raises CaptureError for a file that cannot be opened."""
+
+    def first_time(path: str) -> tuple[bool, float, str]:
+        with open_capture(path) as reader:
+            first = next(iter(reader), None)
+        return (first is None, first.time if first is not None else 0.0, path)
+
+    return sorted(paths, key=first_time)
+
+
+T = TypeVar("T", int, float)
+
+
+class ChainedColumn(Sequence[T]):
+    """One flow's data column across files, read through: the parts in file order, each
+    value of part i plus ``offsets[i]`` (frame numbers continue from file to file)."""
+
+    def __init__(self, code: str, parts: list[Sequence[T]], offsets: list[int]) -> None:
+        """`code`: "d" for times, "q" for frame numbers."""
+        self._code = code
+        self._parts: list[Sequence[T]] = parts
+        self._offsets = offsets
+        self._starts: list[int] = []
+        total = 0
+        for part in parts:
+            self._starts.append(total)
+            total += len(part)
+        self._count = total
+
+    def __len__(self) -> int:
+        return self._count
+
+    @overload
+    def __getitem__(self, index: int) -> T: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[T]: ...
+
+    def __getitem__(self, index: int | slice) -> T | Sequence[T]:
+        if isinstance(index, slice):
+            values: array[Any] = array(
+                self._code, map(self.__getitem__, range(*index.indices(self._count)))
+            )
+            return values
+        if index < 0:
+            index += self._count
+        if not 0 <= index < self._count:
+            raise IndexError("data column index out of range")
+        part = bisect_right(self._starts, index) - 1
+        value: T = self._parts[part][index - self._starts[part]] + self._offsets[part]
+        return value
+
+    def __iter__(self) -> Iterator[T]:
+        for part, offset in zip(self._parts, self._offsets, strict=True):
+            if offset:
+                yield from (value + offset for value in part)
+            else:
+                yield from part
+
+
+class RecordingPairer(Pairer):
+    """Keeps every request and reply handed to it, unpaired, to be replayed (frame numbers
+    moved on) into the pairer of the whole capture."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: list[tuple[str, tuple[Any, ...]]] = []
+
+    def request(self, frame: int, time: float, *args: Any) -> None:
+        """Record a request (decoded)."""
+        self.calls.append(("request", (frame, time, *args)))
+
+    def reply(self, frame: int, time: float, *args: Any) -> None:
+        """Record a reply (decoded)."""
+        self.calls.append(("reply", (frame, time, *args)))
+
+    def add_request(self, frame: int, time: float, *args: Any) -> None:
+        """Record a request (given by its fields)."""
+        self.calls.append(("add_request", (frame, time, *args)))
+
+    def add_reply(self, frame: int, time: float, *args: Any) -> None:
+        """Record a reply (given by its fields)."""
+        self.calls.append(("add_reply", (frame, time, *args)))
+
+
+def _recording_collector(files: list[str], include_data: bool) -> Collector:
+    collector = Collector(files, include_data=include_data)
+    collector.pairer = RecordingPairer()
+    return collector
+
+
+@dataclasses.dataclass(slots=True)
+class _Whole:
+    """The collector of the whole capture, filled file by file."""
+
+    collector: Collector
+    times: dict[Flow, list[Sequence[float]]] = dataclasses.field(default_factory=dict)
+    frames: dict[Flow, list[Sequence[int]]] = dataclasses.field(default_factory=dict)
+    offsets: dict[Flow, list[int]] = dataclasses.field(default_factory=dict)
+    in_order: dict[Flow, bool] = dataclasses.field(default_factory=dict)
+    packets: int = 0  # frames of the files added so far
+    precision: int = 0
+    warnings: list[str] = dataclasses.field(default_factory=list)
+    fallbacks: list[str] = dataclasses.field(default_factory=list)
+    readers: set[str] = dataclasses.field(default_factory=set)
+
+    def add(self, path: str, part: Collected[Collector]) -> None:
+        """Append one file's pass (the next in order)."""
+        offset = self.packets
+        whole = self.collector
+        piece = part.collector
+        pairer = piece.pairer
+        assert isinstance(pairer, RecordingPairer)
+        for name, (frame, *rest) in pairer.calls:
+            getattr(whole.pairer, name)(frame + offset, *rest)
+        _add_source(whole.source, piece.source, offset)
+        for flow, traits in piece.traits.items():
+            mine = whole.traits.get(flow)
+            whole.traits[flow] = traits if mine is None else _add_traits(mine, traits)
+        for flow, times in piece.data_times.items():
+            if not len(times):
+                continue
+            # Each file's columns are in time order once its pass is done; the chain is
+            # if every file's first time is no earlier than the one before's last.
+            earlier = self.times.setdefault(flow, [])
+            ordered = self.in_order.get(flow, True)
+            self.in_order[flow] = ordered and not (earlier and earlier[-1][-1] > times[0])
+            earlier.append(times)
+            self.frames.setdefault(flow, []).append(piece.data_frames[flow])
+            self.offsets.setdefault(flow, []).append(offset)
+        self.packets += piece.source.packets
+        self.precision = max(self.precision, part.precision)
+        self.warnings.extend(part.warnings)
+        self.readers.add(part.reader)
+        if part.fallback_reason is not None:
+            self.fallbacks.append(f"{path}: {part.fallback_reason}")
+
+    def finish(self) -> Collected[Collector]:
+        """The whole capture's pass, as one file's would be."""
+        whole = self.collector
+        for flow, parts in self.times.items():
+            offsets = self.offsets[flow]
+            whole.add_data_flow(
+                flow,
+                ChainedColumn("d", parts, [0] * len(parts)),
+                ChainedColumn("q", self.frames[flow], offsets),
+                in_time_order=self.in_order[flow],
+            )
+        whole.sort_data()
+        reader = READER_LIBPCAP if self.readers == {READER_LIBPCAP} else READER_PYTHON
+        fallback = "; ".join(self.fallbacks) if self.fallbacks else None
+        return Collected(whole, reader, self.precision or 6, self.warnings, fallback)
+
+
+def _add_source(whole: SourceSummary, piece: SourceSummary, offset: int) -> None:
+    whole.packets += piece.packets
+    whole.gre_packets += piece.gre_packets
+    whole.keepalive_packets += piece.keepalive_packets
+    whole.malformed += piece.malformed
+    whole.checksum_errors += piece.checksum_errors
+    for bound, pick in (("start", min), ("end", max)):
+        mine, theirs = getattr(whole, bound), getattr(piece, bound)
+        if theirs is not None:
+            setattr(whole, bound, theirs if mine is None else pick(mine, theirs))
+    room = max(MAX_ERRORS_LISTED - len(whole.errors), 0)
+    whole.errors.extend(FrameError(e.frame + offset, e.reason) for e in piece.errors[:room])
+
+
+def _add_traits(mine: Traits, theirs: Traits) -> Traits:
+    """Counts of both (every field of Traits is a count or a mapping of counts)."""
+    for item in dataclasses.fields(Traits):
+        ours, other = getattr(mine, item.name), getattr(theirs, item.name)
+        if isinstance(ours, dict):
+            for value, number in other.items():
+                ours[value] = ours.get(value, 0) + number
+        else:
+            setattr(mine, item.name, ours + other)
+    return mine
+
+
+Progress = Callable[[int, int], None]  # (files done, files in all)
+
+
+def collect_files(
+    paths: Sequence[str],
+    *,
+    reader: str = READER_AUTO,
+    include_data: bool = True,
+    jobs: int | None = None,
+    progress: Progress | None = None,
+) -> Collected[Collector]:
+    """One streaming pass over several files taken as one capture, in the order given
+    (see :func:`order_by_first_time`), `jobs` files at a time. Raises CaptureError (or
+    FastPathUnavailable with ``reader="libpcap"``) naming the file that failed."""
+    jobs = max(jobs or default_jobs(), 1)
+    files = list(paths)
+    whole = _Whole(Collector(files, include_data=include_data))
+
+    def one(path: str) -> Collected[Collector]:
+        return fastpath.collect(
+            path, _recording_collector, reader=reader, include_data=include_data
+        )
+
+    switch = sys.getswitchinterval()  # each pass sets and restores it: keep it ours
+    try:
+        with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="gre-keepalive-file") as pool:
+            pending: list[Future[Collected[Collector]]] = []
+            submitted = 0
+            for index, path in enumerate(files):
+                while submitted < len(files) and submitted < index + 2 * jobs:
+                    pending.append(pool.submit(one, files[submitted]))
+                    submitted += 1
+                try:
+                    part = pending.pop(0).result()
+                except BaseException:
+                    for future in pending:
+                        future.cancel()
+                    raise
+                whole.add(path, part)
+                del part
+                if progress is not None:
+                    progress(index + 1, len(files))
+    finally:
+        sys.setswitchinterval(switch)
+    return whole.finish()
+
+
+class ChainedReader:
+    """Several capture files read one after the other as one capture, frames numbered on
+    from file to file (the pure-Python reader: ``tui``)."""
+
+    def __init__(self, paths: Sequence[str], name: str) -> None:
+        """Open every file now (so a missing one fails before anything is shown)."""
+        self.name = name
+        self._readers: list[CaptureReader] = []
+        try:
+            for path in paths:
+                self._readers.append(open_capture(path))
+        except BaseException:
+            self.close()
+            raise
+
+    @property
+    def precision(self) -> int:
+        """Decimal digits of the most precise file's timestamps."""
+        return max(r.precision for r in self._readers)
+
+    def __iter__(self) -> Iterator[RawFrame]:
+        offset = 0
+        for reader in self._readers:
+            last = 0
+            for frame in reader:
+                last = frame.number
+                yield dataclasses.replace(frame, number=frame.number + offset)
+            offset += last
+
+    def warning_lines(self) -> list[str]:
+        """Every file's read problems."""
+        return [line for r in self._readers for line in r.warning_lines()]
+
+    def close(self) -> None:
+        """Close every file."""
+        for reader in self._readers:
+            reader.close()
+
+    def __enter__(self) -> ChainedReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

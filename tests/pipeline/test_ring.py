@@ -1,0 +1,176 @@
+"""Ring buffers: a capture written as many files reads as the files concatenated.
+
+The oracle is the whole capture: tests/data/diagnose/leg_a_to_b.toml simulated at A (an
+outage, both ends originating, data both ways) is split at frame boundaries into files,
+one cut falling between a request and its reply; analysing the files (a directory, a list,
+any --jobs, either reader) must give the whole file's JSON document, frame numbers and all,
+but for `source.files`.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from analyzer.cli import main
+from analyzer.pipeline.ring import ChainedReader, capture_files, order_by_first_time
+from analyzer.read.capture import PcapWriter, RawFrame, open_capture
+from analyzer.simulate import load_scenario, simulate
+
+SCENARIO = Path(__file__).resolve().parents[1] / "data" / "diagnose" / "leg_a_to_b.toml"
+
+
+def frames_of(path: Path) -> list[RawFrame]:
+    with open_capture(path) as reader:
+        return list(reader)
+
+
+def write(path: Path, frames: list[RawFrame]) -> Path:
+    with PcapWriter(path) as writer:
+        for frame in frames:
+            writer.write(frame.time, frame.data)
+    return path
+
+
+@pytest.fixture(scope="module")
+def whole(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("ring") / "whole.pcap"
+    simulate(load_scenario(SCENARIO), path)
+    return path
+
+
+def cuts(frames: list[RawFrame]) -> list[int]:
+    """Where the files start: after frame 1 (A's first request, whose reply is frame 2,
+    so the pair spans two files), then at a third and two thirds of the capture."""
+    return [1, len(frames) // 3, 2 * len(frames) // 3]
+
+
+def split(whole: Path, directory: Path) -> list[Path]:
+    """The whole capture as four files (named so that name order is not time order)."""
+    frames = frames_of(whole)
+    directory.mkdir()
+    bounds = [0, *cuts(frames), len(frames)]
+    names = ["d.pcap", "c.pcap", "b.pcap", "a.pcap"]
+    return [
+        write(directory / name, frames[low:high])
+        for name, low, high in zip(names, bounds, bounds[1:], strict=False)
+    ]
+
+
+def document(*arguments: str, tmp_path: Path) -> dict[str, Any]:
+    out = tmp_path / "out.json"
+    assert main(["analyze", *arguments, "--format", "json", "-o", str(out)]) == 0
+    result: dict[str, Any] = json.loads(out.read_text())
+    return result
+
+
+def without_files(document: dict[str, Any]) -> dict[str, Any]:
+    document["source"].pop("files")
+    return document
+
+
+@pytest.mark.parametrize("jobs", ["1", "2", "3"])
+def test_a_directory_reads_as_the_concatenated_capture(
+    whole: Path, tmp_path: Path, jobs: str
+) -> None:
+    split(whole, tmp_path / "ring")
+    expected = without_files(document(str(whole), tmp_path=tmp_path))
+    got = document(str(tmp_path / "ring"), "--jobs", jobs, tmp_path=tmp_path)
+    assert got["source"]["files"] == [str(tmp_path / "ring" / f"{n}.pcap") for n in "dcba"]
+    assert without_files(got) == expected
+
+
+def test_the_python_reader_gives_the_same(whole: Path, tmp_path: Path) -> None:
+    split(whole, tmp_path / "ring")
+    expected = without_files(document(str(whole), tmp_path=tmp_path))
+    got = document(str(tmp_path / "ring"), "--reader", "python", "--jobs", "2", tmp_path=tmp_path)
+    assert without_files(got) == expected
+
+
+def test_files_given_with_commas_are_put_in_time_order(whole: Path, tmp_path: Path) -> None:
+    d, c, b, a = split(whole, tmp_path / "ring")
+    expected = without_files(document(str(whole), tmp_path=tmp_path))
+    got = document(f"{b},{a},{d},{c}", tmp_path=tmp_path)
+    assert got["source"]["files"] == [str(d), str(c), str(b), str(a)]
+    assert without_files(got) == expected
+
+
+def test_a_gzip_file_and_other_files_in_the_directory(whole: Path, tmp_path: Path) -> None:
+    d, _c, _b, _a = split(whole, tmp_path / "ring")
+    with open(d, "rb") as plain, gzip.open(tmp_path / "ring" / "d.pcap.gz", "wb") as packed:
+        shutil.copyfileobj(plain, packed)
+    d.unlink()
+    (tmp_path / "ring" / "README.txt").write_text("not a capture\n")
+    (tmp_path / "ring" / ".hidden.pcap").write_bytes(d.name.encode())
+    expected = without_files(document(str(whole), tmp_path=tmp_path))
+    assert without_files(document(str(tmp_path / "ring"), tmp_path=tmp_path)) == expected
+
+
+def test_frame_numbers_continue_from_file_to_file(whole: Path, tmp_path: Path) -> None:
+    split(whole, tmp_path / "ring")
+    got = document(str(tmp_path / "ring"), tmp_path=tmp_path)
+    (tunnel,) = got["tunnels"]
+    a = next(o for o in tunnel["originators"] if o["address"] == "192.0.2.1")
+    # A's first request is frame 1, alone in the first file; its reply opens the second
+    # file and is frame 2 of the whole.
+    first = a["keepalives"][0]
+    assert (first["frame"], first["type"], first["partner_frame"]) == (1, "sent", 2)
+
+
+def test_two_vantages_each_of_several_files(whole: Path, tmp_path: Path) -> None:
+    import dataclasses
+
+    b_side = tmp_path / "b-side.pcap"
+    simulate(dataclasses.replace(load_scenario(SCENARIO), vantage="b", start=1764115202.5), b_side)
+    split(whole, tmp_path / "a-ring")
+    split(b_side, tmp_path / "b-ring")
+    expected = document(str(whole), str(b_side), tmp_path=tmp_path)
+    got = document(str(tmp_path / "a-ring"), str(tmp_path / "b-ring"), tmp_path=tmp_path)
+    # The same but for how each side is named: the file, or the directory as given.
+    named = json.dumps(expected).replace(str(whole), "A").replace(str(b_side), "B")
+    assert (
+        json.dumps(got)
+        .replace(str(tmp_path / "a-ring"), "A")
+        .replace(str(tmp_path / "b-ring"), "B")
+        == named
+    )
+
+
+def test_more_than_two_captures_is_a_usage_error(
+    whole: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["analyze", str(whole), str(whole), str(whole)]) == 2
+    error = capsys.readouterr().err
+    assert "3 captures given" in error
+    assert "a1.pcap,a2.pcap" in error
+
+
+def test_a_directory_without_captures_is_a_usage_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "notes.txt").write_text("hello\n")
+    assert main(["analyze", str(tmp_path)]) == 2
+    assert "holds no pcap, pcapng or gzip file" in capsys.readouterr().err
+
+
+def test_a_name_with_a_comma_that_exists_is_one_file(whole: Path, tmp_path: Path) -> None:
+    odd = tmp_path / "wan,1.pcap"
+    shutil.copy(whole, odd)
+    assert capture_files(str(odd)) == [str(odd)]
+
+
+def test_files_without_frames_go_last(whole: Path, tmp_path: Path) -> None:
+    empty = write(tmp_path / "0-empty.pcap", [])
+    assert order_by_first_time([str(empty), str(whole)]) == [str(whole), str(empty)]
+
+
+def test_the_chained_reader_numbers_frames_on(whole: Path, tmp_path: Path) -> None:
+    files = split(whole, tmp_path / "ring")
+    with ChainedReader([str(f) for f in files], "ring") as reader:
+        chained = [(f.number, f.time) for f in reader]
+    assert chained == [(f.number, f.time) for f in frames_of(whole)]
