@@ -44,9 +44,9 @@ import math
 from bisect import bisect_left, bisect_right
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
 from analyzer.diagnose.whatif import ReplayTooLong, median_rtt_s, replay
+from analyzer.keepalive.clock import utc_text
 from analyzer.keepalive.model import (
     Analysis,
     DataTimes,
@@ -147,9 +147,8 @@ def make_diagnosis(
 
 
 def clock(epoch: float) -> str:
-    """HH:MM:SS.mmm UTC, for messages."""
-    stamp = datetime.fromtimestamp(epoch, UTC)
-    return stamp.strftime("%H:%M:%S") + f".{stamp.microsecond // 1000:03d}"
+    """HH:MM:SS.mmm UTC, for messages (@epoch seconds outside the calendar)."""
+    return utc_text(epoch, date=False, digits=3)
 
 
 def _between(times: DataTimes | None, start: float, end: float) -> tuple[int, int]:

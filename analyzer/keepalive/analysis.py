@@ -13,10 +13,10 @@ from array import array
 from bisect import bisect_left, bisect_right
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from itertools import pairwise
 from typing import TYPE_CHECKING
 
+from analyzer.keepalive.clock import outside_calendar_warning, utc_text, with_calendar_edges
 from analyzer.keepalive.collect import Collector
 from analyzer.keepalive.model import (
     Analysis,
@@ -673,6 +673,9 @@ def capture_segments(collector: Collector, settings: Settings) -> list[Segment]:
     columns: list[Sequence[float]] = [[start, end], keepalives, *collector.data_times.values()]
     gaps = long_gaps(columns, threshold)
     source.gaps = gaps
+    calendar = outside_calendar_warning(keepalives or [start, end])
+    if calendar is not None:
+        source.warnings.append(calendar)
     for before, after in gaps:
         source.warnings.append(
             f"no packet for {_duration(after - before)} ({_utc(before)} … {_utc(after)} UTC): "
@@ -691,7 +694,9 @@ def capture_segments(collector: Collector, settings: Settings) -> list[Segment]:
             f"frame {back.first_frame}): the file looks merged from several captures; it is "
             "analysed in time order"
         )
-    return segments_between(start, end, gaps)
+    return segments_between(
+        start, end, with_calendar_edges(gaps, sorted([start, end, *keepalives]))
+    )
 
 
 def _segment_notes(timeline: _Timelines, segments: list[Segment]) -> list[str]:
@@ -709,8 +714,7 @@ def _segment_notes(timeline: _Timelines, segments: list[Segment]) -> list[str]:
 
 
 def _utc(epoch: float) -> str:
-    stamp = datetime.fromtimestamp(epoch, UTC)
-    return stamp.strftime("%Y-%m-%d %H:%M:%S") + f".{stamp.microsecond:06d}"
+    return utc_text(epoch)  # @epoch seconds outside the calendar
 
 
 def _duration(seconds: float) -> str:

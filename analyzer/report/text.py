@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import TextIO
 
 from rich.console import Console
@@ -10,6 +9,7 @@ from rich.padding import Padding
 from rich.table import Table
 from rich.text import Text
 
+from analyzer.keepalive.clock import utc_text
 from analyzer.keepalive.model import (
     Analysis,
     KeepaliveEvent,
@@ -21,13 +21,9 @@ from analyzer.keepalive.model import (
 from analyzer.keepalive.state import LineState
 
 
-def _clock(epoch: float, precision: int) -> str:
-    stamp = datetime.fromtimestamp(epoch, UTC)
-    digits = min(precision, 6)
-    text = stamp.strftime("%Y-%m-%d %H:%M:%S")
-    if digits:
-        text += f".{stamp.microsecond:06d}"[: digits + 1]
-    return text
+def _clock(epoch: float, precision: int, *, date: bool = True) -> str:
+    # Outside 1970-9999 a time is written raw (@epoch seconds): datetime cannot hold it.
+    return utc_text(epoch, date=date, digits=precision)
 
 
 def count(number: int, singular: str, plural: str | None = None) -> str:
@@ -137,7 +133,7 @@ def _merge(tunnel: TunnelResult, console: Console, precision: int) -> None:
         for item in shown:
             console.print(
                 Text(
-                    f"      {_clock(item['time'], precision)[11:]}  {item['originator']}'s "
+                    f"      {_clock(item['time'], precision, date=False)}  {item['originator']}'s "
                     f"{item['packet']} (id {item['ident']}, {item['capture']} frame "
                     f"{item['frame']}) died {_died(item['died_on'])}"
                 )
@@ -168,7 +164,7 @@ def _diagnoses(tunnel: TunnelResult, console: Console, precision: int) -> None:
         head.append(severity, style=_SEVERITY_STYLE.get(severity, ""))
         head.append(f" {diagnosis.code}")
         if diagnosis.time is not None:
-            head.append(f" at {_clock(diagnosis.time, precision)[11:]}")
+            head.append(f" at {_clock(diagnosis.time, precision, date=False)}")
         if diagnosis.originator is not None:
             head.append(f" ({diagnosis.originator})")
         console.print(head)
@@ -187,7 +183,7 @@ def _what_if(tunnel: TunnelResult, console: Console, precision: int) -> None:
     console.print(f"  What if {replays[0][1].setting}:")
     for o, what_if in replays:
         changes = ", ".join(
-            f"{t.state.value} {_clock(t.time, precision)[11:]}" for t in what_if.transitions
+            f"{t.state.value} {_clock(t.time, precision, date=False)}" for t in what_if.transitions
         )
         estimated = " (estimated)" if what_if.estimated else ""
         seconds, base_seconds = what_if.blackhole_seconds, what_if.baseline_seconds
@@ -246,7 +242,7 @@ def _timeline_rows(o: OriginatorResult, precision: int) -> list[tuple[str, str, 
             first, last = run[0], run[-1]
             span = _clock(first.time, precision)
             if last is not first:
-                span += " … " + _clock(last.time, precision)[11:]
+                span += " … " + _clock(last.time, precision, date=False)
             rows.append(
                 (
                     span,
@@ -288,7 +284,8 @@ def _timeline_rows(o: OriginatorResult, precision: int) -> list[tuple[str, str, 
         if event.ticks > 1:
             label = f"{event.ticks} ticks not in capture (extrapolated)"
             if event.first_time is not None:
-                when = _clock(event.first_time, precision) + " … " + when[11:]
+                last = _clock(event.time, precision, date=False)
+                when = _clock(event.first_time, precision) + " … " + last
         if event.ident is not None:
             label += f" (id {event.ident})"
         rows.append(

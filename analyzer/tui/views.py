@@ -13,9 +13,9 @@ from __future__ import annotations
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
+from analyzer.keepalive.clock import utc_text
 from analyzer.keepalive.model import (
     Analysis,
     Diagnosis,
@@ -443,12 +443,8 @@ def state_at(analysis: Analysis, time: float) -> Snapshot:
 
 
 def fmt_utc(time: float, *, date: bool = True, digits: int = 6) -> str:
-    """`2025-11-26 00:00:50.000000` (UTC)."""
-    stamp = datetime.fromtimestamp(time, UTC)
-    text = stamp.strftime("%Y-%m-%d %H:%M:%S" if date else "%H:%M:%S")
-    if digits:
-        text += f".{stamp.microsecond:06d}"[: digits + 1]
-    return text
+    """`2025-11-26 00:00:50.000000` (UTC); `@<epoch seconds>` outside 1970-9999."""
+    return utc_text(time, date=date, digits=digits)
 
 
 def fmt_seconds(seconds: float | None) -> str:
