@@ -193,7 +193,7 @@ def _leg_down(
     requests, data = _peer_traffic(tunnel, peer, p, start, end)
     evidence: list[int | None] = [t.frame for t in observed[:6]]
     evidence += [t.frame for t in o.transitions if start <= t.time <= end]
-    count = len(episode.ticks)
+    count = sum(t.ticks for t in episode.ticks)  # a row may stand for a run of ticks
     when = clock(start)
     recovered = (
         f"; answered again from {clock(episode.reply.time)}"
