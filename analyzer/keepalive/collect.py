@@ -165,10 +165,15 @@ class Collector:
             if kind == RECORD_REPLY:
                 add_reply(number, time, src, dst, outer_key, outer_id, ttl, payload_length)
                 continue
-            names = names4 if inner_version == 4 else names6
+            if inner_version == version and inner_src_raw == dst_raw and inner_dst_raw == src_raw:
+                inner_src, inner_dst = dst, src  # the usual: the peer sends it back
+            else:
+                names = names4 if inner_version == 4 else names6
+                inner_src = names.get(inner_src_raw) or _name(names, inner_src_raw, inner_version)
+                inner_dst = names.get(inner_dst_raw) or _name(names, inner_dst_raw, inner_version)
             inner = InnerHeader(
-                names.get(inner_src_raw) or _name(names, inner_src_raw, inner_version),
-                names.get(inner_dst_raw) or _name(names, inner_dst_raw, inner_version),
+                inner_src,
+                inner_dst,
                 inner_version,
                 inner_ip_id if inner_version == 4 else None,
                 inner_ttl,
@@ -205,16 +210,20 @@ class Collector:
         traits.requests += 1
         if inner.ip_id is not None and ip_id is not None and (ip_id - inner.ip_id) & 0xFFFF == 1:
             traits.cisco_ip_ids += 1
-        for counts, value in (
-            (traits.outer_protocols, gre_protocol),
-            (traits.inner_versions, inner.ip_version),
-            (traits.inner_ttls, inner.ttl),
-            (traits.payload_lengths, payload_length),
-            (traits.outer_ttls, ttl),
-        ):
-            if value is not None:
-                counts[value] = counts.get(value, 0) + 1
-        traits.inner_keys[inner.key] = traits.inner_keys.get(inner.key, 0) + 1
+        # One statement per count (a request each: the loop it was cost more than the counts).
+        if gre_protocol is not None:
+            counts = traits.outer_protocols
+            counts[gre_protocol] = counts.get(gre_protocol, 0) + 1
+        counts = traits.inner_versions
+        counts[inner.ip_version] = counts.get(inner.ip_version, 0) + 1
+        counts = traits.inner_ttls
+        counts[inner.ttl] = counts.get(inner.ttl, 0) + 1
+        counts = traits.payload_lengths
+        counts[payload_length] = counts.get(payload_length, 0) + 1
+        counts = traits.outer_ttls
+        counts[ttl] = counts.get(ttl, 0) + 1
+        keys = traits.inner_keys
+        keys[inner.key] = keys.get(inner.key, 0) + 1
 
     def sort_data(self) -> None:
         """Finish the data columns: merge what was decoded in Python with what the fast path

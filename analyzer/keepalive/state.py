@@ -82,21 +82,21 @@ class KeepaliveMachine:
 
     def send(self, time: float, frame: int | None = None) -> Step:
         """A period tick: check the counter against retries, then send (counter + 1)."""
-        transition = None
         if self.counter >= self.retries and self.line_state is LineState.UP:
             self.line_state = LineState.DOWN
             transition = Transition(time, LineState.DOWN, self.counter, frame)
+            self.counter += 1
+            return Step(self.counter, self.line_state, transition)
         self.counter += 1
-        return Step(self.counter, self.line_state, transition)
+        return _quiet_step(self.counter, self.line_state)
 
     def reply(self, time: float, frame: int | None = None) -> Step:
         """A returned keepalive: reset the counter; bring the line up if it was down."""
         self.counter = 0
-        transition = None
         if self.line_state is LineState.DOWN:
             self.line_state = LineState.UP
-            transition = Transition(time, LineState.UP, 0, frame)
-        return Step(self.counter, self.line_state, transition)
+            return Step(0, LineState.UP, Transition(time, LineState.UP, 0, frame))
+        return _UP_AT_ZERO
 
     def send_many(self, time: float, count: int) -> Step:
         """`count` ticks the capture does not show, the last at `time`, in one step.
@@ -114,6 +114,20 @@ class KeepaliveMachine:
         if event.kind is EventKind.SEND:
             return self.send(event.time, event.frame)
         return self.reply(event.time, event.frame)
+
+
+# Steps without a transition, shared (they are immutable): one per counter and state seen.
+_QUIET_STEPS: dict[tuple[int, LineState], Step] = {}
+_UP_AT_ZERO = Step(0, LineState.UP, None)
+
+
+def _quiet_step(counter: int, line_state: LineState) -> Step:
+    found = _QUIET_STEPS.get((counter, line_state))
+    if found is None:
+        found = Step(counter, line_state, None)
+        if counter < 1024:  # counters of long outages: not worth keeping
+            _QUIET_STEPS[(counter, line_state)] = found
+    return found
 
 
 def run(events: Iterable[Event], retries: int) -> Iterator[tuple[Event, Step]]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
+from itertools import chain
 from typing import Any, TextIO
 
 from analyzer.keepalive.model import (
@@ -35,21 +36,22 @@ def _transition(transition: Transition, precision: int) -> dict[str, Any]:
 
 
 def _event(event: KeepaliveEvent, precision: int) -> dict[str, Any]:
+    # One row per keepalive (hundreds of thousands on a hub): the enums' own text, and the
+    # time rounded once.
+    time = round(event.time, precision)
     return {
-        "time": _time(event.time, precision),
+        "time": time,
         "frame": event.frame,
-        "type": event.role.value,
+        "type": event.role,
         "ident": event.ident,
         "counter": event.counter,
-        "line_state": event.line_state.value,
+        "line_state": event.line_state,
         "partner_frame": event.partner_frame,
         "rtt_ms": event.rtt_ms,
         "reply_ttl": event.reply_ttl,
         "ticks": event.ticks,
         # A run of extrapolated ticks: the first of them (`time` is the last); else `time`.
-        "first_time": _time(
-            event.time if event.first_time is None else event.first_time, precision
-        ),
+        "first_time": time if event.first_time is None else round(event.first_time, precision),
     }
 
 
@@ -300,8 +302,30 @@ def _render(value: Any, indent: str) -> str:
         if not value or _flat(value):
             return _encode(value)
         inner = indent + _INDENT
-        rows = all(type(item) is dict and _flat(item.values()) for item in value)
-        # Rows (keepalives, transitions): one C-encoder call each.
-        items = map(_encode, value) if rows else (_render(item, inner) for item in value)
+        rows = _rows(value, inner)
+        if rows is not None:
+            return f"[\n{inner}{rows}\n{indent}]"
+        items = (_render(item, inner) for item in value)
         return f"[\n{inner}" + f",\n{inner}".join(items) + f"\n{indent}]"
     return _scalar(value)
+
+
+_ROW_BOUNDARY = "}, {"
+
+
+def _rows(value: list[Any], inner: str) -> str | None:
+    """A list of objects holding no containers (keepalives, transitions) one per line, in
+    one C-encoder call for them all; None for any other list."""
+    if set(map(type, value)) != {dict}:
+        return None
+    if not _CONTAINER_SET.isdisjoint(map(type, chain.from_iterable(map(dict.values, value)))):
+        return None
+    text = _encode(value)
+    # Between rows the encoder writes "}, {"; a string value holding it would show here as
+    # one boundary too many, and then each row is encoded on its own.
+    if text.count(_ROW_BOUNDARY) == len(value) - 1:
+        return text[1:-1].replace(_ROW_BOUNDARY, "},\n" + inner + "{")
+    return f",\n{inner}".join(map(_encode, value))
+
+
+_CONTAINER_SET = frozenset(_CONTAINERS)

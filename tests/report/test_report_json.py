@@ -44,3 +44,11 @@ def test_each_keepalive_row_is_one_line() -> None:
 def test_a_capture_without_tunnels_is_a_valid_document() -> None:
     text = written(Analysis(SourceSummary(files=["empty.pcap"]), []))
     assert json.loads(text)["tunnels"] == []
+
+
+def test_rows_are_one_line_each_even_when_a_string_looks_like_a_row_boundary() -> None:
+    from analyzer.report.json import _render
+
+    rows = [{"note": "a}, {b", "n": 1}, {"note": None, "n": 2.5}]
+    assert _render(rows, "") == '[\n  {"note": "a}, {b", "n": 1},\n  {"note": null, "n": 2.5}\n]'
+    assert _render(rows[1:], "  ") == '[\n    {"note": null, "n": 2.5}\n  ]'
