@@ -146,6 +146,11 @@ def make_diagnosis(
     )
 
 
+def counted(number: int, singular: str, plural: str | None = None) -> str:
+    """`number` and the noun it counts, singular for exactly one: "1 keepalive"."""
+    return f"{number} {singular if number == 1 else plural or singular + 's'}"
+
+
 def clock(epoch: float) -> str:
     """HH:MM:SS.mmm UTC, for messages (@epoch seconds outside the calendar)."""
     return utc_text(epoch, date=False, digits=3)
@@ -335,7 +340,8 @@ def _reply_filtered(
     if len(data) < 2:
         return []
     message = (
-        f"None of {x}'s {len(sends)} keepalives came back during the whole capture, while "
+        f"None of {x}'s {counted(len(sends), 'keepalive')} came back during the whole capture, "
+        "while "
         f"{p}'s data keeps reaching {x} ({len(data)} packets): the {p} → {x} path carries "
         "data but not the bare PT-0 GRE packets of the replies. Typical of uRPF or an ACL on "
         f"{p} (the decapsulated keepalive arrives over the tunnel with {p}'s own address as "
@@ -538,8 +544,8 @@ def _no_keepalives(tunnel: TunnelResult, data_recorded: bool) -> list[Diagnosis]
     period, retries = SUGGESTED_KEEPALIVE
     message = (
         f"No GRE keepalives between {a} and {b} in either direction, while "
-        f"{tunnel.data_packets} data packets crossed the tunnel: its line protocol cannot "
-        "detect a failure of the path or of the far end, so it stays up and routes keep "
+        f"{counted(tunnel.data_packets, 'data packet')} crossed the tunnel: its line protocol "
+        "cannot detect a failure of the path or of the far end, so it stays up and routes keep "
         f"pointing into it (keepalives are off by default on IOS). Configure `keepalive "
         f"{period} {retries}` on both ends: the line then goes down {period * retries} s after "
         "the first unanswered keepalive and routing can fail over."

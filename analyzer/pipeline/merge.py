@@ -32,7 +32,7 @@ import statistics
 from array import array
 from dataclasses import dataclass, replace
 
-from analyzer.diagnose.rules import clock, diagnose, make_diagnosis
+from analyzer.diagnose.rules import clock, counted, diagnose, make_diagnosis
 from analyzer.keepalive.analysis import Settings
 from analyzer.keepalive.collect import Collector
 from analyzer.keepalive.model import Analysis, Diagnosis, Severity, SourceSummary, TunnelResult
@@ -281,7 +281,8 @@ def _leg_diagnoses(
         until = f" to {clock(end)}" if end is not None else " to the end of the captures"
         message = (
             f"{names} {both} down from {clock(start)}{until} (seen from both ends): "
-            f"{len(lost)} keepalive packets left one capture and never reached the other"
+            f"{counted(len(lost), 'keepalive packet')} left one capture and never reached the "
+            "other"
         )
         if working:
             message += "; " + " and ".join(f"{f} → {t}" for f, t in working) + " kept working"

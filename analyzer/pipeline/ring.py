@@ -25,6 +25,7 @@ from typing import Any, TypeVar, overload
 from analyzer.keepalive.collect import MAX_ERRORS_LISTED, Collector, Flow
 from analyzer.keepalive.model import FrameError, SourceSummary, Traits
 from analyzer.keepalive.pairing import Pairer
+from analyzer.pipeline.collect import new_collector
 from analyzer.read import fastpath
 from analyzer.read.capture import CaptureError, CaptureReader, RawFrame, open_capture
 from analyzer.read.fastpath import READER_AUTO, READER_LIBPCAP, READER_PYTHON, Collected
@@ -263,6 +264,18 @@ def _add_traits(mine: Traits, theirs: Traits) -> Traits:
     return mine
 
 
+def _allow_open_files(needed: int) -> None:
+    """Raise the soft limit on open files towards `needed` (as far as the hard one allows)."""
+    try:
+        import resource
+    except ImportError:  # not on a Unix
+        return
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and soft < needed:
+        target = needed if hard == resource.RLIM_INFINITY else min(needed, hard)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+
+
 Progress = Callable[[int, int], None]  # (files done, files in all)
 
 
@@ -279,6 +292,7 @@ def collect_files(
     FastPathUnavailable with ``reader="libpcap"``) naming the file that failed."""
     jobs = max(jobs or default_jobs(), 1)
     files = list(paths)
+    _allow_open_files(len(files) + 64)  # each file's data column keeps its spill file open
     whole = _Whole(Collector(files, include_data=include_data))
 
     def one(path: str) -> Collected[Collector]:
@@ -308,6 +322,39 @@ def collect_files(
     finally:
         sys.setswitchinterval(switch)
     return whole.finish()
+
+
+def check_capture(argument: str) -> list[str]:
+    """The files a capture argument names (see :func:`capture_files`), in time order, each
+    opened once: raises CaptureError for the first that cannot be read."""
+    files = capture_files(argument)
+    if len(files) == 1:
+        open_capture(files[0]).close()
+        return files
+    return order_by_first_time(files)
+
+
+def collect_capture(
+    argument: str,
+    *,
+    reader: str = READER_AUTO,
+    include_data: bool = True,
+    jobs: int | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> Collected[Collector]:
+    """The streaming pass over a capture argument: one file as
+    :func:`analyzer.pipeline.collect.collect` reads it (`progress`: bytes read), several
+    (a directory, a,b,c) as :func:`collect_files` does."""
+    files = check_capture(argument)
+    if len(files) == 1:
+        return fastpath.collect(
+            files[0],
+            new_collector,
+            reader=reader,
+            include_data=include_data,
+            progress=progress,
+        )
+    return collect_files(files, reader=reader, include_data=include_data, jobs=jobs)
 
 
 class ChainedReader:

@@ -9,6 +9,7 @@ from rich.padding import Padding
 from rich.table import Table
 from rich.text import Text
 
+from analyzer.diagnose.rules import counted as count
 from analyzer.keepalive.clock import utc_text
 from analyzer.keepalive.model import (
     Analysis,
@@ -24,11 +25,6 @@ from analyzer.keepalive.state import LineState
 def _clock(epoch: float, precision: int, *, date: bool = True) -> str:
     # Outside 1970-9999 a time is written raw (@epoch seconds): datetime cannot hold it.
     return utc_text(epoch, date=date, digits=precision)
-
-
-def count(number: int, singular: str, plural: str | None = None) -> str:
-    """`number` and the noun it counts, singular for exactly one: "1 keepalive sent"."""
-    return f"{number} {singular if number == 1 else plural or singular + 's'}"
 
 
 def _state(state: LineState) -> Text:
