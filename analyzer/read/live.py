@@ -564,43 +564,48 @@ class LiveCapture:
             records = list(_META.iter_unpack(meta))
             frames = [view[offset : offset + length] for _s, _u, offset, length in records]
             flows, keepalives = counter.count(linktype, frames)
-            for index in keepalives:
-                data = bytes(frames[index])
-                if self._missed_by_keepalive_filter(linktype, data):
-                    seconds, micros, _offset, _length = records[index]
-                    when = seconds + micros / 1e6
-                    number = self._number(when, linktype, data, len(data))
-                    self._forwarded.put(RawFrame(number, when, linktype, data, len(data), 0, 0))
-            numbers = self._data_numbers(linktype, records, frames, flows)
+            missed = {
+                index
+                for index in keepalives
+                if self._missed_by_keepalive_filter(linktype, bytes(frames[index]))
+            }
+            numbers = self._number_batch(linktype, records, frames, flows, missed)
             if self.record_data:
                 self._hand_on(records, flows, numbers)
 
-    def _data_numbers(
+    def _number_batch(
         self,
         linktype: int,
         records: list[tuple[int, int, int, int]],
         frames: list[memoryview],
         flows: list[FlowKey | None],
+        missed: set[int],
     ) -> list[int]:
-        """Frame numbers for the data packets of a batch (written to the ``write`` file)."""
+        """Number (and with ``write`` save) a batch's data packets and the keepalives only
+        it has (handed on to the consumer), in capture order; the data packets' numbers."""
         output = self._output
-        numbers: list[int] = []
+        kept = [i for i, flow in enumerate(flows) if flow is not None or i in missed]
         if output is None:
-            count = sum(flow is not None for flow in flows)
             with self._numbers_lock:
                 first = self._numbers + 1
-                self._numbers += count
-            return list(range(first, first + count))
-        for (seconds, micros, _offset, _length), frame, flow in zip(
-            records, frames, flows, strict=True
-        ):
-            if flow is not None:
+                self._numbers += len(kept)
+            numbered = dict(zip(kept, range(first, first + len(kept)), strict=True))
+        else:
+            numbered = {}
+            for index in kept:
+                seconds, micros, _offset, length = records[index]
                 # next_batch gives no wire length: the captured one stands for it
-                when = seconds + micros / 1e6
-                written = output.write(when, linktype, bytes(frame), len(frame), flush=False)
-                numbers.append(written or 0)
-        output.flush()
-        return numbers
+                written = output.write(
+                    seconds + micros / 1e6, linktype, bytes(frames[index]), length, flush=False
+                )
+                numbered[index] = written or 0
+            output.flush()
+        for index in sorted(missed):
+            seconds, micros, _offset, length = records[index]
+            data = bytes(frames[index])
+            when = seconds + micros / 1e6
+            self._forwarded.put(RawFrame(numbered[index], when, linktype, data, length, 0, 0))
+        return [numbered[i] for i, flow in enumerate(flows) if flow is not None]
 
     def _hand_on(
         self,
