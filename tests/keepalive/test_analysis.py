@@ -400,3 +400,17 @@ def test_infer_period_follows_the_dominant_interval(
     times: list[float], expected: float | None
 ) -> None:
     assert infer_period(times) == expected
+
+
+def test_requests_captured_twice_change_neither_period_nor_counter() -> None:
+    # A `keepalive 2 3`, every request seen twice 3 µs apart (two capture interfaces) and
+    # answered 20 ms later: the second copy is a duplicate, not a burst.
+    cap = Capture()
+    for k in range(20):
+        request = cap.request(2.0 * k, A, B)
+        cap.add(2.0 * k + 0.000003, request)
+        cap.reply(2.0 * k + 0.020, request)
+    a = _originator(analyze_frames(cap.raw_frames()), A)
+    assert (a.period, a.sent, a.duplicates, a.bursts) == (2.0, 20, 20, [])
+    assert (a.period_agreeing, a.period_intervals) == (19, 19)
+    assert max(e.counter for e in a.events) == 1
