@@ -682,9 +682,17 @@ def capture_segments(collector: Collector, settings: Settings) -> list[Segment]:
             "the capture was not running (or saw no GRE); no timeline is extrapolated across "
             f"it (--capture-gap sets how long a silence must be, now {threshold:g} s)"
         )
+    # Keepalives, and each data flow's earliest and latest packet (its columns are in time
+    # order, so a flow whose earliest packet comes after its latest in the file went back).
     frames = sorted(
         [(r.frame, r.time) for log in logs for r in log.requests]
         + [(r.frame, r.time) for log in logs for r in log.replies]
+        + [
+            (collector.data_frames[flow][index], times[index])
+            for flow, times in collector.data_times.items()
+            if len(times)
+            for index in (0, -1)
+        ]
     )
     back = backwards_steps(frames)
     if back is not None:

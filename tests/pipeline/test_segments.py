@@ -128,3 +128,20 @@ def test_a_gap_shorter_than_the_threshold_is_extrapolated_as_before(tmp_path: Pa
     down, up = a["transitions"]  # type: ignore[misc]
     assert (down["state"], down["time"]) == ("down", T2020 + 90.0)
     assert (up["state"], up["time"]) == ("up", pytest.approx(T2020 + 5400.03005, abs=1e-6))
+
+
+def test_data_alone_going_back_in_time_is_warned_about() -> None:
+    from analyzer.pipeline.analyze import analyze_frames
+    from tests.builders import Capture
+
+    cap = Capture()
+    cap.data(100.0, A, "198.51.100.1")  # frame 1
+    cap.data(101.0, A, "198.51.100.1")  # frame 2
+    cap.data(5.0, A, "198.51.100.1")  # frame 3: 96 s back
+    cap.data(6.0, A, "198.51.100.1")  # frame 4
+    warnings = analyze_frames(cap.raw_frames()).source.warnings
+    # The flow's earliest packet (frame 3) comes after its latest (frame 2) in the file.
+    assert warnings == [
+        "timestamps go back in time once (by up to 1.6 min, first at frame 3): the file "
+        "looks merged from several captures; it is analysed in time order"
+    ]
