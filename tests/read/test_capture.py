@@ -1026,3 +1026,176 @@ def test_error_messages_name_magic_in_file_order(tmp_path: Path) -> None:
     path = write(tmp_path, b"\x00\x01\x02\x03" + bytes(40), "zeros.pcap")
     with pytest.raises(CaptureError, match=re.escape("(magic 0x00010203)")):
         open_capture(path)
+
+
+# ------------------------------------------- what libpcap and Wireshark agree on (docs/readers.md)
+
+PCAP_V22_SWAPPED_LENGTHS = (
+    b"\xd4\xc3\xb2\xa1"  # magic, little-endian usec
+    b"\x02\x00\x02\x00"  # version 2.2: lengths stored wire length first
+    b"\x00\x00\x00\x00"  # thiszone 0
+    b"\x00\x00\x00\x00"  # sigfigs 0
+    b"\xff\xff\x00\x00"  # snaplen 65535
+    b"\x01\x00\x00\x00"  # link type 1 (Ethernet)
+    # record 1 at byte 24
+    b"\x01\x00\x00\x00"  # ts_sec 1
+    b"\x00\x00\x00\x00"  # ts_usec 0
+    b"\xdc\x05\x00\x00"  # orig_len 1500 (in the captured-length place of 2.4)
+    b"\x03\x00\x00\x00"  # incl_len 3
+    b"\xaa\xbb\xcc"  # packet data (3 bytes)
+    # record 2 at byte 43
+    b"\x02\x00\x00\x00"  # ts_sec 2
+    b"\x00\x00\x00\x00"  # ts_usec 0
+    b"\x02\x00\x00\x00"  # orig_len 2
+    b"\x02\x00\x00\x00"  # incl_len 2
+    b"\xdd\xee"  # packet data (2 bytes)
+)
+
+
+def test_pcap_2_2_records_give_the_wire_length_first(tmp_path: Path) -> None:
+    reader, frames = read_all(write(tmp_path, PCAP_V22_SWAPPED_LENGTHS))
+    assert reader.warnings == []
+    assert [(f.time, f.data, f.wire_length, f.offset) for f in frames] == [
+        (1.0, b"\xaa\xbb\xcc", 1500, 24),
+        (2.0, b"\xdd\xee", 2, 43),
+    ]
+
+
+def test_pcap_543_0_of_dg_ux_gives_the_wire_length_first(tmp_path: Path) -> None:
+    data = bytearray(PCAP_V22_SWAPPED_LENGTHS)
+    data[4:8] = b"\x1f\x02\x00\x00"  # version 543.0 (DG/UX tcpdump)
+    _reader, frames = read_all(write(tmp_path, bytes(data)))
+    assert [(f.data, f.wire_length) for f in frames] == [(b"\xaa\xbb\xcc", 1500), (b"\xdd\xee", 2)]
+
+
+PCAP_V23_MIXED = (
+    b"\xd4\xc3\xb2\xa1"  # magic, little-endian usec
+    b"\x02\x00\x03\x00"  # version 2.3: either order, told by which length is larger
+    b"\x00\x00\x00\x00"  # thiszone 0
+    b"\x00\x00\x00\x00"  # sigfigs 0
+    b"\xff\xff\x00\x00"  # snaplen 65535
+    b"\x01\x00\x00\x00"  # link type 1 (Ethernet)
+    # record 1 at byte 24: the old order (first field larger)
+    b"\x01\x00\x00\x00"  # ts_sec 1
+    b"\x00\x00\x00\x00"  # ts_usec 0
+    b"\xdc\x05\x00\x00"  # 1500: larger, so it is the wire length
+    b"\x03\x00\x00\x00"  # 3: the captured length
+    b"\xaa\xbb\xcc"  # packet data (3 bytes)
+    # record 2 at byte 43: the 2.4 order
+    b"\x02\x00\x00\x00"  # ts_sec 2
+    b"\x00\x00\x00\x00"  # ts_usec 0
+    b"\x02\x00\x00\x00"  # incl_len 2
+    b"\x40\x00\x00\x00"  # orig_len 64
+    b"\xdd\xee"  # packet data (2 bytes)
+)
+
+
+def test_pcap_2_3_swaps_only_records_whose_first_length_is_larger(tmp_path: Path) -> None:
+    with open_capture(write(tmp_path, PCAP_V23_MIXED)) as reader:
+        frames = list(reader)
+        assert reader.captured_length(PCAP_V23_MIXED[24:40]) == 3
+        assert reader.captured_length(PCAP_V23_MIXED[43:59]) == 2
+    assert [(f.data, f.wire_length) for f in frames] == [(b"\xaa\xbb\xcc", 1500), (b"\xdd\xee", 64)]
+
+
+PCAP_TOP_BIT_TIMES = (
+    b"\xd4\xc3\xb2\xa1"  # magic, little-endian usec
+    b"\x02\x00\x04\x00"  # version 2.4
+    b"\x00\x00\x00\x00"  # thiszone 0
+    b"\x00\x00\x00\x00"  # sigfigs 0
+    b"\xff\xff\x00\x00"  # snaplen 65535
+    b"\x01\x00\x00\x00"  # link type 1 (Ethernet)
+    # record 1 at byte 24
+    b"\x00\x00\x00\x80"  # ts_sec 0x80000000 = 2147483648 (unsigned: 2038-01-19 03:14:08)
+    b"\x00\x00\x00\x00"  # ts_usec 0
+    b"\x01\x00\x00\x00"  # incl_len 1
+    b"\x01\x00\x00\x00"  # orig_len 1
+    b"\x01"  # packet data
+    # record 2 at byte 41
+    b"\xff\xff\xff\xff"  # ts_sec 0xffffffff = 4294967295
+    b"\xff\xff\xff\xff"  # ts_usec 0xffffffff = 4294967295 us = 4294.967295 s
+    b"\x01\x00\x00\x00"  # incl_len 1
+    b"\x01\x00\x00\x00"  # orig_len 1
+    b"\x02"  # packet data
+    # record 3 at byte 58
+    b"\x0a\x00\x00\x00"  # ts_sec 10
+    b"\x40\x42\x0f\x00"  # ts_usec 1000000: a whole second more
+    b"\x00\x00\x00\x00"  # incl_len 0: a zero-length frame
+    b"\x00\x00\x00\x00"  # orig_len 0
+)
+
+
+def test_pcap_timestamp_fields_are_unsigned_and_added_as_they_are(tmp_path: Path) -> None:
+    _reader, frames = read_all(write(tmp_path, PCAP_TOP_BIT_TIMES))
+    assert [(f.time, f.data) for f in frames] == [
+        (2147483648.0, b"\x01"),
+        (4294967295 + 4294.967295, b"\x02"),
+        (11.0, b""),
+    ]
+
+
+IDB_LE_ETHERNET_SECONDS = (
+    b"\x01\x00\x00\x00"  # block type: Interface Description Block
+    b"\x20\x00\x00\x00"  # block total length 32
+    b"\x01\x00"  # link type 1 (Ethernet)
+    b"\x00\x00"  # reserved
+    b"\x00\x00\x00\x00"  # snaplen 0
+    b"\x09\x00\x01\x00"  # option if_tsresol (9), length 1
+    b"\x00\x00\x00\x00"  # 0 -> units of 10^0 = 1 s, + 3 bytes padding
+    b"\x00\x00\x00\x00"  # opt_endofopt
+    b"\x20\x00\x00\x00"  # block total length 32 (trailer)
+)
+
+EPB_LE_TS_MAX = (
+    b"\x06\x00\x00\x00"  # block type: Enhanced Packet Block
+    b"\x20\x00\x00\x00"  # block total length 32
+    b"\x00\x00\x00\x00"  # interface id 0
+    b"\xff\xff\xff\xff"  # timestamp high 0xffffffff
+    b"\xff\xff\xff\xff"  # timestamp low 0xffffffff: 2^64 - 1 ticks of 1 s
+    b"\x00\x00\x00\x00"  # captured length 0
+    b"\x00\x00\x00\x00"  # original length 0
+    b"\x20\x00\x00\x00"  # block total length 32 (trailer)
+)
+
+
+def test_pcapng_timestamps_are_unsigned_64_bit(tmp_path: Path) -> None:
+    data = SHB_LE + IDB_LE_ETHERNET_SECONDS + EPB_LE_TS_MAX
+    reader, frames = read_all(write(tmp_path, data, "max.pcapng"))
+    assert reader.warnings == [] and reader.precision == 0
+    assert [(f.time, f.data) for f in frames] == [(float(2**64 - 1), b"")]
+
+
+def test_pcapng_interface_described_after_a_packet_sets_the_precision(tmp_path: Path) -> None:
+    data = (
+        SHB_LE  # bytes 0-27
+        + IDB_LE_ETHERNET_DEFAULT  # bytes 28-47: interface 0, microseconds
+        + EPB_LE_SNAP4  # bytes 48-83: frame 1 at 1.0 s on interface 0
+        + IDB_LE_ETHERNET_NSEC  # bytes 84-115: interface 1, nanoseconds
+    )
+    with open_capture(write(tmp_path, data, "late.pcapng")) as reader:
+        assert reader.precision == 6  # all that is known before the first packet
+        frames = list(reader)
+        assert reader.precision == 9
+    assert [f.time for f in frames] == [1.0]
+
+
+def test_interface_clock_of_an_idb_body() -> None:
+    body = IDB_LE_RAW_POW2[8:-4]  # what follows the block length, without the trailer
+    assert capture_module.interface_clock(body, "<") == capture_module.InterfaceClock(
+        linktype=LINKTYPE_RAW, units=2**20, offset=1000, precision=7
+    )
+    assert capture_module.interface_clock(IDB_BE_SLL_MSEC[8:-4], ">") == (
+        capture_module.InterfaceClock(LINKTYPE_LINUX_SLL, 1000, 0, 3)
+    )
+
+
+def test_interface_clock_refuses_what_the_reader_would_warn_about() -> None:
+    cut_option = (
+        b"\x01\x00"  # link type 1 (Ethernet)
+        b"\x00\x00"  # reserved
+        b"\x00\x00\x00\x00"  # snaplen 0
+        b"\x09\x00\x08\x00"  # option if_tsresol, length 8: longer than what is left
+        b"\x09\x00\x00\x00"  # 4 bytes
+    )
+    assert capture_module.interface_clock(cut_option, "<") is None
+    assert capture_module.interface_clock(b"\x01\x00\x00\x00", "<") is None  # 4 of 8 bytes
