@@ -528,7 +528,7 @@ class ProbeLoop:
     reload: Reloader | None = None
     hup: threading.Event = field(default_factory=threading.Event)
     housekeeping: Callable[[], None] = field(default=lambda: None)
-    _finished: set[Tunnel] = field(default_factory=set)
+    _finished: set[Tunnel] = field(default_factory=set, init=False)
 
     def run(self, stop: threading.Event) -> int:
         """Run until `stop` is set (0) or --count is done (0 up, 3 down)."""

@@ -22,16 +22,15 @@ from prometheus_client import generate_latest
 from analyzer import cli
 from analyzer.probe import command as probe
 from analyzer.probe import net as probe_net
-from analyzer.probe.engine import DROP_REASONS, ProbeEngine, ProbeOptions
+from analyzer.probe.engine import ProbeEngine
 from analyzer.probe.hooks import OnChange, hook_environment, transition_line
 from analyzer.probe.hostif import interface_address, resolve_interface_sources
-from analyzer.probe.metrics import ProbeMetrics
 from analyzer.probe.reflect import rebuild_reflection
 from analyzer.probe.tunnel import Tunnel
 from analyzer.read.bpf import gre_socket_filter
 from analyzer.read.fastpath import libpcap_candidates
 from analyzer.read.packet import build_keepalive_request, reflect_request
-from tests.probe.test_probe_units import FakeNetwork
+from tests.probe.test_probe_units import FakeNetwork, _engine
 
 A, B, C = "192.0.2.1", "192.0.2.2", "192.0.2.3"
 FAR = "198.51.100.1"
@@ -191,16 +190,6 @@ def _tunnel(
     local: str = A, remote: str = B, period: float | None = 1.0, retries: int = 2
 ) -> Tunnel:
     return Tunnel(local, remote, None, period, retries, f"{local}→{remote}", "test")
-
-
-def _engine(*tunnels: Tunnel, **options: Any) -> ProbeEngine:
-    chosen = list(tunnels) or [_tunnel()]
-    return ProbeEngine(
-        chosen,
-        ProbeOptions(**options),
-        metrics=ProbeMetrics(chosen, DROP_REASONS),
-        first_ip_id=100,
-    )
 
 
 def test_the_engine_drops_an_expiring_keepalive_before_spending_a_token() -> None:

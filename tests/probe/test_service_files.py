@@ -100,34 +100,21 @@ def test_alert_rules_have_the_prometheus_shape_and_use_real_metrics() -> None:
     }
 
 
-def _promtool() -> str:
+def _promtool(*args: str) -> subprocess.CompletedProcess[str]:
     found = shutil.which("promtool")
     if found is None:
         pytest.skip("promtool is not installed (apt-get install prometheus)")
-    return found
+    result = subprocess.run([found, *args], capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result
 
 
 def test_promtool_accepts_the_rules() -> None:
-    result = subprocess.run(
-        [_promtool(), "check", "rules", str(RULES)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert "SUCCESS: 4 rules found" in result.stdout
+    assert "SUCCESS: 4 rules found" in _promtool("check", "rules", str(RULES)).stdout
 
 
 def test_promtool_unit_tests_of_every_rule_pass() -> None:
-    result = subprocess.run(
-        [_promtool(), "test", "rules", str(RULE_TESTS)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
+    _promtool("test", "rules", str(RULE_TESTS))
     tested = set(re.findall(r"alertname: (\w+)", RULE_TESTS.read_text(encoding="utf-8")))
     rules = yaml.safe_load(RULES.read_text(encoding="utf-8"))["groups"][0]["rules"]
     assert tested == {rule["alert"] for rule in rules}
