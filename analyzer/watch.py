@@ -140,12 +140,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument(
         "--no-data",
         action="store_true",
-        help="capture only packets that can be keepalives (tunnel data is not counted)",
+        help="only the keepalive capture: no second capture counting the tunnels' data",
     )
     parser.add_argument(
         "--filter",
         metavar="EXPR",
-        help="a libpcap filter (tcpdump syntax) ANDed with the keepalive filter, "
+        help="a libpcap filter (tcpdump syntax) ANDed with the filter of both captures, "
         "e.g. 'host 192.0.2.1'",
     )
     parser.add_argument(
