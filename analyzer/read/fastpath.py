@@ -228,6 +228,10 @@ def collect_libpcap(
     with open_capture(path) as reader:
         if reader.compressed:
             raise FastPathUnavailable("gzip-compressed input")
+        try:
+            path.encode()  # the C loop takes UTF-8; os.fsencode would not get there
+        except UnicodeEncodeError:
+            raise FastPathUnavailable("a file name that is not UTF-8") from None
         clocks = _survey(fastscan, path)
         why = _exact_clocks(clocks)
         if why is not None:
@@ -279,10 +283,11 @@ def collect_libpcap(
     collector.source.start = start
     collector.source.end = end
     collector.source.gre_packets += data_packets  # counted in C, recorded or not
+    cache = SpillBlocks(spill)
     for src, dst, key, count, blocks, in_order in flows:
         offsets = array("Q", blocks)
-        times: SpilledColumn[float] = SpilledColumn(spill, 0, offsets, count)
-        frames: SpilledColumn[int] = SpilledColumn(spill, 1, offsets, count)
+        times: SpilledColumn[float] = SpilledColumn(spill, 0, offsets, count, cache)
+        frames: SpilledColumn[int] = SpilledColumn(spill, 1, offsets, count, cache)
         collector.add_data_flow(
             (_address(src), _address(dst), key), times, frames, in_time_order=bool(in_order)
         )
@@ -343,24 +348,56 @@ T = TypeVar("T", int, float)
 RECORD = struct.Struct("=dq")  # one spilled data record: time, frame number (native order)
 
 
+class SpillBlocks:
+    """The blocks of a spill file read last, shared by all its columns (at most
+    CACHED_BLOCKS of them): a bisection's last probes fall in one block, read once."""
+
+    def __init__(self, spill: IO[bytes]) -> None:
+        self._fd = spill.fileno()
+        self._blocks: dict[int, bytes] = {}
+
+    def read(self, offset: int, records: int) -> bytes:
+        """The `records` records of the block at `offset`."""
+        found = self._blocks.get(offset)
+        if found is None:
+            found = os.pread(self._fd, RECORD.size * records, offset)
+            if len(self._blocks) >= CACHED_BLOCKS:
+                del self._blocks[next(iter(self._blocks))]
+            self._blocks[offset] = found
+        return found
+
+
+CACHED_BLOCKS = 16
+
+
 class SpilledColumn(Sequence[T]):
     """One column (times or frame numbers) of one flow's data records in the spill file:
-    blocks of BLOCK_RECORDS (float64 time, int64 frame) records.
+    blocks of BLOCK_RECORDS (float64 time, int64 frame) records, the last one partial.
 
-    Values are read with pread when asked for; nothing is mapped or cached, so memory
-    stays flat however many packets the file holds (the analysis reads a few thousand
-    values, bisecting around failures; a memory map made the kernel fault in 64 KiB
-    around each of them). The open spill file lives as long as its columns.
+    Values are read with pread when asked for, a block at a time, and only the few blocks
+    read last are kept (:class:`SpillBlocks`), so memory stays flat however many packets
+    the file holds (the analysis reads a few thousand values, bisecting around failures; a
+    memory map made the kernel fault in 64 KiB around each of them). The open spill file
+    lives as long as its columns.
     """
 
-    def __init__(self, spill: IO[bytes], column: int, blocks: array[int], count: int) -> None:
-        """`column`: 0 for times, 1 for frame numbers; `blocks`: file offsets, in order."""
+    def __init__(
+        self,
+        spill: IO[bytes],
+        column: int,
+        blocks: array[int],
+        count: int,
+        cache: SpillBlocks | None = None,
+    ) -> None:
+        """`column`: 0 for times, 1 for frame numbers; `blocks`: file offsets, in order;
+        `cache`: the spill file's blocks read last (shared by its columns)."""
         self._spill = spill
         self._fd = spill.fileno()
         self._column = column
         self._code = "d" if column == 0 else "q"
         self._blocks = blocks
         self._count = count
+        self._cache = cache or SpillBlocks(spill)
 
     def __len__(self) -> int:
         return self._count
@@ -382,8 +419,10 @@ class SpilledColumn(Sequence[T]):
         if not 0 <= index < self._count:
             raise IndexError("data column index out of range")
         block, position = divmod(index, BLOCK_RECORDS)
-        record = os.pread(self._fd, RECORD.size, self._blocks[block] + RECORD.size * position)
-        value: T = RECORD.unpack(record)[self._column]
+        records = self._cache.read(
+            self._blocks[block], min(BLOCK_RECORDS, self._count - block * BLOCK_RECORDS)
+        )
+        value: T = RECORD.unpack_from(records, RECORD.size * position)[self._column]
         return value
 
     def __iter__(self) -> Iterator[T]:
