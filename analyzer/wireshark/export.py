@@ -17,10 +17,13 @@ import argparse
 import ipaddress
 import math
 import os
+import shutil
+import subprocess
 import sys
 from importlib import resources
 from typing import TYPE_CHECKING
 
+from analyzer import __version__
 from analyzer.keepalive.state import DEFAULT_RETRIES, MAX_PERIOD, MAX_RETRIES
 from analyzer.options import (
     EXIT_OK,
@@ -36,6 +39,7 @@ if TYPE_CHECKING:
     from analyzer.config import KeepaliveConfig
 
 TEMPLATE = "template.lua"
+PLUGIN_FILE = "gre_keepalive.lua"
 
 HELP = """\
 Write a Wireshark Lua post-dissector (Wireshark 3.6 or later) that shows, on every GRE
@@ -54,13 +58,16 @@ retries default to 3, as in `gre-keepalive analyze`.
 
 EPILOG = """\
 examples:
-  gre-keepalive export-lua -o ~/.local/lib/wireshark/plugins/gre_keepalive.lua
+  gre-keepalive export-lua --install
   gre-keepalive export-lua --config router-a.cfg -o gre_keepalive.lua
-  tshark -2 -X lua_script:gre_keepalive.lua -r wan.pcap -Y 'grekeepalive.line_state == "down"'
+  tshark -X lua_script:gre_keepalive.lua -r wan.pcap -Y 'grekeepalive.line_state == "down"'
+  tshark -r wan.pcap -q -z grekeepalive,tunnels     # with the plugin installed
 
-Install: copy the file into Wireshark's personal Lua plugins folder (Help > About
-Wireshark > Folders): ~/.local/lib/wireshark/plugins/ on Linux and macOS (3.6+; older
-releases ~/.config/wireshark/plugins/), %APPDATA%\\Wireshark\\plugins\\ on Windows.
+--install writes gre_keepalive.lua into Wireshark's personal Lua plugins folder (the one
+`tshark -G folders` names, else ~/.local/lib/wireshark/plugins/ on Linux and macOS,
+%APPDATA%\\Wireshark\\plugins\\ on Windows), creating it, and prints where; restart
+Wireshark or use Analyze > Reload Lua Plugins. Keep one copy: a second one loaded (say
+with -X lua_script:) is reported and ignored.
 
 exit status: 0 written; 2 unreadable configuration, unwritable output or bad usage.
 """
@@ -75,11 +82,19 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument(
+    target = parser.add_mutually_exclusive_group()
+    target.add_argument(
         "-o",
         "--output",
         metavar="FILE",
-        help="where to write the Lua file ('-' or none: standard output)",
+        help="where to write the Lua file ('-' or none: standard output); missing "
+        "folders are created",
+    )
+    target.add_argument(
+        "--install",
+        action="store_true",
+        help="write gre_keepalive.lua into Wireshark's personal Lua plugins folder "
+        "(created if missing) and print its path",
     )
     parser.add_argument(
         "--config",
@@ -115,16 +130,50 @@ def _export(args: argparse.Namespace) -> int:
     except UsageError as exc:
         return _fail(str(exc))
     text = generate_lua(config, args.period, args.retries)
-    if args.output and args.output != "-":
+    output = args.output
+    if args.install:
+        output = os.path.join(personal_plugins_folder(), PLUGIN_FILE)
+    if output and output != "-":
         try:
-            with open(args.output, "w", encoding="utf-8", newline="\n") as stream:
+            folder = os.path.dirname(os.path.abspath(output))
+            os.makedirs(folder, exist_ok=True)
+            with open(output, "w", encoding="utf-8", newline="\n") as stream:
                 stream.write(text)
         except OSError as exc:
-            return _fail(f"{args.output}: cannot write ({exc.strerror or exc})")
+            return _fail(f"{output}: cannot write ({exc.strerror or exc})")
+        if args.install:
+            print(f"installed the Wireshark plugin: {output}")
+            print("restart Wireshark (or Analyze > Reload Lua Plugins) to load it")
     else:
         sys.stdout.write(text)
         sys.stdout.flush()
     return EXIT_OK
+
+
+def personal_plugins_folder() -> str:
+    """Wireshark's personal Lua plugins folder: what `tshark -G folders` says, else the
+    default of Wireshark 3.6+ on this system."""
+    tshark = shutil.which("tshark")
+    if tshark is not None:
+        try:
+            listing = subprocess.run(
+                [tshark, "-G", "folders"],
+                capture_output=True,
+                text=True,
+                timeout=30,
+                check=False,
+            ).stdout
+        except (OSError, subprocess.SubprocessError):
+            listing = ""
+        for line in listing.splitlines():
+            name, _, value = line.partition(":")
+            if name.strip() == "Personal Lua Plugins" and value.strip():
+                return value.strip()
+    if sys.platform == "win32":
+        return os.path.join(
+            os.environ.get("APPDATA", os.path.expanduser("~")), "Wireshark", "plugins"
+        )
+    return os.path.join(os.path.expanduser("~"), ".local", "lib", "wireshark", "plugins")
 
 
 # --- generation ---------------------------------------------------------------------------
@@ -260,6 +309,8 @@ def generate_lua(config: KeepaliveConfig | None, period: float | None, retries: 
 
     rows = _tunnel_rows(config) if config is not None else []
     values = {
+        "@@VERSION@@": _lua_string(__version__),
+        "@@VERSION_TEXT@@": _comment(__version__),
         "@@SETTINGS@@": "\n".join(_settings_comment(config, period, retries)),
         "@@CONFIG_DEFAULT_PERIOD@@": "nil" if file_period is None else _lua_number(file_period),
         "@@CONFIG_DEFAULT_RETRIES@@": str(file_retries) if file_retries is not None else "nil",
