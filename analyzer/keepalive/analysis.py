@@ -87,6 +87,7 @@ PERIOD_TOLERANCE = 0.1
 CLUSTER_TOLERANCE = 0.05
 # The largest candidate that at least this share of the intervals agrees with wins.
 DOMINANT_SHARE = 0.8
+MAX_CANDIDATES = 32  # candidate periods tried: the most populous clusters of intervals
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,34 +116,39 @@ def estimate_period(send_times: Sequence[float]) -> PeriodEstimate | None:
     raw = [b - a for a, b in pairwise(send_times) if b > a]
     if not raw:
         return None
-    short = BURST_FRACTION * statistics.median(raw)
-    burst = [i < short for i in raw]
-    intervals = sorted(
-        value
-        for index, value in enumerate(raw)
-        if not burst[index]
-        and not (index > 0 and burst[index - 1])
-        and not (index + 1 < len(raw) and burst[index + 1])
-    )
-    if not intervals:
-        intervals = sorted(i for i, is_burst in zip(raw, burst, strict=True) if not is_burst)
+    ordered = sorted(raw)
+    short = BURST_FRACTION * ordered[len(ordered) // 2]
+    if ordered[0] >= short:
+        intervals = ordered  # no burst: every interval counts
+    else:
+        burst = [i < short for i in raw]
+        intervals = sorted(
+            value
+            for index, value in enumerate(raw)
+            if not burst[index]
+            and not (index > 0 and burst[index - 1])
+            and not (index + 1 < len(raw) and burst[index + 1])
+        ) or [i for i in ordered if i >= short]
     if not intervals:
         return None
     clusters: list[list[float]] = [[intervals[0]]]
-    for value in intervals[1:]:
-        if value - clusters[-1][-1] <= CLUSTER_TOLERANCE * clusters[-1][-1]:
-            clusters[-1].append(value)
-        else:
-            clusters.append([value])
-    candidates = [statistics.median(c) for c in clusters]
-
-    scored = [(candidate, _agreeing(intervals, candidate)) for candidate in candidates]
-    dominant = [s for s in scored if len(s[1]) >= DOMINANT_SHARE * len(intervals)]
-    if dominant:
-        _candidate, agree = max(dominant, key=lambda s: s[0])
+    if intervals[-1] - intervals[0] <= CLUSTER_TOLERANCE * intervals[0]:
+        clusters = [intervals]  # all within jitter of each other (the usual case)
     else:
-        _candidate, agree = max(scored, key=lambda s: (len(s[1]), s[0]))
-    period = statistics.median(agree)
+        for value in intervals[1:]:
+            if value - clusters[-1][-1] <= CLUSTER_TOLERANCE * clusters[-1][-1]:
+                clusters[-1].append(value)
+            else:
+                clusters.append([value])
+    # The largest clusters only: a sender whose every interval differs must not cost n².
+    clusters = sorted(clusters, key=len, reverse=True)[:MAX_CANDIDATES]
+    scored = [(c[len(c) // 2], _agreeing_count(intervals, c[len(c) // 2])) for c in clusters]
+    dominant = [s for s in scored if s[1] >= DOMINANT_SHARE * len(intervals)]
+    if dominant:
+        candidate, _count = max(dominant, key=lambda s: s[0])
+    else:
+        candidate, _count = max(scored, key=lambda s: (s[1], s[0]))
+    period = statistics.median(_agreeing(intervals, candidate))
     nearest = round(period)
     if nearest >= 1 and abs(period - nearest) <= 0.05 * period:
         period = float(nearest)
@@ -150,15 +156,34 @@ def estimate_period(send_times: Sequence[float]) -> PeriodEstimate | None:
         period = round(period, 3)
     if period <= 0:
         return None
-    return PeriodEstimate(period, len(_agreeing(raw, period)), len(raw))
+    return PeriodEstimate(period, _agreeing_count(ordered, period), len(raw))
+
+
+LISTED_MULTIPLES = 64  # multiples of a candidate counted by bisecting; longer ones one by one
+
+
+def _agreeing_count(ordered: Sequence[float], candidate: float) -> int:
+    """How many of the sorted intervals are within tolerance of a whole multiple of
+    `candidate`."""
+    tolerance = PERIOD_TOLERANCE * candidate
+    count = 0
+    for multiple in range(1, LISTED_MULTIPLES + 1):
+        centre = multiple * candidate
+        count += bisect_right(ordered, centre + tolerance) - bisect_left(
+            ordered, centre - tolerance
+        )
+    beyond = bisect_right(ordered, LISTED_MULTIPLES * candidate + tolerance)
+    count += len(_agreeing(ordered[beyond:], candidate))
+    return count
 
 
 def _agreeing(intervals: Sequence[float], candidate: float) -> list[float]:
     """The period each interval that is close to a whole multiple of `candidate` gives."""
+    tolerance = PERIOD_TOLERANCE * candidate
     found = []
     for value in intervals:
         multiple = round(value / candidate)
-        if multiple >= 1 and abs(value - multiple * candidate) <= PERIOD_TOLERANCE * candidate:
+        if multiple >= 1 and abs(value - multiple * candidate) <= tolerance:
             found.append(value / multiple)
     return found
 
@@ -481,11 +506,14 @@ def _vantage(originators: list[OriginatorResult]) -> tuple[str | None, str | Non
 
 
 def _finish(
-    originator: OriginatorLog, settings: Settings, collector: Collector, segments: list[Segment]
+    originator: OriginatorLog,
+    settings: Settings,
+    collector: Collector,
+    segments: list[Segment],
+    estimate: PeriodEstimate | None,
 ) -> OriginatorResult:
     requests = sorted(originator.requests, key=lambda r: (r.time, r.frame))
     send_times = [r.time for r in requests]
-    estimate = estimate_period(send_times)
     inferred = None if estimate is None else estimate.period
     resolved = resolve_settings(
         settings, originator.address, originator.peer, originator.tunnel[1], inferred
@@ -606,11 +634,16 @@ def build_analysis(collector: Collector, settings: Settings) -> Analysis:
     by_tunnel: dict[TunnelId, list[OriginatorLog]] = {}
     for (tunnel, _address), originator in collector.pairer.originators.items():
         by_tunnel.setdefault(tunnel, []).append(originator)
-    segments = capture_segments(collector, settings)
+    estimates = {
+        key: estimate_period(sorted(r.time for r in log.requests))
+        for key, log in collector.pairer.originators.items()
+    }
+    periods = [e.period for e in estimates.values() if e is not None]
+    segments = capture_segments(collector, settings, max(periods, default=0.0))
     tunnels: list[TunnelResult] = []
     for tunnel, members in sorted(by_tunnel.items(), key=lambda item: _tunnel_sort_key(item[0])):
         results = [
-            _finish(o, settings, collector, segments)
+            _finish(o, settings, collector, segments, estimates[(tunnel, o.address)])
             for o in sorted(members, key=lambda o: o.address)
         ]
         tunnels.append(_tunnel(collector, tunnel, results))
@@ -652,10 +685,12 @@ def _tunnel(
     return result
 
 
-def capture_segments(collector: Collector, settings: Settings) -> list[Segment]:
+def capture_segments(
+    collector: Collector, settings: Settings, longest_period: float = 0.0
+) -> list[Segment]:
     """The stretches of the capture that were running: split at every silence longer than
-    the capture-gap threshold (and GAP_PERIODS periods), each said in `source.warnings`;
-    timestamps going back in time are said there too."""
+    the capture-gap threshold (and GAP_PERIODS times the longest period), each said in
+    `source.warnings`; timestamps going back in time are said there too."""
     source = collector.source
     start = source.start or 0.0
     end = source.end or 0.0
@@ -664,12 +699,8 @@ def capture_segments(collector: Collector, settings: Settings) -> list[Segment]:
         [r.time for log in logs for r in log.requests]
         + [r.time for log in logs for r in log.replies]
     )
-    periods = [settings.period or 0.0]
-    for log in logs:
-        inferred = infer_period(sorted(r.time for r in log.requests))
-        if inferred is not None:
-            periods.append(inferred)
-    threshold = max(settings.capture_gap, GAP_PERIODS * max(periods))
+    longest = max(longest_period, settings.period or 0.0)
+    threshold = max(settings.capture_gap, GAP_PERIODS * longest)
     columns: list[Sequence[float]] = [[start, end], keepalives, *collector.data_times.values()]
     gaps = long_gaps(columns, threshold)
     source.gaps = gaps
