@@ -174,3 +174,27 @@ def test_the_chained_reader_numbers_frames_on(whole: Path, tmp_path: Path) -> No
     with ChainedReader([str(f) for f in files], "ring") as reader:
         chained = [(f.number, f.time) for f in reader]
     assert chained == [(f.number, f.time) for f in frames_of(whole)]
+
+
+def test_collect_capture_takes_one_file_or_several(whole: Path, tmp_path: Path) -> None:
+    from analyzer.keepalive.analysis import Settings
+    from analyzer.pipeline.analyze import analyze_collected
+    from analyzer.pipeline.ring import collect_capture
+    from analyzer.report.json import analysis_dict
+
+    split(whole, tmp_path / "ring")
+    documents = []
+    for argument in (str(whole), str(tmp_path / "ring")):
+        collected = collect_capture(argument, jobs=2)
+        analysis = analyze_collected(collected.collector, Settings())
+        analysis.source.precision = collected.precision
+        documents.append(without_files(analysis_dict(analysis)))
+    assert documents[0] == documents[1]
+
+
+def test_a_missing_file_among_several_is_named(whole: Path, tmp_path: Path) -> None:
+    from analyzer.pipeline.ring import check_capture
+    from analyzer.read.capture import CaptureError
+
+    with pytest.raises(CaptureError, match=r"nowhere\.pcap"):
+        check_capture(f"{whole},{tmp_path / 'nowhere.pcap'}")
