@@ -588,17 +588,23 @@ class ProbeLoop:
             )
             self.emit([{"time": stamp, "event": "reload-failed", "error": message}])
             return
-        before = set(self.engine.tunnels)
-        removed = self.engine.reconfigure(tunnels, config)
+        change = self.engine.reconfigure(tunnels, config)
         registered = {key.fileobj for key in selector.get_map().values()}
         for sock in self.sockets.receivers:
             if sock not in registered:
                 selector.register(sock, selectors.EVENT_READ)
-        for tunnel in removed:
+        for tunnel in change.removed:
             schedules.pop(tunnel, None)
+            self._finished.discard(tunnel)
+        for new, old in change.kept.items():
+            if old in schedules:
+                schedules[new] = schedules.pop(old)
+            if old in self._finished:
+                self._finished.discard(old)
+                self._finished.add(new)
         now = self.monotonic()
-        for tunnel in tunnels:
-            if tunnel.originates and tunnel not in schedules:
+        for tunnel in change.added:
+            if tunnel.originates:
                 schedules[tunnel] = _Schedule(now)
         self.emit(
             [
@@ -606,8 +612,8 @@ class ProbeLoop:
                     "time": stamp,
                     "event": "reloaded",
                     "tunnels": [t.describe() for t in tunnels],
-                    "added": [t.name for t in tunnels if t not in before],
-                    "removed": [t.name for t in removed],
+                    "added": [t.name for t in change.added],
+                    "removed": [t.name for t in change.removed],
                 }
             ]
         )

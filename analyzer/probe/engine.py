@@ -139,6 +139,19 @@ class TunnelStats:
     dropped: dict[str, int] = field(default_factory=dict)
 
 
+@dataclass(frozen=True, slots=True)
+class Reconfigured:
+    """What a reload changed: tunnels started, stopped, and kept (new object → old one)."""
+
+    added: list[Tunnel]
+    removed: list[Tunnel]
+    kept: dict[Tunnel, Tunnel]
+
+
+def _identity(tunnel: Tunnel) -> tuple[str, str, int | None, float | None, int]:
+    return (tunnel.local, tunnel.remote, tunnel.key, tunnel.period, tunnel.retries)
+
+
 def tracker_config(
     tunnels: Iterable[Tunnel], config: KeepaliveConfig | None = None
 ) -> KeepaliveConfig:
@@ -225,14 +238,28 @@ class ProbeEngine:
             self._outstanding.setdefault(t, deque(maxlen=OUTSTANDING))
         self._assumed.clear()
 
-    def reconfigure(self, tunnels: list[Tunnel], config: KeepaliveConfig | None) -> list[Tunnel]:
-        """Run `tunnels` from now on (a reloaded configuration); the removed ones returned.
+    def reconfigure(self, tunnels: list[Tunnel], config: KeepaliveConfig | None) -> Reconfigured:
+        """Run `tunnels` from now on (a reloaded configuration).
 
-        A tunnel that is still there, with the same period and retries, keeps its state,
-        counters and outstanding requests; one whose settings changed starts afresh.
+        A tunnel that is still there (same addresses, key, period and retries, whatever its
+        name or line in the file now) keeps its state, counters and outstanding requests;
+        one whose settings changed starts afresh.
         """
-        kept = set(tunnels)
-        removed = [t for t in self.tunnels if t not in kept]
+        old_by_identity = {_identity(t): t for t in self.tunnels}
+        kept = {
+            new: old_by_identity[_identity(new)]
+            for new in tunnels
+            if _identity(new) in old_by_identity
+        }
+        still = set(kept.values())
+        removed = [t for t in self.tunnels if t not in still]
+        for new, old in kept.items():
+            self.stats[new] = self.stats.pop(old)
+            self._buckets[new] = self._buckets.pop(old)
+            self._return_buckets[new] = self._return_buckets.pop(old)
+            self._outstanding[new] = self._outstanding.pop(old)
+            if old in self._finished:
+                self._finished[new] = self._finished.pop(old)
         for tunnel in removed:
             self._buckets.pop(tunnel, None)
             self._return_buckets.pop(tunnel, None)
@@ -242,13 +269,13 @@ class ProbeEngine:
             if self.metrics:
                 self.metrics.remove(tunnel)
             self.tracker.forget(tunnel.local, tunnel.remote, tunnel.key)
-        added = [t for t in tunnels if t not in self.stats]
+        added = [t for t in tunnels if t not in kept]
         self.tracker.settings = Settings(config=tracker_config(tunnels, config))
         self._index(tunnels)
         if self.metrics:
             for tunnel in added:
                 self.metrics.add(tunnel)
-        return removed
+        return Reconfigured(added, removed, kept)
 
     # --- what happens ----------------------------------------------------------------
 

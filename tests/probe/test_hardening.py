@@ -461,7 +461,8 @@ def test_reconfigure_keeps_the_kept_tunnels_state_and_drops_the_removed() -> Non
     assert reply is not None
     engine.received(0.01, 0.01, reply)
     engine.sent(removed, 0.0, engine.build_request(removed))
-    assert engine.reconfigure([kept, added], None) == [removed]
+    change = engine.reconfigure([kept, added], None)
+    assert (change.added, change.removed, change.kept) == ([added], [removed], {kept: kept})
     assert (engine.stats[kept].sent, engine.stats[kept].returned) == (1, 1)
     assert removed not in engine.stats and added in engine.stats
     originators = {(s.address, s.peer) for s in engine.tracker.snapshot(1.0)}
@@ -469,6 +470,20 @@ def test_reconfigure_keeps_the_kept_tunnels_state_and_drops_the_removed() -> Non
     assert engine.metrics is not None
     text = generate_latest(engine.metrics.registry).decode()
     assert 'remote="198.51.100.1"' not in text and 'remote="198.51.100.2"' in text
+
+
+def test_a_tunnel_that_only_moved_in_the_file_keeps_its_state() -> None:
+    before = _tunnel(A, B)
+    engine = _engine(before)
+    engine.sent(before, 0.0, engine.build_request(before))
+    moved = Tunnel(A, B, None, 1.0, 2, "Tunnel7", "router.cfg:40")  # renamed, other line
+    change = engine.reconfigure([moved], None)
+    assert (change.added, change.removed, change.kept) == ([], [], {moved: before})
+    assert engine.stats[moved].sent == 1 and engine.tunnels == [moved]
+    slower = Tunnel(A, B, None, 5.0, 2, "Tunnel7", "router.cfg:40")  # period changed
+    change = engine.reconfigure([slower], None)
+    assert (change.added, change.removed) == ([slower], [moved])
+    assert engine.stats[slower].sent == 0
 
 
 def test_the_loop_reloads_on_hup_and_survives_a_bad_reload() -> None:
