@@ -495,6 +495,8 @@ def select_tunnels(
         raise ValueError("--count needs a tunnel that sends keepalives (not --reflect-only)")
     if args.reflect_only and args.no_reflect:
         raise ValueError("--reflect-only and --no-reflect leave nothing to do")
+    if args.on_change and args.format == "tui":
+        raise ValueError("--on-change works with --format jsonl (the TUI owns the terminal)")
     return tunnels, warnings
 
 

@@ -397,6 +397,7 @@ def host_has_a(monkeypatch: pytest.MonkeyPatch) -> None:
         (["--local", A, "--remote", B, "--keepalive", "1e-300", "3"], "out of range 1-32767"),
         (["--local", A, "--remote", B, "--keepalive", "0.001", "3", "--lab"], "out of range"),
         (["--local", A, "--remote", B, "--keepalive", "nan", "3"], "out of range"),
+        (["--local", A, "--remote", B, "--on-change", "true", "--format", "tui"], "jsonl"),
     ],
 )
 def test_bad_endpoints_and_periods_are_one_line_and_exit_2(
