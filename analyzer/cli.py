@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
 import gc
 import importlib
+import io
 import os
 import signal
 import sys
@@ -35,6 +37,7 @@ from analyzer.read.fastpath import (
     FastPathUnavailable,
     Progress,
 )
+from analyzer.report.escape import printable
 
 if TYPE_CHECKING:
     from analyzer.config import KeepaliveConfig
@@ -61,7 +64,8 @@ class _Parser(argparse.ArgumentParser):
     """argparse, but usage errors are one line on stderr (exit 2)."""
 
     def error(self, message: str) -> NoReturn:
-        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+        shown = printable(message)  # arguments may hold escape sequences
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {shown} (see {self.prog} --help)\n")
 
 
 DEFAULT_FOLLOW_TIMEOUT = 5.0
@@ -102,8 +106,11 @@ examples:
   tcpdump -i eth0 -w - 'ip proto 47' | gre-keepalive analyze - --period 5 --retries 4
   gre-keepalive analyze wan.pcap --follow      # while tcpdump -w wan.pcap is still writing
 
-exit status: 0 analysed; 2 unreadable input or bad usage; 3 with --fail-on-down when a
-line protocol went down.
+exit status: 0 analysed; 2 unreadable input or bad usage (also when the output cannot be
+written: a full disk, a closed stdout); 3 with --fail-on-down when a line protocol went
+down; 141 (128 + SIGPIPE), quietly, when the reader of stdout goes away (`| head`).
+Names from files and configurations are shown with control characters escaped (\\033)
+as `ls -b` shows them.
 """
 
 
@@ -247,7 +254,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _fail(message: str) -> int:
-    print(f"{PROG}: error: {message}", file=sys.stderr)
+    print(f"{PROG}: error: {printable(message)}", file=sys.stderr)
     return EXIT_USAGE
 
 
@@ -303,7 +310,7 @@ def _analyze_capture(args: argparse.Namespace) -> int:
     _note_reader(args, collected)
     analysis.source.warnings.extend(warnings)
     for warning in warnings:
-        print(f"{PROG}: warning: {warning}", file=sys.stderr)
+        print(f"{PROG}: warning: {printable(warning)}", file=sys.stderr)
     return _report(args, analysis)
 
 
@@ -383,8 +390,10 @@ def _note_reader(args: argparse.Namespace, collected: Collected[Collector]) -> N
         files = collected.collector.source.files
         what = f"reading {files[0]}" if len(files) == 1 else "reading"
         print(
-            f"{PROG}: note: {what} with the pure-Python reader, not libpcap: "
-            f"{collected.fallback_reason}",
+            printable(
+                f"{PROG}: note: {what} with the pure-Python reader, not libpcap: "
+                f"{collected.fallback_reason}"
+            ),
             file=sys.stderr,
         )
 
@@ -475,7 +484,7 @@ def _analyze_two(args: argparse.Namespace, config: KeepaliveConfig | None) -> in
         _note_reader(args, one)
         collector.source.warnings.extend(warnings)
         for warning in warnings:
-            print(f"{PROG}: warning: {warning}", file=sys.stderr)
+            print(f"{PROG}: warning: {printable(warning)}", file=sys.stderr)
         collected.append(collector)
     analysis = merge(collected[0], collected[1], _settings(args, config), (names[0], names[1]))
     return _report(args, analysis)
@@ -613,8 +622,29 @@ def _simulate(args: argparse.Namespace) -> int:
     return run_cli(args.scenario, args.output, args.truth)
 
 
+# The reader of our output went away (`| head`): a quiet exit with the status a shell
+# reports for SIGPIPE, as `cat` or `grep` would end (documented in --help).
+EXIT_BROKEN_PIPE = 128 + signal.SIGPIPE
+# Writing the output failed for one of these reasons: one line, exit 2, never a traceback.
+_WRITE_ERRORS = frozenset(
+    {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO, errno.EBADF, errno.EROFS}
+)
+
+
+class _ClosedStream(io.TextIOBase):
+    """Stands for stdout when the process was started with it closed (`>&-`)."""
+
+    def write(self, _text: str) -> int:
+        raise OSError(errno.EBADF, "stdout is closed")
+
+    def isatty(self) -> bool:
+        return False
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one subcommand; its exit status (tests call this in-process)."""
+    if sys.stdout is None:
+        sys.stdout = _ClosedStream()
     args = build_parser().parse_args(argv)
     try:
         handler: Callable[[argparse.Namespace], int] = args.handler
@@ -622,7 +652,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:
-        return EXIT_OK
+        _silence_stdout()
+        return EXIT_BROKEN_PIPE
+    except OSError as exc:
+        if exc.errno not in _WRITE_ERRORS:
+            raise
+        _silence_stdout()
+        return _fail(f"cannot write the output ({exc.strerror or exc})")
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null so that what is still buffered cannot fail again at exit."""
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
 
 
 def run() -> NoReturn:
@@ -633,9 +677,16 @@ def run() -> NoReturn:
     large analysis one by one took longer than writing its report.
     """
     status = main()
-    for stream in (sys.stdout, sys.stderr):
-        with contextlib.suppress(BrokenPipeError, ValueError, AttributeError):
-            stream.flush()
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        status = status or EXIT_BROKEN_PIPE
+    except OSError as exc:  # the last of the output did not fit (a full disk, /dev/full)
+        status = _fail(f"cannot write the output ({exc.strerror or exc})")
+    except (ValueError, AttributeError):
+        pass  # stdout closed by the command itself
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        sys.stderr.flush()
     os._exit(status)
 
 

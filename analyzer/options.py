@@ -12,6 +12,7 @@ import sys
 from typing import TYPE_CHECKING
 
 from analyzer.keepalive.state import MAX_PERIOD, MAX_RETRIES
+from analyzer.report.escape import printable
 
 if TYPE_CHECKING:
     from analyzer.config import KeepaliveConfig
@@ -76,5 +77,5 @@ def read_config(path: str | None, *, who: str = PROG) -> KeepaliveConfig | None:
     except ConfigError as exc:
         raise UsageError(str(exc)) from None
     for warning in config.warnings:
-        print(f"{who}: warning: {warning}", file=sys.stderr)
+        print(f"{who}: warning: {printable(warning)}", file=sys.stderr)
     return config

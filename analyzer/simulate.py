@@ -86,6 +86,7 @@ from analyzer.read.packet import (
     build_keepalive_request,
     reflect_request,
 )
+from analyzer.report.escape import printable
 
 __all__ = [
     "DEFAULT_START",
@@ -1110,12 +1111,15 @@ def run_cli(scenario_path: str, output: str, truth_path: str | None) -> int:
         if truth_file is not None:
             write_truth(result.truth, truth_file)
     except ScenarioError as exc:
-        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        print(f"{PROG}: error: {printable(str(exc))}", file=sys.stderr)
         return 2
+    except BrokenPipeError:
+        raise  # the reader of stdout went away: the command line ends quietly
     except OSError as exc:
         where = exc.filename if exc.filename is not None else output
+        where = "<stdout>" if where == "-" else where
         print(
-            _one_line(f"{PROG}: error: cannot write {where}: {exc.strerror or exc}"),
+            printable(_one_line(f"{PROG}: error: cannot write {where}: {exc.strerror or exc}")),
             file=sys.stderr,
         )
         return 2
@@ -1125,7 +1129,7 @@ def run_cli(scenario_path: str, output: str, truth_path: str | None) -> int:
     print(
         f"{PROG}: {result.frames} frames, {len(scenario.tunnels)} tunnel(s), "
         f"{scenario.duration:g} s, vantage {scenario.vantage}, "
-        f"{changes} line-protocol change(s) -> {target}{truth_note}",
+        f"{changes} line-protocol change(s) -> {printable(target)}{printable(truth_note)}",
         file=sys.stderr,
     )
     return 0

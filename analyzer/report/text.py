@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import errno
 from typing import TextIO
 
 from rich.console import Console
+from rich.markup import escape
 from rich.padding import Padding
 from rich.table import Table
 from rich.text import Text
@@ -20,6 +22,7 @@ from analyzer.keepalive.model import (
     ValueSource,
 )
 from analyzer.keepalive.state import LineState
+from analyzer.report.escape import printable
 
 
 def _clock(epoch: float, precision: int, *, date: bool = True) -> str:
@@ -40,7 +43,7 @@ def _summary(
     line.append_text(_state(o.final_state))
     line.append(f" (counter {o.final_counter}/{o.retries} at the end of the capture)")
     if o.capture is not None:
-        line.append(f" [from {o.capture}]")
+        line.append(f" [from {printable(o.capture)}]")
     console.print(line)
     confidence = (
         f", confidence {o.retries_confidence:.2f}" if o.retries_confidence is not None else ""
@@ -94,7 +97,7 @@ def _summary(
     if o.variants:
         console.print(f"    variants: {', '.join(o.variants)}")
     for note in o.notes:
-        console.print(f"    [yellow]note:[/yellow] {note}")
+        console.print(f"    [yellow]note:[/yellow] {escape(printable(note))}")
 
 
 def _merge(tunnel: TunnelResult, console: Console, precision: int) -> None:
@@ -114,7 +117,7 @@ def _merge(tunnel: TunnelResult, console: Console, precision: int) -> None:
     captures = merge.get("captures")
     for capture in captures if isinstance(captures, list) else []:
         near = capture.get("near") or "an unknown end"
-        console.print(Text(f"    {capture.get('file')}: taken at {near}"))
+        console.print(Text(f"    {printable(str(capture.get('file')))}: taken at {near}"))
     legs = merge.get("legs")
     for leg in legs if isinstance(legs, list) else []:
         console.print(
@@ -127,10 +130,11 @@ def _merge(tunnel: TunnelResult, console: Console, precision: int) -> None:
     if isinstance(lost, list) and lost:
         shown = lost[:MAX_LOST_LISTED]
         for item in shown:
+            capture = printable(str(item["capture"]))
             console.print(
                 Text(
                     f"      {_clock(item['time'], precision, date=False)}  {item['originator']}'s "
-                    f"{item['packet']} (id {item['ident']}, {item['capture']} frame "
+                    f"{item['packet']} (id {item['ident']}, {capture} frame "
                     f"{item['frame']}) died {_died(item['died_on'])}"
                 )
             )
@@ -164,7 +168,8 @@ def _diagnoses(tunnel: TunnelResult, console: Console, precision: int) -> None:
         if diagnosis.originator is not None:
             head.append(f" ({diagnosis.originator})")
         console.print(head)
-        console.print(Padding(Text(diagnosis.message), (0, 0, 0, 6), expand=False))
+        message = Text(printable(diagnosis.message))
+        console.print(Padding(message, (0, 0, 0, 6), expand=False))
         if diagnosis.evidence:
             frames = Text(f"frames {', '.join(str(f) for f in diagnosis.evidence)}", style="dim")
             console.print(Padding(frames, (0, 0, 0, 6), expand=False))
@@ -328,11 +333,21 @@ def _data_only(tunnel: TunnelResult, console: Console, precision: int, key: str)
     _diagnoses(tunnel, console, precision)
 
 
+class _Console(Console):
+    """rich's console, but a reader going away (`| head`) is a BrokenPipeError for the
+    command to end on (rich would exit the process with status 1)."""
+
+    def on_broken_pipe(self) -> None:
+        """Raise instead of exiting."""
+        self.quiet = True
+        raise BrokenPipeError(errno.EPIPE, "Broken pipe")
+
+
 def write_text(
     analysis: Analysis, stream: TextIO, *, color: bool = False, width: int = 120
 ) -> None:
     """Write the report for a terminal (`color`) or a file."""
-    console = Console(
+    console = _Console(
         file=stream, force_terminal=color, no_color=not color, width=width, highlight=False
     )
     source = analysis.source
@@ -343,13 +358,13 @@ def write_text(
             f" UTC ({source.end - source.start:.3f} s)"
         )
     console.print(
-        f"[bold]{', '.join(source.files) or '<capture>'}[/bold]: "
+        f"[bold]{escape(printable(', '.join(source.files) or '<capture>'))}[/bold]: "
         f"{count(source.packets, 'packet')}, {source.gre_packets} GRE, "
         f"{count(source.keepalive_packets, 'keepalive packet')}, {source.malformed} malformed"
         f"{span}"
     )
     for warning in source.warnings:
-        console.print(f"[yellow]warning:[/yellow] {warning}")
+        console.print(f"[yellow]warning:[/yellow] {escape(printable(warning))}")
     if not any(tunnel.originators for tunnel in analysis.tunnels):
         console.print("No GRE keepalives found.")
         if not source.data_recorded:

@@ -1,0 +1,42 @@
+"""Names from outside — file names, interface names read from a configuration, reasons
+quoting them — made safe for a terminal, the way ``ls -b`` writes file names.
+
+An escape sequence in a file name (``ESC ] 0 ; … BEL`` retitles the window, ``ESC [ 31 m``
+colours what follows) must not reach the terminal, and a byte that is not UTF-8 (kept by
+Python as a lone surrogate) must not stop the report: control characters become C escapes
+(``\\n``, ``\\a``) or octal (``\\033``), undecodable bytes octal (``\\351``), other
+unprintable characters (bidirectional overrides, for one) ``\\uXXXX``.
+"""
+
+from __future__ import annotations
+
+_NAMED = {
+    "\a": "\\a",
+    "\b": "\\b",
+    "\t": "\\t",
+    "\n": "\\n",
+    "\v": "\\v",
+    "\f": "\\f",
+    "\r": "\\r",
+}
+_SURROGATE_ESCAPES = range(0xDC80, 0xDD00)  # os.fsdecode's stand-ins for bytes 0x80-0xFF
+
+
+def printable(text: str) -> str:
+    """`text` with every character a terminal would act on, or could not encode, escaped."""
+    if text.isprintable():
+        return text
+    out: list[str] = []
+    for char in text:
+        code = ord(char)
+        if char.isprintable():
+            out.append(char)
+        elif code in _SURROGATE_ESCAPES:
+            out.append(f"\\{code - 0xDC00:03o}")
+        elif char in _NAMED:
+            out.append(_NAMED[char])
+        elif code < 0x100:
+            out.append(f"\\{code:03o}")
+        else:
+            out.append(f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}")
+    return "".join(out)

@@ -1,0 +1,131 @@
+"""Names that carry escape sequences, rich markup or bytes that are not UTF-8, and output
+that cannot be written: never a traceback, never a raw escape sequence on the terminal."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from analyzer.report.escape import printable
+
+DATA = Path(__file__).parent.parent / "data" / "hostile"
+KA = DATA / "ka.pcap"  # a well-formed capture of keepalives (15 of them, one tunnel)
+ESC = "\x1b"
+
+
+def run(*args: str, **kw: object) -> subprocess.CompletedProcess[str]:
+    options: dict[str, object] = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE, **kw}
+    return subprocess.run(  # type: ignore[call-overload, no-any-return]
+        [sys.executable, "-m", "analyzer", *args],
+        text=True,
+        errors="surrogateescape",
+        timeout=120,
+        check=False,
+        **options,
+    )
+
+
+def test_printable_escapes_like_ls_b() -> None:
+    assert printable("Tunnel0\x1b]0;PWNED\x07\x1b[31m") == "Tunnel0\\033]0;PWNED\\a\\033[31m"
+    assert printable(os.fsdecode(b"\xe9t\xe9.pcap")) == "\\351t\\351.pcap"
+    assert printable("a\nb\tc\x7f") == "a\\nb\\tc\\177"
+    assert printable("evil\u202etxt.pcap") == "evil\\u202etxt.pcap"  # right-to-left override
+    assert printable("wan [1] ↔ é.pcap") == "wan [1] ↔ é.pcap"  # printable: unchanged
+
+
+@pytest.mark.parametrize("fmt", ["text", "json", "csv"])
+def test_a_file_name_with_escapes_and_markup_is_shown_escaped(tmp_path: Path, fmt: str) -> None:
+    folder = tmp_path / "x["
+    folder.mkdir()
+    name = folder / "]y\x1b]0;PWNED\x07.pcap"  # markup "[/]" and an OSC sequence
+    shutil.copy(KA, name)
+    result = run("analyze", str(name), "--format", fmt)
+    assert result.returncode == 0, result.stderr
+    assert ESC not in result.stdout and ESC not in result.stderr
+    if fmt == "text":
+        assert "x[/]y\\033]0;PWNED\\a.pcap: 35 packets" in result.stdout
+
+
+def test_a_file_name_that_is_not_utf8_is_read_and_shown_as_octal(tmp_path: Path) -> None:
+    name = os.path.join(os.fsencode(tmp_path), b"\xe9t\xe9.pcap")  # Latin-1 "été.pcap"
+    shutil.copy(os.fsencode(KA), name)
+    result = run("analyze", os.fsdecode(name))
+    assert result.returncode == 0, result.stderr
+    assert f"{tmp_path}/\\351t\\351.pcap: 35 packets" in result.stdout
+    assert "Traceback" not in result.stderr
+
+
+def test_an_interface_name_with_markup_is_printed_as_written() -> None:
+    result = run("analyze", str(KA), "--config", str(DATA / "markup.cfg"))
+    assert result.returncode == 0, result.stderr
+    assert "configuration has no keepalive on Tunnel0[/]" in result.stdout
+
+
+def test_an_interface_name_with_escapes_never_reaches_the_terminal_raw() -> None:
+    # esc_name.cfg: `interface Tunnel0 ESC ] 0 ; PWNED BEL ESC [ 31 m`, no keepalive
+    result = run("analyze", str(KA), "--config", str(DATA / "esc_name.cfg"))
+    assert result.returncode == 0, result.stderr
+    assert ESC not in result.stdout
+    assert "Tunnel0\\033]0;pwned\\a\\033[31m" in result.stdout
+
+
+def test_a_config_warning_with_escapes_is_escaped_on_stderr() -> None:
+    # esc_warning.cfg: `tunnel source Eth ESC [31m RED ESC ]0;PWNED BEL`, an unknown interface
+    result = run("analyze", str(KA), "--config", str(DATA / "esc_warning.cfg"))
+    assert ESC not in result.stderr
+    assert "interface Eth\\033[31mRED\\033]0;PWNED\\a not found" in result.stderr
+
+
+def test_an_error_naming_a_file_escapes_it() -> None:
+    result = run("analyze", "/nonexistent/\x1b[2J.pcap")
+    assert result.returncode == 2
+    assert result.stderr == "gre-keepalive: error: /nonexistent/\\033[2J.pcap: no such file\n"
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("analyze", str(KA)),
+        ("analyze", str(KA), "--format", "json"),
+        ("analyze", str(KA), "--format", "csv"),
+        ("export-lua",),
+    ],
+)
+def test_a_full_device_is_one_line_and_exit_2(args: tuple[str, ...]) -> None:
+    with open("/dev/full", "w") as full:
+        result = run(*args, stdout=full)
+    assert result.returncode == 2
+    assert (
+        result.stderr == "gre-keepalive: error: cannot write the output (No space left on device)\n"
+    )
+
+
+def test_a_closed_stdout_is_one_line_and_exit_2() -> None:
+    result = run(
+        "analyze",
+        str(KA),
+        stdout=None,
+        preexec_fn=lambda: os.close(1),
+    )
+    assert result.returncode == 2
+    assert result.stderr == "gre-keepalive: error: cannot write the output (stdout is closed)\n"
+
+
+@pytest.mark.parametrize(
+    "args", [("analyze", str(KA)), ("simulate", str(DATA / "healthy.toml"), "-o", "-")]
+)
+def test_a_reader_that_goes_away_ends_quietly_with_141(args: tuple[str, ...]) -> None:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "analyzer", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    assert process.stdout is not None and process.stderr is not None
+    process.stdout.read(1)
+    process.stdout.close()  # like `| head -c 1`
+    error = process.stderr.read()
+    assert process.wait(timeout=120) == 141  # 128 + SIGPIPE, as a shell reports `cat`
+    assert error == b""
