@@ -226,6 +226,7 @@ class LiveStore:
         self.states: tuple[OriginatorState, ...] = ()
         self.frames = 0
         self.capture: CaptureStats | None = None
+        self._lost_at_transition: dict[tuple[TunnelKey, str], int] = {}
         self.ended = False
         self.error: str | None = None
         self.last_notice: InterfaceNotice | None = None
@@ -263,6 +264,7 @@ class LiveStore:
                         event.frame,
                     )
                 )
+                self._note_capture_losses(event)
         for notice in update.notices:
             self.last_notice = notice
             self._log(LogRow(notice.time, "notice", message=notice.message))
@@ -273,6 +275,22 @@ class LiveStore:
             self.ended = True
             if update.error is None:
                 self._log(LogRow(update.time, "notice", message="the capture source ended"))
+
+    def _note_capture_losses(self, event: LiveEvent) -> None:
+        """Log a notice beside a transition that follows losses of the keepalive capture."""
+        lost = self.capture.keepalive_lost if self.capture is not None else 0
+        who = ((event.endpoints, event.key), event.originator)
+        before = self._lost_at_transition.get(who, 0)
+        self._lost_at_transition[who] = lost
+        if lost > before:
+            self._log(
+                LogRow(
+                    event.time,
+                    "notice",
+                    message=f"{event.originator} {event.kind.value}: the keepalive capture lost "
+                    f"{lost - before} packets before it (a lost keepalive may have caused it)",
+                )
+            )
 
     def capture_text(self) -> str:
         """The capture's losses for the status line ("" before the first counters)."""

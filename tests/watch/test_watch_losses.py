@@ -313,3 +313,34 @@ def test_every_keepalive_reaches_watch_through_a_data_flood(tmp_path: Path) -> N
     assert final["data_flows"] == [
         {"src": "192.0.2.1", "dst": "192.0.2.2", "key": 7, "packets": final["data_packets"]}
     ]
+
+
+# --- the terminal UI's store (no terminal needed) -------------------------------------------------
+
+
+def test_the_live_ui_logs_capture_losses_beside_the_transition_they_precede() -> None:
+    from analyzer.keepalive.state import LineState
+    from analyzer.keepalive.tracker import LiveEvent, LiveEventKind
+    from analyzer.tui.live import LiveStore, LiveUpdate
+
+    def down(at: float) -> LiveEvent:
+        return LiveEvent(
+            at, LiveEventKind.DOWN, ("192.0.2.1", "192.0.2.2"), None, "192.0.2.1", "192.0.2.2",
+            None, None, 3, LineState.DOWN,
+        )  # fmt: skip
+
+    store = LiveStore()
+    lossy = CaptureStats(99.0, HandleStats(10, 2, 1), HandleStats(900, 40, 1), 859)
+    store.apply(LiveUpdate(time=100.0, states=(), events=(down(100.0),), capture=lossy))
+    assert [(row.kind, row.message) for row in store.log] == [
+        ("down", ""),
+        (
+            "notice",
+            "192.0.2.1 down: the keepalive capture lost 3 packets before it "
+            "(a lost keepalive may have caused it)",
+        ),
+    ]
+    assert store.capture_text() == "keepalive capture lost 3 · data ≥ 859 (lost 41)"
+    # no new loss before the next transition: nothing more is said
+    store.apply(LiveUpdate(time=110.0, states=(), events=(down(110.0),), capture=lossy))
+    assert [row.kind for row in store.log] == ["down", "notice", "down"]
