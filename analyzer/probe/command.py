@@ -36,7 +36,7 @@ if TYPE_CHECKING:
 
 PROG = "gre-keepalive"
 EXIT_OK = 0
-EXIT_OUTPUT = 1  # standard output closed under us (broken pipe)
+EXIT_OUTPUT = 128 + signal.SIGPIPE  # 141: the reader of stdout went away, as for analyze
 EXIT_USAGE = 2
 EXIT_DOWN = 3
 DEFAULT_PERIOD = 10.0
@@ -81,7 +81,7 @@ signals: SIGHUP re-reads --config (tunnels added and removed, the others keep th
 state); SIGTERM stops with a summary line.
 
 exit status: 0 stopped (SIGTERM), or --count finished with the line protocol up;
-1 standard output closed (broken pipe); 3 --count finished with a line protocol down;
+3 --count finished with a line protocol down; 141 standard output closed (broken pipe);
 2 bad usage, no CAP_NET_RAW, or an unusable --config/--write/--metrics-port;
 130 interrupted (Ctrl-C).
 """
@@ -701,7 +701,7 @@ class Reporter:
     """Writes the JSON lines; logs this host's transitions on stderr and runs --on-change.
 
     A closed stdout (the reader went away) sets `broken` and `stop`: the probe then ends
-    with exit status 1, so a supervisor (systemd `Restart=on-failure`) notices.
+    with exit status 141 (128 + SIGPIPE), so a supervisor (systemd `Restart=on-failure`) notices.
     """
 
     def __init__(
@@ -793,10 +793,12 @@ def read_probe_config(path: str | None) -> KeepaliveConfig | None:
                 config = parse_ios(text, path)
     except (ConfigError, OSError, UnicodeDecodeError) as exc:
         raise UsageError(str(exc)) from None
+    from analyzer.report.escape import printable
+
     for note in notes:
-        print(f"{PROG}: note: {path}: {note}", file=sys.stderr)
+        print(f"{PROG}: note: {printable(path)}: {printable(note)}", file=sys.stderr)
     for warning in config.warnings:
-        print(f"{PROG}: warning: {warning}", file=sys.stderr)
+        print(f"{PROG}: warning: {printable(warning)}", file=sys.stderr)
     return config
 
 

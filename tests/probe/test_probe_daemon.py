@@ -7,7 +7,7 @@ every flood bounded in count and time, every wait bounded).
 * Spoofed bare PT-0 "returns" do not keep a dead tunnel up.
 * SIGHUP re-reads the configuration: a tunnel is added, the running one keeps its state,
   a broken file is refused and the old tunnels keep running.
-* A closed stdout ends the probe with exit status 1.
+* A closed stdout ends the probe with exit status 141 (128 + SIGPIPE), as analyze does.
 * The kernel filter itself, IPv4 and IPv6, on a namespace's loopback.
 """
 
@@ -242,7 +242,7 @@ def test_sighup_adds_a_tunnel_keeps_the_other_and_refuses_a_broken_file(tmp_path
         assert "reload failed, still running the previous tunnels" in probe_a.stderr
 
 
-def test_a_closed_stdout_ends_the_probe_with_status_1() -> None:
+def test_a_closed_stdout_ends_the_probe_with_status_141() -> None:
     with veth_pair() as pair:
         argv = ["probe", "--local", pair.address_a, "--remote", pair.address_b]
         process = pair.popen(
@@ -263,7 +263,7 @@ def test_a_closed_stdout_ends_the_probe_with_status_1() -> None:
             if process.poll() is None:
                 process.kill()
                 process.wait(timeout=10)
-        assert status == 1
+        assert status == 128 + signal.SIGPIPE
         assert process.stderr.read().decode().splitlines() == [
             "gre-keepalive: error: standard output closed (broken pipe): stopped"
         ]

@@ -66,7 +66,7 @@ def test_systemd_unit_runs_the_probe_as_the_docs_say() -> None:
     args = cli.build_parser().parse_args(argv[1:])  # options the probe really has
     assert args.config == "/etc/gre-keepalive/tunnels.toml" and args.metrics_port == 9477
     assert settings["ExecReload"] == ["/bin/kill -HUP $MAINPID"]  # SIGHUP reloads --config
-    assert settings["Restart"] == ["on-failure"]  # exit 1 (stdout closed) and 2 restart
+    assert settings["Restart"] == ["on-failure"]  # exit 141 (stdout closed) and 2 restart
     assert settings["AmbientCapabilities"] == ["CAP_NET_RAW"]
     assert settings["CapabilityBoundingSet"] == ["CAP_NET_RAW"]
     assert settings["DynamicUser"] == ["yes"]
