@@ -14,6 +14,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import ClassVar
@@ -22,27 +23,33 @@ from textual import on
 from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal
+from textual.events import Resize
 from textual.message import Message
 from textual.timer import Timer
-from textual.widgets import DataTable, Footer, Header, Input
+from textual.widgets import Footer, Header, Input
 
 from analyzer.keepalive.analysis import Settings
 from analyzer.keepalive.model import Analysis
 from analyzer.keepalive.state import LineState
 from analyzer.read.sources import FrameSource
+from analyzer.report.csv import write_csv
 from analyzer.report.json import write_json
 from analyzer.tui.live import LiveFeeder, LiveStore, LiveUpdate
 from analyzer.tui.render import Detail
 from analyzer.tui.views import (
-    COLUMN_KEYS,
+    PROBLEMS,
+    SORT_KEYS,
     CaptureIndex,
+    LogFilter,
     LogRow,
     OriginatorView,
+    Rows,
     Snapshot,
+    TimeFormat,
     TunnelKey,
-    column,
     filter_views,
-    fmt_utc,
+    row_key,
+    sort_label,
     sort_views,
 )
 from analyzer.tui.widgets import (
@@ -51,14 +58,37 @@ from analyzer.tui.widgets import (
     DetailPane,
     DetailScroll,
     EventLog,
+    ExportChoice,
+    ExportScreen,
     HelpScreen,
+    PromptScreen,
+    Seek,
     StatusLine,
     TunnelTable,
 )
 
-LOG_ROWS = 500  # event-log rows handed to the widget (it shows the newest that fit)
+LOG_ROWS = 200  # event-log rows handed to the widget (it shows the newest that fit)
 SPEEDS = (1, 10, 100)
 PLAY_TICK = 0.1
+NARROW = 100  # below this many columns the Events pane folds away (`v` brings it back)
+PROGRESS_EVERY = 0.1  # seconds between two progress updates while a capture loads
+
+Progress = Callable[[int | None], None]  # bytes read so far (None: not known)
+Loader = Callable[[Progress], Analysis]
+
+
+def filtered_analysis(analysis: Analysis, keep: set[str]) -> Analysis:
+    """The analysis with only the originators whose table rows are in `keep`."""
+    tunnels = []
+    for tunnel in analysis.tunnels:
+        members = [
+            o
+            for o in tunnel.originators
+            if row_key(tunnel.endpoints, tunnel.key, o.address) in keep
+        ]
+        if members:
+            tunnels.append(replace(tunnel, originators=members))
+    return Analysis(analysis.source, tunnels)
 
 
 class KeepaliveApp(App[int]):
@@ -66,34 +96,48 @@ class KeepaliveApp(App[int]):
 
     CSS_PATH = Path(__file__).with_name("app.tcss")  # absolute: subclasses live anywhere
     ENABLE_COMMAND_PALETTE = False
-    BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("q", "quit", "Quit"),
-        Binding("question_mark", "help", "Help", key_display="?"),
+    BINDINGS: ClassVar[list[BindingType]] = []
+    # Both modes' keys, after each mode's own in its BINDINGS (the footer keeps that order).
+    COMMON_BINDINGS: ClassVar[list[BindingType]] = [
         Binding("slash", "filter", "Filter", key_display="/"),
-        Binding("s", "sort_next", "Sort"),
+        Binding("s", "sort_next", "Sort", show=False),
         Binding("S", "sort_reverse", "Reverse sort", show=False),
-        Binding("e", "export", "Export JSON"),
+        Binding("v", "toggle_events", "Events"),
+        Binding("l", "log_filter", "Log filter", show=False),
+        Binding("t", "toggle_time", "Time format", show=False),
+        Binding("e", "export", "Export"),
+        Binding("question_mark", "help", "Help", key_display="?"),
+        Binding("q", "quit", "Quit"),
         Binding("escape", "clear_filter", "Clear filter", show=False),
     ]
     HELP_KEYS: ClassVar[list[tuple[str, str]]] = [
-        ("↑ ↓", "select an originator (its tunnel fills the detail pane)"),
+        ("↑ ↓ PgUp PgDn", "select an originator (its tunnel fills the detail pane)"),
+        ("[ ]", "scroll the table's columns sideways (columns that do not fit are hidden)"),
         ("s / S", "sort by the next column / reverse the order (or click a header)"),
         ("/", "filter rows by address, key, up or down (Enter keeps it, Esc clears it)"),
-        ("e", "export the analysis as JSON (the path is shown in a notification)"),
+        ("l", "filter the event log by originator and event type (sent returned down up …)"),
+        ("v", "show or hide the Events pane (on a narrow screen: Events instead of Tunnel)"),
+        ("t", "times relative to the start, or UTC clock times"),
+        ("e", "export JSON or CSV, everything or the filtered rows, to a file you name"),
         ("?", "this help"),
         ("q", "quit"),
     ]
+    DEFAULT_RELATIVE = False
 
     def __init__(self, *, title: str, export_dir: Path | None = None) -> None:
         super().__init__()
         self.title = title
         self.export_dir = export_dir
-        self.sort_by = "originator"
+        self.sort_by = PROBLEMS
         self.sort_reverse = False
         self.filter_text = ""
+        self.log_filter = LogFilter()
         self.message = ""  # the last thing worth saying in the status line
         self.selected: str | None = None
         self.snapshot: Snapshot | None = None
+        self.relative = self.DEFAULT_RELATIVE
+        self.events_flipped = False  # `v`: the Events pane the other way from the default
+        self.rows = Rows.empty()
         self.ready = threading.Event()  # set once the first snapshot is on screen
 
     # ------------------------------------------------------------------ layout
@@ -121,6 +165,26 @@ class KeepaliveApp(App[int]):
         self.query_one(EventLog).border_title = "Events"
         self.query_one(TunnelTable).border_title = "Keepalive originators"
         self.query_one(TunnelTable).set_sort_marker(self.sort_by, self.sort_reverse)
+        self.arrange_panes()
+
+    def on_resize(self, event: Resize) -> None:
+        self.arrange_panes()
+
+    @property
+    def narrow(self) -> bool:
+        """Too narrow for the Tunnel and Events panes side by side."""
+        return self.size.width < NARROW
+
+    def arrange_panes(self) -> None:
+        """Tunnel and Events side by side on a wide screen; on a narrow one the Tunnel pane
+        alone, or the Events pane alone after `v`."""
+        events = self.query_one(EventLog)
+        detail = self.query_one("#detail-scroll")
+        show_events = (not self.narrow) != self.events_flipped
+        events.display = show_events
+        detail.display = not (self.narrow and show_events)
+        events.set_class(self.narrow, "-alone")
+        self.call_after_refresh(events.relayout)  # its rows fill the height it gets
 
     # ------------------------------------------------------------------ what modes provide
 
@@ -132,21 +196,30 @@ class KeepaliveApp(App[int]):
 
     @property
     def origin(self) -> float | None:
-        """Times in the log are offsets from this (capture start); None: clock times."""
+        """Relative times count from here (the capture's or the session's start)."""
         return None
+
+    @property
+    def fmt(self) -> TimeFormat:
+        """The screen's one time format."""
+        return TimeFormat(self.origin, self.relative)
 
     def status_text(self) -> str:
         return ""
 
-    def write_export(self) -> Path:
+    def export_stem(self) -> str:
+        """The default export file name, without its extension (in the current directory)."""
+        raise NotImplementedError
+
+    def write_export(self, choice: ExportChoice) -> Path:
         raise NotImplementedError
 
     # ------------------------------------------------------------------ drawing
 
-    def visible_rows(self, snapshot: Snapshot) -> list[OriginatorView]:
+    def visible_rows(self, snapshot: Snapshot) -> Rows:
         """The table's rows: filtered, then sorted."""
-        rows = filter_views(snapshot.originators(), self.filter_text)
-        return sort_views(rows, self.sort_by, reverse=self.sort_reverse)
+        rows = filter_views(snapshot.views, self.filter_text)
+        return Rows.of(sort_views(rows, self.sort_by, reverse=self.sort_reverse))
 
     def show(self, snapshot: Snapshot) -> None:
         """Draw a snapshot in every pane."""
@@ -154,25 +227,49 @@ class KeepaliveApp(App[int]):
         if not self.query(TunnelTable):
             return  # an update that arrives while the app shuts down and its panes are gone
         table = self.query_one(TunnelTable)
-        table.show(self.visible_rows(snapshot))
+        self.rows = self.visible_rows(snapshot)
+        table.empty_text = (
+            f"no originator matches the filter “{self.filter_text}” (Esc clears it)"
+            if self.filter_text
+            else "no keepalive originators yet"
+        )
+        table.show(self.rows)
         self.selected = table.selected_key
         self.show_detail()
-        self.query_one(EventLog).show(self.log_rows(), self.origin)
+        self.show_log()
         self.show_status()
+
+    def show_log(self) -> None:
+        empty = "no event matches the log filter (l)" if self.log_filter else ""
+        self.query_one(EventLog).show(self.log_rows(), self.fmt, empty)
+        title = "Events"
+        if self.log_filter:
+            kinds = " ".join(sorted(self.log_filter.kinds))
+            title += f" · {' '.join(filter(None, [kinds, *self.log_filter.words]))}"
+        self.query_one(EventLog).border_title = title
 
     def show_detail(self) -> None:
         snapshot = self.snapshot
         detail = None
         if snapshot is not None and self.selected is not None:
-            view = next((o for o in snapshot.originators() if o.row_key == self.selected), None)
+            view = self.query_one(TunnelTable).view_of(self.selected)
             if view is not None:
                 detail = self.detail_for(view.tunnel, snapshot)
-        self.query_one(DetailPane).show(detail)
+        empty = "No tunnel selected."
+        if snapshot is not None and not self.rows:
+            empty = (
+                f"No originator matches the filter “{self.filter_text}”; Esc clears it."
+                if self.filter_text
+                else "No keepalive originator yet."
+            )
+        self.query_one(DetailPane).show(detail, empty)
 
     def show_status(self) -> None:
         parts = [self.status_text()]
-        sort = column(self.sort_by).label + (" ▼" if self.sort_reverse else " ▲")
-        parts.append(f"sorted by {sort}")
+        arrow = " ▼" if self.sort_reverse else ""
+        if self.sort_by != PROBLEMS:
+            arrow = " ▼" if self.sort_reverse else " ▲"
+        parts.append(f"sorted by {sort_label(self.sort_by)}{arrow}")
         if self.filter_text:
             parts.append(f"filter “{self.filter_text}”")
         if self.message:
@@ -183,21 +280,26 @@ class KeepaliveApp(App[int]):
         if self.snapshot is not None:
             self.show(self.snapshot)
 
-    @on(DataTable.RowHighlighted, "#tunnels")
-    def _row_highlighted(self, event: DataTable.RowHighlighted) -> None:
-        key = event.row_key.value
-        if key != self.selected:
-            self.selected = key
+    @on(TunnelTable.RowHighlighted)
+    def _row_highlighted(self, event: TunnelTable.RowHighlighted) -> None:
+        if event.key != self.selected:
+            self.selected = event.key
             self.show_detail()
 
-    @on(DataTable.HeaderSelected, "#tunnels")
-    def _header_selected(self, event: DataTable.HeaderSelected) -> None:
-        key = str(event.column_key.value)
-        if key == self.sort_by:
+    @on(TunnelTable.HeaderSelected)
+    def _header_selected(self, event: TunnelTable.HeaderSelected) -> None:
+        if event.column == self.sort_by:
             self.sort_reverse = not self.sort_reverse
         else:
-            self.sort_by, self.sort_reverse = key, False
+            self.sort_by, self.sort_reverse = event.column, False
         self._sorted()
+
+    @on(Seek)
+    def _seek(self, event: Seek) -> None:
+        self.seek(event.time)
+
+    def seek(self, time_: float) -> None:
+        """Move the time cursor (capture mode only)."""
 
     # ------------------------------------------------------------------ actions
 
@@ -206,9 +308,9 @@ class KeepaliveApp(App[int]):
         self.redraw()
 
     def action_sort_next(self) -> None:
-        """Sort by the next column."""
-        index = COLUMN_KEYS.index(self.sort_by)
-        self.sort_by, self.sort_reverse = COLUMN_KEYS[(index + 1) % len(COLUMN_KEYS)], False
+        """Sort by the next column (problems first, then each column in turn)."""
+        index = SORT_KEYS.index(self.sort_by)
+        self.sort_by, self.sort_reverse = SORT_KEYS[(index + 1) % len(SORT_KEYS)], False
         self._sorted()
 
     def action_sort_reverse(self) -> None:
@@ -244,32 +346,91 @@ class KeepaliveApp(App[int]):
         self.query_one(TunnelTable).focus()
         self.redraw()
 
+    def action_toggle_events(self) -> None:
+        """Show or hide the Events pane."""
+        self.events_flipped = not self.events_flipped
+        self.arrange_panes()
+
+    def action_toggle_time(self) -> None:
+        """Relative times or UTC clock times, everywhere on the screen."""
+        self.relative = not self.relative
+        self.message = f"times: {self.fmt.name}"
+        self.on_time_format()
+        self.redraw()
+
+    def on_time_format(self) -> None:
+        """A mode's own reaction to `t`."""
+
+    def action_log_filter(self) -> None:
+        """Ask for the event-log filter."""
+        current = " ".join([*sorted(self.log_filter.kinds), *self.log_filter.words])
+
+        def done(text: str | None) -> None:
+            if text is None:
+                return
+            self.log_filter = LogFilter.parse(text)
+            self.redraw()
+
+        self.push_screen(
+            PromptScreen(
+                "Filter the event log",
+                "originator address (or part of it), and/or event types: sent returned "
+                "extrapolated down up notice (empty: everything)",
+                current,
+            ),
+            done,
+        )
+
     def action_help(self) -> None:
         """Show the key bindings."""
         self.push_screen(HelpScreen(self.HELP_KEYS))
 
     def action_export(self) -> None:
-        """Write the analysis as JSON and say where."""
+        """Ask where and what to export, then write it."""
+
+        def done(choice: ExportChoice | None) -> None:
+            if choice is not None:
+                self.export(choice)
+
+        self.push_screen(
+            ExportScreen(self.export_stem(), has_filter=bool(self.filter_text), what=self.title),
+            done,
+        )
+
+    def export(self, choice: ExportChoice) -> None:
+        """Write an export and say where (or why not)."""
         try:
-            path = self.write_export()
+            path = self.write_export(choice)
         except OSError as exc:
             self.message = f"export failed: {exc.strerror or exc}"
             self.notify(self.message, severity="error", timeout=8)
         else:
             self.message = f"exported to {path}"
-            self.notify(f"Exported to {path}", title="JSON export", timeout=8)
+            self.notify(f"Exported to {path}", title="Export", timeout=8)
         self.show_status()
+
+    def export_path(self, choice: ExportChoice) -> Path:
+        """Where the user asked to write (relative paths from the current directory)."""
+        path = Path(choice.path).expanduser()
+        return path if path.is_absolute() else (self.export_dir or Path.cwd()) / path
+
+    def kept_rows(self) -> set[str]:
+        """The row keys the table's filter keeps."""
+        return set(self.rows.keys)
 
 
 # ---------------------------------------------------------------------------- capture mode
 
 
-def _export_path(candidates: Sequence[Path]) -> Path:
-    """The first candidate whose directory we can write into."""
-    for candidate in candidates:
-        if os.access(candidate.parent, os.W_OK):
-            return candidate
-    return candidates[-1]
+def _capture_stem(name: str) -> str:
+    stem = Path(name).name.removesuffix(".gz")
+    for suffix in (".pcapng", ".pcap", ".cap"):
+        stem = stem.removesuffix(suffix)
+    return f"{stem or 'capture'}.analysis"
+
+
+def _megabytes(size: int) -> str:
+    return f"{size / 1e6:.1f} MB"
 
 
 class CaptureApp(KeepaliveApp):
@@ -278,23 +439,27 @@ class CaptureApp(KeepaliveApp):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("full_stop", "next_event", "Next", key_display="."),
         Binding("comma", "previous_event", "Prev", key_display=","),
-        Binding("n", "next_transition", "Next transition"),
-        Binding("p", "previous_transition", "Prev transition"),
+        Binding("n", "next_transition", "Transition"),
+        Binding("p", "previous_transition", "Prev transition", show=False),
         Binding("N", "next_any_transition", "Next transition (any)", show=False),
         Binding("P", "previous_any_transition", "Prev transition (any)", show=False),
-        Binding("space", "play", "Play/pause"),
-        Binding("x", "speed", "Speed"),
+        Binding("space", "play", "Play"),
+        Binding("x", "speed", "Speed", show=False),
         Binding("1", "set_speed(1)", "×1", show=False),
         Binding("2", "set_speed(10)", "×10", show=False),
         Binding("3", "set_speed(100)", "×100", show=False),
         Binding("g", "cursor_start", "Start", show=False),
         Binding("G", "cursor_end", "End", show=False),
+        Binding("colon", "goto", "Go to", key_display=":", show=False),
+        *KeepaliveApp.COMMON_BINDINGS,
     ]
     HELP_KEYS: ClassVar[list[tuple[str, str]]] = [
         (". or →", "time cursor to the next keepalive event (any originator)"),
         (", or ←", "time cursor to the previous keepalive event"),
         ("n / p", "next / previous line-protocol transition of the selected originator"),
         ("N / P", "next / previous transition of any originator"),
+        (":", "go to a time (+50, 00:00:50.5) or a frame (#835)"),
+        ("click", "on the map above the table or on a chart: cursor to that moment"),
         ("space", "play / pause (the cursor moves with the capture's clock)"),
         ("x", "playback speed: ×1 → ×10 → ×100"),
         ("1 2 3", "playback speed ×1, ×10, ×100"),
@@ -302,20 +467,22 @@ class CaptureApp(KeepaliveApp):
         ("G or End", "cursor to the end of the capture"),
         *KeepaliveApp.HELP_KEYS,
     ]
+    DEFAULT_RELATIVE = True
 
     def __init__(
         self,
-        loader: Callable[[], Analysis],
+        loader: Loader,
         *,
         name: str,
-        export_path: Path | None = None,
+        size: int | None = None,
         warnings: Sequence[str] = (),
+        export_dir: Path | None = None,
     ) -> None:
-        super().__init__(title=f"gre-keepalive — {name}")
+        super().__init__(title=f"gre-keepalive — {name}", export_dir=export_dir)
         self.sub_title = "capture"
         self.loader = loader
         self.capture_name = name
-        self.export_path = export_path
+        self.size_bytes = size
         self.warnings = list(warnings)
         self.index: CaptureIndex | None = None
         self.cursor = 0.0
@@ -324,6 +491,7 @@ class CaptureApp(KeepaliveApp):
         self.failure: str | None = None
         self._timer: Timer | None = None
         self._played_at = 0.0
+        self._progress_at = 0.0
 
     def make_table(self) -> TunnelTable:
         return CaptureTunnelTable(id="tunnels")
@@ -333,31 +501,62 @@ class CaptureApp(KeepaliveApp):
 
     def on_mount(self) -> None:
         super().on_mount()
-        self.query_one(TunnelTable).loading = True
-        self.query_one(DetailPane).loading = True
+        self.query_one(CursorBar).progress = f"reading {self.capture_name}…"
         self.message = f"analysing {self.capture_name}…"
         self.show_status()
         self._timer = self.set_interval(PLAY_TICK, self._play_tick, pause=True)
         self.run_worker(self._load, name="analysis", thread=True, exit_on_error=False)
 
+    # ------------------------------------------------------------------ loading
+
+    def _progress(self, position: int | None) -> None:
+        """Called by the reading thread with the bytes read so far (None: not known)."""
+        now = time.monotonic()
+        if position is None:
+            return
+        if now - self._progress_at < PROGRESS_EVERY:
+            return
+        self._progress_at = now
+        self.call_from_thread(self._show_progress, position)
+
+    def _show_progress(self, position: int | None) -> None:
+        if not self.query(CursorBar) or self.index is not None:
+            return
+        bar = self.query_one(CursorBar)
+        total = self.size_bytes
+        if position is None:
+            bar.progress = f"analysing {self.capture_name}…"
+        elif total:
+            share = min(position / total, 1.0)
+            width = max(bar.content_size.width - 40, 10)
+            done = round(share * width)
+            bar.progress = (
+                f"reading {Path(self.capture_name).name}  "
+                f"{'█' * done}{'░' * (width - done)}  "
+                f"{_megabytes(position)} of {_megabytes(total)} ({share:.0%})"
+            )
+        else:
+            bar.progress = f"reading {self.capture_name}: {_megabytes(position)}"
+        bar.refresh()
+
     def _load(self) -> None:
         try:
-            analysis = self.loader()
+            analysis = self.loader(self._progress)
+            self.call_from_thread(self._show_progress, None)
             index = CaptureIndex(analysis)
+            widths = index.state_at(index.end).views
         except Exception as exc:  # shown on stderr once the UI has closed
             self.call_from_thread(self._failed, str(exc) or type(exc).__name__)
         else:
-            self.call_from_thread(self._loaded, index)
+            self.call_from_thread(self._loaded, index, widths)
 
     def _failed(self, message: str) -> None:
         self.failure = message
         self.exit(return_code=2)
 
-    def _loaded(self, index: CaptureIndex) -> None:
+    def _loaded(self, index: CaptureIndex, widths: Sequence[OriginatorView]) -> None:
         self.index = index
         self.cursor = index.start
-        self.query_one(TunnelTable).loading = False
-        self.query_one(DetailPane).loading = False
         source = index.analysis.source
         self.warnings.extend(source.warnings)
         self.message = (
@@ -373,8 +572,10 @@ class CaptureApp(KeepaliveApp):
             for t in o.transitions
         ]
         bar = self.query_one(CursorBar)
+        bar.progress = None
         bar.downs = [t.time for t in transitions if t.state is LineState.DOWN]
         bar.ups = [t.time for t in transitions if t.state is LineState.UP]
+        self.query_one(TunnelTable).fit(widths)
         self.move_to(self.cursor)
         self.query_one(TunnelTable).focus()
         self.ready.set()
@@ -393,10 +594,24 @@ class CaptureApp(KeepaliveApp):
         self.cursor = min(max(time_, index.start), index.end)
         bar = self.query_one(CursorBar)
         bar.start, bar.end, bar.cursor = index.start, index.end, self.cursor
-        bar.playing, bar.speed = self.playing, self.speed
+        bar.playing, bar.speed, bar.fmt = self.playing, self.speed, self.fmt
         bar.position = index.event_position(self.cursor)
         bar.refresh()
         self.show(index.state_at(self.cursor))
+
+    def visible_rows(self, snapshot: Snapshot) -> Rows:
+        if self.index is None:
+            return super().visible_rows(snapshot)
+        return self.index.rows_at(snapshot.time, self.sort_by, self.sort_reverse, self.filter_text)
+
+    def seek(self, time_: float) -> None:
+        if self.index is not None:
+            self.message = ""
+            self.move_to(time_)
+
+    def on_time_format(self) -> None:
+        self.query_one(CursorBar).fmt = self.fmt
+        self.query_one(CursorBar).refresh()
 
     def detail_for(self, tunnel: TunnelKey, snapshot: Snapshot) -> Detail | None:
         index = self.index
@@ -409,13 +624,13 @@ class CaptureApp(KeepaliveApp):
             transitions=index.all_transitions(tunnel),
             window=(index.start, index.end),
             cursor=self.cursor,
-            origin=index.start,
+            fmt=self.fmt,
         )
 
     def log_rows(self) -> Sequence[LogRow]:
         if self.index is None:
             return ()
-        return self.index.log_until(self.cursor, LOG_ROWS)
+        return self.index.log_until(self.cursor, LOG_ROWS, self.log_filter)
 
     def status_text(self) -> str:
         return self.capture_name
@@ -472,6 +687,45 @@ class CaptureApp(KeepaliveApp):
         if self.index is not None:
             self._jump(self.index.end, "")
 
+    def action_goto(self) -> None:
+        """Ask for a time or a frame and move the cursor there."""
+        if self.index is None:
+            return
+
+        def done(text: str | None) -> None:
+            if text:
+                self.goto(text)
+
+        self.push_screen(
+            PromptScreen(
+                "Go to",
+                "a time: +50 or 50.2 (seconds from the start), 00:00:50.5 (UTC), "
+                "2025-11-26 00:00:50; or a frame: #835",
+            ),
+            done,
+        )
+
+    def goto(self, text: str) -> None:
+        """Move the cursor to a time or a frame (`#835`, `frame 835`) the user typed."""
+        index = self.index
+        if index is None:
+            return
+        spec = text.strip().lower()
+        target: float | None
+        if spec.startswith("#") or spec.startswith("frame"):
+            digits = spec.removeprefix("frame").strip().lstrip("#")
+            if not digits.isdigit():
+                self._jump(None, f"not a frame number: {text}")
+                return
+            target = index.frame_time(int(digits))
+            self._jump(target, f"no keepalive at or after frame {digits}")
+            return
+        target = self.fmt.parse(text)
+        if target is None:
+            self._jump(None, f"not a time: {text} (try +50, 00:00:50 or #835)")
+            return
+        self._jump(target, "")
+
     def action_play(self) -> None:
         """Play or pause: the cursor follows the capture's clock at the chosen speed."""
         if self.index is None or self._timer is None:
@@ -509,20 +763,21 @@ class CaptureApp(KeepaliveApp):
                 self._timer.pause()
         self.move_to(target)
 
-    def write_export(self) -> Path:
+    def export_stem(self) -> str:
+        return _capture_stem(self.capture_name)
+
+    def write_export(self, choice: ExportChoice) -> Path:
         if self.index is None:
             raise OSError("the analysis is not ready yet")
-        path = self.export_path
-        if path is None:
-            capture = Path(self.capture_name)
-            name = capture.name.removesuffix(".gz")
-            for suffix in (".pcapng", ".pcap", ".cap"):
-                name = name.removesuffix(suffix)
-            path = _export_path(
-                [capture.with_name(f"{name}.analysis.json"), Path.cwd() / f"{name}.analysis.json"]
-            )
-        with open(path, "w", encoding="utf-8") as stream:
-            write_json(self.index.analysis, stream)
+        analysis = self.index.analysis
+        if choice.filtered:
+            analysis = filtered_analysis(analysis, self.kept_rows())
+        path = self.export_path(choice)
+        with open(path, "w", encoding="utf-8", newline="") as stream:
+            if choice.format == "csv":
+                write_csv(analysis, stream)
+            else:
+                write_json(analysis, stream)
         return path
 
 
@@ -539,6 +794,12 @@ class LiveUpdated(Message):
 
 class LiveApp(KeepaliveApp):
     """Keepalives as they happen, from a frame source running in threads."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        *KeepaliveApp.COMMON_BINDINGS[:1],
+        Binding("s", "sort_next", "Sort"),
+        *KeepaliveApp.COMMON_BINDINGS[1:],
+    ]
 
     def __init__(
         self,
@@ -568,6 +829,10 @@ class LiveApp(KeepaliveApp):
     def on_unmount(self) -> None:
         self.feeder.stop(timeout=0.5)
 
+    @property
+    def origin(self) -> float | None:
+        return self.store.start
+
     def on_live_updated(self, message: LiveUpdated) -> None:
         store = self.store
         update = message.update
@@ -592,31 +857,56 @@ class LiveApp(KeepaliveApp):
             transitions=view.transitions,
             window=self.store.window(tunnel),
             cursor=snapshot.time,
-            origin=None,
+            fmt=self.fmt,
+            live=True,
         )
 
     def log_rows(self) -> Sequence[LogRow]:
-        return self.store.log
+        rows = self.store.log
+        if not self.log_filter:
+            return rows
+        return [row for row in rows if self.log_filter.matches(row)][-LOG_ROWS:]
 
     def status_text(self) -> str:
         store = self.store
         parts = [f"● live: {self.source_title}"]
         if store.now is not None:
-            parts.append(f"{fmt_utc(store.now, digits=0)} UTC")
+            parts.append(f"{self.fmt(store.now, 0)}{'' if self.relative else ' UTC'}")
         parts.append(f"{store.frames} frames")
-        if store.capture_text():
-            parts.append(store.capture_text())
+        capture = store.capture_text()
+        if capture:
+            parts.append(capture)
         if store.last_notice is not None:
             notice = store.last_notice
-            parts.append(f"{notice.message} ({fmt_utc(notice.time, date=False, digits=0)})")
+            parts.append(f"{notice.message} ({self.fmt(notice.time, 0)})")
         return " · ".join(parts)
 
-    def write_export(self) -> Path:
-        directory = self.export_dir or Path.cwd()
+    def export_stem(self) -> str:
         stamp = datetime.fromtimestamp(self.store.now or time.time(), UTC)
-        path = directory / f"gre-keepalive-live-{stamp:%Y%m%dT%H%M%SZ}.json"
+        return f"gre-keepalive-live-{stamp:%Y%m%dT%H%M%SZ}"
+
+    def write_export(self, choice: ExportChoice) -> Path:
+        path = self.export_path(choice)
+        keep = self.kept_rows() if choice.filtered else None
+        if choice.format == "csv":
+            figures = self.store.figures
+            if figures is None:
+                raise OSError("no analysis yet (the first comes a second after the first frame)")
+            analysis = figures.analysis
+            if keep is not None:
+                analysis = filtered_analysis(analysis, keep)
+            with open(path, "w", encoding="utf-8", newline="") as stream:
+                write_csv(analysis, stream)
+            return path
+        document = self.store.document(self.source_title)
+        if keep is not None:
+            document["originators"] = [
+                o
+                for o in document["originators"]
+                if row_key((o["endpoints"][0], o["endpoints"][1]), o["key"], o["address"]) in keep
+            ]
         with open(path, "w", encoding="utf-8") as stream:
-            json.dump(self.store.document(self.source_title), stream, indent=2)
+            json.dump(document, stream, indent=2)
             stream.write("\n")
         return path
 
@@ -645,14 +935,24 @@ def run_live(source: FrameSource, settings: Settings, title: str) -> int:
     return app.return_code or 0
 
 
-def run_capture(loader: Callable[[], Analysis], name: str, *, warnings: Sequence[str] = ()) -> int:
+def run_capture(
+    loader: Loader, name: str, *, size: int | None = None, warnings: Sequence[str] = ()
+) -> int:
     """Run the capture UI until the user quits: 0; 2 without a terminal or when the capture
     cannot be analysed."""
     if _no_terminal():
         return 2
-    app = CaptureApp(loader, name=name, warnings=warnings)
+    app = CaptureApp(loader, name=name, size=size, warnings=warnings)
     app.run()
     if app.failure is not None:
         print(f"gre-keepalive: error: {app.failure}", file=sys.stderr)
         return 2
     return app.return_code or 0
+
+
+def file_size(path: str) -> int | None:
+    """The capture's size in bytes, for the progress bar (None when unknown)."""
+    try:
+        return os.stat(path).st_size
+    except OSError:
+        return None

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from analyzer.options import (
@@ -26,16 +27,18 @@ TUI_HELP = """\
 Explore a capture in a terminal UI: every keepalive originator's line protocol, counter
 against retries, sent/returned/lost keepalives and time down, at a time cursor you step
 through the capture (event by event, transition by transition, or played back at ×1, ×10,
-×100). The selected tunnel shows its counter timeline and its transitions; `e` writes the
-gre-keepalive.analysis/1 JSON document beside the capture.
+×100). The selected tunnel shows its counter timeline, the data it blackholed and its
+transitions; `e` exports the analysis as JSON or CSV to a file you name (by default in the
+current directory).
 
 The analysis is the one `gre-keepalive analyze` prints: same rules, same --config, --period
 and --retries.
 """
 
 TUI_EPILOG = """\
-keys: . , (or → ←) step events · n p transitions of the selected originator · space play ·
-x speed · / filter · s sort · e export JSON · ? help · q quit
+keys: . , (or → ←) step events · n p transitions of the selected originator · : go to a time
+or frame · space play · / filter · l log filter · s sort · v events pane · t time format ·
+[ ] columns · e export · ? help · q quit
 
 examples:
   gre-keepalive tui captures/outage.pcap
@@ -86,9 +89,12 @@ def _fail(message: str) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Check the inputs, then hand an analysis loader to the UI (loaded only now)."""
+    """Check the inputs, then hand an analysis loader to the UI (loaded only now). The
+    capture is read as `analyze` reads it: libpcap's fast path where it can, else the
+    pure-Python reader (said in the status line)."""
     from analyzer.keepalive.analysis import Settings
-    from analyzer.pipeline.analyze import analyze_frames
+    from analyzer.pipeline.analyze import analyze_collected
+    from analyzer.pipeline.collect import collect
     from analyzer.read.capture import CaptureError, open_capture
 
     if args.capture == "-":
@@ -99,24 +105,25 @@ def run(args: argparse.Namespace) -> int:
         return _fail(str(exc))
     warnings: list[str] = list(config.warnings) if config is not None else []
     try:
-        reader = open_capture(args.capture)
+        open_capture(args.capture).close()  # unreadable: one line now, before any UI
     except CaptureError as exc:
         return _fail(str(exc))
     settings = Settings(config=config, period=args.period, retries=args.retries)
+    path = args.capture
 
-    def load() -> Analysis:
-        with reader:
-            analysis = analyze_frames(reader, settings, files=[reader.name])
-            analysis.source.precision = reader.precision
-            read_warnings = reader.warning_lines()
-        analysis.source.warnings.extend(read_warnings)
-        if analysis.source.packets == 0 and read_warnings:
-            raise CaptureError(f"{reader.name}: no complete frame could be read")
+    def load(progress: Callable[[int], None]) -> Analysis:
+        collected = collect(path, progress=progress)
+        analysis = analyze_collected(collected.collector, settings)
+        analysis.source.precision = collected.precision
+        analysis.source.warnings.extend(collected.warnings)
+        if collected.fallback_reason is not None:
+            analysis.source.warnings.append(
+                f"read with the pure-Python reader, not libpcap: {collected.fallback_reason}"
+            )
+        if analysis.source.packets == 0 and collected.warnings:
+            raise CaptureError(f"{path}: no complete frame could be read")
         return analysis
 
-    from analyzer.tui.app import run_capture
+    from analyzer.tui.app import file_size, run_capture
 
-    try:
-        return run_capture(load, reader.name, warnings=warnings)
-    finally:
-        reader.close()
+    return run_capture(load, path, size=file_size(path), warnings=warnings)

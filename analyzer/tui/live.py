@@ -15,17 +15,23 @@ import threading
 import time as _time
 from bisect import insort
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
 from analyzer.keepalive.analysis import Settings
+from analyzer.keepalive.collect import Collector
+from analyzer.keepalive.model import Analysis, Diagnosis
 from analyzer.keepalive.state import LineState
 from analyzer.keepalive.tracker import LiveEvent, LiveEventKind, LiveTracker, OriginatorState
+from analyzer.pipeline.analyze import analyze_collected
 from analyzer.read.capture import RawFrame
-from analyzer.read.packet import decode_frame
+from analyzer.read.packet import FrameKind, decode_frame
 from analyzer.read.sources import CaptureStats, FrameSource, InterfaceNotice, SourceItem
 from analyzer.tui.views import (
+    RANK_DOWN,
+    RANK_FINE,
+    RANK_UNANSWERED,
     ChartPoint,
     LogRow,
     OriginatorView,
@@ -41,6 +47,38 @@ TICK = 0.25  # the tracker is advanced by the clock at least this often
 INTERVAL = 0.1  # at most ten updates a second reach the UI
 HEARTBEAT = 0.5  # and at least two, so clocks and "time down" keep moving
 BATCH = 2000  # frames handled between two looks at the clock
+ANALYSIS_INTERVAL = 1.0  # the diagnoses and blackhole figures are recomputed at most this often
+ANALYSIS_SHARE = 0.1  # … and take at most this share of the tracker thread's time
+
+
+@dataclass(frozen=True, slots=True)
+class LiveFigures:
+    """What the full analysis (:func:`analyze_collected`, rerun on everything seen so far
+    as if the capture ended now) adds to the tracker's state: diagnoses, data packets and
+    blackholed packets per originator."""
+
+    time: float
+    diagnoses: dict[TunnelKey, tuple[Diagnosis, ...]]
+    data: dict[tuple[TunnelKey, str], tuple[int, tuple[int, int]]]  # (packets, blackholed)
+    analysis: Analysis
+
+
+def live_figures(collector: Collector, settings: Settings, now: float) -> LiveFigures:
+    """Analyse everything collected so far as a capture that ends at `now`."""
+    collector.sort_data()
+    source = collector.source
+    if source.start is not None and (source.end is None or source.end < now):
+        source.end = now
+    analysis = analyze_collected(collector, settings)
+    diagnoses: dict[TunnelKey, tuple[Diagnosis, ...]] = {}
+    data: dict[tuple[TunnelKey, str], tuple[int, tuple[int, int]]] = {}
+    for tunnel in analysis.tunnels:
+        key = (tunnel.endpoints, tunnel.key)
+        diagnoses[key] = tuple(tunnel.diagnoses)
+        for o in tunnel.originators:
+            blackhole = o.blackholed_packets
+            data[(key, o.address)] = (o.data_packets, (blackhole.min, blackhole.max))
+    return LiveFigures(now, diagnoses, data, analysis)
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +92,7 @@ class LiveUpdate:
     frames: int = 0
     ended: bool = False  # the source stopped yielding: the state is frozen from now on
     error: str | None = None  # the source raised this
+    figures: LiveFigures | None = None  # a fresh analysis (at most once a second)
     capture: CaptureStats | None = None  # the capture's latest counters (drops)
 
 
@@ -86,6 +125,9 @@ class LiveFeeder:
         self.heartbeat = heartbeat
         self.stop_event = threading.Event()
         self.posts = 0
+        self.settings = settings
+        self.collector = Collector(["live"], include_data=True)
+        self.analysis_interval = ANALYSIS_INTERVAL
         self._queue: queue.Queue[SourceItem | _End] = queue.Queue()
         self._threads: list[threading.Thread] = []
 
@@ -126,6 +168,9 @@ class LiveFeeder:
         capture: CaptureStats | None = None
         next_tick = 0.0
         last_post = -float("inf")
+        collector = self.collector
+        next_analysis = _time.monotonic() + self.analysis_interval
+        figures: LiveFigures | None = None
         while not self.stop_event.is_set():
             now = _time.monotonic()
             due = last_post + (self.interval if events or notices else self.heartbeat)
@@ -142,6 +187,9 @@ class LiveFeeder:
                     frames += 1
                     decoded = decode_frame(item.linktype, item.data)
                     events.extend(tracker.feed(item.time, item.number, decoded))
+                    collector.count(item.time)
+                    if decoded.kind is not FrameKind.OTHER:
+                        collector.classify(item)
                 elif isinstance(item, InterfaceNotice):
                     notices.append(item)
                 elif isinstance(item, CaptureStats):
@@ -161,6 +209,11 @@ class LiveFeeder:
             if not ended and self._queue.empty():
                 events.extend(tracker.advance(clock))
                 next_tick = now + self.tick
+            if post_due and (ended or now >= next_analysis) and collector.source.packets:
+                began = _time.monotonic()
+                figures = live_figures(collector, self.settings, clock)
+                took = _time.monotonic() - began
+                next_analysis = began + max(self.analysis_interval, took / ANALYSIS_SHARE)
             if post_due:
                 self.post(
                     LiveUpdate(
@@ -172,10 +225,11 @@ class LiveFeeder:
                         ended=ended,
                         error=error,
                         capture=capture,
+                        figures=figures,
                     )
                 )
                 self.posts += 1
-                events, notices = [], []
+                events, notices, figures = [], [], None
                 last_post = now
                 if ended:
                     return
@@ -196,7 +250,24 @@ def log_row(event: LiveEvent) -> LogRow:
     )
 
 
-def _view(state: OriginatorState) -> OriginatorView:
+def _view(
+    state: OriginatorState,
+    now: float,
+    pending: float | None,
+    figures: tuple[int, tuple[int, int]] | None,
+) -> OriginatorView:
+    """A tracker state as a table row; `pending`: the time of its last send while the
+    reply is not back; `figures`: (data packets, blackholed) from the latest analysis."""
+    outstanding = 1 if pending is not None and now - pending < state.period else 0
+    lost = max(state.sent - state.returned - outstanding, 0)
+    downs = state.downs
+    rank = (
+        RANK_DOWN
+        if downs or state.line_state is LineState.DOWN
+        else RANK_UNANSWERED
+        if lost or state.extrapolated
+        else RANK_FINE
+    )
     return OriginatorView(
         endpoints=state.endpoints,
         key=state.key,
@@ -211,9 +282,13 @@ def _view(state: OriginatorState) -> OriginatorView:
         sent=state.sent,
         returned=state.returned,
         extrapolated=state.extrapolated,
-        downs=state.downs,
+        downs=downs,
         down_seconds=state.down_seconds,
         last_event=state.last_event,
+        lost=lost,
+        data_packets=None if figures is None else figures[0],
+        blackholed=None if figures is None else figures[1],
+        rank=rank,
     )
 
 
@@ -225,6 +300,9 @@ class LiveStore:
         self.now: float | None = None
         self.states: tuple[OriginatorState, ...] = ()
         self.frames = 0
+        self.start: float | None = None  # the first update: times relative to it
+        self.figures: LiveFigures | None = None
+        self._pending: dict[tuple[TunnelKey, str], float | None] = {}
         self.capture: CaptureStats | None = None
         self._lost_at_transition: dict[tuple[TunnelKey, str], int] = {}
         self.ended = False
@@ -239,7 +317,11 @@ class LiveStore:
     def apply(self, update: LiveUpdate) -> None:
         """Fold one update in."""
         self.now = update.time
+        if self.start is None:
+            self.start = update.time
         self.states = update.states
+        if update.figures is not None:
+            self.figures = update.figures
         self.frames = update.frames
         if update.capture is not None:
             self.capture = update.capture
@@ -250,6 +332,10 @@ class LiveStore:
             row = replace(row, retries=retries.get((event.endpoints, event.key, event.originator)))
             self._log(row)
             tunnel = (event.endpoints, event.key)
+            if event.kind is LiveEventKind.SENT:
+                self._pending[(tunnel, event.originator)] = event.time
+            elif event.kind is LiveEventKind.RETURNED:
+                self._pending[(tunnel, event.originator)] = None
             points = self._points.get((tunnel, event.originator))
             if points is None:
                 points = self._points[(tunnel, event.originator)] = deque(maxlen=self._points_limit)
@@ -309,23 +395,37 @@ class LiveStore:
             del self.log[: len(self.log) - self.log_limit]
 
     def snapshot(self) -> Snapshot:
-        """The latest states as table rows, grouped by tunnel."""
-        tunnels: dict[TunnelKey, list[OriginatorView]] = {}
-        for state in self.states:
-            tunnels.setdefault((state.endpoints, state.key), []).append(_view(state))
-        return Snapshot(
-            self.now or 0.0,
-            tuple(
-                TunnelView(
-                    endpoints=endpoints,
-                    key=key,
-                    vantage=None,
-                    vantage_reason=None,
-                    originators=tuple(views),
-                    transitions=tuple(self._transitions.get((endpoints, key), ())),
-                )
-                for (endpoints, key), views in tunnels.items()
-            ),
+        """The latest states as table rows; tunnel views (transitions, diagnoses) on demand."""
+        now = self.now or 0.0
+        figures = self.figures
+        views = tuple(
+            _view(
+                state,
+                now,
+                self._pending.get(((state.endpoints, state.key), state.address)),
+                None
+                if figures is None
+                else figures.data.get(((state.endpoints, state.key), state.address)),
+            )
+            for state in self.states
+        )
+        return Snapshot(now, views, lambda key: self.tunnel_view(key, views))
+
+    def tunnel_view(self, key: TunnelKey, views: Sequence[OriginatorView]) -> TunnelView | None:
+        """One tunnel: its originators, transitions so far and latest diagnoses."""
+        members = tuple(view for view in views if view.tunnel == key)
+        if not members:
+            return None
+        figures = self.figures
+        return TunnelView(
+            endpoints=key[0],
+            key=key[1],
+            vantage=None,
+            vantage_reason=None,
+            originators=members,
+            # A tick declared missing by the clock is reported after later packets.
+            transitions=tuple(sorted(self._transitions.get(key, ()), key=lambda t: t.time)),
+            diagnoses=() if figures is None else figures.diagnoses.get(key, ()),
         )
 
     def series(self, tunnel: TunnelKey) -> tuple[Series, ...]:

@@ -17,11 +17,13 @@ from analyzer.keepalive.model import Diagnosis
 from analyzer.keepalive.state import LineState
 from analyzer.tui.views import (
     LogRow,
+    OriginatorView,
     Series,
+    TimeFormat,
     TransitionView,
     TunnelView,
-    fmt_number,
-    fmt_utc,
+    fmt_blackholed,
+    retime_text,
 )
 
 BLOCKS = " ▁▂▃▄▅▆▇█"
@@ -45,13 +47,6 @@ def state_text(state: LineState | None) -> Text:
     if state is None:
         return Text("—", style="dim")
     return Text(state.value, style=UP_STYLE if state is LineState.UP else DOWN_STYLE)
-
-
-def offset_label(time: float, origin: float | None) -> str:
-    """`+50.000` seconds after `origin` (capture start), or the UTC clock time in live mode."""
-    if origin is None:
-        return fmt_utc(time, date=False, digits=3)
-    return f"+{time - origin:.3f}"
 
 
 # ---------------------------------------------------------------------------- the chart
@@ -113,6 +108,7 @@ def render_chart(
     cursor: float | None = None,
     left_label: str = "",
     right_label: str = "",
+    geometry: list[tuple[int, int]] | None = None,
 ) -> list[Text]:
     """A bar chart of the counter over [start, end]: `height` rows and an axis row.
 
@@ -131,6 +127,8 @@ def render_chart(
     if count < 4 or height < 1:
         return []
     columns = _columns(series, start, end, count)
+    if geometry is not None:
+        geometry.append((gutter, count))  # where the time columns are: x0, how many
     step = (end - start) / count if end > start else 1.0
     cursor_column: int | None = None
     if cursor is not None:
@@ -170,11 +168,22 @@ def render_chart(
         _append_runs(line, cells)
         rows.append(line)
     axis = [" "] * count
-    for position, char in enumerate(left_label[:count]):
-        axis[position] = char
-    right = right_label[: max(count - len(left_label) - 1, 0)]
-    for position, char in enumerate(right):
-        axis[count - len(right) + position] = char
+    taken = set() if cursor_column is None else {cursor_column}
+    left = left_label[:count]
+    if cursor_column is not None and cursor_column < len(left):
+        # The ▲ would cut the label: write it just after the marker instead.
+        left = left if cursor_column + 1 + len(left) <= count else ""
+        left_at = cursor_column + 1
+    else:
+        left_at = 0
+    for position, char in enumerate(left):
+        axis[left_at + position] = char
+        taken.add(left_at + position)
+    right = right_label[:count]
+    right_at = count - len(right)
+    if right and not taken & set(range(right_at - 1, count)):
+        for position, char in enumerate(right):
+            axis[right_at + position] = char
     line = Text(" " * (gutter - 1) + "└", style="dim")
     _append_runs(
         line,
@@ -199,29 +208,56 @@ class Detail:
     transitions: tuple[TransitionView, ...]  # capture mode: all, those after `cursor` dimmed
     window: tuple[float, float]
     cursor: float
-    origin: float | None  # capture start (times as offsets); None in live mode (clock times)
+    fmt: TimeFormat
+    live: bool = False  # charts end at "now"; no cursor to mark
 
 
 SEVERITY_STYLES = {"error": "bold red", "warning": "bold yellow", "info": "cyan"}
 
 
-def _diagnosis_lines(diagnosis: Diagnosis, width: int, origin: float | None) -> list[Text]:
-    """`error leg-down +35.000: message…`, the message wrapped to the pane's width."""
+def _diagnosis_lines(diagnosis: Diagnosis, width: int, fmt: TimeFormat) -> list[Text]:
+    """`error leg-down +35.000: message…`, the message wrapped to the pane's width, its
+    clock times in the screen's time format."""
     severity = diagnosis.severity.value
     head = Text("  ")
     head.append(severity, style=SEVERITY_STYLES.get(severity, "bold"))
     head.append(f" {diagnosis.code}", style="bold")
+    if diagnosis.originator:
+        head.append(f" {diagnosis.originator}")
     if diagnosis.time is not None:
-        head.append(f" {offset_label(diagnosis.time, origin).strip()}", style="dim")
+        head.append(f" {fmt(diagnosis.time)}", style="dim")
     lines = [head]
-    for part in textwrap.wrap(diagnosis.message, max(width - 4, 20)):
+    for part in textwrap.wrap(retime_text(diagnosis.message, fmt), max(width - 4, 20)):
         lines.append(Text(f"    {part}"))
     return lines
 
 
-def render_detail(detail: Detail, width: int, chart_height: int = 4) -> list[Text]:
-    """Title, one counter chart per originator, the transitions and the diagnoses."""
+def blackhole_line(view: OriginatorView, live: bool) -> Text:
+    """`blackholed 200–250 of 800 data packets` (so far), or why it is not known."""
+    line = Text("  ")
+    if view.blackholed is None or view.data_packets is None:
+        line.append("blackholed: not known (data packets not recorded)", style="dim")
+        return line
+    high = view.blackholed[1]
+    line.append("blackholed ")
+    line.append(fmt_blackholed(view.blackholed), style="bold red" if high else "bold")
+    line.append(f" of {view.data_packets} data packets")
+    line.append(" so far" if live else " up to the cursor", style="dim")
+    return line
+
+
+def render_detail(
+    detail: Detail,
+    width: int,
+    chart_height: int = 4,
+    *,
+    charts: list[tuple[int, int, int, int]] | None = None,
+) -> list[Text]:
+    """Title, per originator its state, blackhole and counter chart, then the transitions
+    and the diagnoses. `charts` receives each chart's (first line, last line, x of its
+    first time column, time columns), for turning a click into a moment."""
     tunnel = detail.tunnel
+    fmt = detail.fmt
     lines: list[Text] = []
     title = Text(f"{tunnel.endpoints[0]} ↔ {tunnel.endpoints[1]}", style="bold")
     title.append(f"  key {'none' if tunnel.key is None else tunnel.key}", style="dim")
@@ -229,14 +265,12 @@ def render_detail(detail: Detail, width: int, chart_height: int = 4) -> list[Tex
         title.append(f"  captured near {tunnel.vantage}", style="dim")
     lines.append(title)
     start, end = detail.window
-    if detail.origin is None:
-        left, right = f"-{fmt_number(round(end - start, 1))} s", "now"
+    if detail.live:
+        left, right = f"-{round(end - start):g} s", "now"
     else:
-        left = f"+{fmt_number(round(start - detail.origin, 3))} s"
-        right = f"+{fmt_number(round(end - detail.origin, 3))} s"
+        left, right = fmt(start, 1 if fmt.relative else 0), fmt(end, 1 if fmt.relative else 0)
     views = {o.address: o for o in tunnel.originators}
-    # Live charts end at "now": no cursor to mark there.
-    chart_cursor = detail.cursor if detail.origin is not None else None
+    chart_cursor = None if detail.live else detail.cursor
     for series in detail.series:
         view = views.get(series.address)
         head = Text(f"{series.address} → {series.peer}  ", style="bold")
@@ -244,25 +278,31 @@ def render_detail(detail: Detail, width: int, chart_height: int = 4) -> list[Tex
             head.append_text(state_text(view.line_state))
             head.append(f"  counter {view.counter}/{view.retries}")
         lines.append(head)
-        lines.extend(
-            render_chart(
-                series,
-                start,
-                end,
-                width,
-                chart_height,
-                cursor=chart_cursor,
-                left_label=left,
-                right_label=right,
-            )
+        if view is not None:
+            lines.append(blackhole_line(view, detail.live))
+        geometry: list[tuple[int, int]] = []
+        chart = render_chart(
+            series,
+            start,
+            end,
+            width,
+            chart_height,
+            cursor=chart_cursor,
+            left_label=left,
+            right_label=right,
+            geometry=geometry,
         )
+        if charts is not None and chart and geometry:
+            charts.append((len(lines), len(lines) + len(chart) - 1, *geometry[0]))
+        lines.extend(chart)
     lines.append(Text("Transitions", style="bold underline"))
     if not detail.transitions:
         lines.append(Text("  none", style="dim"))
     pad = max((len(t.originator) for t in detail.transitions), default=0)
+    stamp = max((len(fmt(t.time)) for t in detail.transitions), default=0)
     for transition in detail.transitions:
         line = Text("  ")
-        line.append(f"{offset_label(transition.time, detail.origin):>12}")
+        line.append(f"{fmt(transition.time):>{stamp}}")
         line.append(f"  {transition.originator:<{pad}}  ")
         line.append_text(state_text(transition.state))
         line.append(f"{'':<{5 - len(transition.state.value)}} counter {transition.counter}")
@@ -277,36 +317,46 @@ def render_detail(detail: Detail, width: int, chart_height: int = 4) -> list[Tex
     if not tunnel.diagnoses:
         lines.append(Text("  none", style="dim"))
     for diagnosis in tunnel.diagnoses:
-        lines.extend(_diagnosis_lines(diagnosis, width, detail.origin))
+        lines.extend(_diagnosis_lines(diagnosis, width, fmt))
     return lines
 
 
 # ---------------------------------------------------------------------------- the event log
 
+KIND_LABELS = {"down": "DOWN", "up": "UP", "extrapolated": "extrap."}
 
-def render_log_row(row: LogRow, origin: float | None) -> Text:
-    """`+50.000  DOWN         192.0.2.1  3/3  #835` (live mode: the UTC clock time first)."""
-    if origin is None:
-        line = Text(fmt_utc(row.time, date=False, digits=3), style="dim")
-    else:
-        line = Text(f"{offset_label(row.time, origin):>8}", style="dim")
-    line.append("  ")
-    label = row.kind.upper() if row.kind in ("down", "up") else row.kind
-    line.append(f"{label:<12}", style=KIND_STYLES.get(row.kind, ""))
+
+def render_log_row(row: LogRow, fmt: TimeFormat, width: int = 0, pad: int = 15) -> list[Text]:
+    """`+50.000 DOWN     192.0.2.1 3/3 #835`: one line, or two when the pane is too narrow
+    for the frame and RTT (they are never cut)."""
+    line = Text(fmt(row.time), style="dim")
+    line.append(" ")
+    label = KIND_LABELS.get(row.kind, row.kind)
+    line.append(f"{label:<8}", style=KIND_STYLES.get(row.kind, ""))
     if row.kind in ("notice", "error"):
         line.append(f" {row.message}")
-        return line
-    line.append(f" {row.originator:<15}")
+        return [line]
+    line.append(f" {row.originator:<{pad}}")
+    fields: list[tuple[str, str]] = []
     if row.counter is not None:
         retries = f"/{row.retries}" if row.retries is not None else ""
-        line.append(f"  {row.counter}{retries}")
+        fields.append((f"{row.counter}{retries}", ""))
     if row.frame is not None:
-        line.append(f"  #{row.frame}", style="dim")
+        fields.append((f"#{row.frame}", "dim"))
     if row.ticks > 1:
-        line.append(f"  ×{row.ticks} ticks", style="dim")
+        fields.append((f"×{row.ticks} ticks", "dim"))
     if row.rtt_ms is not None:
-        line.append(f"  {row.rtt_ms:g} ms", style="dim")
-    return line
+        fields.append((f"{row.rtt_ms:g} ms", "dim"))
+    tail = Text()
+    for text, style in fields:
+        tail.append(" ")
+        tail.append(text, style=style or None)
+    if width and line.cell_len + tail.cell_len > width:
+        wrapped = Text(" " * min(len(fmt(row.time)) + 1, max(width - tail.cell_len, 0)))
+        wrapped.append_text(tail)
+        return [line, wrapped]
+    line.append_text(tail)
+    return [line]
 
 
 # ---------------------------------------------------------------------------- the cursor bar

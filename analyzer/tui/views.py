@@ -5,20 +5,33 @@ answers it from an :class:`~analyzer.keepalive.model.Analysis` by bisecting each
 timeline (its events carry the counter and line state after every event), and
 :func:`state_at` is the one-shot form of the same question. Live mode folds the tracker's
 snapshots into the same :class:`Snapshot` (see :mod:`analyzer.tui.live`). Sorting,
-filtering and cell texts of the tunnels table live here too, so widgets only draw.
+filtering, cell texts of the tunnels table and the one time format live here too, so
+widgets only draw.
+
+Everything a cursor move recomputes is O(originators × log events): the event log is one
+merged order of every originator's rows built once, and rows become :class:`LogRow`
+objects only when they are shown.
 """
 
 from __future__ import annotations
 
+import ipaddress
+import re
+from array import array
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from functools import lru_cache
+from typing import Any, overload
 
-from analyzer.keepalive.clock import utc_text
+from analyzer.keepalive.analysis import blackhole_windows
+from analyzer.keepalive.clock import in_calendar, utc_text
 from analyzer.keepalive.model import (
     Analysis,
+    DataTimes,
     Diagnosis,
+    KeepaliveEvent,
     KeepaliveRole,
     OriginatorResult,
     TunnelResult,
@@ -31,6 +44,13 @@ TunnelKey = tuple[tuple[str, str], int | None]
 def row_key(endpoints: tuple[str, str], key: int | None, address: str) -> str:
     """The table row of one originator: stable across refreshes, sorting and filtering."""
     return f"{endpoints[0]}|{endpoints[1]}|{'' if key is None else key}|{address}"
+
+
+# Problem ranks: the default table order puts tunnels that went down first, then those
+# with unanswered keepalives, then the rest.
+RANK_DOWN = 0
+RANK_UNANSWERED = 1
+RANK_FINE = 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,16 +73,15 @@ class OriginatorView:
     downs: int
     down_seconds: float
     last_event: float | None
+    lost: int = 0  # sent and never answered (a send whose reply is still due is not lost)
+    data_packets: int | None = None  # data it sent into the tunnel so far; None: not known
+    blackholed: tuple[int, int] | None = None  # (min, max) so far; None: not known
+    rank: int = RANK_FINE  # RANK_DOWN, RANK_UNANSWERED or RANK_FINE
 
     @property
     def tunnel(self) -> TunnelKey:
         """The tunnel this originator belongs to."""
         return self.endpoints, self.key
-
-    @property
-    def lost(self) -> int:
-        """Keepalives sent and not (yet) returned."""
-        return max(self.sent - self.returned, 0)
 
     @property
     def row_key(self) -> str:
@@ -101,25 +120,75 @@ class TunnelView:
 
 @dataclass(frozen=True, slots=True)
 class Snapshot:
-    """Every tunnel at `time`: what the tables show."""
+    """Every originator at `time`: what the table shows. Tunnel views (transitions,
+    diagnoses) are made only for the tunnel asked for, by `tunnel_view`."""
 
     time: float
-    tunnels: tuple[TunnelView, ...]
+    views: Sequence[OriginatorView]  # in tunnel order
+    tunnel_view: Callable[[TunnelKey], TunnelView | None] = field(compare=False)
 
     def originators(self) -> list[OriginatorView]:
         """Every originator of every tunnel."""
-        return [o for tunnel in self.tunnels for o in tunnel.originators]
+        return list(self.views)
+
+    @property
+    def tunnels(self) -> tuple[TunnelView, ...]:
+        """Every tunnel, in the order of its first originator."""
+        keys = dict.fromkeys(view.tunnel for view in self.views)
+        found = (self.tunnel_view(key) for key in keys)
+        return tuple(view for view in found if view is not None)
 
     def tunnel(self, key: TunnelKey) -> TunnelView | None:
         """The tunnel with these endpoints and key."""
-        return next((t for t in self.tunnels if t.tunnel == key), None)
+        return self.tunnel_view(key)
 
     def originator(self, address: str, tunnel: TunnelKey | None = None) -> OriginatorView:
         """The (first) originator with this address; KeyError if there is none."""
-        for view in self.originators():
+        for view in self.views:
             if view.address == address and (tunnel is None or view.tunnel == tunnel):
                 return view
         raise KeyError(address)
+
+
+def _no_row(index: int) -> OriginatorView:
+    raise IndexError(index)
+
+
+class Rows(Sequence[OriginatorView]):
+    """Table rows in order: their keys up front, each view made only when asked for (a
+    hub capture has thousands of rows and the screen shows a few dozen)."""
+
+    def __init__(self, keys: list[str], get: Callable[[int], OriginatorView]) -> None:
+        self.keys = keys
+        self._get = get
+
+    @classmethod
+    def empty(cls) -> Rows:
+        """No rows."""
+        return cls([], _no_row)
+
+    @classmethod
+    def of(cls, views: Sequence[OriginatorView]) -> Rows:
+        """Rows of views already made."""
+        return cls([view.row_key for view in views], views.__getitem__)
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    @overload
+    def __getitem__(self, index: int) -> OriginatorView: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[OriginatorView]: ...
+
+    def __getitem__(self, index: int | slice) -> OriginatorView | Sequence[OriginatorView]:
+        if isinstance(index, slice):
+            return [self._get(i) for i in range(*index.indices(len(self.keys)))]
+        if index < 0:
+            index += len(self.keys)
+        if not 0 <= index < len(self.keys):
+            raise IndexError("row index out of range")
+        return self._get(index)
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,6 +233,128 @@ class LogRow:
     message: str = ""
 
 
+LOG_KINDS = ("sent", "returned", "extrapolated", "down", "up", "notice", "error")
+
+
+@dataclass(frozen=True, slots=True)
+class LogFilter:
+    """Which event-log rows to show: event kinds (any of them) and words that must each
+    appear in the originator's address. Empty: every row."""
+
+    kinds: frozenset[str] = frozenset()
+    words: tuple[str, ...] = ()
+
+    @classmethod
+    def parse(cls, text: str) -> LogFilter:
+        """`down up 192.0.2.1`: words naming an event kind (or a prefix of one, `ret`,
+        `extra`; `transitions` for down and up) pick kinds, the others match addresses."""
+        kinds: set[str] = set()
+        words: list[str] = []
+        for word in text.lower().split():
+            if word in ("transition", "transitions"):
+                kinds.update(("down", "up"))
+                continue
+            named = [
+                kind
+                for kind in LOG_KINDS
+                if kind == word or (len(word) >= 3 and kind.startswith(word))
+            ]
+            if named:
+                kinds.update(named)
+            else:
+                words.append(word)
+        return cls(frozenset(kinds), tuple(words))
+
+    def __bool__(self) -> bool:
+        return bool(self.kinds or self.words)
+
+    def matches(self, row: LogRow) -> bool:
+        """True when the row passes the filter."""
+        if self.kinds and row.kind not in self.kinds:
+            return False
+        if self.words:
+            if row.kind in ("notice", "error"):
+                return all(word in row.message.lower() for word in self.words)
+            return all(word in row.originator for word in self.words)
+        return True
+
+
+# ---------------------------------------------------------------------------- time format
+
+
+@dataclass(frozen=True, slots=True)
+class TimeFormat:
+    """The one way the screen writes a moment: seconds after `origin` (`+50.000`) or the
+    UTC clock (`00:00:50.000`); `t` toggles between them."""
+
+    origin: float | None  # the capture's (or the live session's) start
+    relative: bool
+
+    def __call__(self, time: float, digits: int = 3) -> str:
+        if self.relative and self.origin is not None:
+            return f"+{time - self.origin:.{digits}f}"
+        return fmt_utc(time, date=False, digits=digits)
+
+    def toggled(self) -> TimeFormat:
+        """The other format."""
+        return TimeFormat(self.origin, not self.relative)
+
+    @property
+    def name(self) -> str:
+        """`relative` or `UTC`."""
+        return "relative" if self.relative and self.origin is not None else "UTC"
+
+    def parse(self, text: str) -> float | None:
+        """A moment typed by the user: `+50`, `50.2` (seconds after the origin), `00:00:50`
+        or `00:00:50.5` (UTC clock on the origin's day, or the next one when earlier), or
+        `2025-11-26 00:00:50`. None when it is none of these."""
+        text = text.strip()
+        try:
+            if re.fullmatch(r"\+?\d+(\.\d*)?", text):
+                return None if self.origin is None else self.origin + float(text)
+            match = re.fullmatch(r"(\d{4}-\d\d-\d\d)[ T](\d\d?:\d\d:\d\d(\.\d+)?)", text)
+            if match:
+                day = datetime.fromisoformat(match.group(1)).replace(tzinfo=UTC)
+                return day.timestamp() + _clock_seconds(match.group(2))
+            if re.fullmatch(r"\d\d?:\d\d:\d\d(\.\d+)?", text):
+                return self.clock_time(_clock_seconds(text))
+        except ValueError:
+            return None
+        return None
+
+    def clock_time(self, seconds_of_day: float) -> float | None:
+        """The moment at this time of day on the origin's day (the next day when earlier)."""
+        if self.origin is None or not in_calendar(self.origin):
+            return None
+        start = datetime.fromtimestamp(self.origin, UTC)
+        midnight = start.replace(hour=0, minute=0, second=0, microsecond=0)
+        moment = midnight + timedelta(seconds=seconds_of_day)
+        if moment.timestamp() < self.origin - 1.0:
+            moment += timedelta(days=1)
+        return moment.timestamp()
+
+
+def _clock_seconds(text: str) -> float:
+    hours, minutes, seconds = text.split(":")
+    return int(hours) * 3600 + int(minutes) * 60 + float(seconds)
+
+
+CLOCK_IN_TEXT = re.compile(r"\b(\d\d):(\d\d):(\d\d\.\d{3})\b")
+
+
+def retime_text(text: str, fmt: TimeFormat) -> str:
+    """Clock times (`00:00:35.000`, as diagnoses write them) in the screen's format."""
+    if not fmt.relative or fmt.origin is None:
+        return text
+
+    def replace(match: re.Match[str]) -> str:
+        hours, minutes, seconds = match.groups()
+        moment = fmt.clock_time(int(hours) * 3600 + int(minutes) * 60 + float(seconds))
+        return match.group(0) if moment is None else fmt(moment)
+
+    return CLOCK_IN_TEXT.sub(replace, text)
+
+
 # ---------------------------------------------------------------------------- capture mode
 
 
@@ -186,25 +377,79 @@ def _down_until(transitions: Sequence[Transition], time: float) -> tuple[int, fl
     return downs, total
 
 
+def _count_before(times: Sequence[float], start: float, end: float) -> int:
+    """Values of a sorted column in [start, end)."""
+    if end <= start:
+        return 0
+    return bisect_left(times, end) - bisect_left(times, start)
+
+
+class _Blackhole:
+    """One originator's blackhole windows with their data packets copied out, so the
+    figure at any moment is a few bisections in memory (the fast path's data columns are
+    read from disk value by value)."""
+
+    def __init__(self, result: OriginatorResult, data: Sequence[float], capture_end: float) -> None:
+        self.windows: list[tuple[float, float, float, array[float]]] = []
+        if not len(data):
+            return
+        for first, start_max, end in blackhole_windows(
+            result.events, result.transitions, result.period, capture_end
+        ):
+            lo, hi = bisect_left(data, start_max), bisect_left(data, end)
+            self.windows.append((first, start_max, end, array("d", data[lo:hi])))
+        self.starts = [start for _first, start, _end, _times in self.windows]
+
+    def at(self, time: float) -> tuple[int, int]:
+        """(min, max) blackholed up to `time`: each window counted up to `time` at most."""
+        low = high = 0
+        if not self.windows:
+            return 0, 0
+        for first, start_max, end, times in self.windows[: bisect_right(self.starts, time)]:
+            until = min(end, time)
+            low += _count_before(times, first, until)
+            high += _count_before(times, start_max, until)
+        return low, high
+
+
+class _DataCount:
+    """Data packets an originator sent up to a moment. The fast path keeps data times on
+    disk and reads them value by value; the TUI asks for every originator at every cursor
+    move, so it keeps its own copy in memory (8 bytes a packet)."""
+
+    def __init__(self, times: DataTimes) -> None:
+        self.times: Sequence[float] = times if isinstance(times, array) else array("d", times)
+
+    def at(self, time: float) -> int:
+        """Packets with a time at or before `time`."""
+        return bisect_right(self.times, time)
+
+
 class _OriginatorIndex:
     """Prefix counts over one originator's timeline, for O(log n) lookups by time."""
 
-    def __init__(self, tunnel: TunnelResult, result: OriginatorResult) -> None:
+    def __init__(
+        self, tunnel: TunnelResult, result: OriginatorResult, capture_end: float, data: bool
+    ) -> None:
         self.tunnel = tunnel
         self.result = result
         self.row_key = row_key(tunnel.endpoints, tunnel.key, result.address)
-        self.times = [event.time for event in result.events]
-        sent = returned = extrapolated = 0
+        self.times = array("d", (event.time for event in result.events))
+        sent = returned = extrapolated = unanswered = 0
         rtt: float | None = None
         # Index i: counts over events[:i].
-        self.sent_before = [0]
-        self.returned_before = [0]
+        self.sent_before = array("l", [0])
+        self.returned_before = array("l", [0])
+        self.unanswered_before = array("l", [0])
         self.rtt_before: list[float | None] = [None]
-        self.extrapolated_before = [0]
+        self.extrapolated_before = array("l", [0])
         for event in result.events:
-            if event.role is KeepaliveRole.SENT:
+            role = event.role
+            if role is KeepaliveRole.SENT:
                 sent += 1
-            elif event.role is KeepaliveRole.RETURNED:
+                if event.partner_frame is None:
+                    unanswered += 1  # known from the whole capture: it is never answered
+            elif role is KeepaliveRole.RETURNED:
                 if event.partner_frame is not None:
                     returned += 1
                 if event.rtt_ms is not None:
@@ -213,11 +458,25 @@ class _OriginatorIndex:
                 extrapolated += event.ticks
             self.sent_before.append(sent)
             self.returned_before.append(returned)
+            self.unanswered_before.append(unanswered)
             self.rtt_before.append(rtt)
             self.extrapolated_before.append(extrapolated)
         self.transition_times = [t.time for t in result.transitions]
+        self.data = _DataCount(result.data_times) if data else None
+        self.blackhole = _Blackhole(result, self.data.times, capture_end) if self.data else None
+        self.rank = (
+            RANK_DOWN
+            if result.transitions
+            else RANK_UNANSWERED
+            if result.unanswered or result.extrapolated
+            else RANK_FINE
+        )
+        self._last: tuple[float, OriginatorView] | None = None
 
     def view(self, time: float) -> OriginatorView:
+        last_view = self._last
+        if last_view is not None and last_view[0] == time:
+            return last_view[1]
         result = self.result
         index = bisect_right(self.times, time)
         if index:
@@ -227,8 +486,10 @@ class _OriginatorIndex:
             last_event: float | None = last.time
         else:
             line_state, counter, last_event = None, 0, None
-        downs, down_seconds = _down_until(result.transitions, time)
-        return OriginatorView(
+        downs, down_seconds = (
+            _down_until(result.transitions, time) if result.transitions else (0, 0.0)
+        )
+        view = OriginatorView(
             endpoints=self.tunnel.endpoints,
             key=self.tunnel.key,
             address=result.address,
@@ -245,7 +506,13 @@ class _OriginatorIndex:
             downs=downs,
             down_seconds=down_seconds,
             last_event=last_event,
+            lost=self.unanswered_before[index],
+            data_packets=self.data.at(time) if self.data is not None else None,
+            blackholed=self.blackhole.at(time) if self.blackhole is not None else None,
+            rank=self.rank,
         )
+        self._last = (time, view)
+        return view
 
     def transitions_until(self, time: float) -> list[TransitionView]:
         count = bisect_right(self.transition_times, time)
@@ -258,12 +525,15 @@ def _transition_view(address: str, transition: Transition) -> TransitionView:
     )
 
 
-def _log_rows(result: OriginatorResult) -> list[LogRow]:
+LogItem = KeepaliveEvent | Transition
+
+
+def _log_items(result: OriginatorResult) -> list[LogItem]:
     """One originator's events and transitions in the order the live tracker reports them:
     a down transition before the send that finds the counter too high, an up after the
     reply that causes it."""
-    rows: list[LogRow] = []
-    pending = list(result.transitions)
+    items: list[LogItem] = []
+    pending = result.transitions
     position = 0
     for event in result.events:
         if (
@@ -271,45 +541,50 @@ def _log_rows(result: OriginatorResult) -> list[LogRow]:
             and pending[position].state is LineState.DOWN
             and pending[position].time == event.time
         ):
-            rows.append(_transition_row(result, pending[position]))
+            items.append(pending[position])
             position += 1
-        rows.append(
-            LogRow(
-                time=event.time,
-                kind=event.role.value,
-                originator=result.address,
-                peer=result.peer,
-                frame=event.frame,
-                ident=event.ident,
-                counter=event.counter,
-                retries=result.retries,
-                line_state=event.line_state,
-                rtt_ms=event.rtt_ms if event.role is KeepaliveRole.RETURNED else None,
-                ticks=event.ticks,
-            )
-        )
+        items.append(event)
         if (
             position < len(pending)
             and pending[position].state is LineState.UP
             and pending[position].time == event.time
         ):
-            rows.append(_transition_row(result, pending[position]))
+            items.append(pending[position])
             position += 1
-    rows.extend(_transition_row(result, t) for t in pending[position:])
-    return rows
+    items.extend(pending[position:])
+    return items
 
 
-def _transition_row(result: OriginatorResult, transition: Transition) -> LogRow:
+def _log_row(result: OriginatorResult, item: LogItem) -> LogRow:
+    if isinstance(item, Transition):
+        return LogRow(
+            time=item.time,
+            kind=item.state.value,
+            originator=result.address,
+            peer=result.peer,
+            frame=item.frame,
+            counter=item.counter,
+            retries=result.retries,
+            line_state=item.state,
+        )
     return LogRow(
-        time=transition.time,
-        kind=transition.state.value,
+        time=item.time,
+        kind=item.role.value,
         originator=result.address,
         peer=result.peer,
-        frame=transition.frame,
-        counter=transition.counter,
+        frame=item.frame,
+        ident=item.ident,
+        counter=item.counter,
         retries=result.retries,
-        line_state=transition.state,
+        line_state=item.line_state,
+        rtt_ms=item.rtt_ms if item.role is KeepaliveRole.RETURNED else None,
+        ticks=item.ticks,
     )
+
+
+_NO_FRAME = (1 << 40) - 1  # extrapolated rows sort after framed ones at the same time
+_ORIGINATOR_BITS = 24
+_POSITION_BITS = 28
 
 
 class CaptureIndex:
@@ -317,87 +592,191 @@ class CaptureIndex:
 
     def __init__(self, analysis: Analysis) -> None:
         self.analysis = analysis
+        source = analysis.source
+        first_time = min(
+            (o.events[0].time for t in analysis.tunnels for o in t.originators if o.events),
+            default=0.0,
+        )
+        last_time = max(
+            (o.events[-1].time for t in analysis.tunnels for o in t.originators if o.events),
+            default=first_time,
+        )
+        self.start: float = source.start if source.start is not None else first_time
+        self.end: float = max(source.end if source.end is not None else last_time, self.start)
+        data = source.data_recorded
         self._tunnels: list[tuple[TunnelResult, list[_OriginatorIndex]]] = [
-            (tunnel, [_OriginatorIndex(tunnel, o) for o in tunnel.originators])
+            (tunnel, [_OriginatorIndex(tunnel, o, self.end, data) for o in tunnel.originators])
             for tunnel in analysis.tunnels
         ]
-        self._by_row = {o.row_key: o for _, members in self._tunnels for o in members}
-        times = {t for _, members in self._tunnels for o in members for t in o.times}
-        self.event_times: list[float] = sorted(times)
+        self._by_tunnel = {
+            (tunnel.endpoints, tunnel.key): (tunnel, members) for tunnel, members in self._tunnels
+        }
+        self._indexes = [o for _, members in self._tunnels for o in members]
+        self._by_row = {o.row_key: o for o in self._indexes}
+        self._keys = [o.row_key for o in self._indexes]
+        self._orders: dict[tuple[str, bool], list[int]] = {}
+        self._build_log()
         self.transition_times: list[float] = sorted(
-            {t for _, members in self._tunnels for o in members for t in o.transition_times}
+            {t for o in self._indexes for t in o.transition_times}
         )
-        source = analysis.source
-        first = self.event_times[0] if self.event_times else 0.0
-        last = self.event_times[-1] if self.event_times else first
-        self.start: float = source.start if source.start is not None else first
-        self.end: float = max(source.end if source.end is not None else last, self.start)
-        indexes = [o for _, members in self._tunnels for o in members]
-        rows = [
-            (row.time, order, position, row)
-            for order, index in enumerate(indexes)
-            for position, row in enumerate(_log_rows(index.result))
+        self._transition_log = [
+            position for position, kind in enumerate(self._log_kinds) if kind == 1
         ]
-        rows.sort(key=lambda item: (item[0], item[1], item[2]))
-        self.log: list[LogRow] = [row for *_, row in rows]
-        self._log_times = [row.time for row in self.log]
+
+    def _build_log(self) -> None:
+        """Every originator's log rows in one order: time, then frame, then originator, then
+        the originator's own order (a down before its send, an up after its reply)."""
+        self._items: list[list[LogItem] | None] = [None] * len(self._indexes)
+        keys: list[int] = []
+        frame_shift = _ORIGINATOR_BITS + _POSITION_BITS
+        for number, index in enumerate(self._indexes):
+            items = self._items[number] = _log_items(index.result)
+            base = number << _POSITION_BITS
+            for position, item in enumerate(items):
+                frame = item.frame if item.frame is not None else _NO_FRAME
+                keys.append(
+                    (round(item.time * 1e9) << (40 + frame_shift))
+                    | (frame << frame_shift)
+                    | base
+                    | position
+                )
+        keys.sort()
+        mask = (1 << (_ORIGINATOR_BITS + _POSITION_BITS)) - 1
+        self._log_ids = array("q", (key & mask for key in keys))
+        shift = 40 + frame_shift
+        self._log_times = array("d", ((key >> shift) / 1e9 for key in keys))
+        del keys
+        # 0: a keepalive event, 1: a transition.
+        self._log_kinds = bytearray(len(self._log_ids))
+        for position, ident in enumerate(self._log_ids):
+            if isinstance(self._item(ident), Transition):
+                self._log_kinds[position] = 1
+        # Keepalive events only (what "event N/M" counts), in time order.
+        self.event_times = array(
+            "d",
+            (t for t, kind in zip(self._log_times, self._log_kinds, strict=True) if kind == 0),
+        )
+
+    def _item(self, ident: int) -> LogItem:
+        number, position = ident >> _POSITION_BITS, ident & ((1 << _POSITION_BITS) - 1)
+        items = self._items[number]
+        if items is None:
+            items = self._items[number] = _log_items(self._indexes[number].result)
+        return items[position]
+
+    def _row(self, ident: int) -> LogRow:
+        number = ident >> _POSITION_BITS
+        return _log_row(self._indexes[number].result, self._item(ident))
+
+    @property
+    def log_size(self) -> int:
+        """Rows in the whole event log."""
+        return len(self._log_ids)
 
     def state_at(self, time: float) -> Snapshot:
-        """Every originator's state after its last event at or before `time`."""
+        """Every originator's state after its last event at or before `time` (each view is
+        made when it is first looked at)."""
+        indexes = self._indexes
         return Snapshot(
             time,
-            tuple(
-                TunnelView(
-                    endpoints=tunnel.endpoints,
-                    key=tunnel.key,
-                    vantage=tunnel.vantage,
-                    vantage_reason=tunnel.vantage_reason,
-                    originators=tuple(o.view(time) for o in members),
-                    transitions=tuple(
-                        sorted(
-                            (t for o in members for t in o.transitions_until(time)),
-                            key=lambda t: t.time,
-                        )
-                    ),
-                    diagnoses=tuple(tunnel.diagnoses),
+            Rows(self._keys, lambda i: indexes[i].view(time)),
+            lambda key: self.tunnel_at(key, time),
+        )
+
+    def rows_at(self, time: float, by: str, reverse: bool, query: str = "") -> Rows:
+        """The table's rows at `time`, filtered and sorted. Orders that do not change with
+        time (problems first in a capture, addresses, key, period) are sorted once, and
+        then only the rows on screen are made."""
+        indexes = self._indexes
+        if not query.split() and by in STATIC_SORTS:
+            order = self._orders.get((by, reverse))
+            if order is None:
+                views = [o.view(self.start) for o in indexes]
+                position = {id(view): number for number, view in enumerate(views)}
+                ranked = sort_views(views, by, reverse=reverse)
+                order = self._orders[(by, reverse)] = [position[id(v)] for v in ranked]
+            return Rows([self._keys[i] for i in order], lambda i: indexes[order[i]].view(time))
+        views = filter_views((o.view(time) for o in indexes), query)
+        return Rows.of(sort_views(views, by, reverse=reverse))
+
+    def tunnel_at(self, key: TunnelKey, time: float) -> TunnelView | None:
+        """One tunnel at `time`: its originators, transitions so far and diagnoses."""
+        found = self._by_tunnel.get(key)
+        if found is None:
+            return None
+        tunnel, members = found
+        return TunnelView(
+            endpoints=tunnel.endpoints,
+            key=tunnel.key,
+            vantage=tunnel.vantage,
+            vantage_reason=tunnel.vantage_reason,
+            originators=tuple(o.view(time) for o in members),
+            transitions=tuple(
+                sorted(
+                    (t for o in members for t in o.transitions_until(time)),
+                    key=lambda t: t.time,
                 )
-                for tunnel, members in self._tunnels
             ),
+            diagnoses=tuple(tunnel.diagnoses),
         )
 
     def all_transitions(self, tunnel: TunnelKey) -> tuple[TransitionView, ...]:
         """Every transition of a tunnel's originators, time-ordered (past and future)."""
-        found = [
-            _transition_view(o.result.address, t)
-            for result, members in self._tunnels
-            if (result.endpoints, result.key) == tunnel
-            for o in members
-            for t in o.result.transitions
-        ]
-        return tuple(sorted(found, key=lambda t: t.time))
+        found = self._by_tunnel.get(tunnel)
+        if found is None:
+            return ()
+        return tuple(
+            sorted(
+                (
+                    _transition_view(o.result.address, t)
+                    for o in found[1]
+                    for t in o.result.transitions
+                ),
+                key=lambda t: t.time,
+            )
+        )
 
     def series(self, tunnel: TunnelKey) -> tuple[Series, ...]:
         """The counter timeline of each originator of a tunnel."""
-        for result, members in self._tunnels:
-            if (result.endpoints, result.key) == tunnel:
-                return tuple(
-                    Series(
-                        o.result.address,
-                        o.result.peer,
-                        o.result.retries,
-                        tuple(ChartPoint(e.time, e.counter, e.line_state) for e in o.result.events),
-                    )
-                    for o in members
-                )
-        return ()
+        found = self._by_tunnel.get(tunnel)
+        if found is None:
+            return ()
+        return tuple(
+            Series(
+                o.result.address,
+                o.result.peer,
+                o.result.retries,
+                tuple(ChartPoint(e.time, e.counter, e.line_state) for e in o.result.events),
+            )
+            for o in found[1]
+        )
 
-    def log_until(self, time: float, limit: int) -> list[LogRow]:
-        """The last `limit` log rows at or before `time`, oldest first."""
+    def log_until(
+        self, time: float, limit: int, log_filter: LogFilter | None = None, *, scan: int = 200_000
+    ) -> list[LogRow]:
+        """The last `limit` log rows at or before `time` that pass the filter, oldest first
+        (a filter looks back through at most `scan` rows)."""
         end = bisect_right(self._log_times, time)
-        return self.log[max(end - limit, 0) : end]
+        if not log_filter:
+            return [self._row(ident) for ident in self._log_ids[max(end - limit, 0) : end]]
+        rows: list[LogRow] = []
+        positions: Iterable[int]
+        if log_filter.kinds and log_filter.kinds <= {"down", "up"}:
+            transitions = self._transition_log[: bisect_left(self._transition_log, end)]
+            positions = reversed(transitions)
+        else:
+            positions = range(end - 1, max(end - 1 - scan, -1), -1)
+        for position in positions:
+            row = self._row(self._log_ids[position])
+            if log_filter.matches(row):
+                rows.append(row)
+                if len(rows) >= limit:
+                    break
+        rows.reverse()
+        return rows
 
     def event_position(self, time: float) -> tuple[int, int]:
-        """(how many distinct event times are at or before `time`, how many there are)."""
+        """(keepalive events at or before `time`, keepalive events in the capture)."""
         return bisect_right(self.event_times, time), len(self.event_times)
 
     def next_event(self, time: float) -> float | None:
@@ -407,6 +786,18 @@ class CaptureIndex:
     def previous_event(self, time: float) -> float | None:
         """The last keepalive event strictly before `time`."""
         return _before(self.event_times, time)
+
+    def frame_time(self, frame: int) -> float | None:
+        """The time of the keepalive event or transition with this frame number (the
+        nearest keepalive frame at or after it when it is not one)."""
+        best: tuple[int, float] | None = None
+        for index in self._indexes:
+            for event in index.result.events:
+                if event.frame is not None and event.frame >= frame:
+                    if best is None or event.frame < best[0]:
+                        best = (event.frame, event.time)
+                    break
+        return None if best is None else best[1]
 
     def _transition_times(self, row: str | None) -> list[float]:
         if row is None:
@@ -435,7 +826,8 @@ def _before(times: Sequence[float], time: float) -> float | None:
 
 def state_at(analysis: Analysis, time: float) -> Snapshot:
     """The state of every originator at `time`: the counter and line state of its last event
-    at or before `time`, with sent/returned/lost, downs and time down counted up to it."""
+    at or before `time`, with sent/returned/lost, downs, time down and blackholed data
+    counted up to it."""
     return CaptureIndex(analysis).state_at(time)
 
 
@@ -449,7 +841,7 @@ def fmt_utc(time: float, *, date: bool = True, digits: int = 6) -> str:
 
 def fmt_seconds(seconds: float | None) -> str:
     """A duration for a table cell: `25.020 s`, `1 h 02 m`, `—` for none."""
-    if seconds is None or seconds <= 0:
+    if seconds is None or seconds < 0:
         return "—"
     if seconds < 100:
         return f"{seconds:.3f} s"
@@ -463,18 +855,39 @@ def fmt_number(value: float) -> str:
     return f"{value:.6f}".rstrip("0").rstrip(".")
 
 
+def fmt_blackholed(blackholed: tuple[int, int] | None) -> str:
+    """`200–250` packets (min–max), `0`, or `—` when data was not recorded."""
+    if blackholed is None:
+        return "—"
+    low, high = blackholed
+    return str(low) if low == high else f"{low}–{high}"
+
+
 # ---------------------------------------------------------------------------- the table
+
+
+@lru_cache(maxsize=65536)
+def address_order(address: str) -> tuple[int, int, str]:
+    """Addresses in numeric order (IPv4 before IPv6); anything else after, as text."""
+    try:
+        parsed = ipaddress.ip_address(address)
+    except ValueError:
+        return 9, 0, address
+    return parsed.version, int(parsed), ""
 
 
 @dataclass(frozen=True, slots=True)
 class Column:
-    """A column of the tunnels table: its label, cell text and sort key."""
+    """A column of the tunnels table: its label, cell text, sort key, width (at least),
+    and priority (the lowest are hidden first when the screen is narrow)."""
 
     key: str
     label: str
     text: Callable[[OriginatorView], str]
     sort: Callable[[OriginatorView], Any]
     numeric: bool = False
+    width: int = 0
+    priority: int = 5
 
 
 def _state_text(view: OriginatorView) -> str:
@@ -485,8 +898,30 @@ def _state_order(view: OriginatorView) -> int:
     return {LineState.DOWN: 0, LineState.UP: 1, None: 2}[view.line_state]
 
 
-def _tunnel_order(view: OriginatorView) -> tuple[str, str, int, str]:
-    return view.endpoints[0], view.endpoints[1], -1 if view.key is None else view.key, view.address
+def _tunnel_order(view: OriginatorView) -> tuple[Any, ...]:
+    return (
+        address_order(view.endpoints[0]),
+        address_order(view.endpoints[1]),
+        -1 if view.key is None else view.key,
+        address_order(view.address),
+    )
+
+
+def _originator_order(view: OriginatorView) -> tuple[Any, ...]:
+    return (
+        address_order(view.address),
+        address_order(view.peer),
+        -1 if view.key is None else view.key,
+    )
+
+
+def _problem_order(view: OriginatorView) -> int:
+    """Went down, then unanswered keepalives, then the rest."""
+    return view.rank
+
+
+def _down_text(view: OriginatorView) -> str:
+    return "—" if view.downs == 0 else fmt_seconds(view.down_seconds)
 
 
 COLUMNS: tuple[Column, ...] = (
@@ -494,23 +929,35 @@ COLUMNS: tuple[Column, ...] = (
         "originator",
         "Originator → peer",
         lambda v: f"{v.address} → {v.peer}",
-        _tunnel_order,
+        _originator_order,
+        priority=10,
     ),
-    Column("key", "Key", lambda v: "—" if v.key is None else str(v.key), lambda v: v.key or -1),
-    Column("line", "Line", _state_text, _state_order),
+    Column(
+        "key",
+        "Key",
+        lambda v: "—" if v.key is None else str(v.key),
+        lambda v: -1 if v.key is None else v.key,
+        numeric=True,
+        width=3,
+        priority=2,
+    ),
+    Column("line", "Line", _state_text, _state_order, width=4, priority=9),
     Column(
         "counter",
         "Counter",
         lambda v: f"{v.counter}/{v.retries}",
         lambda v: (v.counter / v.retries if v.retries else 0.0, v.counter),
         numeric=True,
+        width=7,
+        priority=8,
     ),
     Column(
         "period",
         "Period",
         lambda v: f"{fmt_number(v.period)} s {v.period_source}",
         lambda v: v.period,
-        numeric=True,
+        width=13,
+        priority=1,
     ),
     Column(
         "rtt",
@@ -518,21 +965,69 @@ COLUMNS: tuple[Column, ...] = (
         lambda v: "—" if v.last_rtt_ms is None else f"{v.last_rtt_ms:.2f} ms",
         lambda v: -1.0 if v.last_rtt_ms is None else v.last_rtt_ms,
         numeric=True,
+        width=9,
+        priority=3,
     ),
-    Column("sent", "Sent", lambda v: str(v.sent), lambda v: v.sent, numeric=True),
-    Column("returned", "Ret", lambda v: str(v.returned), lambda v: v.returned, numeric=True),
-    Column("lost", "Lost", lambda v: str(v.lost), lambda v: v.lost, numeric=True),
-    Column("downs", "Downs", lambda v: str(v.downs), lambda v: v.downs, numeric=True),
+    Column(
+        "sent", "Sent", lambda v: str(v.sent), lambda v: v.sent, numeric=True, width=5, priority=4
+    ),
+    Column(
+        "returned",
+        "Ret",
+        lambda v: str(v.returned),
+        lambda v: v.returned,
+        numeric=True,
+        width=5,
+        priority=3,
+    ),
+    Column(
+        "lost", "Lost", lambda v: str(v.lost), lambda v: v.lost, numeric=True, width=4, priority=7
+    ),
+    Column(
+        "data",
+        "Data",
+        lambda v: "—" if v.data_packets is None else str(v.data_packets),
+        lambda v: -1 if v.data_packets is None else v.data_packets,
+        numeric=True,
+        width=6,
+        priority=4,
+    ),
+    Column(
+        "blackholed",
+        "Blackholed",
+        lambda v: fmt_blackholed(v.blackholed),
+        lambda v: (-1, -1) if v.blackholed is None else (v.blackholed[1], v.blackholed[0]),
+        numeric=True,
+        width=10,
+        priority=8,
+    ),
+    Column(
+        "downs",
+        "Downs",
+        lambda v: str(v.downs),
+        lambda v: v.downs,
+        numeric=True,
+        width=5,
+        priority=6,
+    ),
     Column(
         "down",
         "Time down",
-        lambda v: fmt_seconds(v.down_seconds),
+        _down_text,
         lambda v: v.down_seconds,
         numeric=True,
+        width=9,
+        priority=6,
     ),
 )
 COLUMN_KEYS = tuple(column.key for column in COLUMNS)
 _COLUMNS_BY_KEY = {column.key: column for column in COLUMNS}
+
+PROBLEMS = "problems"  # the default order: not a column
+SORT_KEYS = (PROBLEMS, *COLUMN_KEYS)  # what `s` steps through
+# Orders a capture's rows keep at every cursor position (the problem rank of a capture is
+# its whole-capture outcome).
+STATIC_SORTS = frozenset((PROBLEMS, "originator", "key", "period"))
 
 
 def column(key: str) -> Column:
@@ -540,11 +1035,18 @@ def column(key: str) -> Column:
     return _COLUMNS_BY_KEY[key]
 
 
+def sort_label(key: str) -> str:
+    """How the status line names a sort order."""
+    return "problems first" if key == PROBLEMS else column(key).label
+
+
 def sort_views(
-    views: Iterable[OriginatorView], by: str = "originator", *, reverse: bool = False
+    views: Iterable[OriginatorView], by: str = PROBLEMS, *, reverse: bool = False
 ) -> list[OriginatorView]:
-    """Rows in table order: by one column (ties in tunnel order)."""
+    """Rows in table order: by one column, or problems first (ties in tunnel order)."""
     rows = sorted(views, key=_tunnel_order)
+    if by == PROBLEMS:
+        return sorted(rows, key=_problem_order, reverse=reverse)
     return sorted(rows, key=column(by).sort, reverse=reverse)
 
 
@@ -557,4 +1059,6 @@ def search_text(view: OriginatorView) -> str:
 def filter_views(views: Iterable[OriginatorView], query: str) -> list[OriginatorView]:
     """Rows whose addresses, key or line state contain every word of `query`."""
     words = query.lower().split()
+    if not words:
+        return list(views)
     return [v for v in views if all(word in search_text(v) for word in words)]

@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 from rich.text import Text
 from textual.pilot import Pilot
+from textual.widgets import Input, RadioButton
 
 from analyzer.cli import main
 from analyzer.keepalive.analysis import Settings
@@ -31,7 +32,15 @@ from analyzer.read.packet import build_keepalive_request, reflect_request
 from analyzer.read.sources import InterfaceNotice
 from analyzer.tui.app import CaptureApp, KeepaliveApp, LiveApp, run_capture, run_live
 from analyzer.tui.views import row_key
-from analyzer.tui.widgets import CursorBar, DetailPane, EventLog, HelpScreen, TunnelTable
+from analyzer.tui.widgets import (
+    CursorBar,
+    DetailPane,
+    EventLog,
+    ExportScreen,
+    HelpScreen,
+    StatusLine,
+    TunnelTable,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 OUTAGE = ROOT / "captures" / "outage.pcap"
@@ -49,7 +58,7 @@ def _loader(
     """Analyse a capture as `gre-keepalive tui` does. Snapshot tests leave the diagnoses
     out: their wording belongs to analyzer.diagnose.rules (tested there), the layout to us."""
 
-    def load() -> Analysis:
+    def load(progress: Callable[[int], None]) -> Analysis:
         with open_capture(path) as reader:
             analysis = analyze_frames(reader, settings, files=[str(path)])
         if not diagnoses:
@@ -84,15 +93,13 @@ async def _until(pilot: Pilot[Any], ready: Callable[[], bool], timeout: float = 
 
 
 def _row(app: KeepaliveApp, key: str) -> dict[str, str]:
-    table = app.query_one(TunnelTable)
-    cells = table.get_row(key)
-    return {str(k.value): c.plain for k, c in zip(table.columns, cells, strict=True)}
+    return app.query_one(TunnelTable).row_text(key)
 
 
 async def _select(pilot: Pilot[Any], key: str) -> None:
     """Move the table's cursor to a row with the arrow keys, as a user would."""
     table = pilot.app.query_one(TunnelTable)
-    target = table.get_row_index(key)
+    target = table.order.index(key)
     while table.cursor_row != target:
         await pilot.press("down" if table.cursor_row < target else "up")
     assert table.selected_key == key
@@ -180,25 +187,47 @@ async def test_filter_and_sort() -> None:
         await pilot.press("N")  # 47.01: only 198.51.100.1 is down
         await pilot.press("slash", *"down")
         assert app.filter_text == "down"
-        assert [str(k.value) for k in table.rows] == [ROW_B]
+        assert table.order == [ROW_B]
         await pilot.press("enter")
         assert app.focused is table
-        assert "filter “down”" in str(app.query_one("#status").render())
+        assert "filter “down”" in app.query_one(StatusLine).text
         await pilot.press("escape")
         assert table.row_count == 2
         await pilot.press("slash", *"203.0.113", "enter")
         assert table.row_count == 0
+        # An empty result says so, in the table and in the detail pane.
+        assert "no originator matches the filter “203.0.113”" in table.empty_text
+        detail = app.query_one(DetailPane)
+        assert detail.detail is None and "matches the filter" in detail.empty_text
         await pilot.press("escape")
-        # Sort: by the line column (down first), then reversed; a header click also sorts.
-        await pilot.press("s", "s")
+        # Problems first, then each column: s s s is the line column (down first).
+        assert app.sort_by == "problems"
+        await pilot.press("s", "s", "s")
         assert app.sort_by == "line"
         assert table.selected_key is not None
-        assert [str(k.value) for k in table.rows] == [ROW_B, ROW_A]
-        assert table.get_row_at(0)[0].plain.startswith(B)
+        assert table.order == [ROW_B, ROW_A]
         await pilot.press("S")
-        assert table.get_row_at(0)[0].plain.startswith(A)
+        assert table.order == [ROW_A, ROW_B]
         await pilot.click(TunnelTable, offset=(4, 1))  # the first header
         assert (app.sort_by, app.sort_reverse) == ("originator", False)
+        await pilot.click(TunnelTable, offset=(4, 1))  # again: reversed
+        assert (app.sort_by, app.sort_reverse) == ("originator", True)
+
+
+async def test_the_sort_marker_follows_the_sorted_column() -> None:
+    app = CaptureApp(_loader(), name="captures/outage.pcap")
+    async with app.run_test(size=SIZE) as pilot:
+        await _until(pilot, app.ready.is_set)
+        table = app.query_one(TunnelTable)
+
+        def header() -> str:
+            return table.render_line(0).text
+
+        assert "▲" not in header() and "▼" not in header()  # problems first: no column
+        await pilot.press("s", "s", "s")
+        assert "Line ▲" in header() and "Originator → peer ▲" not in header()
+        await pilot.press("S")
+        assert "Line ▼" in header()
 
 
 async def test_help_screen() -> None:
@@ -214,24 +243,95 @@ async def test_help_screen() -> None:
         assert not isinstance(app.screen, HelpScreen)
 
 
-async def test_export_writes_the_analysis_beside_the_capture(
-    tmp_path: Path, outage_json: dict[str, Any]
+async def _export(pilot: Pilot[Any], *choices: str, path: str | None = None) -> None:
+    """`e`, then pick radio buttons by id, optionally type a path, and press Enter."""
+    await pilot.press("e")
+    await pilot.pause()
+    screen = pilot.app.screen
+    assert isinstance(screen, ExportScreen)
+    for choice in choices:
+        screen.query_one(f"#{choice}", RadioButton).value = True
+        await pilot.pause()
+    field = screen.query_one("#export-path", Input)
+    if path is not None:
+        field.value = path
+    field.focus()
+    await pilot.press("enter")
+    await pilot.pause()
+
+
+async def test_export_asks_and_writes_into_the_current_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, outage_json: dict[str, Any]
 ) -> None:
-    capture = tmp_path / "outage.pcap"
+    evidence = tmp_path / "evidence"
+    evidence.mkdir()
+    capture = evidence / "outage.pcap"
     shutil.copy(OUTAGE, capture)
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
     app = CaptureApp(_loader(capture), name=str(capture))
     async with app.run_test(size=SIZE) as pilot:
         await _until(pilot, app.ready.is_set)
-        await pilot.press("e")
-        written = tmp_path / "outage.analysis.json"
+        await _export(pilot)
+        written = work / "outage.analysis.json"
         assert str(written) in app.message
         document = json.loads(written.read_text(encoding="utf-8"))
+    assert list(evidence.iterdir()) == [capture]  # nothing written beside the evidence
     assert document["schema"] == "gre-keepalive.analysis/1"
     assert document["tunnels"] == outage_json["tunnels"]
 
 
+async def test_export_csv_of_the_filtered_rows(tmp_path: Path) -> None:
+    app = CaptureApp(_loader(), name="captures/outage.pcap", export_dir=tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await _until(pilot, app.ready.is_set)
+        # Keep only 198.51.100.1's row: it is the only one whose line is down at 47.01.
+        await pilot.press("N", "slash", *"down", "enter")
+        assert app.query_one(TunnelTable).order == [ROW_B]
+        await _export(pilot, "format-csv", path="only-b.csv")
+        assert app.screen is not None and not isinstance(app.screen, ExportScreen)
+    lines = (tmp_path / "only-b.csv").read_text(encoding="utf-8").splitlines()
+    header = lines[0].split(",")
+    assert header[:5] == ["time", "frame", "tunnel", "key", "originator"]
+    originators = {line.split(",")[4] for line in lines[1:]}
+    assert originators == {B}
+
+
+async def test_export_can_be_cancelled(tmp_path: Path) -> None:
+    app = CaptureApp(_loader(), name="captures/outage.pcap", export_dir=tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await _until(pilot, app.ready.is_set)
+        await pilot.press("e")
+        await pilot.pause()
+        assert isinstance(app.screen, ExportScreen)
+        await pilot.press("escape")
+        await pilot.pause()
+        assert not isinstance(app.screen, ExportScreen)
+    assert list(tmp_path.iterdir()) == []
+
+
+async def test_loading_shows_bytes_read_of_the_file() -> None:
+    go_on = threading.Event()
+    analysis = _loader()(lambda _: None)
+
+    def slow(progress: Callable[[int], None]) -> Analysis:
+        progress(250_000)
+        go_on.wait(5.0)
+        return analysis
+
+    app = CaptureApp(slow, name="big.pcap", size=1_000_000)
+    async with app.run_test(size=SIZE) as pilot:
+        bar = app.query_one(CursorBar)
+        await _until(pilot, lambda: "25%" in (bar.progress or ""))
+        assert "0.2 MB of 1.0 MB" in (bar.progress or "")
+        go_on.set()
+        await _until(pilot, app.ready.is_set)
+        assert bar.progress is None
+
+
 async def test_an_unreadable_capture_ends_the_app_with_status_2() -> None:
-    def broken() -> Analysis:
+    def broken(progress: Callable[[int], None]) -> Analysis:
         raise CaptureError("broken.pcap: truncated in the middle of nowhere")
 
     app = CaptureApp(broken, name="broken.pcap")
@@ -262,13 +362,29 @@ def test_tui_command_hands_the_analysis_to_the_ui(monkeypatch: pytest.MonkeyPatc
 
     seen: list[Analysis] = []
 
-    def fake_run_capture(loader: Callable[[], Analysis], name: str, **_: object) -> int:
-        seen.append(loader())
+    progress: list[int] = []
+
+    def fake_run_capture(
+        loader: Callable[[Callable[[int], None]], Analysis], name: str, **_: object
+    ) -> int:
+        seen.append(loader(progress.append))
         return 0
 
+    import analyzer.pipeline.collect
+
+    readers: list[str] = []
+    real_collect = analyzer.pipeline.collect.collect
+
+    def spy(path: str, **options: Any) -> Any:
+        collected = real_collect(path, **options)
+        readers.append(collected.reader)
+        return collected
+
     monkeypatch.setattr(analyzer.tui.app, "run_capture", fake_run_capture)
+    monkeypatch.setattr(analyzer.pipeline.collect, "collect", spy)
     assert main(["tui", str(OUTAGE), "--retries", "4", "--period", "5"]) == 0
     (analysis,) = seen
+    assert readers == ["libpcap"]  # the fast path, as `analyze` reads it
     originator = analysis.tunnels[0].originators[0]
     assert (originator.address, originator.retries, originator.transitions[0].time) == (
         A,
@@ -324,8 +440,8 @@ async def test_live_mode_goes_down_by_the_wall_clock(tmp_path: Path) -> None:
         kinds = [r.kind for r in app.query_one(EventLog).rows]
         assert kinds[:3] == ["sent", "returned", "notice"]
         assert "down" in kinds
-        assert "lo re-opened" in str(app.query_one("#status").render())
-        await pilot.press("e")
+        assert "lo re-opened" in app.query_one(StatusLine).text
+        await _export(pilot)
         (written,) = tmp_path.glob("gre-keepalive-live-*.json")
         document = json.loads(written.read_text(encoding="utf-8"))
     assert app.feeder.stop_event.is_set()  # quitting stops the source
@@ -374,6 +490,9 @@ def live_outage_app(
         await _until(pilot, lambda: app.store.frames == source.frames)
         source.now = until
         await _until(pilot, lambda: app.store.now == until)
+        # The analysis behind the diagnoses and the blackhole runs at most once a second.
+        figures = lambda: app.store.figures  # noqa: E731
+        await _until(pilot, lambda: (f := figures()) is not None and f.time == until)
         await pilot.pause()
 
     return app, settle
@@ -388,7 +507,34 @@ async def test_live_mode_replay_matches_the_offline_timeline() -> None:
         assert (row_b["line"], row_b["counter"]) == ("down", "6/3")
         downs = [(r.originator, r.time) for r in app.query_one(EventLog).rows if r.kind == "down"]
         assert downs == [(B, pytest.approx(T0 + 47.01)), (A, T0 + 50.0)]
-        assert "eth0 re-opened" in str(app.query_one("#status").render())
+        assert "eth0 re-opened" in app.query_one(StatusLine).text
+
+
+async def test_live_mode_shows_diagnoses_and_the_blackhole() -> None:
+    """Watching the outage up to t0 + 60 s: the analysis rerun as if the capture ended then
+    finds 192.0.2.1's first unanswered send at 35 s and its down at 50 s (retries 3), with
+    10 data packets a second each way: 150 (from 35) to 200 (from the last answered send,
+    30) blackholed; and diagnoses in the tunnel pane, as `analyze` gives them."""
+    app, settle = live_outage_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await _until(
+            pilot, lambda: app.store.figures is not None and app.store.figures.time == T0 + 60.0
+        )
+        await pilot.pause()
+        row = _row(app, ROW_A)
+        assert row["blackholed"] == "150–200"
+        pane = app.query_one(DetailPane)
+        await _select(pilot, ROW_A)
+        await pilot.pause()
+        text = "\n".join(line.plain for line in pane.lines)
+        assert "blackholed 150–200 of" in text
+        figures = app.store.figures
+        assert figures is not None
+        (diagnoses,) = figures.diagnoses.values()
+        assert diagnoses
+        for diagnosis in diagnoses:
+            assert f"{diagnosis.severity.value} {diagnosis.code}" in text
 
 
 # ---------------------------------------------------------------------------- screenshots
@@ -408,9 +554,31 @@ def capture_app_at_down(
     return app, at_down
 
 
+SMALL = (80, 24)
+
+
 def test_snapshot_capture_at_the_down_transition(snap_compare: Any) -> None:
     app, at_down = capture_app_at_down()
     assert snap_compare(app, terminal_size=SIZE, run_before=at_down)
+
+
+def test_snapshot_capture_at_80x24(snap_compare: Any) -> None:
+    """The Events pane folds away and low-priority columns hide (the border says how many)."""
+    app, at_down = capture_app_at_down()
+    assert snap_compare(app, terminal_size=SMALL, run_before=at_down)
+
+
+def test_snapshot_capture_at_80x24_with_events(snap_compare: Any) -> None:
+    """`v` brings the Events pane back, in place of the Tunnel pane."""
+    app, at_down = capture_app_at_down()
+
+    async def run_before(pilot: Pilot[Any]) -> None:
+        await at_down(pilot)
+        await pilot.press("v")
+        await pilot.pause()
+        await pilot.pause()
+
+    assert snap_compare(app, terminal_size=SMALL, run_before=run_before)
 
 
 def test_snapshot_capture_filtered_with_help(snap_compare: Any) -> None:
@@ -426,6 +594,11 @@ def test_snapshot_capture_filtered_with_help(snap_compare: Any) -> None:
 def test_snapshot_live(snap_compare: Any) -> None:
     app, settle = live_outage_app()
     assert snap_compare(app, terminal_size=SIZE, run_before=settle)
+
+
+def test_snapshot_live_at_80x24(snap_compare: Any) -> None:
+    app, settle = live_outage_app()
+    assert snap_compare(app, terminal_size=SMALL, run_before=settle)
 
 
 async def _screenshot(app: KeepaliveApp, prepare: Callable[[Pilot[Any]], Any], path: Path) -> None:

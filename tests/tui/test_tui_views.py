@@ -28,9 +28,15 @@ from analyzer.tui.live import LiveFeeder, LiveStore, LiveUpdate
 from analyzer.tui.render import Detail, render_chart, render_detail, render_log_row
 from analyzer.tui.views import (
     COLUMN_KEYS,
+    RANK_DOWN,
+    RANK_FINE,
+    RANK_UNANSWERED,
     CaptureIndex,
     ChartPoint,
+    LogFilter,
+    OriginatorView,
     Series,
+    TimeFormat,
     filter_views,
     sort_views,
     state_at,
@@ -68,9 +74,12 @@ def test_state_at_follows_the_hand_worked_outage(outage: Analysis) -> None:
     # The tick at 50 finds 3 >= 3: down, then the send makes the counter 4.
     assert _figures(outage, 50.0, A) == (down, 4, 11, 7, 4, 1, 0.0)
     assert _figures(outage, 60.0, A) == (down, 6, 13, 7, 6, 1, 10.0)
-    # The send at 75 is answered at 75.02005: up, counter 0.
-    assert _figures(outage, 75.02, A) == (down, 9, 16, 7, 9, 1, 25.02)
+    # The send at 75 is answered at 75.02005: until then it is outstanding, not lost (the
+    # sends at 35 … 70, eight, are); then up, counter 0.
+    assert _figures(outage, 75.02, A) == (down, 9, 16, 7, 8, 1, 25.02)
     assert _figures(outage, 75.02005, A) == (up, 0, 16, 8, 8, 1, 25.02005)
+    # Right after a normal send (0, answered at 0.02005) nothing is lost.
+    assert _figures(outage, 0.0, A)[4] == 0
     # 198.51.100.1 sends first at 2.01; its ticks from 32.01 are extrapolated.
     assert _figures(outage, 1.0, B)[:2] == (None, 0)
     view = state_at(outage, T0 + 47.01).originator(B)
@@ -120,7 +129,11 @@ def test_cursor_navigation(outage: Analysis) -> None:
         ("down", A, 835),
         ("sent", A, 835),
     ]
-    assert index.event_position(T0 + 50.0)[0] == index.event_times.index(T0 + 50.0) + 1
+    # "keepalive N/M" counts keepalive events, not distinct times: by 50 s 192.0.2.1 sent
+    # 11 (0 … 50) and got 7 back (0 … 30); 198.51.100.1 sent 6 (2.01 … 27.01), got 6 back
+    # and 4 ticks were extrapolated (32.01 … 47.01): 34.
+    total = sum(len(o.events) for o in outage.tunnels[0].originators)
+    assert index.event_position(T0 + 50.0) == (34, total)
 
 
 def test_sorting_and_filtering(outage: Analysis) -> None:
@@ -158,22 +171,25 @@ def test_detail_and_log_render_as_plain_lines(outage: Analysis) -> None:
     index = CaptureIndex(outage)
     snapshot = index.state_at(T0 + 50.0)
     tunnel = replace(snapshot.tunnels[0], diagnoses=())
+    fmt = TimeFormat(index.start, relative=True)
     detail = Detail(
         tunnel,
         index.series(tunnel.tunnel),
         index.all_transitions(tunnel.tunnel),
         (index.start, index.end),
         T0 + 50.0,
-        index.start,
+        fmt,
     )
     text = "\n".join(line.plain for line in render_detail(detail, 80))
     assert "192.0.2.1 → 198.51.100.1  down  counter 4/3" in text
+    # Data at 10/s from 30 (last answered send) or 35 (first unanswered) up to the down at 50.
+    assert "blackholed 150–200 of 500 data packets up to the cursor" in text
     assert "+50.000  192.0.2.1     down  counter 3  #835" in text
     assert "Diagnoses\n  none" in text
     diagnosis = Diagnosis(
         "leg-down",
         Severity.ERROR,
-        "192.0.2.1's keepalives go unanswered from 35 s " + "while 198.51.100.1… " * 5,
+        "192.0.2.1's keepalives go unanswered from 00:00:35.000 " + "while 198.51.100.1… " * 5,
         T0 + 35.0,
         (682,),
     )
@@ -181,10 +197,111 @@ def test_detail_and_log_render_as_plain_lines(outage: Analysis) -> None:
     lines = [line.plain for line in render_detail(with_diagnosis, 60)]
     at = lines.index("Diagnoses")
     assert lines[at + 1] == "  error leg-down +35.000"
-    assert lines[at + 2].startswith("    192.0.2.1's keepalives go unanswered")
+    # One time format: the message's clock time follows the screen's.
+    assert lines[at + 2].startswith("    192.0.2.1's keepalives go unanswered from +35.000")
     assert len(lines) > at + 3 and all(len(line) <= 60 for line in lines[at:])
+    absolute = [
+        line.plain for line in render_detail(replace(with_diagnosis, fmt=fmt.toggled()), 60)
+    ]
+    assert absolute[at + 1] == "  error leg-down 00:00:35.000"
+    assert "from 00:00:35.000" in absolute[at + 2]
     row = index.log_until(T0 + 50.0, 2)[0]
-    assert render_log_row(row, T0).plain == " +50.000  DOWN         192.0.2.1        3/3  #835"
+    assert [line.plain for line in render_log_row(row, fmt, pad=9)] == [
+        "+50.000 DOWN     192.0.2.1 3/3 #835"
+    ]
+
+
+def test_a_log_row_too_wide_keeps_its_frame_and_rtt(outage: Analysis) -> None:
+    index = CaptureIndex(outage)
+    log = index.log_until(index.end, index.log_size)
+    returned = next(r for r in log if r.kind == "returned" and r.originator == A)
+    fmt = TimeFormat(index.start, relative=True)
+    (one,) = render_log_row(returned, fmt, 80, pad=12)
+    assert one.plain == "+0.020 returned 192.0.2.1    0/3 #2 20.05 ms"
+    first, second = render_log_row(returned, fmt, 30, pad=12)
+    assert first.plain == "+0.020 returned 192.0.2.1   "
+    assert second.plain.strip() == "0/3 #2 20.05 ms"
+
+
+def test_blackhole_up_to_the_cursor(outage: Analysis) -> None:
+    """192.0.2.1 (retries 3): last answered send 30 s, first unanswered 35 s, down 50 s,
+    10 data packets a second. Up to any moment: min counts from 35, max from 30 (the path
+    failed somewhere between), both until the down; after it the analysis's own figure."""
+    index = CaptureIndex(outage)
+    assert index.state_at(T0 + 29.0).originator(A).blackholed == (0, 0)
+    assert index.state_at(T0 + 34.0).originator(A).blackholed == (0, 40)
+    assert index.state_at(T0 + 40.0).originator(A).blackholed == (50, 100)
+    view = index.state_at(T0 + 60.0).originator(A)
+    (result,) = [o for o in outage.tunnels[0].originators if o.address == A]
+    assert (
+        view.blackholed
+        == (150, 200)
+        == (
+            result.blackholed_packets.min,
+            result.blackholed_packets.max,
+        )
+    )
+    # 10/s from 0 until the simulated router (keepalive 5 4) really went down, at 55 s.
+    assert view.data_packets == 550
+    end = index.state_at(index.end).originator(A)
+    assert end.data_packets == result.data_packets
+
+
+def test_problems_first_and_addresses_in_numeric_order() -> None:
+    def view(address: str, peer: str, rank: int) -> OriginatorView:
+        return OriginatorView(
+            (min(address, peer), max(address, peer)),
+            None,
+            address,
+            peer,
+            LineState.UP,
+            0,
+            3,
+            10.0,
+            "default",
+            None,
+            1,
+            1,
+            0,
+            0,
+            0.0,
+            None,
+            rank=rank,
+        )
+
+    fine = view("172.16.10.1", "10.0.0.1", RANK_FINE)
+    early = view("172.16.4.1", "10.0.0.1", RANK_FINE)
+    unanswered = view("172.16.200.1", "10.0.0.1", RANK_UNANSWERED)
+    down = view("172.16.30.1", "10.0.0.1", RANK_DOWN)
+    rows = [fine, early, unanswered, down]
+    assert sort_views(rows) == [down, unanswered, early, fine]
+    assert sort_views(rows, "originator") == [early, fine, down, unanswered]
+
+
+def test_time_format_parses_what_it_writes() -> None:
+    fmt = TimeFormat(T0, relative=True)
+    assert fmt(T0 + 50.0) == "+50.000"
+    assert fmt.toggled()(T0 + 50.0) == "00:00:50.000"
+    assert fmt.parse("+50") == fmt.parse("50") == T0 + 50.0
+    assert fmt.parse("00:00:50.5") == T0 + 50.5
+    assert fmt.parse("2025-11-26 00:01:00") == T0 + 60.0
+    assert fmt.parse("soon") is None
+
+
+def test_log_filter_by_originator_and_kind(outage: Analysis) -> None:
+    index = CaptureIndex(outage)
+    transitions = index.log_until(index.end, 10, LogFilter.parse("down up"))
+    assert [(r.kind, r.originator) for r in transitions] == [
+        ("down", B),
+        ("down", A),
+        ("up", B),
+        ("up", A),
+    ]
+    only_b = index.log_until(T0 + 20.0, 100, LogFilter.parse("198.51.100.1 sent"))
+    assert only_b and {(r.kind, r.originator) for r in only_b} == {("sent", B)}
+    # Same-time rows come in frame order: the down before the send that found the counter.
+    at_down = index.log_until(T0 + 50.0, 2, LogFilter.parse(A))
+    assert [(r.kind, r.frame) for r in at_down] == [("down", 835), ("sent", 835)]
 
 
 # ---------------------------------------------------------------------------- live mode
