@@ -10,7 +10,10 @@ on the frames of the analysis's transitions, and the plugin must raise no Lua er
 from __future__ import annotations
 
 import functools
+import gzip
 import json
+import os
+import random
 import re
 import shutil
 import subprocess
@@ -22,6 +25,7 @@ from typing import Any
 
 import pytest
 
+from analyzer import __version__
 from analyzer.cli import main
 from analyzer.config import load_config
 from analyzer.read.capture import PcapWriter
@@ -81,22 +85,46 @@ class LuaFrame:
         return self.fields[name] != ""
 
 
-def tshark(capture: Path, script: Path, *options: str, display_filter: str | None = None) -> str:
-    """Run tshark two-pass with the plugin; stdout. No Lua error may reach stderr."""
-    command = [TSHARK or "tshark", "-n", "-2", "-X", f"lua_script:{script}", "-r", str(capture)]
-    command += list(options)
+def tshark(
+    capture: Path,
+    script: Path | None,
+    *options: str,
+    display_filter: str | None = None,
+    two_pass: bool = True,
+    env: dict[str, str] | None = None,
+) -> str:
+    """Run tshark (two-pass unless told) with the plugin; stdout. No Lua error may reach
+    stderr."""
+    command = [TSHARK or "tshark", "-n", *(["-2"] if two_pass else [])]
+    if script is not None:
+        command += ["-X", f"lua_script:{script}"]
+    command += ["-r", str(capture), *options]
     if display_filter is not None:
         command += ["-Y", display_filter]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
+    result = subprocess.run(
+        command, capture_output=True, text=True, timeout=120, check=False, env=env
+    )
     stderr = "\n".join(line for line in result.stderr.splitlines() if "Running as user" not in line)
     assert "lua" not in stderr.lower(), stderr
     return result.stdout
 
 
+# How tshark is run: (two passes?, display filter?)
+MODES = {
+    "one-pass": (False, False),
+    "one-pass -Y": (False, True),
+    "-2": (True, False),
+    "-2 -Y": (True, True),
+}
+
+
 @functools.cache
-def lua_frames(capture: Path, script: Path = LUA, *options: str) -> dict[int, LuaFrame]:
+def lua_frames(
+    capture: Path, script: Path = LUA, *options: str, mode: str = "-2 -Y"
+) -> dict[int, LuaFrame]:
     """Every frame the plugin marks (or where a Lua error happened), by number (one tshark
-    run per capture, script and options)."""
+    run per capture, script, options and mode)."""
+    two_pass, filtered = MODES[mode]
     fields = [arg for name in FIELDS for arg in ("-e", name)]
     stdout = tshark(
         capture,
@@ -107,14 +135,20 @@ def lua_frames(capture: Path, script: Path = LUA, *options: str) -> dict[int, Lu
         "-E",
         "occurrence=a",
         *fields,
-        display_filter="grekeepalive or _ws.lua.error",
+        display_filter="grekeepalive or _ws.lua.error" if filtered else None,
+        two_pass=two_pass,
     )
+    return _parse_rows(stdout)
+
+
+def _parse_rows(stdout: str) -> dict[int, LuaFrame]:
     frames: dict[int, LuaFrame] = {}
     for line in stdout.splitlines():
         values = line.split("\t")
         assert len(values) == len(FIELDS), line
         row = dict(zip(FIELDS, values, strict=True))
-        frames[int(row["frame.number"])] = LuaFrame(int(row["frame.number"]), row)
+        if row["grekeepalive.type"] or row["_ws.lua.error"]:
+            frames[int(row["frame.number"])] = LuaFrame(int(row["frame.number"]), row)
     errors = {n: f.fields["_ws.lua.error"] for n, f in frames.items() if f.has("_ws.lua.error")}
     assert not errors, f"Lua errors in frames {sorted(errors)}"
     return frames
@@ -578,29 +612,31 @@ def test_tree_shows_the_down_transition() -> None:
     assert "Keepalive of 192.0.2.1 unanswered" in stdout
 
 
+MODE_CAPTURES = (
+    CAPTURES / "outage.pcap",
+    CAPTURES / "keyed.pcap",
+    ROOT / "tests" / "data" / "real" / "tcpdump__various_gre.pcap",
+)
+MODE_BUILT = ("duplicates", "ipv6-gap")
+
+
 @needs_tshark
-def test_every_tshark_mode_shows_the_same_values() -> None:
-    """Results are computed once per frame, in capture order, and only displayed later:
-    one pass, two passes, and two passes without a filter (whose first pass has no
-    fields: the plugin then computes on the second) all show the same."""
-    capture = CAPTURES / "outage.pcap"
-    fields = ["-e", "frame.number", "-e", "grekeepalive.counter", "-e", "grekeepalive.line_state"]
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("capture", MODE_CAPTURES, ids=lambda p: p.name)
+def test_every_tshark_mode_agrees_with_analysis(capture: Path, mode: str, tmp_path: Path) -> None:
+    """One pass or two, with or without a display filter: every frame shows the whole
+    capture's result (links, unanswered warnings and all)."""
+    assert_agree(analysis(capture, tmp_path), lua_frames(capture, mode=mode))
 
-    def run(*options: str) -> list[str]:
-        command = [TSHARK or "tshark", "-n", "-X", f"lua_script:{LUA}", "-r", str(capture)]
-        result = subprocess.run(
-            [*command, *options, "-T", "fields", *fields],
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
-        return [line for line in result.stdout.splitlines() if line.split("\t")[1]]
 
-    with_filter = run("-2", "-Y", "grekeepalive")
-    assert len(with_filter) == 56  # the keepalive packets of outage.pcap
-    assert run() == with_filter
-    assert run("-2") == with_filter
+@needs_tshark
+@pytest.mark.parametrize("mode", ["one-pass", "-2"])
+@pytest.mark.parametrize("name", MODE_BUILT)
+def test_every_tshark_mode_agrees_on_built_captures(
+    name: str, mode: str, extra_captures: dict[str, Path], tmp_path: Path
+) -> None:
+    capture = extra_captures[name]
+    assert_agree(analysis(capture, tmp_path), lua_frames(capture, mode=mode))
 
 
 def _gap_first() -> Capture:
@@ -624,3 +660,402 @@ def test_period_is_inferred_from_the_whole_capture(tmp_path: Path) -> None:
     assert (frames[3].get("counter"), frames[3].get("line_state")) == ("8", "down")
     assert (frames[3].get("period"), frames[3].get("period_source")) == ("5", "inferred")
     assert_agree(document, frames)
+
+
+# --- random access: sharkd (Wireshark's backend) ----------------------------------------
+
+SHARKD = shutil.which("sharkd")
+needs_sharkd = pytest.mark.skipif(
+    SHARKD is None, reason="sharkd not installed: apt-get install tshark (wireshark-common)"
+)
+
+
+def _home_with_plugin(home: Path, text: str) -> dict[str, str]:
+    """An environment whose personal Lua plugins folder holds `text` as the plugin."""
+    folder = home / ".local" / "lib" / "wireshark" / "plugins"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "gre_keepalive.lua").write_text(text, encoding="utf-8")
+    return {**os.environ, "HOME": str(home), "XDG_CONFIG_HOME": str(home / ".config")}
+
+
+def _tree_fields(node: dict[str, Any], fields: dict[str, list[str]]) -> None:
+    """Collect `grekeepalive.NAME == VALUE` (and bare expert names) under `node`."""
+    expression = node.get("f", "")
+    if expression.startswith("grekeepalive."):
+        name, _, value = expression.partition(" == ")
+        fields.setdefault(name, []).append(value.strip('"') if value else "1")
+    for child in node.get("n", []):
+        _tree_fields(child, fields)
+
+
+def sharkd_frames(
+    capture: Path, numbers: list[int], env: dict[str, str]
+) -> tuple[dict[int, LuaFrame], set[int], set[int]]:
+    """Ask sharkd for `numbers` one at a time, in that order, right after loading; then
+    for the frames `grekeepalive` and `grekeepalive.unanswered` select. Returns the
+    plugin's fields per frame asked (frames it marks) and the two selections."""
+    requests = [{"method": "load", "params": {"file": str(capture)}}]
+    requests += [{"method": "frame", "params": {"frame": n, "proto": True}} for n in numbers]
+    requests += [
+        {"method": "frames", "params": {"filter": "grekeepalive"}},
+        {"method": "frames", "params": {"filter": "grekeepalive.unanswered"}},
+    ]
+    stdin = "".join(
+        json.dumps({"jsonrpc": "2.0", "id": index, **request}) + "\n"
+        for index, request in enumerate(requests, start=1)
+    )
+    result = subprocess.run(
+        [SHARKD or "sharkd", "-"],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+        env=env,
+    )
+    stderr = [line for line in result.stderr.splitlines() if not line.startswith("load:")]
+    assert "lua" not in "\n".join(stderr).lower(), result.stderr
+    replies = {}
+    for line in result.stdout.splitlines():
+        if line.startswith("{"):
+            reply = json.loads(line)
+            replies[reply["id"]] = reply
+    assert replies[1]["result"]["status"] == "OK", replies[1]
+    frames: dict[int, LuaFrame] = {}
+    for index, number in enumerate(numbers, start=2):
+        fields: dict[str, list[str]] = {}
+        for node in replies[index]["result"]["tree"]:
+            if node.get("f") == "grekeepalive":
+                _tree_fields(node, fields)
+        if fields:
+            row = {name: ",".join(fields.get(name, [])) for name in FIELDS}
+            row["frame.number"] = str(number)
+            frames[number] = LuaFrame(number, row)
+    marked = {row["num"] for row in replies[len(numbers) + 2]["result"]}
+    unanswered = {row["num"] for row in replies[len(numbers) + 3]["result"]}
+    return frames, marked, unanswered
+
+
+def _keepalive_frames(document: dict[str, Any], capture: Path) -> list[int]:
+    """The frames analyze calls keepalives (duplicates included: tshark finds those), and
+    a few others that must stay unmarked."""
+    stdout = tshark(capture, None, "-T", "fields", "-e", "frame.number", two_pass=False)
+    every = [int(n) for n in stdout.split()]
+    chosen = set(expected_frames(document)) | {every[0], every[-1], every[len(every) // 2]}
+    chosen |= {
+        int(n)
+        for n in tshark(
+            capture, None, "-T", "fields", "-e", "frame.number", display_filter="gre.proto == 0"
+        ).split()
+    }
+    return sorted(chosen)
+
+
+ORDERS = ("ascending", "descending", "shuffled")
+SHARKD_CAPTURES = (
+    CAPTURES / "outage.pcap",
+    ROOT / "tests" / "data" / "real" / "tcpdump__various_gre.pcap",
+)
+
+
+@needs_tshark
+@needs_sharkd
+@pytest.mark.parametrize("order", ORDERS)
+@pytest.mark.parametrize("capture", SHARKD_CAPTURES, ids=lambda p: p.name)
+def test_sharkd_agrees_in_any_order(capture: Path, order: str, tmp_path: Path) -> None:
+    """Wireshark's backend opens frames in whatever order it is asked: every frame shows
+    the analysis, and the filters select what it says."""
+    document = analysis(capture, tmp_path)
+    numbers = _keepalive_frames(document, capture)
+    if order == "descending":
+        numbers.reverse()
+    elif order == "shuffled":
+        random.Random(17).shuffle(numbers)
+    env = _home_with_plugin(tmp_path / "home", generate_lua(None, None, None))
+    frames, marked, unanswered = sharkd_frames(capture, numbers, env)
+    assert_agree(document, frames)
+    assert marked == set(frames)
+    assert unanswered == expected_experts(document)["unanswered"]
+
+
+@needs_tshark
+@needs_sharkd
+@pytest.mark.parametrize("order", ORDERS)
+def test_sharkd_agrees_on_a_built_capture(
+    order: str, extra_captures: dict[str, Path], tmp_path: Path
+) -> None:
+    capture = extra_captures["ipv6-gap"]
+    document = analysis(capture, tmp_path)
+    numbers = _keepalive_frames(document, capture)
+    if order == "descending":
+        numbers.reverse()
+    elif order == "shuffled":
+        random.Random(3).shuffle(numbers)
+    env = _home_with_plugin(tmp_path / "home", generate_lua(None, None, None))
+    frames, _marked, _unanswered = sharkd_frames(capture, numbers, env)
+    assert_agree(document, frames)
+
+
+FRAME_NUMBER = ("-T", "fields", "-e", "frame.number")
+
+
+# --- the rest of the issue: expert, two copies, preferences, fields, statistics, install
+
+
+@needs_tshark
+def test_expert_summary_without_display_filter_has_every_unanswered(tmp_path: Path) -> None:
+    capture = CAPTURES / "outage.pcap"
+    expected = sum(o["unanswered"] for o in originators(analysis(capture, tmp_path)))
+    stdout = tshark(capture, LUA, "-q", "-z", "expert")
+    counts = [
+        int(line.split()[0])
+        for line in stdout.splitlines()
+        if "GREKEEPALIVE" in line and "unanswered" in line
+    ]
+    assert expected > 0
+    assert sum(counts) == expected
+
+
+@needs_tshark
+def test_second_copy_is_reported_and_the_first_stays(tmp_path: Path) -> None:
+    """The installed plugin (retries 3) and another copy (retries 4) given with -X: the
+    second says so, naming both files, and the results are the first one's."""
+    capture = CAPTURES / "outage.pcap"
+    env = _home_with_plugin(tmp_path / "home", generate_lua(None, None, None))
+    installed = tmp_path / "home" / ".local" / "lib" / "wireshark" / "plugins" / "gre_keepalive.lua"
+    other = tmp_path / "retries4.lua"
+    other.write_text(generate_lua(None, None, 4), encoding="utf-8")
+    fields = [arg for name in FIELDS for arg in ("-e", name)]
+    command = [TSHARK or "tshark", "-n", "-X", f"lua_script:{other}", "-r", str(capture)]
+    result = subprocess.run(
+        [*command, "-T", "fields", "-E", "occurrence=a", *fields],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        env=env,
+    )
+    assert result.returncode == 0
+    (message,) = [line for line in result.stderr.splitlines() if "loaded twice" in line]
+    assert str(installed) in message and str(other) in message
+    frames = _parse_rows(result.stdout)
+    assert {f.get("retries") for f in frames.values()} == {"3"}
+    assert_agree(analysis(capture, tmp_path), frames)
+
+
+@needs_tshark
+@pytest.mark.parametrize(
+    ("preference", "message"),
+    [
+        ("grekeepalive.retries:0", "grekeepalive.retries 0 is out of range 1-255; using 3"),
+        ("grekeepalive.retries:999", "grekeepalive.retries 999 is out of range 1-255; using 3"),
+        ("grekeepalive.period:abc", 'grekeepalive.period "abc" is not a period'),
+        ("grekeepalive.period:-5", 'grekeepalive.period "-5" is not a period'),
+    ],
+)
+def test_invalid_preference_is_reported_and_its_default_used(
+    preference: str, message: str, tmp_path: Path
+) -> None:
+    capture = CAPTURES / "outage.pcap"
+    command = [TSHARK or "tshark", "-n", "-X", f"lua_script:{LUA}", "-r", str(capture)]
+    result = subprocess.run(
+        [*command, "-o", preference, "-Y", "grekeepalive.bad_preference", *FRAME_NUMBER],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert [line for line in result.stderr.splitlines() if message in line], result.stderr
+    document = analysis(capture, tmp_path)
+    assert {int(n) for n in result.stdout.split()} == set(expected_frames(document))
+    assert_agree(document, lua_frames(capture, LUA, "-o", preference))
+
+
+@needs_tshark
+def test_numeric_fields_match_the_strings() -> None:
+    frames = lua_frames(CAPTURES / "outage.pcap")
+    assert frames
+    codes = {
+        "type": {"request": "1", "reply": "2"},
+        "line_state": {"up": "1", "down": "2"},
+        "transition": {"down": "1", "up": "2"},
+    }
+    stdout = tshark(
+        CAPTURES / "outage.pcap",
+        LUA,
+        "-T",
+        "fields",
+        "-E",
+        "occurrence=a",
+        *("-e", "frame.number", "-e", "grekeepalive.type_code"),
+        *("-e", "grekeepalive.line_state_code", "-e", "grekeepalive.transition_code"),
+        display_filter="grekeepalive",
+    )
+    for line in stdout.splitlines():
+        number, type_code, line_code, transition_code = line.split("\t")
+        frame = frames[int(number)]
+        assert type_code == codes["type"][frame.get("type")]
+        assert line_code == codes["line_state"][frame.get("line_state")]
+        transitions = frame.get("transition").split(",") if frame.get("transition") else []
+        expected_codes = [codes["transition"][t] for t in transitions]
+        assert (transition_code.split(",") if transition_code else []) == expected_codes
+
+
+@needs_tshark
+@pytest.mark.parametrize("capture", MODE_CAPTURES, ids=lambda p: p.name)
+def test_transition_filter_finds_every_down(capture: Path, tmp_path: Path) -> None:
+    """Downs on a tick the capture shows sit on that frame; downs on a tick it does not
+    show sit on the originator's next keepalive frame, also as a transition."""
+    document = analysis(capture, tmp_path)
+    experts = expected_experts(document)
+    stdout = tshark(
+        capture,
+        LUA,
+        "-T",
+        "fields",
+        "-e",
+        "frame.number",
+        display_filter='grekeepalive.transition == "down"',
+    )
+    assert {int(n) for n in stdout.split()} == experts["down"] | experts["down_extrapolated"]
+    by_code = tshark(
+        capture,
+        LUA,
+        "-T",
+        "fields",
+        "-e",
+        "frame.number",
+        display_filter="grekeepalive.transition_code == 1",
+    )
+    assert by_code == stdout
+
+
+def test_outage_has_a_down_on_an_unseen_tick(tmp_path: Path) -> None:
+    """The transition-filter test covers both kinds of down on outage.pcap."""
+    experts = expected_experts(analysis(CAPTURES / "outage.pcap", tmp_path))
+    assert experts["down"] and experts["down_extrapolated"]
+
+
+def _summary_rows(stdout: str) -> dict[tuple[str, str, str], list[str]]:
+    lines = stdout.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("Originator"))
+    rows = {}
+    for line in lines[start + 1 :]:
+        if line.startswith("===="):
+            break
+        tokens = line.split()
+        rows[(tokens[0], tokens[1], tokens[2])] = tokens[3:]
+    return rows
+
+
+@needs_tshark
+@pytest.mark.parametrize("capture", MODE_CAPTURES, ids=lambda p: p.name)
+def test_tunnels_statistics_agree_with_analysis(capture: Path, tmp_path: Path) -> None:
+    document = analysis(capture, tmp_path)
+    stdout = tshark(capture, LUA, "-q", "-z", "grekeepalive,tunnels", two_pass=False)
+    rows = _summary_rows(stdout)
+    expected = {}
+    for tunnel in document["tunnels"]:
+        key = "none" if tunnel["key"] is None else str(tunnel["key"])
+        for o in tunnel["originators"]:
+            downs = sum(1 for t in o["transitions"] if t["state"] == "down")
+            expected[(o["address"], o["peer"], key)] = [
+                o["sent"],
+                o["returned"],
+                o["unanswered"],
+                downs,
+                o["down_seconds"],
+                o["period"],
+                o["period_source"],
+                o["retries"],
+                o["retries_source"],
+            ]
+    assert rows.keys() == expected.keys()
+    for name, (
+        sent,
+        returned,
+        unanswered,
+        downs,
+        down_s,
+        period,
+        p_src,
+        retries,
+        r_src,
+    ) in expected.items():
+        shown = rows[name]
+        assert [int(v) for v in shown[:4]] == [sent, returned, unanswered, downs], name
+        assert abs(float(shown[4]) - down_s) <= 0.0005, name
+        assert (float(shown[5]), shown[6], int(shown[7]), shown[8]) == (
+            period,
+            p_src,
+            retries,
+            r_src,
+        )
+
+
+@needs_tshark
+def test_plugin_info_names_the_generator_version(tmp_path: Path) -> None:
+    env = _home_with_plugin(tmp_path / "home", generate_lua(None, None, None))
+    result = subprocess.run(
+        [TSHARK or "tshark", "-G", "plugins"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env=env,
+    )
+    (line,) = [line for line in result.stdout.splitlines() if "gre_keepalive.lua" in line]
+    assert line.split("\t")[1] == __version__
+
+
+def test_install_creates_the_personal_plugins_folder(tmp_path: Path) -> None:
+    env = {**os.environ, "HOME": str(tmp_path), "XDG_CONFIG_HOME": str(tmp_path / ".config")}
+    result = subprocess.run(
+        [sys.executable, "-m", "analyzer", "export-lua", "--install", "--retries", "4"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        cwd=ROOT,
+        env=env,
+    )
+    assert result.returncode == 0, result.stderr
+    target = tmp_path / ".local" / "lib" / "wireshark" / "plugins" / "gre_keepalive.lua"
+    assert str(target) in result.stdout
+    assert target.read_text(encoding="utf-8") == generate_lua(None, None, 4)
+
+
+def test_output_folders_are_created(tmp_path: Path) -> None:
+    out = tmp_path / "new" / "folder" / "gre_keepalive.lua"
+    assert main(["export-lua", "-o", str(out)]) == 0
+    assert out.read_text(encoding="utf-8") == generate_lua(None, None, None)
+
+
+@needs_tshark
+def test_unreadable_file_agrees_in_two_passes(tmp_path: Path) -> None:
+    """A gzip-compressed capture: the plugin cannot read the file itself and decodes each
+    frame as Wireshark dissects it; two passes still give the analysis."""
+    capture = tmp_path / "outage.pcap.gz"
+    capture.write_bytes(gzip.compress((CAPTURES / "outage.pcap").read_bytes()))
+    assert_agree(analysis(capture, tmp_path), lua_frames(capture, mode="-2 -Y"))
+
+
+@needs_tshark
+def test_pcapng_with_nanoseconds_agrees(tmp_path: Path) -> None:
+    editcap = shutil.which("editcap")
+    if editcap is None:
+        pytest.skip("editcap not installed (wireshark-common)")
+    capture = tmp_path / "outage.pcapng"
+    subprocess.run(
+        [editcap, "-F", "pcapng", "--set-unused", str(CAPTURES / "outage.pcap"), str(capture)],
+        capture_output=True,
+        check=False,
+        timeout=60,
+    )
+    if not capture.exists():
+        subprocess.run(
+            [editcap, "-F", "pcapng", str(CAPTURES / "outage.pcap"), str(capture)],
+            check=True,
+            timeout=60,
+        )
+    assert_agree(analysis(capture, tmp_path), lua_frames(capture, mode="one-pass"))
