@@ -16,6 +16,7 @@ Everything that makes the file unusable raises :class:`ConfigError`, whose text 
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import math
 import os
@@ -134,10 +135,17 @@ class KeepaliveConfig:
         return self._index.get((_normalise(originator), _normalise(peer), key))
 
 
+@functools.lru_cache(maxsize=4096)
+def _address(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+    """``ipaddress.ip_address``, remembered: a configuration names one tunnel source in
+    thousands of blocks."""
+    return ipaddress.ip_address(text)
+
+
 def _normalise(address: str) -> str:
     """Canonical text of an IP address; anything else is returned unchanged."""
     try:
-        return str(ipaddress.ip_address(address.strip()))
+        return str(_address(address.strip()))
     except ValueError:
         return address
 
@@ -871,7 +879,7 @@ def _ios_tunnel(ctx: _Context, section: _Section, block: _Block) -> TunnelConfig
         return None
     dest_line, dest_text = destination
     try:
-        dest_address = ipaddress.ip_address(dest_text)
+        dest_address = _address(dest_text)
     except ValueError:
         ctx.warn(
             dest_line,
@@ -917,7 +925,7 @@ def _resolve_source(
 ) -> str | None:
     """Address of ``tunnel source`` (an address or an interface of the same router)."""
     try:
-        address = ipaddress.ip_address(words[0])
+        address = _address(words[0])
     except ValueError:
         pass
     else:
