@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+from itertools import pairwise
 from typing import TextIO
 
 from rich.console import Console
@@ -255,10 +256,25 @@ def _timeline_rows(o: OriginatorResult, precision: int) -> list[tuple[str, str, 
             )
             run.clear()
 
+    # Where the capture stopped (a gap): the timeline ends there and starts afresh after.
+    breaks = list(pairwise(o.segments))
     for event in o.events:
         if orphans and orphans[0].time < event.time:
             flush()
             flush_orphans(event.time)
+        while breaks and event.time > breaks[0][0][1]:
+            (_start, end), (resumes, _end) = breaks.pop(0)
+            flush()
+            rows.append(
+                (
+                    _clock(end, precision),
+                    "",
+                    f"capture not running until {_clock(resumes, precision)} (the timeline "
+                    "starts afresh)",
+                    "",
+                    Text(""),
+                )
+            )
         answered = event.role is KeepaliveRole.RETURNED or event.partner_frame is not None
         down = transitions.get((event.time, LineState.DOWN))
         up = transitions.get((event.time, LineState.UP))

@@ -145,3 +145,16 @@ def test_data_alone_going_back_in_time_is_warned_about() -> None:
         "timestamps go back in time once (by up to 1.6 min, first at frame 3): the file "
         "looks merged from several captures; it is analysed in time order"
     ]
+
+
+def test_the_timeline_table_shows_where_the_capture_stopped(tmp_path: Path) -> None:
+    spliced = splice(tmp_path, [T2020, T2026])
+    out = tmp_path / "merged.txt"
+    assert main(["analyze", str(spliced), "-o", str(out)]) == 0
+    text = " ".join(out.read_text().split())  # the event column may wrap
+    # One gap, from the first part's last frame to the second's first.
+    assert text.count("capture not running until") == 1
+    assert (
+        "2020-01-01 00:00:59.915000 capture not running until 2026-01-01 00:00:00.000000 (the "
+        "timeline starts afresh)"
+    ) in text
