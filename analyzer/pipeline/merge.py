@@ -363,6 +363,14 @@ def merge(
         )
         merged.append(tunnel)
         found[tunnel_id] = leg_diagnoses
+    # Tunnels that carry only data, as the first capture shows them (else the second).
+    listed = {(t.endpoints, t.key) for t in merged}
+    for one in analyses:
+        for tunnel in one.tunnels:
+            if not tunnel.originators and (tunnel.endpoints, tunnel.key) not in listed:
+                listed.add((tunnel.endpoints, tunnel.key))
+                merged.append(tunnel)
+                found[(tunnel.endpoints, tunnel.key)] = []
     analysis = Analysis(source, merged)
     if settings.diagnose:
         diagnose(analysis, diagnose_options(settings))

@@ -198,3 +198,14 @@ def test_a_missing_file_among_several_is_named(whole: Path, tmp_path: Path) -> N
 
     with pytest.raises(CaptureError, match=r"nowhere\.pcap"):
         check_capture(f"{whole},{tmp_path / 'nowhere.pcap'}")
+
+
+def test_two_vantages_list_tunnels_without_keepalives(
+    real_captures_dir: Path, whole: Path, tmp_path: Path
+) -> None:
+    # gre-sample.pcap (a tunnel with data only, 2003) as the other end's capture.
+    got = document(str(whole), str(real_captures_dir / "zeek__gre-sample.pcap"), tmp_path=tmp_path)
+    data_only = [t for t in got["tunnels"] if not t["originators"]]
+    assert [(t["endpoints"], t["data_packets"]) for t in data_only] == [
+        (["172.27.1.66", "66.59.109.137"], 40)
+    ]
