@@ -209,3 +209,28 @@ def test_two_vantages_list_tunnels_without_keepalives(
     assert [(t["endpoints"], t["data_packets"]) for t in data_only] == [
         (["172.27.1.66", "66.59.109.137"], 40)
     ]
+
+
+def test_at_most_two_files_per_job_are_read_ahead(
+    whole: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from analyzer.pipeline import ring
+    from analyzer.read import fastpath
+
+    frames = frames_of(whole)
+    files = [
+        str(write(tmp_path / f"{i:02d}.pcap", frames[i * 100 : (i + 1) * 100])) for i in range(12)
+    ]
+    started: list[str] = []
+    real = fastpath.collect
+
+    def counting(path: str, *args: Any, **kwargs: Any) -> Any:
+        started.append(path)
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(fastpath, "collect", counting)
+    ahead: list[int] = []
+    ring.collect_files(files, jobs=2, progress=lambda done, _all: ahead.append(len(started) - done))
+    assert sorted(started) == files
+    # Files read but not yet merged: never more than 2 × jobs (memory stays flat).
+    assert max(ahead) <= 4
