@@ -25,7 +25,7 @@ from typing import Any, TypeVar, overload
 from analyzer.keepalive.collect import MAX_ERRORS_LISTED, Collector, Flow
 from analyzer.keepalive.model import FrameError, SourceSummary, Traits
 from analyzer.keepalive.pairing import Pairer
-from analyzer.pipeline.collect import new_collector
+from analyzer.pipeline import collect as one_pass
 from analyzer.read import fastpath
 from analyzer.read.capture import CaptureError, CaptureReader, RawFrame, open_capture
 from analyzer.read.fastpath import READER_AUTO, READER_LIBPCAP, READER_PYTHON, Collected
@@ -347,12 +347,8 @@ def collect_capture(
     (a directory, a,b,c) as :func:`collect_files` does."""
     files = check_capture(argument)
     if len(files) == 1:
-        return fastpath.collect(
-            files[0],
-            new_collector,
-            reader=reader,
-            include_data=include_data,
-            progress=progress,
+        return one_pass.collect(
+            files[0], reader=reader, include_data=include_data, progress=progress
         )
     return collect_files(files, reader=reader, include_data=include_data, jobs=jobs)
 

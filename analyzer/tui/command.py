@@ -60,7 +60,14 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "capture",
         help="pcap or pcapng file, optionally gzip-compressed (not '-': the terminal is "
-        "the keyboard)",
+        "the keyboard); as for analyze, a directory (a ring buffer) or files joined by "
+        "commas (a1.pcap,a2.pcap) are one capture",
+    )
+    parser.add_argument(
+        "--jobs",
+        type=int,
+        metavar="N",
+        help="a capture of several files is decoded N files at a time (default: the cores)",
     )
     parser.add_argument(
         "--config",
@@ -94,8 +101,8 @@ def run(args: argparse.Namespace) -> int:
     pure-Python reader (said in the status line)."""
     from analyzer.keepalive.analysis import Settings
     from analyzer.pipeline.analyze import analyze_collected
-    from analyzer.pipeline.collect import collect
-    from analyzer.read.capture import CaptureError, open_capture
+    from analyzer.pipeline.ring import check_capture, collect_capture
+    from analyzer.read.capture import CaptureError
 
     if args.capture == "-":
         return _fail("tui needs a capture file; standard input is the keyboard")
@@ -105,14 +112,14 @@ def run(args: argparse.Namespace) -> int:
         return _fail(str(exc))
     warnings: list[str] = list(config.warnings) if config is not None else []
     try:
-        open_capture(args.capture).close()  # unreadable: one line now, before any UI
+        files = check_capture(args.capture)  # unreadable: one line now, before any UI
     except CaptureError as exc:
         return _fail(str(exc))
     settings = Settings(config=config, period=args.period, retries=args.retries)
     path = args.capture
 
     def load(progress: Callable[[int], None]) -> Analysis:
-        collected = collect(path, progress=progress)
+        collected = collect_capture(path, progress=progress, jobs=args.jobs)
         analysis = analyze_collected(collected.collector, settings)
         analysis.source.precision = collected.precision
         analysis.source.warnings.extend(collected.warnings)
@@ -126,4 +133,5 @@ def run(args: argparse.Namespace) -> int:
 
     from analyzer.tui.app import file_size, run_capture
 
-    return run_capture(load, path, size=file_size(path), warnings=warnings)
+    size = file_size(path) if len(files) == 1 else None
+    return run_capture(load, path, size=size, warnings=warnings)

@@ -234,3 +234,24 @@ def test_at_most_two_files_per_job_are_read_ahead(
     assert sorted(started) == files
     # Files read but not yet merged: never more than 2 × jobs (memory stays flat).
     assert max(ahead) <= 4
+
+
+def test_tui_takes_a_ring_directory(
+    whole: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from analyzer.tui import app
+
+    split(whole, tmp_path / "ring")
+    loaded: list[Any] = []
+
+    def run_capture(load: Any, name: str, **_kwargs: Any) -> int:
+        loaded.append(load(lambda _position: None))
+        return 0
+
+    monkeypatch.setattr(app, "run_capture", run_capture)
+    assert main(["tui", str(tmp_path / "ring"), "--jobs", "2"]) == 0
+    assert main(["tui", str(whole)]) == 0
+    ring, single = loaded
+    assert ring.source.files == [str(tmp_path / "ring" / f"{n}.pcap") for n in "dcba"]
+    assert (ring.source.packets, len(ring.tunnels)) == (single.source.packets, 1)
+    assert ring.tunnels[0].originators[0].events == single.tunnels[0].originators[0].events
