@@ -253,6 +253,8 @@ def _run(args: argparse.Namespace) -> int:
             data_filter=None if args.no_data else data,
             write=args.write,
             buffer_size=args.buffer_size,
+            # the terminal UI's data and blackhole figures need each data packet's time
+            record_data=output_format == "tui" and not args.no_data,
         )
     except (CapturePermissionError, CaptureOpenError) as exc:
         return _fail(str(exc))

@@ -13,6 +13,7 @@ from __future__ import annotations
 import queue
 import threading
 import time as _time
+from array import array
 from bisect import insort
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -27,7 +28,14 @@ from analyzer.keepalive.tracker import LiveEvent, LiveEventKind, LiveTracker, Or
 from analyzer.pipeline.analyze import analyze_collected
 from analyzer.read.capture import RawFrame
 from analyzer.read.packet import FrameKind, decode_frame
-from analyzer.read.sources import CaptureStats, FrameSource, InterfaceNotice, SourceItem
+from analyzer.read.sources import (
+    CaptureStats,
+    DataRecords,
+    FlowKey,
+    FrameSource,
+    InterfaceNotice,
+    SourceItem,
+)
 from analyzer.tui.views import (
     RANK_DOWN,
     RANK_FINE,
@@ -127,6 +135,7 @@ class LiveFeeder:
         self.posts = 0
         self.settings = settings
         self.collector = Collector(["live"], include_data=True)
+        self._data: dict[FlowKey, tuple[array[float], array[int]]] = {}
         self.analysis_interval = ANALYSIS_INTERVAL
         self._queue: queue.Queue[SourceItem | _End] = queue.Queue()
         self._threads: list[threading.Thread] = []
@@ -157,6 +166,28 @@ class LiveFeeder:
             self._queue.put(_End(str(exc) or type(exc).__name__))
         else:
             self._queue.put(_End(None))
+
+    def _add_data(self, records: DataRecords) -> None:
+        """Data packets the capture counted on its data handle (they never come as frames,
+        so a flood cannot crowd out keepalives): added to the collector's data columns for
+        the data and blackhole figures."""
+        collector = self.collector
+        source = collector.source
+        for flow, (times, numbers) in records.flows.items():
+            if not times:
+                continue
+            column = self._data.get(flow)
+            if column is None:
+                column = self._data[flow] = (array("d"), array("q"))
+            column[0].extend(times)
+            column[1].extend(numbers)
+            collector.add_data_flow(flow, column[0], column[1], in_time_order=True)
+            if source.start is None or times[0] < source.start:
+                source.start = times[0]
+            if source.end is None or times[-1] > source.end:
+                source.end = times[-1]
+        source.packets += records.packets
+        source.gre_packets += records.packets
 
     def _process(self) -> None:
         tracker = self.tracker
@@ -194,6 +225,8 @@ class LiveFeeder:
                     notices.append(item)
                 elif isinstance(item, CaptureStats):
                     capture = item
+                elif isinstance(item, DataRecords):
+                    self._add_data(item)
                 elif isinstance(item, _End):
                     ended, error = True, item.error
             now = _time.monotonic()

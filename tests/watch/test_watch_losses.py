@@ -344,3 +344,56 @@ def test_the_live_ui_logs_capture_losses_beside_the_transition_they_precede() ->
     # no new loss before the next transition: nothing more is said
     store.apply(LiveUpdate(time=110.0, states=(), events=(down(110.0),), capture=lossy))
     assert [row.kind for row in store.log] == ["down", "notice", "down"]
+
+
+def test_data_records_reach_the_live_ui_figures() -> None:
+    """The data capture's packets come as records, not frames: the terminal UI's figures
+    count them for the originator that sent them (3 packets from 192.0.2.1)."""
+    from array import array
+
+    from analyzer.keepalive.analysis import Settings
+    from analyzer.read.sources import DataRecords
+    from analyzer.tui.live import LiveFeeder, LiveStore, LiveUpdate
+
+    now = time.time()
+    records = DataRecords(
+        {("192.0.2.1", "192.0.2.2", None): (array("d", [now, now + 0.1, now + 0.2]),
+                                             array("q", [3, 4, 5]))},
+        3,
+    )  # fmt: skip
+    items: list[SourceItem | float] = [*_exchange(now), records]
+    store = LiveStore()
+    figures = threading.Event()
+
+    def post(update: LiveUpdate) -> None:
+        store.apply(update)
+        if update.figures is not None:
+            figures.set()
+
+    feeder = LiveFeeder(ScriptedCapture(items, [_counters()]), Settings(period=10.0), post)
+    feeder.start()
+    try:
+        assert figures.wait(10)
+    finally:
+        feeder.stop()
+    assert store.figures is not None
+    tunnel = (("192.0.2.1", "192.0.2.2"), None)
+    packets, _blackholed = store.figures.data[(tunnel, "192.0.2.1")]
+    assert packets == 3
+
+
+def test_the_terminal_ui_asks_for_data_records(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import types
+
+    calls = _install(monkeypatch, ScriptedCapture([], [_counters()]))
+    fake_ui = types.SimpleNamespace(run_live=lambda source, settings, title: 0)
+    monkeypatch.setitem(sys.modules, "analyzer.tui.app", fake_ui)
+    assert main(["watch", "eth0", "--format", "tui"]) == 0
+    assert calls["record_data"] is True
+    assert main(["watch", "eth0", "--format", "tui", "--no-data"]) == 0
+    assert calls["record_data"] is False
+    assert main(_watch("--duration", "0.1")) == 0  # jsonl prints no blackhole figures
+    assert calls["record_data"] is False
+    capsys.readouterr()
