@@ -18,6 +18,15 @@ times the data rate); `--rss-check` also analyses a capture ten times busier tha
 being timed and compares the two peak RSS figures (the promise: at most 10 % higher).
 
     python benchmarks/bench_analyze.py [--scale S] [--rss-check] [--repeat N] [--json F]
+
+`--hub TUNNELS` times a DMVPN/GRE hub instead, where keepalives are a large share of the
+packets: ten minutes of TUNNELS spokes captured at the hub (both ends `keepalive 10 3`, 4
+data packets a second per tunnel, 500 non-GRE packets a second beside them; 500 tunnels
+make 1.6 M packets and 120,000 keepalive packets), `analyze --format json` and `analyze`
+(text) against the floor and tshark, with wall and CPU seconds (the CPU figures vary less
+on a shared machine) and the cost per keepalive above the floor:
+
+    python benchmarks/bench_analyze.py --hub 500 [--repeat N] [--no-tshark] [--json F]
 """
 
 from __future__ import annotations
@@ -29,6 +38,7 @@ import os
 import platform
 import shutil
 import statistics
+import struct
 import subprocess
 import sys
 import tempfile
@@ -97,6 +107,7 @@ class Run:
     peak_rss_mb: float
     packets: int  # packets the timing covers (a slice for tshark)
     note: str = ""
+    cpu_seconds: float | None = None  # median user + system time of the process
 
 
 @dataclass
@@ -146,6 +157,102 @@ def scenario(scale: float) -> str:
     return "\n".join(lines)
 
 
+HUB_DURATION = 600.0  # ten minutes
+HUB_DATA_PPS = 4.0  # per tunnel, both directions together
+HUB_BACKGROUND_PPS = 500  # non-GRE frames per second beside the tunnels
+HUB_ADDRESS = "198.51.100.1"
+
+
+def hub_scenario(tunnels: int) -> str:
+    """A DMVPN/GRE hub's ten minutes: `tunnels` spokes, both ends `keepalive 10 3`,
+    HUB_DATA_PPS data packets a second per tunnel, captured at the hub (background added by
+    :func:`add_background`)."""
+    lines = [
+        f"# gre-keepalive benchmark capture: a hub with {tunnels} spokes",
+        "start = 1764115200.0",
+        f"duration = {HUB_DURATION}",
+        'vantage = "a"',
+        "",
+    ]
+    for index in range(tunnels):
+        spoke = f"10.{index // 62500}.{index // 250 % 250}.{1 + index % 250}"
+        lines += [
+            "[[tunnel]]",
+            f'a = "{HUB_ADDRESS}"',
+            f'b = "{spoke}"',
+            f"key = {index + 1}",
+            f"delay_ms = {5 + index % 40}.0",
+            f"data_pps = {HUB_DATA_PPS / 2:g}",
+            f"keepalive_a = {{ period = {PERIOD}, retries = {RETRIES}, "
+            f"phase = {round((index * 0.37) % PERIOD, 3)} }}",
+            f"keepalive_b = {{ period = {PERIOD}, retries = {RETRIES}, "
+            f"phase = {round((index * 0.61 + 1.3) % PERIOD, 3)} }}",
+            "",
+        ]
+    return "\n".join(lines)
+
+
+BACKGROUND_FRAME = bytes.fromhex(
+    # Ethernet: destination, source, IPv4; IPv4 192.0.2.10 -> 192.0.2.20, UDP, 186 bytes;
+    # UDP 40000 -> 53 (checksums left zero: nothing reads them)
+    "0200000000020200000000010800450000ba0000000040110000c000020ac00002149c40003500a60000"
+).ljust(200, b"\x00")
+
+
+def add_background(source: Path, destination: Path, pps: int) -> int:
+    """Copy the classic pcap `source` to `destination` with `pps` non-GRE (UDP) frames a
+    second interleaved in time order over its span, record by record; the frames written."""
+    with source.open("rb") as stream, destination.open("wb") as out:
+        header = stream.read(24)
+        magic = struct.unpack("<I", header[:4])[0]
+        order = "<" if magic in (0xA1B2C3D4, 0xA1B23C4D) else ">"
+        units = 10**9 if magic in (0xA1B23C4D, 0x4D3CB2A1) else 10**6
+        record = struct.Struct(order + "IIII")
+        step = units // pps
+        size = len(BACKGROUND_FRAME)
+        out.write(header)
+        at: int | None = None
+        written = 0
+        while head := stream.read(16):
+            seconds, fraction, caplen, _length = record.unpack(head)
+            stamp = seconds * units + fraction
+            if at is None:
+                at = stamp + step // 2
+            while at < stamp:
+                second, part = divmod(at, units)
+                out.write(record.pack(second, part, size, size) + BACKGROUND_FRAME)
+                written += 1
+                at += step
+            out.write(head + stream.read(caplen))
+            written += 1
+    return written
+
+
+def build_hub_capture(tunnels: int) -> Path:
+    """The hub capture of `tunnels` spokes with its background, simulated once and kept in
+    benchmarks/out/."""
+    OUT.mkdir(parents=True, exist_ok=True)
+    path = OUT / f"hub-{tunnels}.pcap"
+    toml = OUT / f"hub-{tunnels}.toml"
+    text = hub_scenario(tunnels)
+    if path.exists() and toml.exists() and toml.read_text() == text:
+        return path
+    toml.write_text(text)
+    print(f"simulating {path.name} ({tunnels} tunnels, {HUB_DURATION:g} s) …", flush=True)
+    began = time.monotonic()
+    with tempfile.TemporaryDirectory(dir=OUT) as scratch:
+        bare = Path(scratch) / "tunnels.pcap"
+        subprocess.run(
+            [sys.executable, "-m", "analyzer", "simulate", str(toml), "-o", str(bare)],
+            check=True,
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+        )
+        add_background(bare, path, HUB_BACKGROUND_PPS)
+    print(f"  done in {time.monotonic() - began:.0f} s", flush=True)
+    return path
+
+
 def build_capture(scale: float) -> Path:
     """The capture for `scale`, simulated once and kept in benchmarks/out/."""
     OUT.mkdir(parents=True, exist_ok=True)
@@ -171,6 +278,14 @@ def build_capture(scale: float) -> Path:
 
 def timed(command: list[str], *, stdout: int | None = subprocess.DEVNULL) -> tuple[float, float]:
     """Run `command`; (wall seconds, peak RSS in MB) of that process."""
+    seconds, rss, _cpu = timed_cpu(command, stdout=stdout)
+    return seconds, rss
+
+
+def timed_cpu(
+    command: list[str], *, stdout: int | None = subprocess.DEVNULL
+) -> tuple[float, float, float]:
+    """Run `command`; (wall seconds, peak RSS in MB, user + system seconds) of that process."""
     began = time.perf_counter()
     process = subprocess.Popen(command, stdout=stdout, stderr=subprocess.PIPE, cwd=ROOT)
     _pid, status, usage = os.wait4(process.pid, 0)
@@ -180,30 +295,65 @@ def timed(command: list[str], *, stdout: int | None = subprocess.DEVNULL) -> tup
         process.stderr.close()
     if os.waitstatus_to_exitcode(status) != 0:
         raise SystemExit(f"{command[0]} failed ({status}): {stderr.strip()}")
-    return seconds, usage.ru_maxrss / 1024.0
+    return seconds, usage.ru_maxrss / 1024.0, usage.ru_utime + usage.ru_stime
 
 
 def measure_all(
     commands: dict[str, list[str]], repeat: int, packets: int, *, warm_up: bool = True
 ) -> dict[str, Run]:
-    """Median wall time per command over `repeat` rounds, after one warm-up round (page
-    cache, bytecode). Rounds interleave the commands, so that a noisy moment of a shared
-    machine falls on all of them rather than on one."""
+    """Median wall and CPU time per command over `repeat` rounds, after one warm-up round
+    (page cache, bytecode). Rounds interleave the commands, so that a noisy moment of a
+    shared machine falls on all of them rather than on one."""
     for command in commands.values() if warm_up else ():
         timed(command)
-    results: dict[str, list[tuple[float, float]]] = {name: [] for name in commands}
+    results: dict[str, list[tuple[float, float, float]]] = {name: [] for name in commands}
     for _ in range(repeat):
         for name, command in commands.items():
-            results[name].append(timed(command))
+            results[name].append(timed_cpu(command))
     runs = {}
     for name, measured in results.items():
-        seconds = [s for s, _ in measured]
+        seconds = [s for s, _r, _c in measured]
         runs[name] = Run(
-            name, statistics.median(seconds), seconds, max(r for _, r in measured), packets
+            name,
+            statistics.median(seconds),
+            seconds,
+            max(r for _s, r, _c in measured),
+            packets,
+            cpu_seconds=statistics.median(c for _s, _r, c in measured),
         )
         listed = ", ".join(f"{s:.3f}" for s in seconds)
-        print(f"  {name:8} {runs[name].seconds:8.3f} s  (runs: {listed})")
+        print(
+            f"  {name:12} {runs[name].seconds:8.3f} s, CPU {runs[name].cpu_seconds:.3f} s  "
+            f"(runs: {listed})"
+        )
     return runs
+
+
+SUMMARY_SCRIPT = """
+import json, sys
+document = json.load(open(sys.argv[1]))
+print(json.dumps({
+    "packets": document["source"]["packets"],
+    "keepalive_packets": document["source"]["keepalive_packets"],
+    "line_protocol_changes": sum(
+        len(o["transitions"]) for t in document["tunnels"] for o in t["originators"]
+    ),
+}))
+"""
+
+
+def summary(result: Path) -> dict[str, int]:
+    """Counts from an analysis document, read by a child process: parsed here, a hub's
+    document would raise this process's peak RSS, which Linux passes on to every child it
+    starts (and so to every peak RSS measured after it)."""
+    output = subprocess.run(
+        [sys.executable, "-c", SUMMARY_SCRIPT, str(result)],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    counts: dict[str, int] = json.loads(output)
+    return counts
 
 
 def count_packets(path: Path) -> int:
@@ -212,7 +362,7 @@ def count_packets(path: Path) -> int:
         result = Path(scratch) / "count.json"
         command = [sys.executable, "-m", "analyzer", "analyze", str(path), "--format", "json"]
         subprocess.run([*command, "-o", str(result), "--quiet", "--no-data"], check=True, cwd=ROOT)
-        packets: int = json.loads(result.read_text())["source"]["packets"]
+        packets: int = summary(result)["packets"]
         return packets
 
 
@@ -306,11 +456,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=3, help="timed runs per tool (median)")
     parser.add_argument("--rss-check", action="store_true", help="also a 10× busier capture")
     parser.add_argument("--no-tshark", action="store_true", help="leave tshark out")
+    parser.add_argument(
+        "--hub",
+        type=int,
+        metavar="TUNNELS",
+        help="time the hub capture of TUNNELS spokes instead (10 minutes, keepalive 10 3 at "
+        "both ends, 4 data packets/s per tunnel, 500 non-GRE packets/s)",
+    )
     parser.add_argument("--json", type=Path, help="where to write the results")
     args = parser.parse_args(argv)
 
     # As after `pip install`: bytecode compiled, so imports are not compiled on every run.
     compileall.compile_dir(ROOT / "analyzer", quiet=1)
+    if args.hub is not None:
+        return hub_main(args.hub, args.repeat, tshark=not args.no_tshark, destination=args.json)
     path = build_capture(args.scale)
     packets = count_packets(path)
     size = path.stat().st_size
@@ -347,11 +506,9 @@ def main(argv: list[str] | None = None) -> int:
                 packets,
             )
         )
-        document = json.loads(result.read_text())
-        report.capture["keepalive_packets"] = document["source"]["keepalive_packets"]
-        report.capture["line_protocol_changes"] = sum(
-            len(o["transitions"]) for t in document["tunnels"] for o in t["originators"]
-        )
+        counts = summary(result)
+        report.capture["keepalive_packets"] = counts["keepalive_packets"]
+        report.capture["line_protocol_changes"] = counts["line_protocol_changes"]
     report.runs["dpkt"] = dpkt_run(path, packets)
     if not args.no_tshark:
         tshark = tshark_run(path, packets, min(args.repeat, 3))
@@ -405,18 +562,99 @@ def main(argv: list[str] | None = None) -> int:
     return 0 if all(v is not False for v in report.targets.values()) else 1
 
 
-def print_table(report: Report) -> None:
-    """The results as a Markdown table (pasted into README's Performance section)."""
-    analyze_s = report.runs["analyze"].seconds
+TARGET_HUB_FLOOR_RATIO = 4.0
+TARGET_HUB_RSS_MB = 100.0
+
+
+def hub_main(tunnels: int, repeat: int, *, tshark: bool, destination: Path | None) -> int:
+    """The hub benchmark: `analyze` (JSON and text) against the floor on the hub capture."""
+    path = build_hub_capture(tunnels)
+    packets = count_packets(path)
+    size = path.stat().st_size
+    report = Report(
+        machine(),
+        {
+            "file": str(path.relative_to(ROOT)),
+            "packets": packets,
+            "bytes": size,
+            "tunnels": tunnels,
+            "seconds": HUB_DURATION,
+            "data_pps_per_tunnel": HUB_DATA_PPS,
+            "background_pps": HUB_BACKGROUND_PPS,
+        },
+    )
+    print(f"{path.name}: {packets:,} packets, {size / 1e6:.0f} MB, {tunnels} tunnels")
+    with tempfile.TemporaryDirectory() as scratch:
+        result = Path(scratch) / "analysis.json"
+        analyze = [sys.executable, "-m", "analyzer", "analyze", str(path), "--quiet"]
+        report.runs.update(
+            measure_all(
+                {
+                    "analyze --format json": [*analyze, "--format", "json", "-o", str(result)],
+                    "analyze (text)": [*analyze, "-o", str(Path(scratch) / "analysis.txt")],
+                    "floor": [sys.executable, "-c", FLOOR_SCRIPT, str(path)],
+                },
+                repeat,
+                packets,
+            )
+        )
+        keepalives = summary(result)["keepalive_packets"]
+    report.capture["keepalive_packets"] = keepalives
+    if tshark:
+        run = tshark_run(path, packets, min(repeat, 3))
+        if run is not None:
+            report.runs["tshark"] = run
+    floor = report.runs["floor"]
+    ratios: dict[str, float | None] = {}
+    for name in ("analyze --format json", "analyze (text)"):
+        run = report.runs[name]
+        ratios[f"{name} / floor"] = round(run.seconds / floor.seconds, 2)
+        if run.cpu_seconds is not None and floor.cpu_seconds:
+            ratios[f"{name} / floor, CPU"] = round(run.cpu_seconds / floor.cpu_seconds, 2)
+            ratios[f"{name}: µs CPU per keepalive above the floor"] = round(
+                (run.cpu_seconds - floor.cpu_seconds) / keepalives * 1e6, 2
+            )
+        ratios[f"{name}: µs per keepalive above the floor"] = round(
+            (run.seconds - floor.seconds) / keepalives * 1e6, 2
+        )
+    if "tshark" in report.runs:
+        ratios["tshark / analyze --format json"] = round(
+            report.runs["tshark"].seconds / report.runs["analyze --format json"].seconds, 1
+        )
+    report.ratios = ratios
+    report.targets = {
+        f"{name} <= {TARGET_HUB_FLOOR_RATIO:g}x floor": report.runs[name].seconds
+        <= TARGET_HUB_FLOOR_RATIO * floor.seconds
+        for name in ("analyze --format json", "analyze (text)")
+    }
+    report.targets[f"peak RSS <= {TARGET_HUB_RSS_MB:g} MB"] = all(
+        report.runs[name].peak_rss_mb <= TARGET_HUB_RSS_MB
+        for name in ("analyze --format json", "analyze (text)")
+    )
+    print_table(report, against="floor")
+    for name, value in ratios.items():
+        print(f"- {name}: {value}")
+    destination = destination or OUT / f"bench-hub-{tunnels}.json"
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    destination.write_text(json.dumps(asdict(report), indent=2) + "\n")
+    print(f"\nwritten to {destination}")
+    return 0 if all(v is not False for v in report.targets.values()) else 1
+
+
+def print_table(report: Report, *, against: str = "analyze") -> None:
+    """The results as a Markdown table (pasted into README's Performance section), times
+    as multiples of the run named `against`."""
+    base = report.runs[against].seconds
     print()
-    print("| run | seconds | packets/s | × analyze's time | peak RSS |")
-    print("|---|---:|---:|---:|---:|")
+    print(f"| run | seconds | CPU seconds | packets/s | × {against}'s time | peak RSS |")
+    print("|---|---:|---:|---:|---:|---:|")
     for name, run in report.runs.items():
         rate = run.packets / run.seconds if run.seconds else 0.0
         extra = f" ({run.note})" if run.note else ""
+        cpu = "" if run.cpu_seconds is None else f"{run.cpu_seconds:.3f}"
         print(
-            f"| {name}{extra} | {run.seconds:.3f} | {rate / 1e6:.2f} M | "
-            f"{run.seconds / analyze_s:.2f} | {run.peak_rss_mb:.0f} MB |"
+            f"| {name}{extra} | {run.seconds:.3f} | {cpu} | {rate / 1e6:.2f} M | "
+            f"{run.seconds / base:.2f} | {run.peak_rss_mb:.0f} MB |"
         )
     print()
     for target, met in report.targets.items():
