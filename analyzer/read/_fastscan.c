@@ -1,18 +1,22 @@
 /*
  * analyzer.read._fastscan: the fast path's hot loop, in C.
  *
- * libpcap (loaded with dlopen, so building needs no libpcap headers) reads the capture;
- * a BPF program compiled by libpcap picks the keepalive-shaped frames, which go to Python
- * in batches (on_batch) and are decoded there by analyzer.read.packet.  Every other frame is
- * counted here.  For GRE data packets the flow (outer source, destination, key) and the
- * time are needed for blackhole accounting: `classify` below recognises the common shapes
- * and hands anything else to Python as well.  It never decides differently from
- * analyzer.read.packet.decode_frame: it only answers DATA or OTHER where that function
- * certainly would (a hypothesis test holds it to that), and DEFER otherwise.
+ * libpcap (loaded with dlopen, so building needs no libpcap headers) reads the capture and
+ * `classify` below looks at every frame.  Keepalive requests and replies of the shapes it
+ * knows (Ethernet with VLAN tags or raw IP; IPv4/IPv6 outer and inner headers without
+ * options that matter; GRE without checksum or routing; Cisco MetaData) are decoded here
+ * into compact records (struct keepalive); non-GRE frames and GRE data packets are counted
+ * here, and for data packets the flow (outer source, destination, key) and time are kept
+ * for blackhole accounting.  Anything else goes to Python as the frame itself, in the same
+ * batches (on_batch), and is decoded by analyzer.read.packet.  `classify` never decides
+ * differently from analyzer.read.packet.decode_frame: it only answers where that function
+ * certainly would, with the same fields (hypothesis tests hold it to that), and defers
+ * otherwise.
  *
- * Data times and frame numbers are not kept in memory: each flow fills a 4 KiB block of
- * (float64 time, int64 frame number) records that is appended to a spill file, which
- * Python then maps with mmap (analyzer.read.fastpath.SpilledColumn).
+ * Data times and frame numbers are not kept in memory: each flow fills blocks of 256
+ * (float64 time, int64 frame number) records that are appended to a spill file (its last
+ * block holding only its records, so the file grows with the packets, not the flows),
+ * which Python reads back where it looks (analyzer.read.fastpath.SpilledColumn).
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -784,13 +788,15 @@ PyDoc_STRVAR(scan_doc,
 "scan(libraries, path, filter_for, on_batch, include_data, spill_fd, progress)\n"
 "\n"
 "Read `path` with the first libpcap of `libraries` that loads (nanosecond timestamps).\n"
-"`filter_for(dlt)` returns (BPF expression of keepalive-shaped frames, LINKTYPE_ value);\n"
-"those and\n"
-"the frames this module cannot classify are passed, in order and in batches, to\n"
-"`on_batch(list of (number, time, linktype, data, wire_length))`; if it returns False the\n"
+"`filter_for(dlt)` returns (a BPF expression, unused here, LINKTYPE_ value). Keepalives\n"
+"decoded here and the frames this module leaves to Python are passed, in order and in\n"
+"batches, to `on_batch(list of (number, time, linktype, data, wire_length), records)`,\n"
+"`records` being bytes of struct keepalive records in frame order (kind 0: the next frame\n"
+"of the list); if it returns False the\n"
 "scan stops there. The loop runs without the GIL (call scan from a worker thread to decode\n"
 "in parallel). With `include_data`, GRE data packets are recorded per flow in `spill_fd`:\n"
-"blocks of 256 (float64 time, int64 frame number) records. `progress(bytes)` is\n"
+"blocks of 256 (float64 time, int64 frame number) records, a flow's last one holding only\n"
+"its records. `progress(bytes)` is\n"
 "called now and then with the file position (or None).\n"
 "\n"
 "Returns (linktype, packets, start, end, data_packets, flows, stopped), flows being\n"

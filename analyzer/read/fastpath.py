@@ -1,12 +1,12 @@
 """The fast path of `analyze`: read a capture file through libpcap at BPF speed.
 
-libpcap (the system's, else the copy bundled with pcapy-ng) reads the file; a BPF program
-compiled from :func:`analyzer.read.bpf.keepalive_filter` for the file's link type picks the
-keepalive-shaped frames, which alone are decoded in Python (by :mod:`analyzer.read.packet`).
-The C hot loop (:mod:`analyzer.read._fastscan`) counts every other frame and records the
-time and frame number of each GRE data packet per flow in a temporary file, read back
-value by value where the analysis looks, so memory does not grow with the number of data
-packets.
+libpcap (the system's, else the copy bundled with pcapy-ng) reads the file and the C hot
+loop (:mod:`analyzer.read._fastscan`) classifies every frame: it decodes the usual shapes
+of keepalive requests and replies itself and hands them over as compact records
+(:data:`KEEPALIVE_RECORD`), counts every other frame, and records the time and frame number
+of each GRE data packet per flow in a temporary file, read back where the analysis looks,
+so memory does not grow with the number of data packets. Frames it does not decide itself
+are decoded in Python (by :mod:`analyzer.read.packet`, the reference it is tested against).
 
 :func:`collect` falls back to the pure-Python reader (:mod:`analyzer.read.capture`) wherever
 libpcap cannot give the same answer: gzip, stdin, a file being followed, timestamps
