@@ -885,16 +885,6 @@ class CaptureReader:
         return first
 
     @property
-    def interface_clocks(self) -> list[tuple[int, int]]:
-        """pcapng: (ticks per second, offset in seconds) of each interface read so far."""
-        return [(iface.ts_units, iface.ts_offset) for iface in self._interfaces]
-
-    @property
-    def interface_linktypes(self) -> list[int]:
-        """pcapng: the link type of each interface read so far."""
-        return [iface.linktype for iface in self._interfaces]
-
-    @property
     def following(self) -> bool:
         """True while a growing file is being followed (``follow=`` on a regular file)."""
         return self._follower is not None and not self._follower.stopped
