@@ -361,11 +361,13 @@ def _collect_capture(
     """:func:`_collect` for one capture argument, which may name several files (a directory,
     a,b,c): those are read as one capture (analyzer.pipeline.ring). Raises CaptureError,
     FastPathUnavailable or UsageError."""
-    from analyzer.pipeline.ring import capture_files, collect_files, order_by_first_time
+    from analyzer.pipeline.files import capture_files
 
     files = capture_files(argument)
     if len(files) == 1:
         return _collect(args, files[0], follow=follow)
+    from analyzer.pipeline.ring import collect_files, order_by_first_time
+
     if follow:
         raise UsageError("--follow reads one growing file, not several")
     if "-" in files:

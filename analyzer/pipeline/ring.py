@@ -14,7 +14,6 @@ view per flow. At most ``2 × jobs`` files are in flight, whatever their number.
 from __future__ import annotations
 
 import dataclasses
-import os
 import sys
 from array import array
 from bisect import bisect_right
@@ -26,60 +25,10 @@ from analyzer.keepalive.collect import MAX_ERRORS_LISTED, Collector, Flow
 from analyzer.keepalive.model import FrameError, SourceSummary, Traits
 from analyzer.keepalive.pairing import Pairer
 from analyzer.pipeline import collect as one_pass
+from analyzer.pipeline.files import capture_files, default_jobs
 from analyzer.read import fastpath
-from analyzer.read.capture import CaptureError, CaptureReader, RawFrame, open_capture
+from analyzer.read.capture import open_capture
 from analyzer.read.fastpath import READER_AUTO, READER_LIBPCAP, READER_PYTHON, Collected
-
-# The first bytes of the files a directory's captures are recognised by (name aside:
-# tcpdump -C writes wan.pcap1, wan.pcap2, …; -G whatever strftime makes of -w).
-CAPTURE_MAGICS = (
-    b"\xd4\xc3\xb2\xa1",  # pcap, little-endian, microseconds
-    b"\xa1\xb2\xc3\xd4",  # pcap, big-endian
-    b"\x4d\x3c\xb2\xa1",  # pcap, little-endian, nanoseconds
-    b"\xa1\xb2\x3c\x4d",  # pcap, big-endian, nanoseconds
-    b"\x0a\x0d\x0d\x0a",  # pcapng section header
-)
-GZIP_MAGIC = b"\x1f\x8b"
-
-
-def default_jobs() -> int:
-    """The cores this process may run on."""
-    try:
-        return max(len(os.sched_getaffinity(0)), 1)
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
-
-
-def capture_files(argument: str) -> list[str]:
-    """The files one capture argument names: '-' or a file; a directory (every pcap,
-    pcapng or gzip file in it, hidden files aside); or files joined by commas
-    (``a.pcap,b.pcap``; a name that exists as given is one file, commas and all).
-    Raises CaptureError when a directory holds no capture."""
-    if argument == "-" or os.path.isfile(argument) or not argument:
-        return [argument]
-    if os.path.isdir(argument):
-        found = [
-            os.path.join(argument, name)
-            for name in sorted(os.listdir(argument))
-            if not name.startswith(".") and _looks_like_capture(os.path.join(argument, name))
-        ]
-        if not found:
-            raise CaptureError(f"{argument}: directory holds no pcap, pcapng or gzip file")
-        return found
-    if "," in argument:
-        return [part for part in argument.split(",") if part]
-    return [argument]  # missing: the reader says so
-
-
-def _looks_like_capture(path: str) -> bool:
-    try:
-        if not os.path.isfile(path):
-            return False
-        with open(path, "rb") as stream:
-            head = stream.read(4)
-    except OSError:
-        return False
-    return head in CAPTURE_MAGICS or head.startswith(GZIP_MAGIC)
 
 
 def order_by_first_time(paths: Sequence[str]) -> list[str]:
@@ -351,48 +300,3 @@ def collect_capture(
             files[0], reader=reader, include_data=include_data, progress=progress
         )
     return collect_files(files, reader=reader, include_data=include_data, jobs=jobs)
-
-
-class ChainedReader:
-    """Several capture files read one after the other as one capture, frames numbered on
-    from file to file (the pure-Python reader: ``tui``)."""
-
-    def __init__(self, paths: Sequence[str], name: str) -> None:
-        """Open every file now (so a missing one fails before anything is shown)."""
-        self.name = name
-        self._readers: list[CaptureReader] = []
-        try:
-            for path in paths:
-                self._readers.append(open_capture(path))
-        except BaseException:
-            self.close()
-            raise
-
-    @property
-    def precision(self) -> int:
-        """Decimal digits of the most precise file's timestamps."""
-        return max(r.precision for r in self._readers)
-
-    def __iter__(self) -> Iterator[RawFrame]:
-        offset = 0
-        for reader in self._readers:
-            last = 0
-            for frame in reader:
-                last = frame.number
-                yield dataclasses.replace(frame, number=frame.number + offset)
-            offset += last
-
-    def warning_lines(self) -> list[str]:
-        """Every file's read problems."""
-        return [line for r in self._readers for line in r.warning_lines()]
-
-    def close(self) -> None:
-        """Close every file."""
-        for reader in self._readers:
-            reader.close()
-
-    def __enter__(self) -> ChainedReader:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()

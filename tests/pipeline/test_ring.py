@@ -18,7 +18,8 @@ from typing import Any
 import pytest
 
 from analyzer.cli import main
-from analyzer.pipeline.ring import ChainedReader, capture_files, order_by_first_time
+from analyzer.pipeline.files import capture_files
+from analyzer.pipeline.ring import order_by_first_time
 from analyzer.read.capture import PcapWriter, RawFrame, open_capture
 from analyzer.simulate import load_scenario, simulate
 
@@ -155,7 +156,7 @@ def test_a_directory_without_captures_is_a_usage_error(
 ) -> None:
     (tmp_path / "notes.txt").write_text("hello\n")
     assert main(["analyze", str(tmp_path)]) == 2
-    assert "holds no pcap, pcapng or gzip file" in capsys.readouterr().err
+    assert "is a directory holding no pcap, pcapng or gzip file" in capsys.readouterr().err
 
 
 def test_a_name_with_a_comma_that_exists_is_one_file(whole: Path, tmp_path: Path) -> None:
@@ -167,13 +168,6 @@ def test_a_name_with_a_comma_that_exists_is_one_file(whole: Path, tmp_path: Path
 def test_files_without_frames_go_last(whole: Path, tmp_path: Path) -> None:
     empty = write(tmp_path / "0-empty.pcap", [])
     assert order_by_first_time([str(empty), str(whole)]) == [str(whole), str(empty)]
-
-
-def test_the_chained_reader_numbers_frames_on(whole: Path, tmp_path: Path) -> None:
-    files = split(whole, tmp_path / "ring")
-    with ChainedReader([str(f) for f in files], "ring") as reader:
-        chained = [(f.number, f.time) for f in reader]
-    assert chained == [(f.number, f.time) for f in frames_of(whole)]
 
 
 def test_collect_capture_takes_one_file_or_several(whole: Path, tmp_path: Path) -> None:

@@ -125,7 +125,8 @@ def test_a_gap_shorter_than_the_threshold_is_extrapolated_as_before(tmp_path: Pa
     a = originator(json.loads(out.read_text()))
     assert a["extrapolated"] == 534
     assert a["segments"] == []
-    down, up = a["transitions"]  # type: ignore[misc]
+    transitions: list[dict[str, object]] = a["transitions"]  # type: ignore[assignment]
+    down, up = transitions
     assert (down["state"], down["time"]) == ("down", T2020 + 90.0)
     assert (up["state"], up["time"]) == ("up", pytest.approx(T2020 + 5400.03005, abs=1e-6))
 
