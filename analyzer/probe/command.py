@@ -553,8 +553,10 @@ class ProbeLoop:
                     if self.count is None or s.ticks < self.count
                 ]
                 timeout = max(min([HOUSEKEEPING, *waits]), 0.0)
-                for key, _mask in selector.select(timeout):
-                    self._drain(key.fileobj)
+                ready = {key.fileobj for key, _mask in selector.select(timeout)}
+                for sock in self.sockets.receivers:  # replies first: our returns
+                    if sock in ready:
+                        self._drain(sock)
                 now = self.monotonic()
                 for tunnel, schedule in schedules.items():
                     if schedule.due <= now and (self.count is None or schedule.ticks < self.count):

@@ -12,10 +12,13 @@
 
 Both need CAP_NET_RAW.
 
-Each receive socket carries a classic-BPF socket filter (``SO_ATTACH_FILTER``,
-:func:`analyzer.read.bpf.gre_socket_filter`) passing only keepalive requests and bare PT-0
-replies from configured peers, so tunnel data and strangers' GRE never reach the process
-and cannot crowd the keepalives out of the receive buffer.
+Each family has two receive sockets (the kernel gives every raw socket its own copy),
+each with a classic-BPF socket filter (``SO_ATTACH_FILTER``,
+:func:`analyzer.read.bpf.gre_socket_filter`): one passes only the peers' keepalive
+requests, the other only bare PT-0 replies, both only from configured peers. Tunnel data
+and strangers' GRE never reach the process, and a flood of forged requests (spoofed from a
+peer's address, which no filter can tell from the peer's own) fills only the requests'
+buffer: the returns of this host's keepalives still arrive, and are read first.
 """
 
 from __future__ import annotations
@@ -51,9 +54,11 @@ class RawSockets:
     """The send and receive sockets of the address families in use."""
 
     send4: socket.socket | None = None
-    receive4: socket.socket | None = None
+    receive4: socket.socket | None = None  # the peers' keepalive requests
     send6: socket.socket | None = None
     receive6: socket.socket | None = None
+    replies4: socket.socket | None = None  # bare PT-0 replies (returns of ours)
+    replies6: socket.socket | None = None
 
     @classmethod
     def open(cls, families: set[int]) -> RawSockets:
@@ -65,12 +70,16 @@ class RawSockets:
                 sockets.send4.setsockopt(socket.IPPROTO_IP, socket.IP_HDRINCL, 1)
                 sockets.receive4 = socket.socket(socket.AF_INET, socket.SOCK_RAW, IPPROTO_GRE)
                 _prepare_receive(sockets.receive4)
+                sockets.replies4 = socket.socket(socket.AF_INET, socket.SOCK_RAW, IPPROTO_GRE)
+                _prepare_receive(sockets.replies4)
             if 6 in families:
                 sockets.send6 = socket.socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_RAW)
                 sockets.receive6 = socket.socket(socket.AF_INET6, socket.SOCK_RAW, IPPROTO_GRE)
-                _prepare_receive(sockets.receive6)
-                sockets.receive6.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_RECVPKTINFO, 1)
-                sockets.receive6.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_RECVHOPLIMIT, 1)
+                sockets.replies6 = socket.socket(socket.AF_INET6, socket.SOCK_RAW, IPPROTO_GRE)
+                for sock in (sockets.receive6, sockets.replies6):
+                    _prepare_receive(sock)
+                    sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_RECVPKTINFO, 1)
+                    sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_RECVHOPLIMIT, 1)
         except OSError:
             sockets.close()
             raise
@@ -85,6 +94,8 @@ class RawSockets:
             self.receive4 = self.receive4 or opened.receive4
             self.send6 = self.send6 or opened.send6
             self.receive6 = self.receive6 or opened.receive6
+            self.replies4 = self.replies4 or opened.replies4
+            self.replies6 = self.replies6 or opened.replies6
 
     def attach_filters(self, endpoints: list[tuple[str, str]]) -> None:
         """Let only keepalives between these (local, remote) pairs reach the receive sockets.
@@ -92,10 +103,15 @@ class RawSockets:
         Replaces any filter attached before (the kernel swaps it atomically); a family
         with no endpoint gets a filter that passes nothing. OSError if the kernel refuses.
         """
-        for family, sock in ((4, self.receive4), (6, self.receive6)):
+        for family, sock, kind in (
+            (4, self.receive4, "requests"),
+            (4, self.replies4, "replies"),
+            (6, self.receive6, "requests"),
+            (6, self.replies6, "replies"),
+        ):
             if sock is not None:
                 ours = [(loc, rem) for loc, rem in endpoints if (":" in loc) == (family == 6)]
-                attach_filter(sock, gre_socket_filter(family, ours))
+                attach_filter(sock, gre_socket_filter(family, ours, kind))
 
     def receive_buffer(self) -> int:
         """The receive buffer the kernel granted (bytes, of the first receive socket)."""
@@ -105,8 +121,9 @@ class RawSockets:
 
     @property
     def receivers(self) -> list[socket.socket]:
-        """The sockets to wait on."""
-        return [s for s in (self.receive4, self.receive6) if s is not None]
+        """The sockets to wait on, those of the replies first (to be read first)."""
+        everything = (self.replies4, self.replies6, self.receive4, self.receive6)
+        return [s for s in everything if s is not None]
 
     def send(self, packet: bytes, destination: str) -> None:
         """Send a whole IP packet; OSError when the kernel refuses it."""
@@ -120,7 +137,7 @@ class RawSockets:
     def receive(self, sock: socket.socket) -> bytes | None:
         """One whole IP packet from a receive socket; None when none is waiting."""
         try:
-            if sock is self.receive4:
+            if sock.family == socket.AF_INET:
                 return sock.recv(MAX_PACKET)
             data, ancillary, _flags, address = sock.recvmsg(
                 MAX_PACKET, socket.CMSG_SPACE(_IN6_PKTINFO.size) + socket.CMSG_SPACE(4)
@@ -144,7 +161,8 @@ class RawSockets:
 
     def close(self) -> None:
         """Close every socket."""
-        for sock in (self.send4, self.receive4, self.send6, self.receive6):
+        everything = (self.send4, self.send6, *self.receivers)
+        for sock in everything:
             if sock is not None:
                 sock.close()
 

@@ -382,8 +382,9 @@ def _address_words(address: str) -> list[int]:
     return [int.from_bytes(packed[i : i + 4], "big") for i in range(0, len(packed), 4)]
 
 
-def _gre_keepalive_tail(asm: _Asm) -> None:
-    """With X at a GRE header: accept a keepalive request or a bare PT-0 reply, drop the rest.
+def _gre_keepalive_tail(asm: _Asm, kind: str = "both") -> None:
+    """With X at a GRE header: accept a keepalive request or a bare PT-0 reply, drop the rest
+    (`kind` "requests" or "replies": only those).
 
     Scratch memory: M[0] GRE header length, M[1] GRE flags byte.
     """
@@ -402,7 +403,14 @@ def _gre_keepalive_tail(asm: _Asm) -> None:
         asm.op(BPF_ALU | BPF_ADD | BPF_K, 4)
         asm.op(BPF_ST, 0)
     asm.op(ld_ind_h, 2)
-    asm.op(BPF_JMP | BPF_JEQ | BPF_K, 0, "accept", 0)  # PT 0: a reply
+    if kind == "replies":
+        asm.op(BPF_JMP | BPF_JEQ | BPF_K, 0, "accept", "drop")  # PT 0: a reply
+        asm.label("drop")
+        asm.op(BPF_RET | BPF_K, 0)
+        asm.label("accept")
+        asm.op(BPF_RET | BPF_K, SOCKET_FILTER_ACCEPT)
+        return
+    asm.op(BPF_JMP | BPF_JEQ | BPF_K, 0, "drop" if kind == "requests" else "accept", 0)
     asm.op(BPF_ST, 2)
     asm.op(BPF_LD | BPF_MEM, 0)  # X = start of the GRE payload
     asm.op(BPF_ALU | BPF_ADD | BPF_X)
@@ -442,16 +450,22 @@ def _gre_keepalive_tail(asm: _Asm) -> None:
     asm.op(BPF_RET | BPF_K, SOCKET_FILTER_ACCEPT)
 
 
-def gre_socket_filter(family: int, endpoints: list[tuple[str, str]]) -> list[BpfInsn]:
+def gre_socket_filter(
+    family: int, endpoints: list[tuple[str, str]], kind: str = "both"
+) -> list[BpfInsn]:
     """Classic BPF for SO_ATTACH_FILTER on a raw GRE socket of IP version `family` (4 or 6).
 
     It passes only GRE from one of `endpoints` — (local, remote) pairs: outer source
     `remote`, outer destination `local` — that can be a keepalive: a request (GRE carrying
     IPv4 or IPv6 whose protocol is GRE with protocol type 0, also behind Cisco MetaData) or
-    a bare reply (protocol type 0); version 0, no R bit; IPv4 fragments never pass. The
-    decoder still judges what passes: this only keeps tunnel data and strangers out of user
-    space. ValueError when the program would exceed the kernel's 4096 instructions.
+    a bare reply (protocol type 0); version 0, no R bit; IPv4 fragments never pass.
+    `kind` "requests" or "replies" passes only those (two sockets, so that a flood of one
+    cannot crowd the other out of its receive buffer). The decoder still judges what
+    passes: this only keeps tunnel data and strangers out of user space. ValueError when
+    the program would exceed the kernel's 4096 instructions.
     """
+    if kind not in ("both", "requests", "replies"):
+        raise ValueError(f"kind {kind!r}")
     asm = _Asm()
     # The socket gets IPv4 (or IPv6) GRE only: the kernel has checked version and protocol.
     if family == 4:
@@ -479,7 +493,7 @@ def gre_socket_filter(family: int, endpoints: list[tuple[str, str]]) -> list[Bpf
         asm.op(BPF_LDX | BPF_B | BPF_MSH, 0)  # X = IPv4 header length
     else:
         asm.op(BPF_LDX | BPF_IMM, 0)  # the GRE header is at offset 0
-    _gre_keepalive_tail(asm)
+    _gre_keepalive_tail(asm, kind)
     program = asm.assemble()
     if len(program) > MAX_SOCKET_FILTER_INSNS:
         raise ValueError(

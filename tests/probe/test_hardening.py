@@ -363,6 +363,17 @@ def test_the_ipv4_socket_filter_passes_only_keepalives_of_configured_peers(
     assert _passes(program, packet) is passes
 
 
+def test_the_requests_and_replies_filters_split_the_keepalives() -> None:
+    requests, replies = (gre_socket_filter(4, [(A, B)], kind) for kind in ("requests", "replies"))
+    reply = ipv4(B, A, GRE_PT0, ident=9)  # a bare PT-0 reply from the peer
+    assert (_passes(requests, REQUEST), _passes(requests, reply)) == (True, False)
+    assert (_passes(replies, REQUEST), _passes(replies, reply)) == (False, True)
+    for program in (requests, replies):  # neither lets data or a stranger's reply in
+        assert not _passes(program, _gre_data(B, A))
+        assert not _passes(program, ipv4(C, A, GRE_PT0))
+        assert not _passes(program, ipv4(B, A, GRE_PT0, flags_fragment=0x2000))
+
+
 def test_the_socket_filter_fits_the_kernel_limit_for_many_tunnels() -> None:
     many = [(A, f"198.51.100.{i}") for i in range(1, 255)]
     assert len(gre_socket_filter(4, many)) <= 4096

@@ -291,9 +291,10 @@ for name, (destination, packet) in cases.items():
     time.sleep(0.05)
 got = []
 for sock in sockets.receivers:
+    which = "replies" if sock in (sockets.replies4, sockets.replies6) else "requests"
     while (packet := sockets.receive(sock)) is not None:
         decoded = decode_frame(101, packet)
-        got.append([decoded.kind.value, decoded.src])
+        got.append([which, decoded.kind.value, decoded.src])
 print(json.dumps(got))
 """
 
@@ -328,10 +329,11 @@ def test_the_kernel_socket_filter_on_ipv4_and_ipv6() -> None:
         )
     finally:
         subprocess.run(["ip", "netns", "del", namespace], capture_output=True, timeout=30)
-    # Only the configured peers' keepalive requests and replies came through.
+    # Only the configured peers' keepalive requests and replies came through, each kind
+    # on its own socket.
     assert sorted(map(tuple, json.loads(result.stdout))) == [
-        ("reply", "192.0.2.2"),
-        ("reply", "2001:db8::2"),
-        ("request", "192.0.2.2"),
-        ("request", "2001:db8::2"),
+        ("replies", "reply", "192.0.2.2"),
+        ("replies", "reply", "2001:db8::2"),
+        ("requests", "request", "192.0.2.2"),
+        ("requests", "request", "2001:db8::2"),
     ]
