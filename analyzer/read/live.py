@@ -422,11 +422,6 @@ class LiveCapture:
             self._close()
             raise
 
-    @property
-    def counts_data(self) -> bool:
-        """True when a second handle counts the GRE data."""
-        return self._data is not None
-
     def stats(self) -> CaptureStats:
         """The counters now (safe from any thread, also after the capture ended)."""
         data = self._data.stats() if self._data is not None else None
