@@ -309,6 +309,7 @@ def _timeline(
     retries: int,
     segments: list[Segment],
     profile: Profile | None = None,
+    burst_period: float | None = None,
 ) -> _Timelines:
     """The originator's timeline in every segment of the capture where it shows up; each
     runs from a fresh state and ends where its segment ends (nothing is extrapolated across
@@ -317,7 +318,14 @@ def _timeline(
     replies = sorted(originator.replies, key=lambda r: (r.time, r.frame))
     if len(segments) == 1:
         return _Timelines(
-            [(segments[0], _run(requests, replies, period, retries, segments[0].end, profile))]
+            [
+                (
+                    segments[0],
+                    _run(
+                        requests, replies, period, retries, segments[0].end, profile, burst_period
+                    ),
+                )
+            ]
         )
     runs: list[tuple[Segment, OriginatorTimeline]] = []
     request_times = [r.time for r in requests]
@@ -330,7 +338,8 @@ def _timeline(
             bisect_left(reply_times, segment.start) : bisect_right(reply_times, segment.end)
         ]
         if sends or returns:
-            runs.append((segment, _run(sends, returns, period, retries, segment.end, profile)))
+            run = _run(sends, returns, period, retries, segment.end, profile, burst_period)
+            runs.append((segment, run))
     return _Timelines(runs)
 
 
@@ -341,6 +350,7 @@ def _run(
     retries: int,
     capture_end: float,
     profile: Profile | None,
+    burst_period: float | None = None,
 ) -> OriginatorTimeline:
     """Run the state machine over sends (observed and extrapolated) and replies, in time order.
 
@@ -354,7 +364,7 @@ def _run(
     )
     # Where the ticks missing before each send are counted up to (exclusive).
     until = [r.time for r in requests]
-    for first, count in find_bursts(until, period):
+    for first, count in find_bursts(until, burst_period or period):
         until[first] -= (count - 1) * period
     next_request = 0
     for reply in replies:
@@ -540,7 +550,10 @@ def _finish(
         period = profile.default_period
     if retries_source is ValueSource.DEFAULT:
         retries = profile.default_retries
-    timeline = _timeline(originator, period, retries, segments, profile)
+    # Bursts are judged against the shorter of the period used and the one observed: a
+    # configured period longer than the real one must not make every send a burst.
+    burst_period = period if inferred is None else min(period, inferred)
+    timeline = _timeline(originator, period, retries, segments, profile, burst_period)
     # Where this originator's timeline ends: the end of its last segment.
     capture_end = timeline.runs[-1][0].end if timeline.runs else segments[-1].end
     data = collector.data_times.get(flow)
@@ -558,7 +571,7 @@ def _finish(
     ):
         retries, retries_source = retries_inferred.retries, ValueSource.INFERRED
         retries_confidence = retries_inferred.confidence
-        timeline = _timeline(originator, period, retries, segments, profile)
+        timeline = _timeline(originator, period, retries, segments, profile, burst_period)
     events, transitions = timeline.events, timeline.transitions
     blackholed = [
         _blackhole(run.events, run.transitions, data, period, segment.end)
@@ -621,7 +634,7 @@ def _finish(
                 count,
                 send_times[first + count - 1] - send_times[first],
             )
-            for first, count in find_bursts(send_times, period)
+            for first, count in find_bursts(send_times, burst_period)
         ],
         segments=[(seg.start, seg.end) for seg, _run in timeline.runs] if len(segments) > 1 else [],
     )

@@ -414,3 +414,15 @@ def test_requests_captured_twice_change_neither_period_nor_counter() -> None:
     assert (a.period, a.sent, a.duplicates, a.bursts) == (2.0, 20, 20, [])
     assert (a.period_agreeing, a.period_intervals) == (19, 19)
     assert max(e.counter for e in a.events) == 1
+
+
+def test_a_configured_period_longer_than_the_real_one_makes_no_bursts() -> None:
+    # A sends every 1.999 s (answered) but --period 10 says otherwise: 1.999 s is under a
+    # fifth of 10 s, yet it is A's own rhythm (observed 2 s), not a burst.
+    cap = Capture()
+    for k in range(10):
+        cap.reply(1.999 * k + 0.02, cap.request(1.999 * k, A, B))
+    analysis = analyze_frames(cap.raw_frames(), Settings(period=10))
+    a = _originator(analysis, A)
+    assert (a.period, a.observed_period, a.bursts) == (10.0, 2.0, [])
+    assert "period-mismatch" in [d.code for t in analysis.tunnels for d in t.diagnoses]
