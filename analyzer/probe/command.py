@@ -43,6 +43,9 @@ DEFAULT_PERIOD = 10.0
 MIN_PERIOD = 1.0  # the shortest period on a real network (IOS's own minimum)
 MIN_LAB_PERIOD = 0.01  # the shortest with --lab (100 keepalives a second)
 DEFAULT_HOOK_TIMEOUT = 10.0
+# --max-reflect-pps: below one reflection in 100 s no peer stays up; above 10,000 a second
+# the limit no longer protects anything
+MIN_REFLECT_PPS, MAX_REFLECT_PPS = 0.01, 10_000.0
 DEFAULT_RETRIES = 3
 HOUSEKEEPING = 0.1  # longest wait between clock checks (tracker.advance, drop summaries)
 MAX_BATCH = 256  # packets read per socket before the clock is looked at again
@@ -69,7 +72,7 @@ examples:
   sudo gre-keepalive probe --config tunnels.toml --metrics-port 9477
   sudo gre-keepalive probe --local 192.0.2.1 --remote 198.51.100.1 --reflect-only
   sudo gre-keepalive probe --local 192.0.2.1 --remote 198.51.100.1 --keepalive 1 3 --count 5
-  sudo gre-keepalive probe --config /etc/gre-keepalive/tunnels.toml \
+  sudo gre-keepalive probe --config /etc/gre-keepalive/tunnels.toml \\
       --on-change '/usr/local/bin/notify "$GRE_KEEPALIVE_TUNNEL is $GRE_KEEPALIVE_STATE"'
 
 output (--format jsonl): one JSON object per line (schema gre-keepalive.probe/1, named in
@@ -140,6 +143,10 @@ def _rate(text: str) -> float:
         raise argparse.ArgumentTypeError(f"rate must be a number, not {text!r}") from None
     if not math.isfinite(value) or value <= 0:
         raise argparse.ArgumentTypeError(f"rate {text} must be above 0 (use --no-reflect)")
+    if not MIN_REFLECT_PPS <= value <= MAX_REFLECT_PPS:
+        raise argparse.ArgumentTypeError(
+            f"rate {text} out of range {MIN_REFLECT_PPS:g}-{MAX_REFLECT_PPS:g} per second"
+        )
     return value
 
 
@@ -204,6 +211,10 @@ def _unusable(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str | N
         return "the broadcast address"
     if address.is_link_local:
         return "link-local"
+    if address.version == 6 and address.ipv4_mapped is not None:
+        return f"an IPv4-mapped IPv6 address (use {address.ipv4_mapped})"
+    if address.is_reserved:
+        return "a reserved address"
     return None
 
 
@@ -263,17 +274,29 @@ def register(subparsers: Any) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     where = probe.add_argument_group("tunnels")
-    where.add_argument("--local", type=_address, metavar="ADDR", help="this host's tunnel source")
-    where.add_argument("--remote", type=_address, metavar="ADDR", help="the tunnel destination")
+    where.add_argument(
+        "--local",
+        type=_address,
+        metavar="ADDR",
+        help="this host's tunnel source (must be an address of this host)",
+    )
+    where.add_argument(
+        "--remote",
+        type=_address,
+        metavar="ADDR",
+        help="the tunnel destination (IPv4, or IPv6 for GRE over IPv6; not this host, "
+        "not loopback, multicast, broadcast, link-local or unspecified)",
+    )
     where.add_argument("--key", type=_key, metavar="K", help="GRE key (in both GRE headers)")
     where.add_argument(
         "--keepalive",
         nargs=2,
         action=_KeepaliveAction,
         metavar=("PERIOD", "RETRIES"),
-        help=f"period 1-{MAX_PERIOD} s (fractions allowed; 0 = off, with --reflect-only) "
-        f"and retries 1-{MAX_RETRIES} (default {DEFAULT_PERIOD:g} {DEFAULT_RETRIES}); "
-        "with --config, for tunnels the file gives no values",
+        help=f"period {MIN_PERIOD:g}-{MAX_PERIOD} s (fractions allowed; below {MIN_PERIOD:g} s "
+        f"only with --lab; 0 = off, with --reflect-only) and retries 1-{MAX_RETRIES} "
+        f"(default {DEFAULT_PERIOD:g} {DEFAULT_RETRIES}); with --config, for tunnels the "
+        "file gives no values",
     )
     where.add_argument(
         "--config",
@@ -306,7 +329,9 @@ def register(subparsers: Any) -> None:
         type=_rate,
         default=10.0,
         metavar="N",
-        help="reflections per second per tunnel, no bursts (default 10)",
+        help=f"reflections per second per tunnel, no bursts ({MIN_REFLECT_PPS:g}-"
+        f"{MAX_REFLECT_PPS:g}; default 10); forged keepalives spoofed from the peer use "
+        "this budget too",
     )
     behaviour.add_argument(
         "--accept-any-return",

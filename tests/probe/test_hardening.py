@@ -409,6 +409,13 @@ def host_has_a(monkeypatch: pytest.MonkeyPatch) -> None:
         (["--local", A, "--remote", B, "--keepalive", "0.001", "3", "--lab"], "out of range"),
         (["--local", A, "--remote", B, "--keepalive", "nan", "3"], "out of range"),
         (["--local", A, "--remote", B, "--on-change", "true", "--format", "tui"], "jsonl"),
+        (["--local", A, "--remote", "240.0.0.1"], "240.0.0.1 is a reserved address"),
+        (
+            ["--local", "2001:db8::1", "--remote", "::ffff:198.51.100.1"],
+            "an IPv4-mapped IPv6 address (use 198.51.100.1)",
+        ),
+        (["--local", A, "--remote", B, "--max-reflect-pps", "1e-300"], "out of range 0.01-"),
+        (["--local", A, "--remote", B, "--max-reflect-pps", "1e300"], "out of range 0.01-10000"),
     ],
 )
 def test_bad_endpoints_and_periods_are_one_line_and_exit_2(
@@ -421,6 +428,17 @@ def test_bad_endpoints_and_periods_are_one_line_and_exit_2(
     lines = captured.err.splitlines()
     assert captured.out == "" and len(lines) == 1, lines
     assert expected in lines[0]
+
+
+def test_help_shows_each_example_on_its_own_lines(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        cli.main(["probe", "--help"])
+    lines = capsys.readouterr().out.splitlines()
+    # the --on-change example is one shell command continued on the next line
+    continued = lines.index(
+        "  sudo gre-keepalive probe --config /etc/gre-keepalive/tunnels.toml \\"
+    )
+    assert lines[continued + 1].startswith("      --on-change '/usr/local/bin/notify ")
 
 
 def test_a_config_period_below_1_s_needs_lab(tmp_path: Path, host_has_a: None) -> None:
