@@ -25,7 +25,8 @@ watch counted and the flood's packet rate. The table is also written as JSON
 
     sudo python benchmarks/bench_watch.py [--seconds 12] [--sender c|python] [--senders 1]
                                           [--rate PPS] [--modes data,no-data] [--repeat N]
-                                          [--watch-python-path DIR] [--json FILE]
+                                          [--watch-python-path DIR] [--watch-option ARG]
+                                          [--json FILE]
 
 `--watch-python-path DIR` runs watch from another checkout (to compare with an earlier
 version); `--rate` limits each sender (default: as fast as it can).
@@ -187,6 +188,8 @@ class Run:
     watch_keepalives: int
     watch_downs: int
     watch_stats: dict[str, object] | None
+    watch_cpu_seconds: float | None  # user + system, while it ran
+    tcpdump_cpu_seconds: float | None
     load_before: float
 
 
@@ -282,6 +285,16 @@ def _wait_for(process: subprocess.Popen[bytes], text: str, timeout: float = 20.0
     raise RuntimeError(f"{process.args!r} did not say {text!r}")
 
 
+def _cpu_seconds(pid: int) -> float | None:
+    """User + system CPU seconds of a running process (`ip netns exec` execs the command
+    in place, so the PID is the command's)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return round((int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK"), 2)
+
+
 def _count_probe(output: str, local: str, start: float, end: float) -> int:
     """Keepalive packets the probe at `local` put on the wire between `start` and `end`: its
     own requests and its reflections of the peer's (it also reports the peer's requests)."""
@@ -360,6 +373,7 @@ def one_run(args: argparse.Namespace, mode: str, work: Path) -> Run:
             watch_command += ["--period", str(PERIOD), "--retries", str(RETRIES)]
             if mode == "no-data":
                 watch_command.append("--no-data")
+            watch_command += [option.replace("{work}", str(work)) for option in args.watch_option]
             watch = subprocess.Popen(
                 _netns(ns.ns_b, watch_command),
                 stdout=subprocess.PIPE,
@@ -399,6 +413,10 @@ def one_run(args: argparse.Namespace, mode: str, work: Path) -> Run:
                 flood_time = max(flood_time, float(elapsed))
             time.sleep(SETTLE)
             end = time.time() - EDGE
+            cpu = {
+                name: _cpu_seconds(process.pid)
+                for name, process in (("watch", watch), ("tcpdump", tcpdump))
+            }
             for capture in (watch, tcpdump):  # both at once: neither sees more of the end
                 capture.send_signal(signal.SIGINT)
             watch_out, _watch_err = _stop(watch)
@@ -433,6 +451,8 @@ def one_run(args: argparse.Namespace, mode: str, work: Path) -> Run:
         watch_keepalives=seen,
         watch_downs=downs,
         watch_stats=finals[-1] if finals else None,
+        watch_cpu_seconds=cpu["watch"],
+        tcpdump_cpu_seconds=cpu["tcpdump"],
         load_before=round(load_before, 2),
     )
 
@@ -451,8 +471,8 @@ def table(runs: list[Run]) -> str:
     rows = [
         "| watch mode | flood sender | flood packets/s | keepalives sent+reflected (probes) "
         "| tcpdump | watch | watch down transitions | tcpdump dropped | watch keepalive capture "
-        "dropped (kernel+if) | watch data capture dropped | data counted |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "dropped (kernel+if) | watch data capture dropped | data counted | CPU s watch / tcpdump |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for run in runs:
         stats = run.watch_stats or {}
@@ -464,7 +484,8 @@ def table(runs: list[Run]) -> str:
             f"{_drops(run.watch_stats, 'keepalive_capture')} | "
             f"{_drops(run.watch_stats, 'data_capture')} | "
             f"{stats.get('data_packets', '–')} of {run.flood_packets:,}"
-            f"{' (lower bound)' if stats.get('data_lower_bound') else ''} |"
+            f"{' (lower bound)' if stats.get('data_lower_bound') else ''} | "
+            f"{run.watch_cpu_seconds} / {run.tcpdump_cpu_seconds} |"
         )
     return "\n".join(rows)
 
@@ -485,6 +506,14 @@ def main() -> int:
     parser.add_argument("--modes", default="data,no-data", help="watch modes to run")
     parser.add_argument("--repeat", type=int, default=1, help="runs of each mode")
     parser.add_argument("--watch-python-path", help="run watch from this checkout instead")
+    parser.add_argument(
+        "--watch-option",
+        action="append",
+        default=[],
+        metavar="ARG",
+        help="one more argument for watch ({work} is the temporary directory), e.g. "
+        "--watch-option=--buffer-size=1",
+    )
     parser.add_argument("--json", type=Path, help="where to write the results")
     args = parser.parse_args()
     if not 0 < args.seconds <= 60 or not 1 <= args.senders <= 4:
@@ -526,6 +555,7 @@ def main() -> int:
             "senders": args.senders,
             "rate": args.rate,
             "watch_python_path": args.watch_python_path,
+            "watch_options": args.watch_option,
         },
         "runs": [asdict(run) for run in runs],
     }
