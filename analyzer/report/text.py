@@ -336,17 +336,19 @@ def _data_only(tunnel: TunnelResult, console: Console, precision: int, key: str)
         f"{count(tunnel.data_packets, 'data packet')}; no keepalives"
     )
     for direction in tunnel.directions:
-        span = ""
-        if direction.first is not None and direction.last is not None:
-            span = (
-                f", {_clock(direction.first, precision)} … {_clock(direction.last, precision)}"
-                f" UTC ({direction.last - direction.first:.3f} s)"
-            )
         console.print(
             f"  {direction.source} → {direction.destination}: "
-            f"{count(direction.packets, 'data packet')}{span}"
+            f"{count(direction.packets, 'data packet')}"
+            f"{_span(direction.first, direction.last, precision)}"
         )
     _diagnoses(tunnel, console, precision)
+
+
+def _span(first: float | None, last: float | None, precision: int) -> str:
+    """ ", FIRST … LAST UTC (N s)", or nothing when either end is unknown."""
+    if first is None or last is None:
+        return ""
+    return f", {_clock(first, precision)} … {_clock(last, precision)} UTC ({last - first:.3f} s)"
 
 
 class _Console(Console):
@@ -367,12 +369,7 @@ def write_text(
         file=stream, force_terminal=color, no_color=not color, width=width, highlight=False
     )
     source = analysis.source
-    span = ""
-    if source.start is not None and source.end is not None:
-        span = (
-            f", {_clock(source.start, source.precision)} … {_clock(source.end, source.precision)}"
-            f" UTC ({source.end - source.start:.3f} s)"
-        )
+    span = _span(source.start, source.end, source.precision)
     console.print(
         f"[bold]{escape(printable(', '.join(source.files) or '<capture>'))}[/bold]: "
         f"{count(source.packets, 'packet')}, {source.gre_packets} GRE, "
