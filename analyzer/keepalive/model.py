@@ -32,7 +32,9 @@ class ValueSource(StrEnum):
     DEFAULT = "default"
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen, though nothing changes one once made (hashable all the same): a hub's capture
+# makes hundreds of thousands, and a frozen dataclass takes five times as long to build.
+@dataclass(slots=True, unsafe_hash=True)
 class KeepaliveEvent:
     """One row of an originator's timeline: the counter and line state after the event."""
 
