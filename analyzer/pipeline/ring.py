@@ -28,7 +28,13 @@ from analyzer.pipeline import collect as one_pass
 from analyzer.pipeline.files import capture_files, default_jobs
 from analyzer.read import fastpath
 from analyzer.read.capture import open_capture
-from analyzer.read.fastpath import READER_AUTO, READER_LIBPCAP, READER_PYTHON, Collected
+from analyzer.read.fastpath import (
+    READER_AUTO,
+    READER_LIBPCAP,
+    READER_PYTHON,
+    Collected,
+    FastPathUnavailable,
+)
 
 
 def order_by_first_time(paths: Sequence[str]) -> list[str]:
@@ -245,9 +251,12 @@ def collect_files(
     whole = _Whole(Collector(files, include_data=include_data))
 
     def one(path: str) -> Collected[Collector]:
-        return fastpath.collect(
-            path, _recording_collector, reader=reader, include_data=include_data
-        )
+        try:
+            return fastpath.collect(
+                path, _recording_collector, reader=reader, include_data=include_data
+            )
+        except FastPathUnavailable as exc:  # say which of the files
+            raise FastPathUnavailable(f"{path}: {exc}", damaged=exc.damaged) from None
 
     switch = sys.getswitchinterval()  # each pass sets and restores it: keep it ours
     try:

@@ -249,3 +249,15 @@ def test_tui_takes_a_ring_directory(
     assert ring.source.files == [str(tmp_path / "ring" / f"{n}.pcap") for n in "dcba"]
     assert (ring.source.packets, len(ring.tunnels)) == (single.source.packets, 1)
     assert ring.tunnels[0].originators[0].events == single.tunnels[0].originators[0].events
+
+
+def test_reader_libpcap_names_the_file_it_cannot_read(
+    whole: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    d, _c, _b, _a = split(whole, tmp_path / "ring")
+    with open(d, "rb") as plain, gzip.open(tmp_path / "ring" / "d.pcap.gz", "wb") as packed:
+        shutil.copyfileobj(plain, packed)
+    d.unlink()
+    assert main(["analyze", str(tmp_path / "ring"), "--reader", "libpcap"]) == 2
+    error = capsys.readouterr().err
+    assert f"({tmp_path / 'ring' / 'd.pcap.gz'}: gzip-compressed input)" in error
