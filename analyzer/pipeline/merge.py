@@ -397,6 +397,7 @@ def _merged_source(a: SourceSummary, b: SourceSummary, files: tuple[str, str]) -
         precision=min(a.precision, b.precision),
         warnings=[*a.warnings, *b.warnings],
         errors=[*a.errors, *b.errors],
+        gaps=sorted([*a.gaps, *b.gaps]),
     )
 
 
