@@ -14,7 +14,6 @@ import contextlib
 import importlib
 import io
 import json
-import os
 import struct
 import subprocess
 import sys
@@ -316,14 +315,14 @@ REPRODUCERS = [
 
 @pytest.mark.parametrize(("name", "falls_back", "expected"), REPRODUCERS)
 def test_hostile_reproducers_give_one_answer(
-    name: str, falls_back: bool, expected: dict[str, object], tmp_path: Path
+    name: str,
+    falls_back: bool,
+    expected: dict[str, object],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    cwd = Path.cwd()
-    os.chdir(ROOT)  # file names in the JSON are as given: relative to the repository
-    try:
-        python, auto = assert_readers_agree(Path("tests/data/hostile") / name, tmp_path)
-    finally:
-        os.chdir(cwd)
+    monkeypatch.chdir(ROOT)  # file names in the JSON are as given: relative to the repository
+    python, auto = assert_readers_agree(Path("tests/data/hostile") / name, tmp_path)
     assert python.status == 0
     assert (FALLBACK in auto.stderr) is falls_back, auto.stderr
     source = source_of(python)
