@@ -111,7 +111,8 @@ def _merge(tunnel: TunnelResult, console: Console, precision: int) -> None:
     trip = merge.get("round_trip_ms")
     head = "  Two captures"
     if isinstance(offset, float):
-        head += f": clock offset {offset:+.6f} s from {samples} keepalives"
+        used = count(samples, "keepalive") if isinstance(samples, int) else f"{samples} keepalives"
+        head += f": clock offset {offset:+.6f} s from {used}"
         if isinstance(trip, float):
             head += f", path round trip {trip:g} ms"
     console.print(Text(head))
