@@ -300,7 +300,7 @@ def _analyze_capture(args: argparse.Namespace) -> int:
         return _fail(str(exc))
     from analyzer.pipeline.analyze import analyze_collected
 
-    analysis = analyze_collected(collected.collector, _settings(args, config))
+    analysis = analyze_collected(collected.collector, _settings(args, config), final=True)
     analysis.source.precision = collected.precision
     name = analysis.source.files[0]
     warnings = collected.warnings

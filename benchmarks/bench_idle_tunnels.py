@@ -54,7 +54,8 @@ def write_capture(path: Path, tunnels: int) -> int:
 _MEASURE = (
     "import resource, subprocess, sys; "
     "status = subprocess.run(sys.argv[1:], stderr=subprocess.DEVNULL).returncode; "
-    "print(status, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)"
+    "usage = resource.getrusage(resource.RUSAGE_CHILDREN); "
+    "print(status, usage.ru_maxrss, usage.ru_utime + usage.ru_stime)"
 )
 
 
@@ -70,11 +71,13 @@ def run_analyze(capture: Path, fmt: str, out: Path, reader: str) -> dict[str, fl
         check=True,
     )
     seconds = time.perf_counter() - began
-    status, peak_kib = (int(x) for x in measured.stdout.split())
+    words = measured.stdout.split()
+    status, peak_kib, cpu = int(words[0]), int(words[1]), float(words[2])
     if status != 0:
         raise SystemExit(f"analyze exited {status} on {capture}")
     return {
         "seconds": round(seconds, 2),
+        "cpu_seconds": round(cpu, 2),  # on a shared machine, the figure to compare
         "peak_rss_mb": round(peak_kib / 1024, 1),
         "output_bytes": out.stat().st_size,
     }
@@ -99,7 +102,8 @@ def main() -> None:
                 results.append(row)
                 print(
                     f"{tunnels:>9,} tunnels ({size / 1e6:.1f} MB)  {fmt:<4}  "
-                    f"{figures['seconds']:>7.2f} s  {figures['peak_rss_mb']:>8.1f} MB RSS  "
+                    f"{figures['seconds']:>7.2f} s (CPU {figures['cpu_seconds']:.2f} s)  "
+                    f"{figures['peak_rss_mb']:>8.1f} MB RSS  "
                     f"{figures['output_bytes'] / 1e6:>9.1f} MB out",
                     flush=True,
                 )

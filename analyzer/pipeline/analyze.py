@@ -15,10 +15,10 @@ from analyzer.keepalive.model import Analysis
 from analyzer.read.capture import RawFrame
 
 
-def analyze_collected(collector: Collector, settings: Settings) -> Analysis:
+def analyze_collected(collector: Collector, settings: Settings, *, final: bool = False) -> Analysis:
     """Timelines from a finished streaming pass, then the what-if replay and the diagnoses
-    the settings ask for."""
-    analysis = build_analysis(collector, settings)
+    the settings ask for. `final`: the collector takes no more frames (it may be compacted)."""
+    analysis = build_analysis(collector, settings, final=final)
     if settings.what_if is not None:
         apply_what_if(analysis, settings.what_if)
     if settings.diagnose:

@@ -1,0 +1,38 @@
+"""Memory per tunnel stays small: once a capture is read to its end, flows whose requests
+look alike share one Traits; a live collector (which keeps taking frames) never does."""
+
+from __future__ import annotations
+
+from analyzer.keepalive.analysis import Settings
+from analyzer.keepalive.collect import collect_frames
+from analyzer.pipeline.analyze import analyze_collected
+from tests.builders import Capture
+
+PEER = "198.51.100.1"
+
+
+def three_idle_tunnels() -> Capture:
+    """Three originators with one unanswered keepalive each; the third with TTL 64."""
+    capture = Capture()
+    capture.request(0, "192.0.2.1", PEER)
+    capture.request(1, "192.0.2.2", PEER)
+    capture.request(2, "192.0.2.3", PEER, ttl=64)
+    return capture
+
+
+def _traits(final: bool) -> dict[str, object]:
+    collector = collect_frames(three_idle_tunnels().raw_frames(), ["idle.pcap"])
+    analysis = analyze_collected(collector, Settings(), final=final)
+    return {o.address: o.traits for t in analysis.tunnels for o in t.originators}
+
+
+def test_a_finished_capture_shares_equal_traits() -> None:
+    traits = _traits(final=True)
+    assert traits["192.0.2.1"] is traits["192.0.2.2"]
+    assert traits["192.0.2.3"] is not traits["192.0.2.1"]  # outer TTL 64, not 255
+
+
+def test_a_collector_that_goes_on_keeps_its_own() -> None:
+    traits = _traits(final=False)
+    assert traits["192.0.2.1"] is not traits["192.0.2.2"]
+    assert traits["192.0.2.1"] == traits["192.0.2.2"]
