@@ -11,6 +11,8 @@ from __future__ import annotations
 import ctypes
 import io
 import json
+import selectors
+import socket
 import struct
 import threading
 from pathlib import Path
@@ -477,6 +479,57 @@ def test_count_judges_each_tunnel_when_it_is_done() -> None:
     assert not [e for e in lines if e["event"] == "down"]
     rows = {row["remote"]: row for row in lines[-1]["tunnels"]}
     assert [(rows[r]["sent"], rows[r]["line_state"]) for r in (B, FAR)] == [(3, "up")] * 2
+
+
+class _TwoSockets(FakeNetwork):
+    """The probe's two receive sockets: forged requests queued on one, a return on the other."""
+
+    def __init__(self) -> None:
+        super().__init__(peer_alive=False)
+        self.replies, self._replies_wire = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.replies.setblocking(False)
+        self.order: list[str] = []
+
+    @property
+    def receivers(self) -> list[socket.socket]:
+        return [self.replies, self.inbound]
+
+    def receive(self, sock: socket.socket) -> bytes | None:
+        packet = super().receive(sock)
+        if packet is not None:
+            self.order.append("reply" if sock is self.replies else "request")
+        return packet
+
+    def close(self) -> None:
+        super().close()
+        self.replies.close()
+        self._replies_wire.close()
+
+
+class _ReadyLastFirst(selectors.DefaultSelector):
+    """A selector listing ready sockets in the reverse of their registration order."""
+
+    def select(self, timeout: float | None = None) -> list[Any]:
+        return list(reversed(super().select(timeout)))
+
+
+def test_the_loop_reads_returns_before_a_backlog_of_requests(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # whatever order the kernel reports them ready in
+    monkeypatch.setattr(selectors, "DefaultSelector", _ReadyLastFirst)
+    network = _TwoSockets()
+    engine = _engine(_tunnel(A, B, period=None))
+    for _ in range(3):
+        network._wire.send(REQUEST)  # forged requests from the peer's address, queued first
+    network._replies_wire.send(ipv4(B, A, GRE_PT0, ident=9))
+    stop = threading.Event()
+    loop = probe.ProbeLoop(engine, network, lambda events: stop.set(), count=None)  # type: ignore[arg-type]
+    try:
+        loop.run(stop)
+    finally:
+        network.close()
+    assert network.order == ["reply", "request", "request", "request"]
 
 
 # --- SIGHUP reload --------------------------------------------------------------------------
