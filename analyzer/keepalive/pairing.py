@@ -17,6 +17,7 @@ TunnelId = tuple[tuple[str, str], int | None]  # (sorted outer endpoints, outer 
 MAX_RTT = 30.0
 # The same keepalive seen twice this close together is one packet captured twice.
 DUPLICATE_WINDOW = 0.5
+PRUNE_EVERY = 4096  # requests between two passes over the pending ones
 
 
 def tunnel_id(a: str, b: str, key: int | None) -> TunnelId:
@@ -142,7 +143,9 @@ class Pairer:
         request = Request(frame, time, tunnel, src, dst, key, inner, payload_length)
         if inner.ip_version == 4:
             waiting = self._pending.setdefault((inner.src, inner.dst, inner.ip_id), [])
-            if any(r.key == request.key and time - r.time <= DUPLICATE_WINDOW for r in waiting):
+            if waiting and any(
+                r.key == request.key and time - r.time <= DUPLICATE_WINDOW for r in waiting
+            ):
                 log.duplicates += 1
                 return None
         else:
@@ -152,7 +155,9 @@ class Pairer:
             log.requests.append(request)
         self._inner_owner[(inner.src, inner.dst, inner.key)] = log
         _note_variants(log, src, dst, key, ip_version, payload_length, inner)
-        self._prune(time)
+        self._since_prune += 1
+        if self._since_prune >= PRUNE_EVERY:
+            self._prune(time)
         return request
 
     def reply(self, frame: int, time: float, decoded: Decoded) -> Reply | None:
@@ -243,10 +248,8 @@ class Pairer:
         return chosen
 
     def _prune(self, now: float) -> None:
-        """Forget requests too old to be answered, so memory follows tunnels, not time."""
-        self._since_prune += 1
-        if self._since_prune < 4096:
-            return
+        """Forget requests too old to be answered, so memory follows tunnels, not time
+        (every PRUNE_EVERY requests)."""
         self._since_prune = 0
         horizon = now - MAX_RTT
         for key4 in [k for k, v in self._pending.items() if all(r.time < horizon for r in v)]:
