@@ -22,8 +22,9 @@ does the same for configured tunnels only, so it never relays arbitrary packets)
 * at most ``max_reflect_pps`` per tunnel (a token bucket holding one token).
 
 A bare PT-0 packet counts as a return only when it matches an outstanding request of this
-host on that tunnel (inner IP ID; IPv6, which has none: any outstanding request, oldest
-first); others are ``unmatched_returns`` and never reset the counter, unless
+host on that tunnel (inner IP ID; IPv6, which has none: the inner flow label, 20 bits,
+which the probe sets on its IPv6 keepalives and forwarding leaves alone, RFC 6437); others
+are ``unmatched_returns`` and never reset the counter, unless
 ``accept_any_return`` (IOS's own behaviour). Returns are limited separately, to the same
 rate or four per period if that is more, so spoofed ones cannot make the output or the
 pcap grow at the sender's rate.
@@ -103,6 +104,42 @@ class IpIds:
         outer = inner + 1
         self._next = (outer + 1) & 0xFFFF
         return inner, outer
+
+
+class FlowLabels:
+    """IPv6 flow labels for the inner header of IPv6 keepalives: the IPv6 stand-in for the
+    inner IP ID (which IPv6 lacks) to pair a return with its request. 20 bits, never 0."""
+
+    def __init__(self, start: int) -> None:
+        self._next = start & 0xFFFFF
+
+    def next(self) -> int:
+        """The label of the next IPv6 keepalive."""
+        label = self._next or 1
+        self._next = (label + 1) & 0xFFFFF
+        return label
+
+
+def _gre_length(flags: int) -> int:
+    return 4 + 4 * (bool(flags & 0x80) + bool(flags & 0x20) + bool(flags & 0x10))
+
+
+def inner_flow_label(request: bytes) -> int:
+    """The flow label of the inner IPv6 header of an IPv6 keepalive request (outer IPv6 with
+    no extension headers, as the probe builds it)."""
+    inner = 40 + _gre_length(request[40])
+    return int.from_bytes(request[inner + 1 : inner + 4], "big") & 0xFFFFF
+
+
+def _with_inner_flow_label(request: bytes, label: int) -> bytes:
+    inner = 40 + _gre_length(request[40])
+    word = int.from_bytes(request[inner : inner + 4], "big") & ~0xFFFFF | label
+    return request[:inner] + word.to_bytes(4, "big") + request[inner + 4 :]
+
+
+def flow_label(packet: bytes) -> int:
+    """The flow label of an IPv6 packet."""
+    return int.from_bytes(packet[1:4], "big") & 0xFFFFF
 
 
 class TokenBucket:
@@ -203,6 +240,7 @@ class ProbeEngine:
         self.record = record
         self.tracker = LiveTracker(Settings(config=tracker_config(tunnels, config)))
         self.ids = IpIds(first_ip_id)
+        self.labels = FlowLabels(first_ip_id * 16 + 1)
         self.frames = 0
         self.stats: dict[Tunnel, TunnelStats] = {}
         self.unattributed: dict[str, int] = {}
@@ -295,7 +333,7 @@ class ProbeEngine:
     def build_request(self, tunnel: Tunnel) -> bytes:
         """The next keepalive request of `tunnel` (SPEC.md §1), with fresh IP IDs."""
         inner_id, outer_id = self.ids.pair()
-        return build_keepalive_request(
+        request = build_keepalive_request(
             tunnel.local,
             tunnel.remote,
             key=tunnel.key,
@@ -305,6 +343,9 @@ class ProbeEngine:
             inner_ttl=255,
             tos=self.options.tos,
         )
+        if tunnel.family == 6:
+            request = _with_inner_flow_label(request, self.labels.next())
+        return request
 
     def sent(self, tunnel: Tunnel, now: float, packet: bytes) -> list[dict[str, Any]]:
         """A request of ours left at `now`."""
@@ -314,19 +355,16 @@ class ProbeEngine:
         if self.metrics:
             self.metrics.sent(tunnel)
         decoded = decode_frame(LINKTYPE_RAW, packet)
-        if decoded.inner is not None:
+        if tunnel.family == 6:
+            self._outstanding[tunnel].append(inner_flow_label(packet))
+        elif decoded.inner is not None:
             self._outstanding[tunnel].append(decoded.inner.ip_id)
         return self._feed(now, packet, decoded)
 
     def _match(self, tunnel: Tunnel, ident: int | None) -> bool:
         """Whether a return pairs with an outstanding request of ours (which it consumes)."""
         waiting = self._outstanding.get(tunnel)
-        if not waiting:
-            return False
-        if tunnel.family == 6:
-            waiting.popleft()
-            return True
-        if ident not in waiting:
+        if not waiting or ident not in waiting:
             return False
         waiting.remove(ident)
         return True
@@ -380,7 +418,8 @@ class ProbeEngine:
             self._drop(tunnel, "not-keepalive")
             return [], None
         if decoded.kind is FrameKind.REPLY:
-            matched = tunnel.originates and self._match(tunnel, decoded.ip_id)
+            ident = flow_label(packet) if tunnel.family == 6 else decoded.ip_id
+            matched = tunnel.originates and self._match(tunnel, ident)
             if not matched:
                 self.stats[tunnel].unmatched_returns += 1
                 if self.metrics:

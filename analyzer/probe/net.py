@@ -7,8 +7,9 @@
 * Receiving: ``socket(AF_INET, SOCK_RAW, IPPROTO_GRE)`` gets every GRE packet addressed to
   this host *including* its IPv4 header. An IPv6 raw socket gets only what follows the
   header chain, so the probe asks for the destination address and hop limit as ancillary
-  data and puts a plain IPv6 header back in front (extension headers, traffic class and
-  flow label are not recovered — the keepalive rules use none of them).
+  data and puts a plain IPv6 header back in front (with the traffic class and flow label,
+  asked for with ``IPV6_FLOWINFO``; extension headers are not recovered — the keepalive
+  rules use none of them).
 
 Both need CAP_NET_RAW.
 
@@ -43,6 +44,7 @@ CAPABILITY_HINT = (
 )
 
 _IN6_PKTINFO = struct.Struct("16sI")
+IPV6_FLOWINFO = getattr(socket, "IPV6_FLOWINFO", 11)  # linux/in6.h: receive the flow info
 
 
 class _SockFprog(ctypes.Structure):
@@ -80,6 +82,8 @@ class RawSockets:
                     _prepare_receive(sock)
                     sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_RECVPKTINFO, 1)
                     sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_RECVHOPLIMIT, 1)
+                    # the flow label pairs an IPv6 return with its request (no IP ID)
+                    sock.setsockopt(socket.IPPROTO_IPV6, IPV6_FLOWINFO, 1)
         except OSError:
             sockets.close()
             raise
@@ -140,12 +144,13 @@ class RawSockets:
             if sock.family == socket.AF_INET:
                 return sock.recv(MAX_PACKET)
             data, ancillary, _flags, address = sock.recvmsg(
-                MAX_PACKET, socket.CMSG_SPACE(_IN6_PKTINFO.size) + socket.CMSG_SPACE(4)
+                MAX_PACKET, socket.CMSG_SPACE(_IN6_PKTINFO.size) + 2 * socket.CMSG_SPACE(4)
             )
         except (BlockingIOError, InterruptedError):
             return None
         destination: str | None = None
         hop_limit = 64
+        flowinfo = 0  # traffic class and flow label, as in the header's first word
         for level, kind, value in ancillary:
             if level != socket.IPPROTO_IPV6:
                 continue
@@ -154,10 +159,13 @@ class RawSockets:
                 destination = socket.inet_ntop(socket.AF_INET6, raw)
             elif kind == socket.IPV6_HOPLIMIT and len(value) >= 4:
                 hop_limit = struct.unpack("=i", value[:4])[0]
+            elif kind == IPV6_FLOWINFO and len(value) >= 4:
+                flowinfo = struct.unpack("!I", value[:4])[0] & 0x0FFFFFFF
         if destination is None:
             return None
         source = str(address[0]).split("%", 1)[0]
-        return build_ip(source, destination, data, protocol=IPPROTO_GRE, ttl=hop_limit & 0xFF)
+        packet = build_ip(source, destination, data, protocol=IPPROTO_GRE, ttl=hop_limit & 0xFF)
+        return struct.pack("!I", 0x60000000 | flowinfo) + packet[4:]
 
     def close(self) -> None:
         """Close every socket."""

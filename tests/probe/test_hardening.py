@@ -266,6 +266,32 @@ def test_a_return_counts_once_for_its_own_request() -> None:
     assert (stats.returned, stats.unmatched_returns) == (1, 1)
 
 
+def test_an_ipv6_return_must_carry_the_flow_label_of_an_outstanding_request() -> None:
+    # IPv6 has no IP ID: the probe's IPv6 keepalives carry an inner flow label instead,
+    # which the peer forwards unchanged (RFC 6437) and the return must bring back.
+    engine = _engine(_tunnel(A6, B6))  # period 1, retries 2
+    tunnel = engine.tunnels[0]
+    request = engine.build_request(tunnel)
+    gre = request[40:44]  # outer GRE: no flags, protocol type 0x86DD
+    inner_first_word = int.from_bytes(request[44:48], "big")
+    assert gre == bytes.fromhex("0000 86dd") and inner_first_word >> 28 == 6
+    label = inner_first_word & 0xFFFFF
+    assert label == 1601  # first_ip_id 100: the labels start at 100 × 16 + 1
+    engine.sent(tunnel, 0.0, request)
+
+    def bare(flow: int) -> bytes:  # a bare PT-0 packet from the peer, this flow label
+        return ipv6(B6, A6, GRE_PT0)[:1] + flow.to_bytes(3, "big") + ipv6(B6, A6, GRE_PT0)[4:]
+
+    assert engine.received(0.1, 0.1, bare(label + 2))[0] == []  # a forged one: unmatched
+    returned = engine.received(0.2, 0.2, bare(label))[0]
+    assert [(e["event"], e["counter"]) for e in returned] == [("returned", 0)]
+    assert engine.received(0.3, 0.3, bare(label))[0] == []  # consumed: a copy is unmatched
+    stats = engine.stats[tunnel]
+    assert (stats.returned, stats.unmatched_returns) == (1, 2)
+    # the next keepalive carries the next label
+    assert int.from_bytes(engine.build_request(tunnel)[44:48], "big") & 0xFFFFF == label + 1
+
+
 # --- events: schema, the retries assumed for the peer, drop keys ----------------------------
 
 
