@@ -56,6 +56,7 @@ typedef void (*handler_fn)(unsigned char *, const struct pcap_pkthdr_abi *, cons
 typedef int (*dispatch_fn)(pcap_t *, int, handler_fn, unsigned char *);
 typedef void (*breakloop_fn)(pcap_t *);
 typedef int (*major_version_fn)(pcap_t *);
+typedef int (*snapshot_fn)(pcap_t *);
 
 #define PCAP_ERRBUF_SIZE 256
 #define PCAP_TSTAMP_PRECISION_NANO 1
@@ -73,6 +74,7 @@ struct libpcap {
     dispatch_fn dispatch;
     breakloop_fn breakloop;
     major_version_fn major_version;
+    snapshot_fn snapshot;
 };
 
 static PyObject *ScanError;
@@ -117,6 +119,7 @@ static int load_libpcap(PyObject *candidates, struct libpcap *lib) {
     LOAD(dispatch, "pcap_dispatch");
     LOAD(breakloop, "pcap_breakloop");
     LOAD(major_version, "pcap_major_version");
+    LOAD(snapshot, "pcap_snapshot");
 #undef LOAD
     return 0; /* the library stays loaded: pcapy may use the same one */
 }
@@ -714,19 +717,40 @@ struct loop {
     PyObject *on_batch, *progress;
     PyThreadState *thread; /* saved while the loop runs without the GIL */
     int linktype, include_data;
-    int failure; /* 1: no memory, 2: spill file error (errno), 3: Python exception, 4: stop */
+    int failure; /* 1: no memory, 2: spill file error (errno), 3: Python exception, 4: stop,
+                  * 5: libpcap reads the file differently (`differs`) */
     int error_number; /* errno of a spill file error */
     int64_t packets, data_packets;
     uint64_t consumed; /* classic pcap: where the next record starts */
     double start, end;
     int pcapng; /* the file is pcapng (libpcap's major version 1), else classic pcap */
+    uint32_t snapshot; /* libpcap's snapshot length */
+    const char *differs; /* failure 5: how libpcap reads the record at differs_at */
+    uint64_t differs_at;
 };
+
+/* Classic pcap: how libpcap read this record differently from analyzer.read.capture, or NULL
+ * (docs/readers.md). Called with the FILE positioned after the record. */
+static const char *pcap_record_differs(struct loop *loop, const struct pcap_pkthdr_abi *header) {
+    if (header->ts.tv_usec < 0) /* a 32-bit field: before 1.10.5 libpcap sign-extends it */
+        return "a sub-second timestamp of 2^31 or more (libpcap < 1.10.5 reads it as negative)";
+    if (header->caplen == loop->snapshot && loop->stream != NULL &&
+        (uint64_t)ftello(loop->stream) != loop->consumed) /* it skipped bytes past the snaplen */
+        return "a record longer than the file's snapshot length (libpcap cuts it)";
+    return NULL;
+}
 
 static void on_packet(unsigned char *user, const struct pcap_pkthdr_abi *header,
                       const unsigned char *data) {
     struct loop *loop = (struct loop *)user;
     int64_t number = ++loop->packets;
     loop->consumed += 16 + (uint64_t)header->caplen;
+    if (!loop->pcapng && (loop->differs = pcap_record_differs(loop, header)) != NULL) {
+        loop->differs_at = loop->consumed - 16 - header->caplen;
+        loop->failure = 5;
+        loop->lib->breakloop(loop->pcap);
+        return;
+    }
     /* tv_usec holds nanoseconds here; the division matches the pure-Python reader's. The
      * seconds are unsigned in both formats; libpcap before 1.10.5 sign-extends a classic
      * pcap's 32 bits, and a pcapng time past 2^63 s wraps through time_t: the low bits are
@@ -840,8 +864,9 @@ static PyObject *scan(PyObject *self, PyObject *args) {
         goto done;
     }
     struct loop loop = {&lib, pcap, &table, batch, lib.file(pcap), on_batch, progress,
-                        NULL, linktype, include_data, 0, 0, 0, 0, 24, 0.0, 0.0, 0};
+                        NULL, linktype, include_data, 0, 0, 0, 0, 24, 0.0, 0.0, 0, 0, NULL, 0};
     loop.pcapng = lib.major_version(pcap) == 1;
+    loop.snapshot = (uint32_t)lib.snapshot(pcap);
     const char *read_error = NULL;
     loop.thread = PyEval_SaveThread();
     /* -1: every packet of the file; it returns at the end, on an error or a breakloop */
@@ -873,6 +898,10 @@ static PyObject *scan(PyObject *self, PyObject *args) {
     }
     if (failure == 3)
         goto done;
+    if (failure == 5) {
+        PyErr_Format(ScanError, "%s at byte %llu", loop.differs, (unsigned long long)loop.differs_at);
+        goto done;
+    }
     stopped = read_error == NULL ? Py_NewRef(Py_None)
                                  : Py_BuildValue("(sK)", read_error, (unsigned long long)consumed);
     if (stopped == NULL)
@@ -941,7 +970,7 @@ static PyObject *decode_keepalive_py(PyObject *self, PyObject *args) {
     return PyBytes_FromStringAndSize((const char *)&record, (Py_ssize_t)sizeof record);
 }
 
-/* --- survey: what libpcap would read differently from analyzer.read.capture --- */
+/* --- survey: what libpcap would read differently from analyzer.read.capture in a pcapng --- */
 
 /* A forward-only walk over a file descriptor with pread and a 1 MiB buffer. */
 struct walk {
@@ -990,60 +1019,23 @@ static uint32_t walk_u32(const unsigned char *p, int swapped) {
     return swapped ? __builtin_bswap32(value) : value;
 }
 
-static uint16_t walk_u16(const unsigned char *p, int swapped) {
-    uint16_t value;
-    memcpy(&value, p, 2);
-    return swapped ? __builtin_bswap16(value) : value;
-}
-
 #define SURVEY_MAX_INTERFACES 1024
 #define SURVEY_MAX_IDB (1 << 16)
-#define LIBPCAP_MAX_SNAPLEN 262144 /* libpcap's MAXIMUM_SNAPLEN */
 
-enum { SURVEY_SNAPLEN, SURVEY_FRACTION, SURVEY_SPB, SURVEY_INTERFACES, SURVEY_KINDS };
-static const char *const survey_names[SURVEY_KINDS] = {"snaplen", "fraction", "spb", "interfaces"};
+enum { SURVEY_SPB, SURVEY_INTERFACES, SURVEY_KINDS };
+static const char *const survey_names[SURVEY_KINDS] = {"spb", "interfaces"};
 
 struct survey {
     int64_t found[SURVEY_KINDS]; /* file offset of the first such record, or -1 */
-    PyObject *interfaces;        /* list of (byte order, IDB body) */
+    uint64_t idb_at[SURVEY_MAX_INTERFACES]; /* pcapng: where each IDB's body starts */
+    uint32_t idb_length[SURVEY_MAX_INTERFACES];
+    char idb_order[SURVEY_MAX_INTERFACES]; /* struct's byte-order character */
+    size_t idbs;
 };
-
-/* Classic pcap: records libpcap would cut to the snapshot length, sub-second fields it would
- * read as negative (before 1.10.5). The lengths are taken in libpcap's order for the version. */
-static void survey_pcap(struct walk *w, struct survey *s) {
-    if (!walk_need(w, 24))
-        return;
-    uint32_t magic;
-    memcpy(&magic, w->buffer + w->start, 4);
-    int swapped = magic == 0xd4c3b2a1u || magic == 0x4d3cb2a1u;
-    unsigned major = walk_u16(w->buffer + w->start + 4, swapped);
-    unsigned minor = walk_u16(w->buffer + w->start + 6, swapped);
-    uint32_t snaplen = walk_u32(w->buffer + w->start + 16, swapped);
-    uint32_t snapshot = snaplen == 0 || snaplen > LIBPCAP_MAX_SNAPLEN ? LIBPCAP_MAX_SNAPLEN : snaplen;
-    int lengths_swapped = (major == 2 && minor < 3) || major == 543 ? 1 : major == 2 && minor == 3 ? -1 : 0;
-    walk_skip(w, 24);
-    while (walk_need(w, 16)) {
-        const unsigned char *record = w->buffer + w->start;
-        uint32_t fraction = walk_u32(record + 4, swapped);
-        uint32_t caplen = walk_u32(record + 8, swapped), len = walk_u32(record + 12, swapped);
-        if (lengths_swapped == 1 || (lengths_swapped == -1 && caplen > len))
-            caplen = len;
-        /* either is reason enough to read the file with the pure-Python reader instead */
-        if (fraction >= 0x80000000u) {
-            s->found[SURVEY_FRACTION] = (int64_t)w->position;
-            return;
-        }
-        if (caplen > snapshot) {
-            s->found[SURVEY_SNAPLEN] = (int64_t)w->position;
-            return;
-        }
-        walk_skip(w, 16 + (uint64_t)caplen);
-    }
-}
 
 /* pcapng: Simple Packet Blocks, and every Interface Description Block (libpcap's clock for
  * an interface described after the first packet is not checked when the file is opened). */
-static int survey_pcapng(struct walk *w, struct survey *s) {
+static void survey_pcapng(struct walk *w, struct survey *s) {
     int swapped = 0;
     while (walk_need(w, 12)) {
         const unsigned char *head = w->buffer + w->start;
@@ -1056,91 +1048,102 @@ static int survey_pcapng(struct walk *w, struct survey *s) {
             else if (order == 0x4D3C2B1Au)
                 swapped = 1;
             else
-                return 0;
+                return;
         } else if (swapped) {
             type = __builtin_bswap32(type);
         }
         uint32_t length = walk_u32(head + 4, swapped);
         if (length < 12 || length % 4 != 0)
-            return 0; /* libpcap stops here */
+            return; /* libpcap stops here */
         if (type == 3) {
             s->found[SURVEY_SPB] = (int64_t)w->position;
-            return 0; /* reason enough to read the file with the pure-Python reader */
+            return; /* reason enough to read the file with the pure-Python reader */
         }
         if (type == 1) {
-            Py_ssize_t count = PyList_GET_SIZE(s->interfaces);
-            if (count >= SURVEY_MAX_INTERFACES || length > SURVEY_MAX_IDB) {
+            if (s->idbs == SURVEY_MAX_INTERFACES || length > SURVEY_MAX_IDB) {
                 s->found[SURVEY_INTERFACES] = (int64_t)w->position;
-                return 0;
-            } else {
-                if (!walk_need(w, length))
-                    return 0;
-                const uint16_t one = 1;
-                int little = *(const unsigned char *)&one != swapped;
-                PyObject *item = Py_BuildValue("(sy#)", little ? "<" : ">",
-                                               (const char *)w->buffer + w->start + 8,
-                                               (Py_ssize_t)(length - 12));
-                if (item == NULL || PyList_Append(s->interfaces, item) < 0) {
-                    Py_XDECREF(item);
-                    return -1;
-                }
-                Py_DECREF(item);
+                return;
             }
+            const uint16_t one = 1;
+            int little = *(const unsigned char *)&one != swapped;
+            s->idb_at[s->idbs] = w->position + 8;
+            s->idb_length[s->idbs] = length - 12;
+            s->idb_order[s->idbs++] = little ? '<' : '>';
         }
         walk_skip(w, length);
     }
-    return 0;
 }
 
 PyDoc_STRVAR(survey_doc,
 "survey(fd) -> (found, interfaces)\n"
 "\n"
-"Walk the record or block headers of the capture open on `fd` (read with pread, from\n"
-"offset 0) for what libpcap reads differently from analyzer.read.capture. `found` maps\n"
-"'snaplen' (a classic pcap record longer than libpcap's snapshot length), 'fraction' (a\n"
-"sub-second field of 2^31 or more), 'spb' (a Simple Packet Block) and 'interfaces' (too\n"
-"many or too large Interface Description Blocks to list) to the file offset of the first\n"
-"one (the walk ends at the first). `interfaces`: every pcapng IDB before it as (struct's\n"
-"byte-order character, body after the block length).");
+"Walk the block headers of the pcapng file open on `fd` (read with pread from offset 0,\n"
+"without the GIL) for what libpcap reads differently from analyzer.read.capture (a classic\n"
+"pcap's differences show in scan). `found` maps 'spb' (a Simple Packet Block) and\n"
+"'interfaces' (too many or too large Interface Description Blocks to list) to the file\n"
+"offset of the first one (the walk ends there). `interfaces`: every IDB before it as\n"
+"(struct's byte-order character, body after the block length).");
+
+/* The bodies of the IDBs the walk found, as a list of (byte order, body); NULL on error. */
+static PyObject *survey_interfaces(int fd, const struct survey *s) {
+    PyObject *list = PyList_New(0);
+    for (size_t i = 0; list != NULL && i < s->idbs; i++) {
+        PyObject *body = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)s->idb_length[i]);
+        if (body == NULL) {
+            Py_CLEAR(list);
+            break;
+        }
+        ssize_t got = pread(fd, PyBytes_AS_STRING(body), s->idb_length[i], (off_t)s->idb_at[i]);
+        if (got != (ssize_t)s->idb_length[i]) {
+            Py_DECREF(body);
+            break; /* the file shrank: the IDBs read so far */
+        }
+        PyObject *item = Py_BuildValue("(C N)", s->idb_order[i], body);
+        if (item == NULL || PyList_Append(list, item) < 0)
+            Py_CLEAR(list);
+        Py_XDECREF(item);
+    }
+    return list;
+}
 
 static PyObject *survey(PyObject *self, PyObject *args) {
     int fd;
     if (!PyArg_ParseTuple(args, "i", &fd))
         return NULL;
+    struct survey *s = calloc(1, sizeof *s);
     struct walk w = {fd, malloc(WALK_BUFFER), 0, 0, 0, 0};
-    if (w.buffer == NULL)
+    if (s == NULL || w.buffer == NULL) {
+        free(s);
+        free(w.buffer);
         return PyErr_NoMemory();
-    struct survey s = {{-1, -1, -1, -1}, PyList_New(0)};
-    int status = 0;
-    if (s.interfaces == NULL) {
-        status = -1;
-    } else if (walk_need(&w, 4)) {
+    }
+    for (int kind = 0; kind < SURVEY_KINDS; kind++)
+        s->found[kind] = -1;
+    Py_BEGIN_ALLOW_THREADS /* call it from a thread of its own to overlap libpcap's pass */
+    if (walk_need(&w, 4)) {
         uint32_t magic;
         memcpy(&magic, w.buffer, 4);
         if (magic == 0x0A0D0D0Au)
-            status = survey_pcapng(&w, &s); /* holds the GIL: it builds the IDB list */
-        else {
-            Py_BEGIN_ALLOW_THREADS
-            survey_pcap(&w, &s);
-            Py_END_ALLOW_THREADS
-        }
+            survey_pcapng(&w, s);
     }
+    Py_END_ALLOW_THREADS
     free(w.buffer);
-    PyObject *found = status < 0 ? NULL : PyDict_New();
+    PyObject *found = PyDict_New();
     for (int kind = 0; found != NULL && kind < SURVEY_KINDS; kind++) {
-        if (s.found[kind] < 0)
+        if (s->found[kind] < 0)
             continue;
-        PyObject *offset = PyLong_FromLongLong((long long)s.found[kind]);
+        PyObject *offset = PyLong_FromLongLong((long long)s->found[kind]);
         if (offset == NULL || PyDict_SetItemString(found, survey_names[kind], offset) < 0)
             Py_CLEAR(found);
         Py_XDECREF(offset);
     }
-    if (found == NULL || s.interfaces == NULL) {
+    PyObject *interfaces = found == NULL ? NULL : survey_interfaces(fd, s);
+    free(s);
+    if (interfaces == NULL) {
         Py_XDECREF(found);
-        Py_XDECREF(s.interfaces);
         return NULL;
     }
-    return Py_BuildValue("(NN)", found, s.interfaces);
+    return Py_BuildValue("(NN)", found, interfaces);
 }
 
 static PyMethodDef methods[] = {

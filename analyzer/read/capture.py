@@ -885,6 +885,14 @@ class CaptureReader:
         return first
 
     @property
+    def interface_clocks(self) -> list[InterfaceClock]:
+        """pcapng: the link and clock of each interface described so far."""
+        return [
+            InterfaceClock(iface.linktype, iface.ts_units, iface.ts_offset, iface.precision)
+            for iface in self._interfaces
+        ]
+
+    @property
     def following(self) -> bool:
         """True while a growing file is being followed (``follow=`` on a regular file)."""
         return self._follower is not None and not self._follower.stopped

@@ -179,35 +179,58 @@ def _exact_clocks(clocks: Sequence[InterfaceClock]) -> str | None:
     return None
 
 
-# What libpcap reads differently from the pure-Python reader (docs/readers.md), as found by
-# _fastscan.survey.
+# What libpcap reads differently from the pure-Python reader in a pcapng file, as found by
+# _fastscan.survey (docs/readers.md; in a classic pcap, the C loop finds what differs).
 SURVEY_FINDINGS = {
-    "snaplen": "a record longer than the file's snapshot length (libpcap would cut it)",
-    "fraction": "a sub-second timestamp of 2^31 or more (libpcap < 1.10.5 reads it as negative)",
     "spb": "a Simple Packet Block (no timestamp; libpcap would date it 1970-01-01)",
     "interfaces": "more or larger Interface Description Blocks than are checked",
 }
 
 
-def _survey(fastscan: ModuleType, path: str) -> list[InterfaceClock]:
-    """Walk the file's record headers for what libpcap would read differently; the clocks
-    of all its pcapng interfaces (also those described after the first packet). Raises
-    :class:`FastPathUnavailable`."""
-    try:
-        with open(path, "rb") as stream:
-            found, interfaces = fastscan.survey(stream.fileno())
-    except OSError as exc:
-        raise FastPathUnavailable(f"cannot read the file ({exc.strerror or exc})") from None
-    if found:
-        kind, offset = min(found.items(), key=lambda item: item[1])
-        raise FastPathUnavailable(f"{SURVEY_FINDINGS[kind]} at byte {offset}")
-    clocks = []
-    for byte_order, body in interfaces:
-        clock = interface_clock(body, byte_order)
-        if clock is None:
-            raise FastPathUnavailable("a malformed Interface Description Block")
-        clocks.append(clock)
-    return clocks
+class _Survey:
+    """``_fastscan.survey`` of a pcapng file, in a thread of its own while libpcap reads
+    the file: what libpcap would read differently, and the clocks of all its interfaces
+    (also those described after the first packet)."""
+
+    def __init__(self, fastscan: ModuleType, path: str) -> None:
+        self._outcome: list[Any] = []
+        self._thread = threading.Thread(
+            target=self._run, args=(fastscan, path), name="gre-keepalive-survey", daemon=True
+        )
+        self._thread.start()
+
+    def _run(self, fastscan: ModuleType, path: str) -> None:
+        try:
+            with open(path, "rb") as stream:
+                self._outcome.append(fastscan.survey(stream.fileno()))
+        except BaseException as exc:  # handed to clocks()
+            self._outcome.append(exc)
+
+    def wait(self) -> None:
+        """Wait for the walk to end."""
+        self._thread.join()
+
+    def clocks(self) -> list[InterfaceClock]:
+        """Every interface's clock; raises :class:`FastPathUnavailable` if libpcap would
+        read the file differently."""
+        self.wait()
+        outcome = self._outcome[0]
+        if isinstance(outcome, OSError):
+            why = outcome.strerror or outcome
+            raise FastPathUnavailable(f"cannot read the file ({why})") from None
+        if isinstance(outcome, BaseException):
+            raise outcome
+        found, interfaces = outcome
+        if found:
+            kind, offset = min(found.items(), key=lambda item: item[1])
+            raise FastPathUnavailable(f"{SURVEY_FINDINGS[kind]} at byte {offset}")
+        clocks = []
+        for byte_order, body in interfaces:
+            clock = interface_clock(body, byte_order)
+            if clock is None:
+                raise FastPathUnavailable("a malformed Interface Description Block")
+            clocks.append(clock)
+        return clocks
 
 
 def _address(raw: bytes) -> str:
@@ -232,13 +255,12 @@ def collect_libpcap(
             path.encode()  # the C loop takes UTF-8; os.fsencode would not get there
         except UnicodeEncodeError:
             raise FastPathUnavailable("a file name that is not UTF-8") from None
-        clocks = _survey(fastscan, path)
-        why = _exact_clocks(clocks)
+        why = _exact_clocks(reader.interface_clocks)  # those before the first packet
         if why is not None:
             raise FastPathUnavailable(why)
-        # the Python reader's, at its end: the finest of all interfaces' clocks
-        precision = max((clock.precision for clock in clocks), default=reader.precision)
+        header_precision = reader.precision
         file_format, captured_length = reader.format, reader.captured_length
+    survey = _Survey(fastscan, path) if file_format == "pcapng" else None
 
     def filter_for(dlt: int) -> tuple[str, int]:
         linktype = linktype_from_dlt(dlt)
@@ -248,6 +270,8 @@ def collect_libpcap(
     try:
         spill = tempfile.TemporaryFile(prefix="gre-keepalive-")  # noqa: SIM115
     except OSError as exc:
+        if survey is not None:
+            survey.wait()
         raise CaptureError(_spill_message(path, exc, None)) from None
     try:
         collector, outcome = _scan_in_parallel(
@@ -258,6 +282,13 @@ def collect_libpcap(
             lambda: new_sink(files, include_data),
         )
         _linktype, packets, start, end, data_packets, flows, stopped = outcome
+        # a finding there outweighs where libpcap stopped
+        clocks = [] if survey is None else survey.clocks()
+        why = _exact_clocks(clocks)
+        if why is not None:
+            raise FastPathUnavailable(why)
+        # the Python reader's, at its end: the finest of all interfaces' clocks
+        precision = max((clock.precision for clock in clocks), default=header_precision)
         warnings: list[str] = []
         if stopped is not None:
             error, position = stopped
@@ -279,6 +310,9 @@ def collect_libpcap(
     except BaseException:
         spill.close()
         raise
+    finally:
+        if survey is not None:
+            survey.wait()
     collector.source.packets = packets
     collector.source.start = start
     collector.source.end = end

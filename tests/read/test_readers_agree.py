@@ -44,7 +44,7 @@ def survey(data: bytes, tmp_path: Path) -> tuple[dict[str, int], list[tuple[str,
     return found, interfaces
 
 
-# --- the survey: when libpcap would read a file differently -------------------------------
+# --- classic pcap: the C loop notices what libpcap reads differently --------------------
 
 PCAP_HEADER_SNAPLEN_64 = (
     b"\xd4\xc3\xb2\xa1"  # magic 0xa1b2c3d4, little-endian, microseconds
@@ -61,50 +61,78 @@ def pcap_record(seconds: int, fraction: int, caplen: int, wire: int) -> bytes:
     return struct.pack("<IIII", seconds, fraction, caplen, wire) + bytes(caplen)
 
 
-def test_survey_passes_an_ordinary_pcap(tmp_path: Path) -> None:
-    data = (
+def write(tmp_path: Path, data: bytes, name: str = "capture.pcap") -> str:
+    path = tmp_path / name
+    path.write_bytes(data)
+    return str(path)
+
+
+def test_libpcap_reads_records_up_to_the_snaplen(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
         PCAP_HEADER_SNAPLEN_64
-        + pcap_record(START, 999_999, 64, 1500)  # byte 24: cut at the snaplen, as libpcap
-        + pcap_record(START + 1, 0, 0, 0)  # byte 104: a zero-length frame
+        + pcap_record(START, 999_999, 64, 1500)  # byte 24: cut at the snaplen when captured
+        + pcap_record(START + 1, 0, 0, 0),  # byte 104: a zero-length frame
     )
-    assert survey(data, tmp_path) == ({}, [])
+    fast = collect(path, reader="libpcap")
+    # frame 1: zeros, an 802.3 frame (type field 0 is a length); frame 2: no Ethernet header
+    assert (fast.collector.source.packets, fast.collector.source.malformed) == (2, 1)
 
 
-def test_survey_finds_a_record_longer_than_the_snaplen(tmp_path: Path) -> None:
-    data = (
+def test_libpcap_refuses_a_record_longer_than_the_snaplen(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
         PCAP_HEADER_SNAPLEN_64
         + pcap_record(START, 0, 60, 60)  # byte 24: 60 <= 64
-        + pcap_record(START, 0, 65, 65)  # byte 100: 65 > 64, libpcap would keep 64
+        + pcap_record(START, 0, 65, 65),  # byte 100: 65 > 64, libpcap keeps 64 of them
     )
-    assert survey(data, tmp_path) == ({"snaplen": 100}, [])
+    with pytest.raises(FastPathUnavailable, match=r"snapshot length .* at byte 100"):
+        collect(path, reader="libpcap")
 
 
-def test_survey_takes_a_2_2_files_captured_length_from_the_second_field(tmp_path: Path) -> None:
+def test_libpcap_takes_a_2_2_files_captured_length_from_the_second_field(tmp_path: Path) -> None:
     header = bytearray(PCAP_HEADER_SNAPLEN_64)
     header[4:8] = b"\x02\x00\x02\x00"  # version 2.2: wire length first
-    fits = bytes(header) + struct.pack("<IIII", START, 0, 1500, 64) + bytes(64)
-    assert survey(fits, tmp_path) == ({}, [])
+    fits = write(tmp_path, bytes(header) + struct.pack("<IIII", START, 0, 1500, 64) + bytes(64))
+    assert collect(fits, reader="libpcap").collector.source.packets == 1
     too_long = bytes(header) + struct.pack("<IIII", START, 0, 64, 1500) + bytes(1500)
-    assert survey(too_long, tmp_path) == ({"snaplen": 24}, [])
+    with pytest.raises(FastPathUnavailable, match=r"snapshot length .* at byte 24"):
+        collect(write(tmp_path, too_long), reader="libpcap")
 
 
-def test_survey_reads_snaplen_0_as_libpcaps_262144(tmp_path: Path) -> None:
-    header = bytearray(PCAP_HEADER_SNAPLEN_64)
-    header[16:20] = b"\x00\x00\x00\x00"  # snaplen 0: libpcap takes 262144
-    data = bytes(header) + pcap_record(START, 0, 262144, 262144) + pcap_record(START, 0, 1, 1)
-    assert survey(data, tmp_path) == ({}, [])
-    data += pcap_record(START, 0, 262145, 262145)  # at 24 + (16 + 262144) + (16 + 1)
-    assert survey(data, tmp_path) == ({"snaplen": 262201}, [])
-
-
-def test_survey_finds_a_sub_second_field_with_the_top_bit_set(tmp_path: Path) -> None:
-    data = (
+def test_libpcap_never_gives_another_time_for_a_sub_second_field_over_2_31(
+    tmp_path: Path,
+) -> None:
+    path = write(
+        tmp_path,
         PCAP_HEADER_SNAPLEN_64
-        + pcap_record(0xFFFFFFFF, 0x7FFFFFFF, 0, 0)  # byte 24: top-bit seconds are exact
-        + pcap_record(START, 0x80000000, 0, 0)  # byte 40: signed in libpcap < 1.10.5
+        + pcap_record(0xFFFFFFFF, 0x7FFFFFFF, 0, 0)  # byte 24: read alike by every libpcap
+        + pcap_record(START, 0x80000000, 0, 0),  # byte 40: negative in libpcap < 1.10.5
     )
-    assert survey(data, tmp_path) == ({"fraction": 40}, [])
+    slow = collect(path, reader="python")
+    try:
+        fast = collect(path, reader="libpcap")
+    except FastPathUnavailable as exc:  # libpcap < 1.10.5 (Debian 12 has 1.10.3)
+        assert "sub-second timestamp of 2^31 or more" in str(exc) and "at byte 40" in str(exc)
+        return
+    assert (fast.collector.source.start, fast.collector.source.end) == (
+        slow.collector.source.start,
+        slow.collector.source.end,
+    )
 
+
+def test_libpcap_reads_top_bit_seconds_unsigned(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        PCAP_HEADER_SNAPLEN_64
+        + pcap_record(0x80000000, 0, 0, 0)  # 2147483648 s: 2038-01-19 03:14:08 UTC
+        + pcap_record(0xFFFFFFFF, 500_000, 0, 0),  # 4294967295.5 s: 2106-02-07 06:28:15.5
+    )
+    source = collect(path, reader="libpcap").collector.source
+    assert (source.start, source.end) == (2147483648.0, 4294967295.5)
+
+
+# --- pcapng: the survey of block headers ----------------------------------------------------
 
 SHB_BE = (
     b"\x0a\x0d\x0d\x0a"  # block type: Section Header Block
