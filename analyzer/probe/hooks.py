@@ -1,8 +1,9 @@
 """What the probe does on a line-protocol transition besides printing it.
 
-* :func:`transition_line`: one line on stderr per transition, journald-friendly: under
-  systemd (``JOURNAL_STREAM`` set) it starts with a ``<N>`` syslog priority, which journald
-  turns into the entry's priority (down = warning, up = notice) and strips.
+* :func:`transition_line`: one line on stderr per transition, journald-friendly: when
+  stderr is the journal (``JOURNAL_STREAM`` names its device and inode, as systemd sets it)
+  it starts with a ``<N>`` syslog priority, which journald turns into the entry's priority
+  (down = warning, up = notice) and strips.
 * :class:`OnChange`: ``--on-change CMD`` runs CMD through ``/bin/sh -c`` with the tunnel,
   state and counter in its environment. The probe's loop never waits for it: a child is
   started, polled on every housekeeping pass and killed (its whole process group) when it
@@ -28,6 +29,22 @@ PRIORITY = {"down": 4, "up": 5}  # syslog warning / notice
 ENV_PREFIX = "GRE_KEEPALIVE_"
 
 
+def stderr_is_journal() -> bool:
+    """Whether stderr is systemd's journal stream: JOURNAL_STREAM ("DEVICE:INODE") names it.
+
+    The variable is inherited by every child, so a probe started from a service with its
+    stderr sent elsewhere must not prefix priorities (systemd.exec(5) says to compare).
+    """
+    device, _, inode = os.environ.get("JOURNAL_STREAM", "").partition(":")
+    if not (device.isdigit() and inode.isdigit()):
+        return False
+    try:
+        status = os.fstat(2)
+    except OSError:
+        return False
+    return (status.st_dev, status.st_ino) == (int(device), int(inode))
+
+
 def transition_line(prog: str, event: Mapping[str, Any], tunnel_name: str) -> str:
     """The stderr line of one own-tunnel transition (with a journald priority under systemd)."""
     state = str(event["event"])
@@ -41,7 +58,7 @@ def transition_line(prog: str, event: Mapping[str, Any], tunnel_name: str) -> st
         f"{'none' if event.get('key') is None else event['key']}): line protocol "
         f"{state.upper()} ({detail})"
     )
-    if os.environ.get("JOURNAL_STREAM"):
+    if stderr_is_journal():
         return f"<{PRIORITY.get(state, 6)}>{text}"
     return text
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import ctypes
 import io
 import json
+import os
 import selectors
 import socket
 import struct
@@ -658,10 +659,14 @@ def test_transition_lines_carry_a_syslog_priority_under_journald(
         "gre-keepalive: tunnel Tunnel0 (192.0.2.1 → 192.0.2.2, key none): "
         "line protocol DOWN (counter 3 >= retries 3)"
     )
-    monkeypatch.setenv("JOURNAL_STREAM", "8:1234")
+    stderr = os.fstat(2)
+    monkeypatch.setenv("JOURNAL_STREAM", f"{stderr.st_dev}:{stderr.st_ino}")  # stderr is it
     assert transition_line("gre-keepalive", DOWN, "Tunnel0") == "<4>" + plain
     up = {**DOWN, "event": "up", "counter": 0}
     assert transition_line("gre-keepalive", up, "Tunnel0").startswith("<5>")
+    # inherited from a service whose journal stream is not our stderr: no priority
+    monkeypatch.setenv("JOURNAL_STREAM", f"{stderr.st_dev}:{stderr.st_ino + 1}")
+    assert transition_line("gre-keepalive", DOWN, "Tunnel0") == plain
 
 
 def test_reporter_logs_own_transitions_only_and_stops_on_a_broken_pipe() -> None:
