@@ -8,6 +8,7 @@ a frame source in threads and posting coalesced updates (:class:`LiveApp`).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -492,6 +493,7 @@ class CaptureApp(KeepaliveApp):
         self._timer: Timer | None = None
         self._played_at = 0.0
         self._progress_at = 0.0
+        self._stop_warming = threading.Event()
 
     def make_table(self) -> TunnelTable:
         return CaptureTunnelTable(id="tunnels")
@@ -544,17 +546,36 @@ class CaptureApp(KeepaliveApp):
             analysis = self.loader(self._progress)
             self.call_from_thread(self._show_progress, None)
             index = CaptureIndex(analysis)
-            widths = index.state_at(index.end).views
         except Exception as exc:  # shown on stderr once the UI has closed
             self.call_from_thread(self._failed, str(exc) or type(exc).__name__)
         else:
-            self.call_from_thread(self._loaded, index, widths)
+            self.call_from_thread(self._loaded, index)
+
+    def _warm(self) -> None:
+        """After the first paint: every originator's counts, and the column widths their
+        largest figures (those at the end) need, so later keys never wait for them."""
+        index = self.index
+        if index is None:
+            return
+        index.warm(stop=self._stop_warming.is_set)
+        if self._stop_warming.is_set():
+            return
+        widths = list(index.state_at(index.end).views)
+        with contextlib.suppress(RuntimeError):  # the app closed meanwhile
+            self.call_from_thread(self._fit, widths)
+
+    def on_unmount(self) -> None:
+        self._stop_warming.set()
+
+    def _fit(self, views: Sequence[OriginatorView]) -> None:
+        if self.query(TunnelTable):
+            self.query_one(TunnelTable).fit(views)
 
     def _failed(self, message: str) -> None:
         self.failure = message
         self.exit(return_code=2)
 
-    def _loaded(self, index: CaptureIndex, widths: Sequence[OriginatorView]) -> None:
+    def _loaded(self, index: CaptureIndex) -> None:
         self.index = index
         self.cursor = index.start
         source = index.analysis.source
@@ -575,10 +596,10 @@ class CaptureApp(KeepaliveApp):
         bar.progress = None
         bar.downs = [t.time for t in transitions if t.state is LineState.DOWN]
         bar.ups = [t.time for t in transitions if t.state is LineState.UP]
-        self.query_one(TunnelTable).fit(widths)
         self.move_to(self.cursor)
         self.query_one(TunnelTable).focus()
         self.ready.set()
+        self.run_worker(self._warm, name="warm", thread=True, exit_on_error=False)
 
     # ------------------------------------------------------------------ the cursor
 

@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
+from itertools import chain
 from typing import Any, overload
 
 from analyzer.keepalive.analysis import blackhole_windows
@@ -426,23 +427,49 @@ class _DataCount:
 
 
 class _OriginatorIndex:
-    """Prefix counts over one originator's timeline, for O(log n) lookups by time."""
+    """Prefix counts over one originator's timeline, for O(log n) lookups by time. They are
+    built the first time the originator is looked at (a hub capture shows a screenful of
+    its thousands of originators first; :meth:`CaptureIndex.warm` builds the rest)."""
 
     def __init__(
         self, tunnel: TunnelResult, result: OriginatorResult, capture_end: float, data: bool
     ) -> None:
         self.tunnel = tunnel
         self.result = result
+        self.capture_end = capture_end
+        self.with_data = data
         self.row_key = row_key(tunnel.endpoints, tunnel.key, result.address)
         self.times = array("d", (event.time for event in result.events))
+        self.transition_times = [t.time for t in result.transitions]
+        # Times of its log rows (events and transitions), in its log's order.
+        self.log_times = (
+            array("d", sorted([*self.times, *self.transition_times]))
+            if self.transition_times
+            else self.times
+        )
+        self.rank = (
+            RANK_DOWN
+            if result.transitions
+            else RANK_UNANSWERED
+            if result.unanswered or result.extrapolated
+            else RANK_FINE
+        )
+        self.built = False
+        self._last: tuple[float, OriginatorView] | None = None
+
+    def build(self) -> None:
+        """The prefix counts, data copy and blackhole windows (once)."""
+        if self.built:
+            return
+        result = self.result
         sent = returned = extrapolated = unanswered = 0
         rtt: float | None = None
         # Index i: counts over events[:i].
-        self.sent_before = array("l", [0])
-        self.returned_before = array("l", [0])
-        self.unanswered_before = array("l", [0])
-        self.rtt_before: list[float | None] = [None]
-        self.extrapolated_before = array("l", [0])
+        sent_before = [0]
+        returned_before = [0]
+        unanswered_before = [0]
+        rtt_before: list[float | None] = [None]
+        extrapolated_before = [0]
         for event in result.events:
             role = event.role
             if role is KeepaliveRole.SENT:
@@ -456,27 +483,27 @@ class _OriginatorIndex:
                     rtt = event.rtt_ms  # known only once the reply has arrived
             else:
                 extrapolated += event.ticks
-            self.sent_before.append(sent)
-            self.returned_before.append(returned)
-            self.unanswered_before.append(unanswered)
-            self.rtt_before.append(rtt)
-            self.extrapolated_before.append(extrapolated)
-        self.transition_times = [t.time for t in result.transitions]
-        self.data = _DataCount(result.data_times) if data else None
-        self.blackhole = _Blackhole(result, self.data.times, capture_end) if self.data else None
-        self.rank = (
-            RANK_DOWN
-            if result.transitions
-            else RANK_UNANSWERED
-            if result.unanswered or result.extrapolated
-            else RANK_FINE
+            sent_before.append(sent)
+            returned_before.append(returned)
+            unanswered_before.append(unanswered)
+            rtt_before.append(rtt)
+            extrapolated_before.append(extrapolated)
+        self.sent_before = array("l", sent_before)
+        self.returned_before = array("l", returned_before)
+        self.unanswered_before = array("l", unanswered_before)
+        self.rtt_before = rtt_before
+        self.extrapolated_before = array("l", extrapolated_before)
+        self.data = _DataCount(result.data_times) if self.with_data else None
+        self.blackhole = (
+            _Blackhole(result, self.data.times, self.capture_end) if self.data else None
         )
-        self._last: tuple[float, OriginatorView] | None = None
+        self.built = True
 
     def view(self, time: float) -> OriginatorView:
         last_view = self._last
         if last_view is not None and last_view[0] == time:
             return last_view[1]
+        self.build()
         result = self.result
         index = bisect_right(self.times, time)
         if index:
@@ -582,9 +609,7 @@ def _log_row(result: OriginatorResult, item: LogItem) -> LogRow:
     )
 
 
-_NO_FRAME = (1 << 40) - 1  # extrapolated rows sort after framed ones at the same time
-_ORIGINATOR_BITS = 24
-_POSITION_BITS = 28
+_NO_FRAME = (1 << 62) - 1  # extrapolated rows sort after framed ones at the same time
 
 
 class CaptureIndex:
@@ -615,63 +640,53 @@ class CaptureIndex:
         self._by_row = {o.row_key: o for o in self._indexes}
         self._keys = [o.row_key for o in self._indexes]
         self._orders: dict[tuple[str, bool], list[int]] = {}
-        self._build_log()
+        # Every keepalive event's time, in order: "keepalive N/M", stepping, and where the
+        # last rows of the event log begin.
+        self.event_times = array("d", sorted(chain.from_iterable(o.times for o in self._indexes)))
         self.transition_times: list[float] = sorted(
             {t for o in self._indexes for t in o.transition_times}
         )
-        self._transition_log = [
-            position for position, kind in enumerate(self._log_kinds) if kind == 1
-        ]
+        self._items: dict[int, list[LogItem]] = {}
 
-    def _build_log(self) -> None:
-        """Every originator's log rows in one order: time, then frame, then originator, then
-        the originator's own order (a down before its send, an up after its reply)."""
-        self._items: list[list[LogItem] | None] = [None] * len(self._indexes)
-        keys: list[int] = []
-        frame_shift = _ORIGINATOR_BITS + _POSITION_BITS
-        for number, index in enumerate(self._indexes):
-            items = self._items[number] = _log_items(index.result)
-            base = number << _POSITION_BITS
-            for position, item in enumerate(items):
-                frame = item.frame if item.frame is not None else _NO_FRAME
-                keys.append(
-                    (round(item.time * 1e9) << (40 + frame_shift))
-                    | (frame << frame_shift)
-                    | base
-                    | position
-                )
-        keys.sort()
-        mask = (1 << (_ORIGINATOR_BITS + _POSITION_BITS)) - 1
-        self._log_ids = array("q", (key & mask for key in keys))
-        shift = 40 + frame_shift
-        self._log_times = array("d", ((key >> shift) / 1e9 for key in keys))
-        del keys
-        # 0: a keepalive event, 1: a transition.
-        self._log_kinds = bytearray(len(self._log_ids))
-        for position, ident in enumerate(self._log_ids):
-            if isinstance(self._item(ident), Transition):
-                self._log_kinds[position] = 1
-        # Keepalive events only (what "event N/M" counts), in time order.
-        self.event_times = array(
-            "d",
-            (t for t, kind in zip(self._log_times, self._log_kinds, strict=True) if kind == 0),
-        )
+    def warm(self, stop: Callable[[], bool] = lambda: False) -> None:
+        """Build every originator's counts now (in a background thread after the first
+        paint), so the first sort by a figure does not wait for them."""
+        for index in self._indexes:
+            if stop():
+                return
+            index.build()
 
-    def _item(self, ident: int) -> LogItem:
-        number, position = ident >> _POSITION_BITS, ident & ((1 << _POSITION_BITS) - 1)
-        items = self._items[number]
+    def _log_item(self, number: int, position: int) -> LogItem:
+        items = self._items.get(number)
         if items is None:
             items = self._items[number] = _log_items(self._indexes[number].result)
         return items[position]
 
-    def _row(self, ident: int) -> LogRow:
-        number = ident >> _POSITION_BITS
-        return _log_row(self._indexes[number].result, self._item(ident))
-
     @property
     def log_size(self) -> int:
         """Rows in the whole event log."""
-        return len(self._log_ids)
+        return sum(len(o.log_times) for o in self._indexes)
+
+    def _log_between(
+        self, start: float, end: float, numbers: Iterable[int] | None = None
+    ) -> list[LogRow]:
+        """Every log row with start ≤ time ≤ end (of these originators), in log order:
+        time, then frame, then originator, then the originator's own order (a down before
+        its send, an up after its reply)."""
+        found: list[tuple[float, int, int, int]] = []
+        indexes = self._indexes
+        for number in range(len(indexes)) if numbers is None else numbers:
+            times = indexes[number].log_times
+            first, last = bisect_left(times, start), bisect_right(times, end)
+            for position in range(first, last):
+                item = self._log_item(number, position)
+                frame = item.frame if item.frame is not None else _NO_FRAME
+                found.append((item.time, frame, number, position))
+        found.sort()
+        return [
+            _log_row(indexes[number].result, self._log_item(number, position))
+            for _time, _frame, number, position in found
+        ]
 
     def state_at(self, time: float) -> Snapshot:
         """Every originator's state after its last event at or before `time` (each view is
@@ -752,28 +767,38 @@ class CaptureIndex:
         )
 
     def log_until(
-        self, time: float, limit: int, log_filter: LogFilter | None = None, *, scan: int = 200_000
+        self, time: float, limit: int, log_filter: LogFilter | None = None
     ) -> list[LogRow]:
-        """The last `limit` log rows at or before `time` that pass the filter, oldest first
-        (a filter looks back through at most `scan` rows)."""
-        end = bisect_right(self._log_times, time)
-        if not log_filter:
-            return [self._row(ident) for ident in self._log_ids[max(end - limit, 0) : end]]
-        rows: list[LogRow] = []
-        positions: Iterable[int]
-        if log_filter.kinds and log_filter.kinds <= {"down", "up"}:
-            transitions = self._transition_log[: bisect_left(self._transition_log, end)]
-            positions = reversed(transitions)
-        else:
-            positions = range(end - 1, max(end - 1 - scan, -1), -1)
-        for position in positions:
-            row = self._row(self._log_ids[position])
-            if log_filter.matches(row):
-                rows.append(row)
-                if len(rows) >= limit:
-                    break
-        rows.reverse()
-        return rows
+        """The last `limit` log rows at or before `time` that pass the filter, oldest first."""
+        numbers: list[int] | None = None
+        if log_filter and log_filter.words:
+            numbers = [
+                number
+                for number, index in enumerate(self._indexes)
+                if all(word in index.result.address for word in log_filter.words)
+            ]
+        if log_filter and log_filter.kinds and log_filter.kinds <= {"down", "up"}:
+            chosen = set(range(len(self._indexes)) if numbers is None else numbers)
+            rows = [
+                _log_row(index.result, transition)
+                for number, index in enumerate(self._indexes)
+                if number in chosen
+                for transition in index.result.transitions
+                if transition.time <= time
+            ]
+            rows.sort(key=lambda r: (r.time, _NO_FRAME if r.frame is None else r.frame))
+            return [row for row in rows if log_filter.matches(row)][-limit:]
+        # Widen a window back from `time` until it holds `limit` rows (or the start).
+        end = bisect_right(self.event_times, time)
+        span = limit
+        while True:
+            start = self.event_times[max(end - span, 0)] if end else self.start
+            rows = self._log_between(start, time, numbers)
+            if log_filter:
+                rows = [row for row in rows if log_filter.matches(row)]
+            if len(rows) >= limit or end - span <= 0 or span > 64 * limit:
+                return rows[-limit:]
+            span *= 4
 
     def event_position(self, time: float) -> tuple[int, int]:
         """(keepalive events at or before `time`, keepalive events in the capture)."""
