@@ -351,7 +351,8 @@ def register(subparsers: Any) -> None:
         metavar="CMD",
         help="run CMD (with /bin/sh) at each line-protocol transition of this host's tunnels, "
         "with GRE_KEEPALIVE_TUNNEL, _LOCAL, _REMOTE, _KEY, _STATE (up/down), _COUNTER, "
-        "_RETRIES, _TIME and _EVENT (the JSON line) in its environment; never waited for",
+        "_RETRIES, _TIME and _EVENT (the JSON line) in its environment; never waited for "
+        "(--format jsonl only)",
     )
     behaviour.add_argument(
         "--on-change-timeout",
