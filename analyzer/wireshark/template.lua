@@ -677,23 +677,65 @@ local function divmod64(high, low, units)
     return q1 * 4294967296 + q2 * 65536 + q3, rem
 end
 
-local function pcap_records(r, on_frame)
+-- Whether decode_frame could call s[i..e] a keepalive: false only for plain Ethernet +
+-- IPv4 frames that are not GRE, or GRE of another protocol type, or GRE carrying IPv4
+-- that is not GRE (tunnel data) -- most frames of a busy capture, at a few byte reads.
+local function maybe_keepalive(linktype, s, i, e)
+    if linktype ~= 1 or e - i < 41 then return true end
+    local t1, t2 = byte(s, i + 12, i + 13)
+    if t1 ~= 8 or t2 ~= 0 then return true end
+    local vhl, protocol = byte(s, i + 14), byte(s, i + 23)
+    if protocol ~= 47 then return protocol == 4 or protocol == 41 end
+    local g = i + 14 + (vhl % 16) * 4
+    if g + 3 > e then return true end
+    local f1, _, p1, p2 = byte(s, g, g + 3)
+    if p1 == 0 and p2 == 0 then return true end
+    if p1 == 8 and p2 == 0 then
+        local length = 4
+        if f1 >= 128 or f1 % 128 >= 64 then length = length + 4 end -- C or R
+        if f1 % 64 >= 32 then length = length + 4 end                -- K
+        if f1 % 32 >= 16 then length = length + 4 end                -- S
+        local inner = g + length
+        if inner + 9 > e then return true end
+        return byte(s, inner + 9) == 47
+    end
+    return (p1 == 0x86 and p2 == 0xDD) or (p1 == 0x89 and p2 == 0x09)
+end
+
+local function pcap_records(r, visit)
+    local little, units, scale, linktype = r.u32 == u32le, r.units, r.nsec_scale, r.linktype
+    local count, end_time, probe = r.count, r.end_time, r.probe
     while not r.stopped do
-        if not need(r, 16) then return end
+        if not need(r, 16) then break end
         local b, p = r.buf, r.pos
-        local sec, frac = r.u32(b, p), r.u32(b, p + 4)
-        local caplen, wire = r.u32(b, p + 8), r.u32(b, p + 12)
+        local s1, s2, s3, s4, f1, f2, f3, f4, c1, c2, c3, c4, w1, w2, w3, w4 = byte(b, p, p + 15)
+        local sec, frac, caplen, wire
+        if little then
+            sec, frac = ((s4 * 256 + s3) * 256 + s2) * 256 + s1, ((f4 * 256 + f3) * 256 + f2) * 256 + f1
+            caplen, wire = ((c4 * 256 + c3) * 256 + c2) * 256 + c1, ((w4 * 256 + w3) * 256 + w2) * 256 + w1
+        else
+            sec, frac = ((s1 * 256 + s2) * 256 + s3) * 256 + s4, ((f1 * 256 + f2) * 256 + f3) * 256 + f4
+            caplen, wire = ((c1 * 256 + c2) * 256 + c3) * 256 + c4, ((w1 * 256 + w2) * 256 + w3) * 256 + w4
+        end
         if r.swapped == "always" or (r.swapped == "maybe" and caplen > wire) then
             caplen, wire = wire, caplen
         end
-        if caplen > r.limit then r.stopped = true; return end
-        if not need(r, 16 + caplen) then return end
-        b, p = r.buf, r.pos
-        r.count = r.count + 1
-        on_frame(r.count, sec + frac / r.units, sec, frac * r.nsec_scale, r.linktype, b,
-            p + 16, p + 15 + caplen, caplen, wire)
+        if caplen > r.limit then r.stopped = true; break end
+        if #b - p + 1 < 16 + caplen then
+            if not need(r, 16 + caplen) then break end
+            b, p = r.buf, r.pos
+        end
+        count = count + 1
+        local time = sec + frac / units
+        if end_time == nil or time > end_time then end_time = time end
+        if count == probe then r.probe_found = { caplen = caplen, wire = wire } end
+        local first, last = p + 16, p + 15 + caplen
+        if maybe_keepalive(linktype, b, first, last) then
+            visit(count, time, sec, frac * scale, linktype, b, first, last)
+        end
         r.pos = p + 16 + caplen
     end
+    r.count, r.end_time = count, end_time
 end
 
 local function tsresol_units(code)
@@ -726,7 +768,7 @@ local function pcapng_interface(r, b, p, length)
     r.interfaces[#r.interfaces + 1] = iface
 end
 
-local function pcapng_records(r, on_frame)
+local function pcapng_records(r, visit)
     while not r.stopped do
         if not need(r, 12) then return end
         local b, p = r.buf, r.pos
@@ -781,20 +823,24 @@ local function pcapng_records(r, on_frame)
                 end
                 r.last_time, r.last_sec, r.last_nsec = time, sec, nsec
                 r.count = r.count + 1
-                on_frame(r.count, time, sec, nsec, iface.linktype, b, data, data + caplen - 1,
-                    caplen, wire)
+                if r.end_time == nil or time > r.end_time then r.end_time = time end
+                if r.count == r.probe then r.probe_found = { caplen = caplen, wire = wire } end
+                local last = data + caplen - 1
+                if maybe_keepalive(iface.linktype, b, data, last) then
+                    visit(r.count, time, sec, nsec, iface.linktype, b, data, last)
+                end
             end
         end
         r.pos = p + length
     end
 end
 
-local function read_records(r, on_frame)
+local function read_records(r, visit)
     if r.format == "pcap" then
         if r.consumed == 24 and r.pos == 1 and r.buf == "" then r.h:seek("set", 24) end
-        pcap_records(r, on_frame)
+        pcap_records(r, visit)
     else
-        pcapng_records(r, on_frame)
+        pcapng_records(r, visit)
     end
 end
 
@@ -836,7 +882,11 @@ local function read_prefs()
     pref_retries = retries
 end
 
+-- The frames whose results are final (mode "file", computed): one lookup per frame.
+local known_frames, known_results = 0, nil
+
 local function reset()
+    known_frames, known_results = 0, nil
     if S ~= nil and S.reader ~= nil then pcall(function() S.reader.h:close() end) end
     S = {
         mode = nil,           -- "file": read from the capture file; "frames": as dissected
@@ -858,6 +908,7 @@ end
 
 function proto.prefs_changed()
     read_prefs()
+    known_frames, known_results = 0, nil
     if S ~= nil then S.dirty = true end
 end
 
@@ -872,17 +923,19 @@ local function add_record(d, number, time, sec, nsec)
     S.dirty = true
 end
 
+local function add_decoded(number, time, sec, nsec, linktype, b, first, last)
+    local d = decode_frame(linktype, b, first, last)
+    if d ~= nil then add_record(d, number, time, sec, nsec) end
+end
+
 -- Read the file from where it was left; `probe` (frame number) collects that frame's
 -- lengths to check the file is the one Wireshark reads.
 local function index_file(r, probe)
-    local found = nil
-    read_records(r, function(number, time, sec, nsec, linktype, b, first, last, caplen, wire)
-        note_frame(number, time)
-        if number == probe then found = { caplen = caplen, wire = wire } end
-        local d = decode_frame(linktype, b, first, last)
-        if d ~= nil then add_record(d, number, time, sec, nsec) end
-    end)
-    return found
+    r.probe, r.probe_found, r.end_time = probe, nil, S.end_time
+    read_records(r, add_decoded)
+    if r.count > S.frames then S.frames = r.count end
+    S.end_time = r.end_time
+    return r.probe_found
 end
 
 -- The capture file Wireshark is dissecting: an open file (/proc/self/fd) whose frame
@@ -912,35 +965,26 @@ local function find_capture(number, caplen, wire)
     return nil
 end
 
--- Mode "frames": link types of Wireshark's encapsulations.
-local ENCAP_LINKTYPES = {}
-do
-    local names = { ETHERNET = 1, RAW_IP = LINKTYPE_RAW, RAW_IP4 = 228, RAW_IP6 = 229,
-        SLL = 113, SLL2 = 276, NULL = 0, LOOP = 108 }
-    local table_of = rawget(_G, "wtap_encaps") or rawget(_G, "wtap")
-    if table_of ~= nil then
-        for name, linktype in pairs(names) do
-            if type(table_of[name]) == "number" then ENCAP_LINKTYPES[table_of[name]] = linktype end
-        end
-    end
-end
-local fx_encap = Field.new("frame.encap_type")
+-- Mode "frames": the link types a frame is tried as, in this order (a Lua plugin cannot
+-- read the frame's encapsulation without making Wireshark build every frame's tree,
+-- which would double tshark's time; a keepalive is too specific a shape to decode by
+-- mistake under the wrong one).
+local GUESSED_LINKTYPES = { 1, LINKTYPE_RAW, 113, 276, 0 }
 
 local function collect_frame(tvb, pinfo)
     local number = pinfo.number
     if S.seen[number] then return end
-    local encap = fx_encap()
-    if encap == nil then return end -- no tree on this pass: decoded on a later one
     S.seen[number] = true
     local time = pinfo.abs_ts
     note_frame(number, time)
-    local linktype = ENCAP_LINKTYPES[encap.value]
-    if linktype == nil then return end
     local bytes = tvb:raw()
-    local d = decode_frame(linktype, bytes, 1, #bytes)
-    if d ~= nil then
-        local sec = floor(time)
-        add_record(d, number, time, sec, floor((time - sec) * 1e9 + 0.5))
+    for _, linktype in ipairs(GUESSED_LINKTYPES) do
+        local d = decode_frame(linktype, bytes, 1, #bytes)
+        if d ~= nil then
+            local sec = floor(time)
+            add_record(d, number, time, sec, floor((time - sec) * 1e9 + 0.5))
+            return
+        end
     end
 end
 
@@ -1296,19 +1340,40 @@ local function seconds_text(value)
     return (string.format("%.6f", value):gsub("0+$", ""):gsub("%.$", ""))
 end
 
-local function show(r, tree, pinfo)
+-- The expert infos of a frame (also when no tree is built: taps such as tshark -z expert
+-- still see them).
+local function add_experts(r, t)
     local o = r.o
-    local duplicate = r.duplicate_of ~= nil
-    local summary
-    if duplicate then
-        summary = string.format("GRE Keepalive %s of %s: duplicate of frame %d (ignored)",
-            r.kind, o.address, r.duplicate_of)
-    else
-        summary = string.format("GRE Keepalive %s, originator %s: counter %d/%d, line protocol %s",
-            r.kind, o.address, r.counter, r.retries, r.line_state)
+    if r.duplicate_of ~= nil then
+        t:add_proto_expert_info(E.duplicate,
+            string.format("Duplicate of frame %d: not counted", r.duplicate_of))
+        return
     end
-    local t = tree:add(proto)
-    t:set_text(summary)
+    if r.extrapolated_down ~= nil then
+        t:add_proto_expert_info(E.down_extrapolated, string.format(
+            "Line protocol of %s went down %s s before this keepalive, on a tick the "
+            .. "capture does not show (counter >= retries %d)",
+            o.address, seconds_text(r.time - r.extrapolated_down), r.retries))
+    end
+    if r.transition == "down" then
+        t:add_proto_expert_info(E.down, string.format(
+            "Line protocol of %s goes down: counter %d >= retries %d at this send",
+            o.address, r.counter - 1, r.retries))
+    elseif r.transition == "up" then
+        t:add_proto_expert_info(E.up, string.format(
+            "Line protocol of %s comes up: its keepalive returned", o.address))
+    end
+    if r.kind == "request" and r.reply == nil then
+        t:add_proto_expert_info(E.unanswered, string.format(
+            "Keepalive of %s unanswered: no reply in the capture", o.address))
+    end
+    for _, text in ipairs(pref_problems) do
+        t:add_proto_expert_info(E.bad_preference, text)
+    end
+end
+
+local function add_fields(r, t)
+    local o = r.o
     local function add(field, value)
         local item = t:add(field, value)
         item:set_generated()
@@ -1320,11 +1385,8 @@ local function show(r, tree, pinfo)
     add(F.peer, o.peer)
     add(F.tunnel, o.tunnel)
     if o.key ~= nil then add(F.key, o.key) end
-    if duplicate then
+    if r.duplicate_of ~= nil then
         add(F.duplicate_of, r.duplicate_of)
-        t:add_proto_expert_info(E.duplicate,
-            string.format("Duplicate of frame %d: not counted", r.duplicate_of))
-        pinfo.cols.info:append(string.format(" [keepalive %s: duplicate]", r.kind))
         return
     end
     if r.ident ~= nil then add(F.ident, r.ident) end
@@ -1362,29 +1424,29 @@ local function show(r, tree, pinfo)
             " (keepalives of %s the capture does not show, counted before this one)",
             o.address))
     end
-    if r.extrapolated_down ~= nil then
-        t:add_proto_expert_info(E.down_extrapolated, string.format(
-            "Line protocol of %s went down %s s before this keepalive, on a tick the "
-            .. "capture does not show (counter >= retries %d)",
-            o.address, seconds_text(r.time - r.extrapolated_down), r.retries))
+end
+
+local function show(r, tree, pinfo)
+    local t = tree:add(proto)
+    local duplicate = r.duplicate_of ~= nil
+    if tree.text ~= nil then -- a tree is built (shown or filtered): the fields too
+        if duplicate then
+            t:set_text(string.format("GRE Keepalive %s of %s: duplicate of frame %d (ignored)",
+                r.kind, r.o.address, r.duplicate_of))
+        else
+            t:set_text(string.format(
+                "GRE Keepalive %s, originator %s: counter %d/%d, line protocol %s",
+                r.kind, r.o.address, r.counter, r.retries, r.line_state))
+        end
+        add_fields(r, t)
     end
-    if r.transition == "down" then
-        t:add_proto_expert_info(E.down, string.format(
-            "Line protocol of %s goes down: counter %d >= retries %d at this send",
-            o.address, r.counter - 1, r.retries))
-    elseif r.transition == "up" then
-        t:add_proto_expert_info(E.up, string.format(
-            "Line protocol of %s comes up: its keepalive returned", o.address))
+    add_experts(r, t)
+    if duplicate then
+        pinfo.cols.info:append(string.format(" [keepalive %s: duplicate]", r.kind))
+    else
+        pinfo.cols.info:append(string.format(" [keepalive %s, counter %d/%d, line %s]",
+            r.kind, r.counter, r.retries, r.line_state))
     end
-    if r.kind == "request" and r.reply == nil then
-        t:add_proto_expert_info(E.unanswered, string.format(
-            "Keepalive of %s unanswered: no reply in the capture", o.address))
-    end
-    for _, text in ipairs(pref_problems) do
-        t:add_proto_expert_info(E.bad_preference, text)
-    end
-    pinfo.cols.info:append(string.format(" [keepalive %s, counter %d/%d, line %s]",
-        r.kind, r.counter, r.retries, r.line_state))
 end
 
 -- -------------------------------------------------------------------------------------
@@ -1399,9 +1461,8 @@ local function start(tvb, pinfo)
     end
 end
 
-function proto.dissector(tvb, pinfo, tree)
+local function dissect(tvb, pinfo, tree, number)
     if S == nil then reset() end
-    local number = pinfo.number
     if S.mode == "file" then
         if number > S.frames then index_file(S.reader, nil) end
         if S.dirty then compute() end
@@ -1409,7 +1470,9 @@ function proto.dissector(tvb, pinfo, tree)
         start(tvb, pinfo)
         if S.mode == "file" then compute() end
     end
-    if S.mode == "frames" then
+    if S.mode == "file" then
+        known_frames, known_results = S.frames, S.results
+    else
         collect_frame(tvb, pinfo)
         -- Computed once the first pass is over (or again if later passes add frames).
         if S.dirty and pinfo.visited then compute() end
@@ -1418,6 +1481,16 @@ function proto.dissector(tvb, pinfo, tree)
     if results == nil then return end
     local r = results[number]
     if r ~= nil then show(r, tree, pinfo) end
+end
+
+function proto.dissector(tvb, pinfo, tree)
+    local number = pinfo.number
+    if number <= known_frames then
+        local r = known_results[number]
+        if r ~= nil then show(r, tree, pinfo) end
+        return
+    end
+    dissect(tvb, pinfo, tree, number)
 end
 
 register_postdissector(proto)
