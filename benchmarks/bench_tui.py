@@ -146,6 +146,8 @@ async def time_tui(path: Path, repeat: int) -> dict[str, Any]:
     results: dict[str, Any] = {}
     async with app.run_test(size=SIZE) as pilot:
         while not app.ready.is_set():
+            if app.failure is not None:
+                raise RuntimeError(f"{path}: {app.failure}")
             await asyncio.sleep(0.01)
         await pilot.pause()
         results["first_paint_s"] = time.monotonic() - began

@@ -38,6 +38,7 @@ from analyzer.tui.widgets import (
     EventLog,
     ExportScreen,
     HelpScreen,
+    PromptScreen,
     StatusLine,
     TunnelTable,
 )
@@ -228,6 +229,85 @@ async def test_the_sort_marker_follows_the_sorted_column() -> None:
         assert "Line ▲" in header() and "Originator → peer ▲" not in header()
         await pilot.press("S")
         assert "Line ▼" in header()
+
+
+async def _answer(pilot: Pilot[Any], key: str, text: str) -> None:
+    """Press a key that opens a one-line prompt, type `text`, Enter."""
+    await pilot.press(key)
+    await pilot.pause()
+    assert isinstance(pilot.app.screen, PromptScreen)
+    pilot.app.screen.query_one(Input).value = text
+    await pilot.press("enter")
+    await pilot.pause()
+
+
+async def test_go_to_a_time_or_a_frame() -> None:
+    app = CaptureApp(_loader(), name="captures/outage.pcap")
+    async with app.run_test(size=SIZE) as pilot:
+        await _until(pilot, app.ready.is_set)
+        await _answer(pilot, "colon", "+50")
+        assert app.cursor == T0 + 50.0
+        await _answer(pilot, "colon", "00:00:20.5")
+        assert app.cursor == T0 + 20.5
+        await _answer(pilot, "colon", "#923")  # 192.0.2.1's reply that brings it up
+        assert app.cursor == pytest.approx(T0 + 75.02005)
+        await _answer(pilot, "colon", "tomorrow")
+        assert app.cursor == pytest.approx(T0 + 75.02005)
+        assert "not a time" in app.message
+
+
+async def test_clicking_the_map_or_a_chart_moves_the_cursor() -> None:
+    app = CaptureApp(_loader(), name="captures/outage.pcap")
+    async with app.run_test(size=SIZE) as pilot:
+        await _until(pilot, app.ready.is_set)
+        bar = app.query_one(CursorBar)
+        width = bar.content_size.width
+        # The map's last cell is the capture's end; its middle, the middle.
+        await pilot.click(CursorBar, offset=(1 + (width - 1) // 2, 1))
+        middle = T0 + (app.index.end - T0 if app.index else 0) * ((width - 1) // 2) / (width - 1)
+        assert app.cursor == pytest.approx(middle)
+        pane = app.query_one(DetailPane)
+        first, _last, x0, _count = pane.charts[0]
+        await pilot.click(DetailPane, offset=(x0, first + 1))
+        assert app.cursor == pytest.approx(T0)  # a chart's first column is the start
+
+
+async def test_time_format_and_log_filter_keys() -> None:
+    app = CaptureApp(_loader(), name="captures/outage.pcap")
+    async with app.run_test(size=SIZE) as pilot:
+        await _until(pilot, app.ready.is_set)
+        await pilot.press("n")  # 192.0.2.1 down at 50 s
+        log = app.query_one(EventLog)
+        assert log.lines[-1].plain.startswith("+50.000 sent")
+        await pilot.press("t")
+        assert log.lines[-1].plain.startswith("00:00:50.000 sent")
+        await _answer(pilot, "l", "down up")
+        assert [row.kind for row in log.rows] == ["down", "down"]
+        assert "down up" in str(log.border_title)
+
+
+async def test_columns_hidden_at_80_columns_scroll_into_view() -> None:
+    app = CaptureApp(_loader(), name="captures/outage.pcap")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await _until(pilot, app.ready.is_set)
+        table = app.query_one(TunnelTable)
+
+        def shown() -> list[str]:
+            return [c.key for c, _w in table.columns_shown(table.content_size.width)]
+
+        first = shown()
+        assert "blackholed" in first and "line" in first and "period" not in first
+        assert "more column" in str(table.border_subtitle)
+        await pilot.press("right_square_bracket", "right_square_bracket", "right_square_bracket")
+        later = shown()
+        assert later[0] == "originator" and "period" in later
+        await pilot.press("right")  # → still steps the time cursor
+        assert app.cursor > T0
+        # The Events pane is folded away; v shows it instead of the Tunnel pane.
+        assert not app.query_one(EventLog).display
+        await pilot.press("v")
+        assert app.query_one(EventLog).display
+        assert not app.query_one("#detail-scroll").display
 
 
 async def test_help_screen() -> None:

@@ -165,6 +165,12 @@ def test_chart_marks_threshold_down_and_cursor() -> None:
     shaded = {span.style for row in rows for span in row.spans if "on #4a1418" in str(span.style)}
     assert shaded  # the down column is shaded
     assert render_chart(Series(A, B, 3, ()), 0.0, 5.0, 3, 4) == []  # too narrow to draw
+    # The ▲ never cuts the time labels: at the first column the left label moves after it.
+    at_start = render_chart(
+        Series(A, B, 3, points), 0.0, 5.0, 30, 4, cursor=0.0, left_label="+0", right_label="+5"
+    )
+    # 30 cells: the gutter "8┤" and 28 time columns: ▲, the label after it, the right one.
+    assert at_start[-1].plain == " └▲+0" + " " * 23 + "+5"
 
 
 def test_detail_and_log_render_as_plain_lines(outage: Analysis) -> None:
