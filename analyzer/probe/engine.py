@@ -274,7 +274,6 @@ class ProbeEngine:
             rate = max(options.max_reflect_pps, 4.0 / t.period if t.period else 0.0)
             self._return_buckets.setdefault(t, TokenBucket(rate))
             self._outstanding.setdefault(t, deque(maxlen=OUTSTANDING))
-        self._assumed.clear()
 
     def reconfigure(self, tunnels: list[Tunnel], config: KeepaliveConfig | None) -> Reconfigured:
         """Run `tunnels` from now on (a reloaded configuration).
@@ -307,6 +306,10 @@ class ProbeEngine:
             if self.metrics:
                 self.metrics.remove(tunnel)
             self.tracker.forget(tunnel.local, tunnel.remote, tunnel.key)
+            # the tracker keeps the others' timelines with the settings they started with,
+            # so their events keep reporting those; a forgotten one resolves afresh
+            self._assumed.pop((tunnel.local, tunnel.remote, tunnel.key), None)
+            self._assumed.pop((tunnel.remote, tunnel.local, tunnel.key), None)
         added = [t for t in tunnels if t not in kept]
         self.tracker.settings = Settings(config=tracker_config(tunnels, config))
         self._index(tunnels)

@@ -23,9 +23,10 @@ import pytest
 from prometheus_client import generate_latest
 
 from analyzer import cli
+from analyzer.config import KeepaliveConfig, TunnelConfig
 from analyzer.probe import command as probe
 from analyzer.probe import net as probe_net
-from analyzer.probe.engine import ProbeEngine
+from analyzer.probe.engine import ProbeEngine, ProbeOptions
 from analyzer.probe.hooks import OnChange, hook_environment, transition_line
 from analyzer.probe.hostif import interface_address, resolve_interface_sources
 from analyzer.probe.reflect import rebuild_reflection
@@ -580,6 +581,33 @@ def test_reconfigure_keeps_the_kept_tunnels_state_and_drops_the_removed() -> Non
     assert engine.metrics is not None
     text = generate_latest(engine.metrics.registry).decode()
     assert 'remote="198.51.100.1"' not in text and 'remote="198.51.100.2"' in text
+
+
+def _peer_entry(retries: int) -> KeepaliveConfig:
+    """A configuration file holding only the peer's side: B → A, period 1, `retries`."""
+    entry = TunnelConfig(
+        source=B,
+        destination=A,
+        key=None,
+        keepalive=True,
+        period=1.0,
+        retries=retries,
+        name="b-side",
+        origin="t.toml:1",
+    )
+    return KeepaliveConfig("t.toml", "toml", None, None, (entry,), ())
+
+
+def test_after_a_reload_peer_events_report_the_retries_their_state_machine_runs() -> None:
+    tunnel = _tunnel(A, B, retries=2)
+    engine = ProbeEngine([tunnel], ProbeOptions(), config=_peer_entry(5))
+    first = engine.received(0.0, 0.0, build_keepalive_request(B, A, inner_id=5, outer_id=6))[0]
+    assert (first[0]["retries"], first[0]["retries_source"]) == (5, "config")
+    engine.reconfigure([tunnel], _peer_entry(7))  # the peer's retries edited, tunnel kept
+    later = engine.received(1.0, 1.0, build_keepalive_request(B, A, inner_id=7, outer_id=8))[0]
+    # B's timeline runs on with the 5 it started with, and its events say so
+    (state,) = [s for s in engine.tracker.snapshot(1.0) if s.address == B]
+    assert (state.retries, later[0]["retries"]) == (5, 5)
 
 
 def test_a_tunnel_that_only_moved_in_the_file_keeps_its_state() -> None:
