@@ -8,15 +8,22 @@ machine of :mod:`analyzer.keepalive.state` is run over the events in time order.
 
 from __future__ import annotations
 
+import math
 import statistics
 from array import array
 from bisect import bisect_left, bisect_right
 from collections.abc import Sequence
 from dataclasses import dataclass
-from itertools import pairwise
+from itertools import chain, pairwise
+from operator import attrgetter, le
 from typing import TYPE_CHECKING
 
-from analyzer.keepalive.clock import outside_calendar_warning, utc_text, with_calendar_edges
+from analyzer.keepalive.clock import (
+    in_calendar,
+    outside_calendar_warning,
+    utc_text,
+    with_calendar_edges,
+)
 from analyzer.keepalive.collect import Collector
 from analyzer.keepalive.model import (
     Analysis,
@@ -40,6 +47,7 @@ from analyzer.keepalive.retries import infer_retries
 from analyzer.keepalive.segments import (
     DEFAULT_CAPTURE_GAP,
     GAP_PERIODS,
+    Backwards,
     Segment,
     backwards_steps,
     long_gaps,
@@ -654,12 +662,12 @@ def build_analysis(collector: Collector, settings: Settings, *, final: bool = Fa
     by_tunnel: dict[TunnelId, list[OriginatorLog]] = {}
     for (tunnel, _address), originator in collector.pairer.originators.items():
         by_tunnel.setdefault(tunnel, []).append(originator)
-    estimates = {
-        key: estimate_period(sorted(r.time for r in log.requests))
-        for key, log in collector.pairer.originators.items()
+    send_times = {
+        key: _sorted_times(log.requests) for key, log in collector.pairer.originators.items()
     }
+    estimates = {key: estimate_period(times) for key, times in send_times.items()}
     periods = [e.period for e in estimates.values() if e is not None]
-    segments = capture_segments(collector, settings, max(periods, default=0.0))
+    segments = capture_segments(collector, settings, max(periods, default=0.0), send_times)
     tunnels: list[TunnelResult] = []
     for tunnel, members in sorted(by_tunnel.items(), key=lambda item: _tunnel_sort_key(item[0])):
         results = [
@@ -727,47 +735,58 @@ def _tunnel(
     return result
 
 
+_TIME = attrgetter("time")
+_FRAME = attrgetter("frame")
+
+
+def _sorted_times(records: Sequence[Request] | Sequence[Reply]) -> list[float]:
+    """The records' times in time order (they come in frame order, nearly always the same)."""
+    times = list(map(_TIME, records))
+    if not all(map(le, times, times[1:])):
+        times.sort()
+    return times
+
+
 def capture_segments(
-    collector: Collector, settings: Settings, longest_period: float = 0.0
+    collector: Collector,
+    settings: Settings,
+    longest_period: float = 0.0,
+    send_times: dict[tuple[TunnelId, str], list[float]] | None = None,
 ) -> list[Segment]:
     """The stretches of the capture that were running: split at every silence longer than
     the capture-gap threshold (and GAP_PERIODS times the longest period), each said in
-    `source.warnings`; timestamps going back in time are said there too."""
+    `source.warnings`; timestamps going back in time are said there too. `send_times`:
+    each originator's request times, sorted, when the caller has them already."""
     source = collector.source
     start = source.start or 0.0
     end = source.end or 0.0
-    logs = list(collector.pairer.originators.values())
-    keepalives = sorted(
-        [r.time for log in logs for r in log.requests]
-        + [r.time for log in logs for r in log.replies]
-    )
+    logs = collector.pairer.originators
+    sends = send_times or {key: _sorted_times(log.requests) for key, log in logs.items()}
+    keepalives: list[Sequence[float]] = [
+        *sends.values(),
+        *(_sorted_times(log.replies) for log in logs.values()),
+    ]
     longest = max(longest_period, settings.period or 0.0)
     threshold = max(settings.capture_gap, GAP_PERIODS * longest)
-    columns: list[Sequence[float]] = [[start, end], keepalives, *collector.data_times.values()]
+    columns: list[Sequence[float]] = [[start, end], *keepalives, *collector.data_times.values()]
     gaps = long_gaps(columns, threshold)
     source.gaps = gaps
-    calendar = outside_calendar_warning(keepalives or [start, end])
-    if calendar is not None:
-        source.warnings.append(calendar)
+    everything: list[float] | None = None  # every keepalive time, sorted, if it matters
+    extremes = [t for column in keepalives if column for t in (column[0], column[-1])]
+    if not all(map(in_calendar, [start, end, *extremes])) or not all(
+        map(math.isfinite, chain.from_iterable(keepalives))
+    ):
+        everything = sorted(t for column in keepalives for t in column)
+        calendar = outside_calendar_warning(everything or [start, end])
+        if calendar is not None:
+            source.warnings.append(calendar)
     for before, after in gaps:
         source.warnings.append(
             f"no packet for {_duration(after - before)} ({_utc(before)} … {_utc(after)} UTC): "
             "the capture was not running (or saw no GRE); no timeline is extrapolated across "
             f"it (--capture-gap sets how long a silence must be, now {threshold:g} s)"
         )
-    # Keepalives, and each data flow's earliest and latest packet (its columns are in time
-    # order, so a flow whose earliest packet comes after its latest in the file went back).
-    frames = sorted(
-        [(r.frame, r.time) for log in logs for r in log.requests]
-        + [(r.frame, r.time) for log in logs for r in log.replies]
-        + [
-            (collector.data_frames[flow][index], times[index])
-            for flow, times in collector.data_times.items()
-            if len(times)
-            for index in (0, -1)
-        ]
-    )
-    back = backwards_steps(frames)
+    back = _going_back(collector)
     if back is not None:
         times = "once" if back.count == 1 else f"{back.count} times"
         source.warnings.append(
@@ -775,8 +794,46 @@ def capture_segments(
             f"frame {back.first_frame}): the file looks merged from several captures; it is "
             "analysed in time order"
         )
+    if everything is None:
+        return segments_between(start, end, gaps)
     return segments_between(
-        start, end, with_calendar_edges(gaps, sorted([start, end, *keepalives]))
+        start, end, with_calendar_edges(gaps, sorted([start, end, *everything]))
+    )
+
+
+def _going_back(collector: Collector) -> Backwards | None:
+    """Steps back in time in frame order: within each originator's requests, and between
+    the first and last packet of every originator and data flow (a data flow's columns are
+    in time order, so one whose earliest packet comes after its latest went back)."""
+    found: list[Backwards] = []
+    samples: list[tuple[int, float]] = []
+    for log in collector.pairer.originators.values():
+        requests = log.requests
+        if not requests:
+            continue
+        first, last = requests[0], requests[-1]
+        if first.time > last.time or not all(
+            map(le, map(_TIME, requests), map(_TIME, requests[1:]))
+        ):
+            steps = backwards_steps(
+                list(zip(map(_FRAME, requests), map(_TIME, requests), strict=True))
+            )
+            if steps is not None:
+                found.append(steps)
+        samples += [(first.frame, first.time), (last.frame, last.time)]
+    for flow, column in collector.data_times.items():
+        if len(column):
+            frames = collector.data_frames[flow]
+            samples += [(frames[0], column[0]), (frames[-1], column[-1])]
+    across = backwards_steps(sorted(samples))
+    if across is not None:
+        found.append(across)
+    if not found:
+        return None
+    return Backwards(
+        max(b.count for b in found),
+        max(b.largest for b in found),
+        min(b.first_frame for b in found),
     )
 
 

@@ -3,7 +3,7 @@ timestamps that go backwards (files merged from several captures).
 
 Only the times the analysis already holds are looked at (keepalives, the GRE data columns,
 the first and last frame): the data columns are sorted, so a gap is found by bisecting, a
-step per `minimum` seconds of capture, never by reading every packet.
+few steps per `minimum` seconds a column spans, never by reading every packet.
 """
 
 from __future__ import annotations
@@ -31,27 +31,43 @@ class Segment:
 
 def long_gaps(columns: Sequence[Sequence[float]], minimum: float) -> list[tuple[float, float]]:
     """(last time before, first time after) of every stretch longer than `minimum` seconds
-    with no time in any of the sorted `columns`."""
-    firsts = [column[0] for column in columns if len(column)]
-    if not firsts:
-        return []
-    now = min(firsts)
-    gaps: list[tuple[float, float]] = []
-    while True:
-        reach = now
-        for column in columns:
-            index = bisect_right(column, now + minimum) - 1
-            if index >= 0 and column[index] > reach:
-                reach = column[index]
-        if reach > now:
-            now = reach  # the farthest time within `minimum`: look on from there
+    with no time in any of the sorted `columns`.
+
+    Each column is cut into stretches at its own gaps (a column spanning no more than
+    `minimum` is one stretch: two reads); the union's gaps are those between the merged
+    stretches. A column is bisected a few times per `minimum` seconds it spans.
+    """
+    stretches: list[tuple[float, float]] = []
+    for column in columns:
+        count = len(column)
+        if not count:
             continue
-        after = [column[i] for column in columns if (i := bisect_right(column, now)) < len(column)]
-        if not after:
-            return gaps
-        following = min(after)
-        gaps.append((now, following))
-        now = following
+        first, last = column[0], column[-1]
+        if last - first <= minimum:
+            stretches.append((first, last))
+            continue
+        index, begin = 0, first
+        while True:
+            reach = bisect_right(column, column[index] + minimum, index) - 1
+            if reach >= count - 1:
+                stretches.append((begin, last))
+                break
+            if reach > index:
+                index = reach  # the farthest time within `minimum`: look on from there
+                continue
+            stretches.append((begin, column[index]))
+            index += 1
+            begin = column[index]
+    if not stretches:
+        return []
+    stretches.sort()
+    gaps: list[tuple[float, float]] = []
+    covered = stretches[0][1]
+    for begin, end in stretches[1:]:
+        if begin - covered > minimum:
+            gaps.append((covered, begin))
+        covered = max(covered, end)
+    return gaps
 
 
 def segments_between(
