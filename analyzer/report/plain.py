@@ -17,15 +17,21 @@ from typing import Any, TextIO
 from rich._wrap import divide_line
 from rich.cells import cell_len
 from rich.console import Console
-from rich.markup import render
+from rich.markup import RE_TAGS
 from rich.padding import Padding
 from rich.table import Table
 from rich.text import Text
 
+# Characters the report itself writes outside ASCII, each one cell wide.
+_NARROW = str.maketrans("", "", "…↔→≥·×")
+
 
 def _cells(text: str) -> int:
-    """Cells `text` takes on a terminal: its length when ASCII, else rich's count."""
-    return len(text) if text.isascii() else cell_len(text)
+    """Cells `text` takes on a terminal: its length when every character is one cell
+    (ASCII and the report's own arrows), else rich's count."""
+    if text.isascii() or text.translate(_NARROW).isascii():
+        return len(text)
+    return cell_len(text)
 
 
 def _plain(renderable: object) -> str | None:
@@ -33,8 +39,26 @@ def _plain(renderable: object) -> str | None:
     if isinstance(renderable, Text):
         return renderable.plain
     if isinstance(renderable, str):
-        return render(renderable, emoji=False).plain if "[" in renderable else renderable
+        return _markup_plain(renderable) if "[" in renderable else renderable
     return None
+
+
+def _markup_plain(markup: str) -> str:
+    """The text of console markup: tags dropped, escaped tags and backslashes kept, as
+    rich's markup parser yields them (without building styled Text)."""
+    out: list[str] = []
+    position = 0
+    for match in RE_TAGS.finditer(markup):
+        full_text, escapes, _tag = match.groups()
+        start, end = match.span()
+        out.append(markup[position:start])
+        backslashes, escaped = divmod(len(escapes), 2)
+        out.append("\\" * backslashes)
+        if escaped:
+            out.append(full_text[len(escapes) :])
+        position = end
+    out.append(markup[position:])
+    return "".join(out)
 
 
 def wrap(text: str, width: int) -> list[str]:

@@ -97,3 +97,17 @@ def test_an_ipv6_address_is_not_taken_for_an_emoji_code(color: bool) -> None:
     stream = io.StringIO()
     text.write_text(analyze_collected(collected.collector, Settings()), stream, color=color)
     assert "4200:143:100:7f01" in stream.getvalue() and "💯" not in stream.getvalue()
+
+
+@pytest.mark.parametrize(
+    "markup",
+    [
+        "[bold]a[/bold] b",
+        "\\[not a tag] and \\\\[bold]real[/bold] and \\\\\\[escaped]",
+        "[yellow]warning:[/yellow] x[1] y[/z\\[q]",
+        "no tags [ at all ]",
+    ],
+)
+def test_markup_text_is_rich_s(markup: str) -> None:
+    plain, rich = _both(markup, width=200)
+    assert plain == rich
