@@ -32,13 +32,15 @@ def period_option(text: str) -> float:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(
-            f"period must be a number of seconds, not {text!r}"
+            f"period must be a number of seconds, not {_quoted(text)}"
         ) from None
     if not 0 < value <= MAX_PERIOD:
-        raise argparse.ArgumentTypeError(f"period {text} out of range 1-{MAX_PERIOD} seconds")
+        raise argparse.ArgumentTypeError(
+            f"period {_short(text)} out of range 1-{MAX_PERIOD} seconds"
+        )
     if value < MIN_PERIOD:  # 5e-324 would overflow every count of ticks
         raise argparse.ArgumentTypeError(
-            f"period {text} too small (at least {MIN_PERIOD:g} seconds)"
+            f"period {_short(text)} too small (at least {MIN_PERIOD:g} seconds)"
         )
     return value
 
@@ -52,13 +54,29 @@ def retries_option(text: str) -> int | str:
 
 def whole_retries_option(text: str) -> int:
     """argparse type of a keepalive retries count."""
+    digits = text.strip().lstrip("0") or "0"  # int() refuses 100,000 digits with its own error
+    if len(digits) > len(str(MAX_RETRIES)) and digits.isdigit():
+        raise argparse.ArgumentTypeError(f"retries {_short(text)} out of range 1-{MAX_RETRIES}")
     try:
-        value = int(text)
+        value = int(digits) if digits.isdigit() else int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"retries must be an integer, not {text!r}") from None
+        raise argparse.ArgumentTypeError(
+            f"retries must be an integer, not {_quoted(text)}"
+        ) from None
     if not 1 <= value <= MAX_RETRIES:
-        raise argparse.ArgumentTypeError(f"retries {text} out of range 1-{MAX_RETRIES}")
+        raise argparse.ArgumentTypeError(f"retries {_short(text)} out of range 1-{MAX_RETRIES}")
     return value
+
+
+def _quoted(text: str, limit: int = 40) -> str:
+    """`text` as repr() shows it, shortened to about `limit` characters."""
+    shown = repr(text)
+    return shown if len(shown) <= limit else f"{shown[: limit - 1]}…' ({len(text)} characters)"
+
+
+def _short(number: str, limit: int = 40) -> str:
+    """A number as written, shortened when it has more than `limit` characters."""
+    return number if len(number) <= limit else f"{number[:limit]}… ({len(number)} characters)"
 
 
 class UsageError(Exception):

@@ -18,6 +18,7 @@ from analyzer.config import (
     parse_ios,
     parse_toml,
 )
+from analyzer.options import whole_retries_option
 
 TUNNEL = """interface Tunnel0
  tunnel source 192.0.2.1
@@ -133,3 +134,16 @@ def test_simulate_refuses_what_it_cannot_read_in_one_line(tmp_path: Path, kind: 
     )
     assert result.returncode == 2
     assert len(result.stderr.splitlines()) == 1 and "Traceback" not in result.stderr
+
+
+def test_a_100k_digit_retries_option_is_a_short_error(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["analyze", "x.pcap", "--retries", "9" * 100_000])
+    error = capsys.readouterr().err
+    assert info.value.code == 2
+    assert "retries 9999999999999999999999999999999999999999… (100000 characters) out of" in error
+    assert len(error) < 300
+
+
+def test_retries_written_with_100k_leading_zeros_are_that_count() -> None:
+    assert whole_retries_option("0" * 100_000 + "3") == 3
