@@ -1068,6 +1068,27 @@ def test_pcap_543_0_of_dg_ux_gives_the_wire_length_first(tmp_path: Path) -> None
     assert [(f.data, f.wire_length) for f in frames] == [(b"\xaa\xbb\xcc", 1500), (b"\xdd\xee", 2)]
 
 
+PCAP_V25 = (
+    b"\xd4\xc3\xb2\xa1"  # magic, little-endian usec
+    b"\x02\x00\x05\x00"  # version 2.5: libpcap refuses it, Wireshark reads it as 2.4
+    b"\x00\x00\x00\x00"  # thiszone 0
+    b"\x00\x00\x00\x00"  # sigfigs 0
+    b"\xff\xff\x00\x00"  # snaplen 65535
+    b"\x01\x00\x00\x00"  # link type 1 (Ethernet)
+    # record 1 at byte 24
+    b"\x01\x00\x00\x00"  # ts_sec 1
+    b"\x00\x00\x00\x00"  # ts_usec 0
+    b"\x03\x00\x00\x00"  # incl_len 3
+    b"\xdc\x05\x00\x00"  # orig_len 1500
+    b"\xaa\xbb\xcc"  # packet data (3 bytes)
+)
+
+
+def test_pcap_versions_after_2_4_are_read_as_2_4(tmp_path: Path) -> None:
+    _reader, frames = read_all(write(tmp_path, PCAP_V25))
+    assert [(f.data, f.wire_length) for f in frames] == [(b"\xaa\xbb\xcc", 1500)]
+
+
 PCAP_V23_MIXED = (
     b"\xd4\xc3\xb2\xa1"  # magic, little-endian usec
     b"\x02\x00\x03\x00"  # version 2.3: either order, told by which length is larger

@@ -420,12 +420,12 @@ PCAP_ODDITIES = [
 
 @st.composite
 def pcap_files(draw: st.DrawFn) -> tuple[bytes, set[str]]:
-    """A classic pcap: either byte order, µs or ns, versions 2.4/2.3/2.2/543.0, and up to
-    two oddities (each on a random frame, or on the file)."""
+    """A classic pcap: either byte order, µs or ns, versions 2.4/2.3/2.2/543.0/2.5, and up
+    to two oddities (each on a random frame, or on the file)."""
     odd = draw(st.sets(st.sampled_from(PCAP_ODDITIES), max_size=2))
     endian = draw(st.sampled_from("<>"))
     magic = draw(st.sampled_from([0xA1B2C3D4, 0xA1B23C4D]))
-    version = draw(st.sampled_from([(2, 4), (2, 3), (2, 2), (543, 0)]))
+    version = draw(st.sampled_from([(2, 4), (2, 3), (2, 2), (543, 0), (2, 5)]))
     snaplen = 65535
     if "records longer than the snaplen" in odd:
         snaplen = draw(st.sampled_from([1, 40, 61]))
