@@ -27,7 +27,7 @@ from textual.containers import Horizontal
 from textual.events import Resize
 from textual.message import Message
 from textual.timer import Timer
-from textual.widgets import Footer, Header, Input
+from textual.widgets import Header, Input
 
 from analyzer.keepalive.analysis import Settings
 from analyzer.keepalive.model import Analysis
@@ -62,6 +62,7 @@ from analyzer.tui.widgets import (
     ExportChoice,
     ExportScreen,
     HelpScreen,
+    KeyBar,
     PromptScreen,
     Seek,
     StatusLine,
@@ -159,7 +160,15 @@ class KeepaliveApp(App[int]):
             yield EventLog(id="events")
         yield Input(id="filter", placeholder="filter: words matching address, key, up/down")
         yield StatusLine(id="status")
-        yield Footer(compact=True)
+        yield KeyBar(self.footer_keys(), id="keys")
+
+    def footer_keys(self) -> list[tuple[str, str]]:
+        """The bindings shown at the bottom: those not marked show=False, in order."""
+        keys: list[tuple[str, str]] = []
+        for binding in self.BINDINGS:
+            if isinstance(binding, Binding) and binding.show:
+                keys.append((binding.key_display or binding.key, binding.description))
+        return keys
 
     def on_mount(self) -> None:
         self.query_one("#detail-scroll").border_title = "Tunnel"

@@ -580,6 +580,24 @@ class StatusLine(Widget):
         return Text(self.text, no_wrap=True, overflow="ellipsis")
 
 
+class KeyBar(Widget):
+    """The main keys of the mode, one line. Drawn once: Textual's Footer rebuilds itself
+    at every focus change, which costs a hub-sized screen a noticeable pause."""
+
+    def __init__(self, keys: Sequence[tuple[str, str]], *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.keys = keys
+
+    def render(self) -> RenderableType:
+        text = Text(no_wrap=True, overflow="crop")
+        for number, (key, label) in enumerate(self.keys):
+            if number:
+                text.append(" ")
+            text.append(key, style="bold #ffa62b")
+            text.append(f" {label}")
+        return text
+
+
 HELP_TEXT = """\
 [b]gre-keepalive[/b] — GRE keepalive counters and line protocol, per originator.
 
