@@ -656,6 +656,11 @@ class CaptureIndex:
                 return
             index.build()
 
+    @property
+    def warmed(self) -> bool:
+        """Every originator's counts are built."""
+        return all(index.built for index in self._indexes)
+
     def _log_item(self, number: int, position: int) -> LogItem:
         items = self._items.get(number)
         if items is None:
