@@ -8,13 +8,12 @@ machine of :mod:`analyzer.keepalive.state` is run over the events in time order.
 
 from __future__ import annotations
 
-import math
 import statistics
 from array import array
 from bisect import bisect_left, bisect_right
 from collections.abc import Sequence
 from dataclasses import dataclass
-from itertools import chain, pairwise
+from itertools import pairwise
 from operator import attrgetter, le
 from typing import TYPE_CHECKING
 
@@ -662,12 +661,16 @@ def build_analysis(collector: Collector, settings: Settings, *, final: bool = Fa
     by_tunnel: dict[TunnelId, list[OriginatorLog]] = {}
     for (tunnel, _address), originator in collector.pairer.originators.items():
         by_tunnel.setdefault(tunnel, []).append(originator)
+    out_of_order: set[int] = set()
     send_times = {
-        key: _sorted_times(log.requests) for key, log in collector.pairer.originators.items()
+        key: _sorted_times(log.requests, out_of_order)
+        for key, log in collector.pairer.originators.items()
     }
     estimates = {key: estimate_period(times) for key, times in send_times.items()}
     periods = [e.period for e in estimates.values() if e is not None]
-    segments = capture_segments(collector, settings, max(periods, default=0.0), send_times)
+    segments = capture_segments(
+        collector, settings, max(periods, default=0.0), send_times, out_of_order
+    )
     tunnels: list[TunnelResult] = []
     for tunnel, members in sorted(by_tunnel.items(), key=lambda item: _tunnel_sort_key(item[0])):
         results = [
@@ -739,11 +742,16 @@ _TIME = attrgetter("time")
 _FRAME = attrgetter("frame")
 
 
-def _sorted_times(records: Sequence[Request] | Sequence[Reply]) -> list[float]:
-    """The records' times in time order (they come in frame order, nearly always the same)."""
+def _sorted_times(
+    records: Sequence[Request] | Sequence[Reply], out_of_order: set[int] | None = None
+) -> list[float]:
+    """The records' times in time order (they come in frame order, nearly always the same);
+    `out_of_order` collects the id of a list that was not."""
     times = list(map(_TIME, records))
     if not all(map(le, times, times[1:])):
         times.sort()
+        if out_of_order is not None:
+            out_of_order.add(id(records))
     return times
 
 
@@ -752,16 +760,21 @@ def capture_segments(
     settings: Settings,
     longest_period: float = 0.0,
     send_times: dict[tuple[TunnelId, str], list[float]] | None = None,
+    out_of_order: set[int] | None = None,
 ) -> list[Segment]:
     """The stretches of the capture that were running: split at every silence longer than
     the capture-gap threshold (and GAP_PERIODS times the longest period), each said in
     `source.warnings`; timestamps going back in time are said there too. `send_times`:
-    each originator's request times, sorted, when the caller has them already."""
+    each originator's request times, sorted, when the caller has them already (and
+    `out_of_order` the ids of the request lists that were not in time order)."""
     source = collector.source
     start = source.start or 0.0
     end = source.end or 0.0
     logs = collector.pairer.originators
-    sends = send_times or {key: _sorted_times(log.requests) for key, log in logs.items()}
+    if send_times is None or out_of_order is None:
+        out_of_order = set()
+        send_times = {key: _sorted_times(log.requests, out_of_order) for key, log in logs.items()}
+    sends = send_times
     keepalives: list[Sequence[float]] = [
         *sends.values(),
         *(_sorted_times(log.replies) for log in logs.values()),
@@ -773,9 +786,9 @@ def capture_segments(
     source.gaps = gaps
     everything: list[float] | None = None  # every keepalive time, sorted, if it matters
     extremes = [t for column in keepalives if column for t in (column[0], column[-1])]
-    if not all(map(in_calendar, [start, end, *extremes])) or not all(
-        map(math.isfinite, chain.from_iterable(keepalives))
-    ):
+    # Sorted columns: a time outside the calendar (or infinite) is at one of their ends.
+    # Readers never give NaN (integer seconds and fractions).
+    if not all(map(in_calendar, [start, end, *extremes])):
         everything = sorted(t for column in keepalives for t in column)
         calendar = outside_calendar_warning(everything or [start, end])
         if calendar is not None:
@@ -786,7 +799,7 @@ def capture_segments(
             "the capture was not running (or saw no GRE); no timeline is extrapolated across "
             f"it (--capture-gap sets how long a silence must be, now {threshold:g} s)"
         )
-    back = _going_back(collector)
+    back = _going_back(collector, out_of_order)
     if back is not None:
         times = "once" if back.count == 1 else f"{back.count} times"
         source.warnings.append(
@@ -801,7 +814,7 @@ def capture_segments(
     )
 
 
-def _going_back(collector: Collector) -> Backwards | None:
+def _going_back(collector: Collector, out_of_order: set[int]) -> Backwards | None:
     """Steps back in time in frame order: within each originator's requests, and between
     the first and last packet of every originator and data flow (a data flow's columns are
     in time order, so one whose earliest packet comes after its latest went back)."""
@@ -812,9 +825,7 @@ def _going_back(collector: Collector) -> Backwards | None:
         if not requests:
             continue
         first, last = requests[0], requests[-1]
-        if first.time > last.time or not all(
-            map(le, map(_TIME, requests), map(_TIME, requests[1:]))
-        ):
+        if id(requests) in out_of_order:
             steps = backwards_steps(
                 list(zip(map(_FRAME, requests), map(_TIME, requests), strict=True))
             )
