@@ -17,7 +17,7 @@ import re
 from bisect import bisect_left, bisect_right
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from analyzer.keepalive.model import (
     Analysis,
@@ -323,15 +323,66 @@ def apply_what_if(analysis: Analysis, setting: str) -> None:
             def factory(p: float, r: int, profile: Profile = profile) -> OriginatorTimeline:
                 return profile.timeline(p, r, keep_events=False)
 
+            # A capture with gaps is replayed a segment at a time: nothing crosses a gap.
+            parts = [(result, capture_end)]
+            if result.segments:
+                parts = [(_within(result, start, end), end) for start, end in result.segments]
             try:
-                result.what_if = replay(
-                    result,
-                    what_period,
-                    what_retries,
-                    capture_end,
-                    factory=factory,
-                    baseline_factory=factory,
-                    hold_time=profile.hold_time(what_period, what_retries),
+                result.what_if = _joined(
+                    [
+                        replay(
+                            part,
+                            what_period,
+                            what_retries,
+                            end,
+                            factory=factory,
+                            baseline_factory=factory,
+                            hold_time=profile.hold_time(what_period, what_retries),
+                        )
+                        for part, end in parts
+                    ]
                 )
             except ReplayTooLong as exc:
                 result.notes.append(f"what-if {setting}: {exc}")
+
+
+def _within(o: OriginatorResult, start: float, end: float) -> OriginatorResult:
+    """The originator as one segment of the capture shows it (its own timeline there)."""
+    transitions = [t for t in o.transitions if start <= t.time <= end]
+    return replace(
+        o,
+        events=[e for e in o.events if start <= e.time <= end],
+        transitions=transitions,
+        down_seconds=_downtime(transitions, end),
+    )
+
+
+def _joined(parts: list[WhatIf]) -> WhatIf:
+    """The replays of a capture's segments as one."""
+    if len(parts) == 1:
+        return parts[0]
+    first = parts[0]
+    return replace(
+        first,
+        sent=sum(p.sent for p in parts),
+        transitions=tuple(t for p in parts for t in p.transitions),
+        down_seconds=sum(p.down_seconds for p in parts),
+        blackholed_packets=Blackhole(
+            sum(p.blackholed_packets.min for p in parts),
+            sum(p.blackholed_packets.max for p in parts),
+        ),
+        blackhole_seconds=Span(
+            sum(p.blackhole_seconds.min for p in parts),
+            sum(p.blackhole_seconds.max for p in parts),
+        ),
+        estimated=any(p.estimated for p in parts),
+        baseline_packets=Blackhole(
+            sum(p.baseline_packets.min for p in parts),
+            sum(p.baseline_packets.max for p in parts),
+        ),
+        baseline_seconds=Span(
+            sum(p.baseline_seconds.min for p in parts),
+            sum(p.baseline_seconds.max for p in parts),
+        ),
+        baseline_transitions=sum(p.baseline_transitions for p in parts),
+    )
