@@ -564,6 +564,7 @@ class ProbeLoop:
         start = self.monotonic()
         schedules = {t: _Schedule(start) for t in engine.tunnels if t.originates}
         selector = selectors.DefaultSelector()
+        self.sockets.set_windows(engine.return_windows())
         for sock in self.sockets.receivers:
             selector.register(sock, selectors.EVENT_READ)
         result = EXIT_OK
@@ -651,6 +652,11 @@ class ProbeLoop:
     def _tick(self, tunnel: Tunnel, schedule: _Schedule, now: float) -> None:
         assert tunnel.period is not None
         packet = self.engine.build_request(tunnel)
+        self.engine.expect(tunnel, packet)
+        try:  # the kernel lets its return in from now on (and drops others)
+            self.sockets.set_windows(self.engine.return_windows())
+        except OSError as exc:
+            print(f"{PROG}: error: cannot update the kernel filter: {exc}", file=sys.stderr)
         stamp = self.wall()
         try:
             self.sockets.send(packet, tunnel.remote)

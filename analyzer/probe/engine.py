@@ -95,6 +95,7 @@ class IpIds:
 
     def __init__(self, start: int) -> None:
         self._next = start & 0xFFFF
+        self.last: int | None = None  # the latest inner ID handed out
 
     def pair(self) -> tuple[int, int]:
         """(inner, outer) for the next keepalive."""
@@ -103,6 +104,7 @@ class IpIds:
             inner = 1
         outer = inner + 1
         self._next = (outer + 1) & 0xFFFF
+        self.last = inner
         return inner, outer
 
 
@@ -112,11 +114,13 @@ class FlowLabels:
 
     def __init__(self, start: int) -> None:
         self._next = start & 0xFFFFF
+        self.last: int | None = None  # the latest label handed out
 
     def next(self) -> int:
         """The label of the next IPv6 keepalive."""
         label = self._next or 1
         self._next = (label + 1) & 0xFFFFF
+        self.last = label
         return label
 
 
@@ -350,6 +354,51 @@ class ProbeEngine:
             request = _with_inner_flow_label(request, self.labels.next())
         return request
 
+    def expect(self, tunnel: Tunnel, packet: bytes, decoded: Decoded | None = None) -> None:
+        """Await the return of request `packet` (before it is sent, so that the kernel
+        filter of :meth:`return_windows` lets its return in however fast it comes)."""
+        if decoded is None:
+            decoded = decode_frame(LINKTYPE_RAW, packet)
+        if tunnel.family == 6:
+            ident: int | None = inner_flow_label(packet)
+        elif decoded.inner is not None:
+            ident = decoded.inner.ip_id
+        else:
+            return
+        waiting = self._outstanding[tunnel]
+        if ident not in waiting:
+            waiting.append(ident)
+
+    def return_windows(self) -> dict[int, tuple[int, int] | None] | None:
+        """Per IP version, the circular window (lo, span) of identifiers (IPv4 inner IP ID,
+        IPv6 inner flow label) covering every outstanding request, None when none is
+        awaited; None altogether with --accept-any-return (every reply is a return).
+
+        Identifiers come from one counter per version, so the window reaches from the
+        oldest request still awaited to the newest: a few identifiers while the peers
+        answer, up to 64 periods' worth of a tunnel that is down.
+        """
+        if self.options.accept_any_return:
+            return None
+        windows: dict[int, tuple[int, int] | None] = {}
+        for family, newest, modulus in (
+            (4, self.ids.last, 1 << 16),
+            (6, self.labels.last, 1 << 20),
+        ):
+            waiting = [
+                ident
+                for tunnel, queue in self._outstanding.items()
+                if tunnel.family == family
+                for ident in queue
+                if ident is not None
+            ]
+            if newest is None or not waiting:
+                windows[family] = None
+                continue
+            back = max((newest - ident) % modulus for ident in waiting)
+            windows[family] = ((newest - back) % modulus, back)
+        return windows
+
     def sent(self, tunnel: Tunnel, now: float, packet: bytes) -> list[dict[str, Any]]:
         """A request of ours left at `now`."""
         stats = self.stats[tunnel]
@@ -358,10 +407,7 @@ class ProbeEngine:
         if self.metrics:
             self.metrics.sent(tunnel)
         decoded = decode_frame(LINKTYPE_RAW, packet)
-        if tunnel.family == 6:
-            self._outstanding[tunnel].append(inner_flow_label(packet))
-        elif decoded.inner is not None:
-            self._outstanding[tunnel].append(decoded.inner.ip_id)
+        self.expect(tunnel, packet, decoded)
         return self._feed(now, packet, decoded)
 
     def _match(self, tunnel: Tunnel, ident: int | None) -> bool:

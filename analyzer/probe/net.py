@@ -13,13 +13,15 @@
 
 Both need CAP_NET_RAW.
 
-Each family has two receive sockets (the kernel gives every raw socket its own copy),
+Each family has three receive sockets (the kernel gives every raw socket its own copy),
 each with a classic-BPF socket filter (``SO_ATTACH_FILTER``,
-:func:`analyzer.read.bpf.gre_socket_filter`): one passes only the peers' keepalive
-requests, the other only bare PT-0 replies, both only from configured peers. Tunnel data
-and strangers' GRE never reach the process, and a flood of forged requests (spoofed from a
-peer's address, which no filter can tell from the peer's own) fills only the requests'
-buffer: the returns of this host's keepalives still arrive, and are read first.
+:func:`analyzer.read.bpf.gre_socket_filter`), all passing only GRE from configured peers:
+the peers' keepalive requests; the bare PT-0 replies whose identifier (IPv4 IP ID, IPv6
+flow label) lies in the window of this host's outstanding requests — its returns, read
+first, the filter swapped before each send (:func:`analyzer.read.bpf.ident_window_prefix`);
+and every other bare reply. Tunnel data and strangers' GRE never reach the process, and a
+flood of forged requests or replies (spoofed from a peer's address, which no filter can
+tell from the peer's own) fills only its own socket's buffer: the returns still arrive.
 """
 
 from __future__ import annotations
@@ -28,9 +30,9 @@ import contextlib
 import ctypes
 import socket
 import struct
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from analyzer.read.bpf import gre_socket_filter
+from analyzer.read.bpf import BPF_K, BPF_RET, gre_socket_filter, ident_window_prefix
 from analyzer.read.packet import IPPROTO_GRE, build_ip
 
 RECEIVE_BUFFER = 4 << 20
@@ -51,16 +53,34 @@ class _SockFprog(ctypes.Structure):
     _fields_ = (("len", ctypes.c_ushort), ("filter", ctypes.c_void_p))
 
 
+Window = tuple[int, int]  # (lo, span): identifiers lo … lo + span, circular
+
+
 @dataclass(slots=True)
 class RawSockets:
-    """The send and receive sockets of the address families in use."""
+    """The send and receive sockets of the address families in use.
+
+    Three receive sockets per family, each with its own kernel filter and buffer: the
+    peers' keepalive requests (`receive4`), the returns of this host's outstanding
+    keepalives (`returns4`: bare replies whose IP ID / IPv6 flow label lies in the window
+    of identifiers still awaited, :meth:`set_windows`), and every other bare reply
+    (`replies4`: forged or stale returns, counted as unmatched). A flood of any one kind
+    fills only its own buffer.
+    """
 
     send4: socket.socket | None = None
     receive4: socket.socket | None = None  # the peers' keepalive requests
     send6: socket.socket | None = None
     receive6: socket.socket | None = None
-    replies4: socket.socket | None = None  # bare PT-0 replies (returns of ours)
+    replies4: socket.socket | None = None  # bare PT-0 replies outside the window
     replies6: socket.socket | None = None
+    returns4: socket.socket | None = None  # bare PT-0 replies inside the window
+    returns6: socket.socket | None = None
+    # None: no window (--accept-any-return: every reply is a return); else per family,
+    # a window or None when nothing is awaited
+    windows: dict[int, Window | None] | None = field(default_factory=dict)
+    _replies_programs: dict[int, bytes] = field(default_factory=dict)
+    _attached_windows: dict[int, object] = field(default_factory=dict)
 
     @classmethod
     def open(cls, families: set[int]) -> RawSockets:
@@ -70,15 +90,15 @@ class RawSockets:
             if 4 in families:
                 sockets.send4 = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
                 sockets.send4.setsockopt(socket.IPPROTO_IP, socket.IP_HDRINCL, 1)
-                sockets.receive4 = socket.socket(socket.AF_INET, socket.SOCK_RAW, IPPROTO_GRE)
-                _prepare_receive(sockets.receive4)
-                sockets.replies4 = socket.socket(socket.AF_INET, socket.SOCK_RAW, IPPROTO_GRE)
-                _prepare_receive(sockets.replies4)
+                for name in ("receive4", "replies4", "returns4"):
+                    sock = socket.socket(socket.AF_INET, socket.SOCK_RAW, IPPROTO_GRE)
+                    setattr(sockets, name, sock)
+                    _prepare_receive(sock)
             if 6 in families:
                 sockets.send6 = socket.socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_RAW)
-                sockets.receive6 = socket.socket(socket.AF_INET6, socket.SOCK_RAW, IPPROTO_GRE)
-                sockets.replies6 = socket.socket(socket.AF_INET6, socket.SOCK_RAW, IPPROTO_GRE)
-                for sock in (sockets.receive6, sockets.replies6):
+                for name in ("receive6", "replies6", "returns6"):
+                    sock = socket.socket(socket.AF_INET6, socket.SOCK_RAW, IPPROTO_GRE)
+                    setattr(sockets, name, sock)
                     _prepare_receive(sock)
                     sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_RECVPKTINFO, 1)
                     sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_RECVHOPLIMIT, 1)
@@ -94,12 +114,13 @@ class RawSockets:
         missing = {f for f in families if (self.send4 if f == 4 else self.send6) is None}
         if missing:
             opened = RawSockets.open(missing)
-            self.send4 = self.send4 or opened.send4
-            self.receive4 = self.receive4 or opened.receive4
-            self.send6 = self.send6 or opened.send6
-            self.receive6 = self.receive6 or opened.receive6
-            self.replies4 = self.replies4 or opened.replies4
-            self.replies6 = self.replies6 or opened.replies6
+            for name in _SOCKETS:
+                if getattr(self, name) is None:
+                    setattr(self, name, getattr(opened, name))
+
+    def _receive_socket(self, family: int, kind: str) -> socket.socket | None:
+        found: socket.socket | None = getattr(self, f"{kind}{family}")
+        return found
 
     def attach_filters(self, endpoints: list[tuple[str, str]]) -> None:
         """Let only keepalives between these (local, remote) pairs reach the receive sockets.
@@ -107,15 +128,46 @@ class RawSockets:
         Replaces any filter attached before (the kernel swaps it atomically); a family
         with no endpoint gets a filter that passes nothing. OSError if the kernel refuses.
         """
-        for family, sock, kind in (
-            (4, self.receive4, "requests"),
-            (4, self.replies4, "replies"),
-            (6, self.receive6, "requests"),
-            (6, self.replies6, "replies"),
-        ):
-            if sock is not None:
-                ours = [(loc, rem) for loc, rem in endpoints if (":" in loc) == (family == 6)]
-                attach_filter(sock, gre_socket_filter(family, ours, kind))
+        for family in (4, 6):
+            requests = self._receive_socket(family, "receive")
+            if requests is None:
+                continue
+            ours = [(loc, rem) for loc, rem in endpoints if (":" in loc) == (family == 6)]
+            attach_filter(requests, gre_socket_filter(family, ours, "requests"))
+            self._replies_programs[family] = _pack(gre_socket_filter(family, ours, "replies"))
+            self._attached_windows.pop(family, None)
+            self._apply_window(family)
+
+    def set_windows(self, windows: dict[int, Window | None] | None) -> None:
+        """The identifiers of the returns still awaited, per family (None: no window, every
+        bare reply goes to the returns socket). Filters are swapped only on a change."""
+        self.windows = windows
+        for family in (4, 6):
+            self._apply_window(family)
+
+    def _apply_window(self, family: int) -> None:
+        returns = self._receive_socket(family, "returns")
+        others = self._receive_socket(family, "replies")
+        base = self._replies_programs.get(family)
+        if returns is None or others is None or base is None:
+            return
+        window = None if self.windows is None else self.windows.get(family)
+        wanted: object = "all" if self.windows is None else window
+        if self._attached_windows.get(family, "unset") == wanted:
+            return
+        nothing = _pack([(BPF_RET | BPF_K, 0, 0, 0)])
+        if self.windows is None:
+            inside, outside = base, nothing
+        elif window is None:
+            inside, outside = nothing, base
+        else:
+            lo, span = window
+            inside = _pack(ident_window_prefix(family, lo, span, inside=True)) + base
+            outside = _pack(ident_window_prefix(family, lo, span, inside=False)) + base
+        # the returns' filter first: an identifier entering the window is never in neither
+        _attach_packed(returns, inside)
+        _attach_packed(others, outside)
+        self._attached_windows[family] = wanted
 
     def receive_buffer(self) -> int:
         """The receive buffer the kernel granted (bytes, of the first receive socket)."""
@@ -125,8 +177,15 @@ class RawSockets:
 
     @property
     def receivers(self) -> list[socket.socket]:
-        """The sockets to wait on, those of the replies first (to be read first)."""
-        everything = (self.replies4, self.replies6, self.receive4, self.receive6)
+        """The sockets to wait on, in the order to read them: returns, other replies, requests."""
+        everything = (
+            self.returns4,
+            self.returns6,
+            self.replies4,
+            self.replies6,
+            self.receive4,
+            self.receive6,
+        )
         return [s for s in everything if s is not None]
 
     def send(self, packet: bytes, destination: str) -> None:
@@ -175,6 +234,28 @@ class RawSockets:
                 sock.close()
 
 
+_SOCKETS = (
+    "send4",
+    "receive4",
+    "replies4",
+    "returns4",
+    "send6",
+    "receive6",
+    "replies6",
+    "returns6",
+)
+
+
+def _pack(program: list[tuple[int, int, int, int]]) -> bytes:
+    return b"".join(struct.pack("=HBBI", *insn) for insn in program)
+
+
+def _attach_packed(sock: socket.socket, raw: bytes) -> None:
+    buffer = ctypes.create_string_buffer(raw, len(raw))
+    fprog = _SockFprog(len(raw) // 8, ctypes.addressof(buffer))
+    sock.setsockopt(socket.SOL_SOCKET, SO_ATTACH_FILTER, bytes(fprog))
+
+
 def _prepare_receive(sock: socket.socket) -> None:
     sock.setblocking(False)
     # SO_RCVBUFFORCE passes net.core.rmem_max (root / CAP_NET_ADMIN); SO_RCVBUF is capped
@@ -188,10 +269,7 @@ def _prepare_receive(sock: socket.socket) -> None:
 
 def attach_filter(sock: socket.socket, program: list[tuple[int, int, int, int]]) -> None:
     """Attach a classic BPF program (struct sock_filter tuples) with SO_ATTACH_FILTER."""
-    raw = b"".join(struct.pack("=HBBI", *insn) for insn in program)
-    buffer = ctypes.create_string_buffer(raw, len(raw))
-    fprog = _SockFprog(len(program), ctypes.addressof(buffer))
-    sock.setsockopt(socket.SOL_SOCKET, SO_ATTACH_FILTER, bytes(fprog))
+    _attach_packed(sock, _pack(program))
 
 
 def is_local_address(address: str) -> bool:

@@ -501,3 +501,40 @@ def gre_socket_filter(
             f"instructions (the kernel takes {MAX_SOCKET_FILTER_INSNS})"
         )
     return program
+
+
+BPF_SUB: Final = 0x10
+BPF_JGT: Final = 0x20
+
+
+def ident_window_prefix(family: int, lo: int, span: int, *, inside: bool) -> list[BpfInsn]:
+    """Instructions to put in front of a ``gre_socket_filter(family, …, "replies")`` program:
+    they drop a bare reply whose identifier is outside (`inside` True) or inside (False) the
+    circular window lo … lo + span.
+
+    The identifier is the IPv4 header's IP ID (mod 2**16) or the IPv6 flow label (mod
+    2**20, read through ``SKF_NET_OFF``: an IPv6 raw socket's filter starts at the GRE
+    header). A negative `span` is an empty window. Every jump is relative, so the block
+    goes in front of any program unchanged.
+    """
+    drop = (BPF_RET | BPF_K, 0, 0, 0)
+    if span < 0:
+        return [drop] if inside else []
+    if family == 4:
+        load, mask = [(BPF_LD | BPF_H | BPF_ABS, 0, 0, 4)], 0xFFFF
+    elif family == 6:
+        load = [
+            (BPF_LD | BPF_W | BPF_ABS, 0, 0, SKF_NET_OFF & 0xFFFFFFFF),
+            (BPF_ALU | BPF_AND | BPF_K, 0, 0, 0xFFFFF),
+        ]
+        mask = 0xFFFFF
+    else:
+        raise ValueError(f"IP version {family}")
+    outside_jump = (0, 1) if inside else (1, 0)  # (jt, jf) of "beyond the window?"
+    return [
+        *load,
+        (BPF_ALU | BPF_SUB | BPF_K, 0, 0, lo & mask),
+        (BPF_ALU | BPF_AND | BPF_K, 0, 0, mask),  # distance from lo, modulo the ID space
+        (BPF_JMP | BPF_JGT | BPF_K, *outside_jump, span & mask),
+        drop,
+    ]

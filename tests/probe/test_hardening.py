@@ -31,7 +31,7 @@ from analyzer.probe.hooks import OnChange, hook_environment, transition_line
 from analyzer.probe.hostif import interface_address, resolve_interface_sources
 from analyzer.probe.reflect import rebuild_reflection
 from analyzer.probe.tunnel import Tunnel
-from analyzer.read.bpf import gre_socket_filter
+from analyzer.read.bpf import gre_socket_filter, ident_window_prefix
 from analyzer.read.fastpath import libpcap_candidates
 from analyzer.read.packet import build_keepalive_request, reflect_request
 from tests.probe.test_probe_units import FakeNetwork, _engine
@@ -402,6 +402,51 @@ def test_the_requests_and_replies_filters_split_the_keepalives() -> None:
         assert not _passes(program, _gre_data(B, A))
         assert not _passes(program, ipv4(C, A, GRE_PT0))
         assert not _passes(program, ipv4(B, A, GRE_PT0, flags_fragment=0x2000))
+
+
+@pytest.mark.parametrize(
+    ("ident", "inside"),
+    [
+        (65530, True),  # lo
+        (4, True),  # lo + span, across the wrap of the 16-bit ID
+        (0, True),
+        (5, False),  # one past
+        (65529, False),  # one before
+        (30000, False),
+    ],
+)
+def test_a_window_of_awaited_ip_ids_splits_the_replies(ident: int, inside: bool) -> None:
+    replies = gre_socket_filter(4, [(A, B)], "replies")
+    window = (65530, 10)  # IDs 65530 … 65535, 0 … 4
+    returns = ident_window_prefix(4, *window, inside=True) + replies
+    others = ident_window_prefix(4, *window, inside=False) + replies
+    reply = ipv4(B, A, GRE_PT0, ident=ident)
+    assert (_passes(returns, reply), _passes(others, reply)) == (inside, not inside)
+    assert not _passes(returns, REQUEST) and not _passes(others, REQUEST)  # replies only
+
+
+def test_an_empty_window_sends_every_reply_to_the_others() -> None:
+    replies = gre_socket_filter(4, [(A, B)], "replies")
+    reply = ipv4(B, A, GRE_PT0, ident=7)
+    assert not _passes(ident_window_prefix(4, 0, -1, inside=True) + replies, reply)
+    assert _passes(ident_window_prefix(4, 0, -1, inside=False) + replies, reply)
+
+
+def test_the_window_covers_every_outstanding_request_and_only_those() -> None:
+    engine = _engine(_tunnel(A, B), _tunnel(A, FAR))  # IP IDs from 100, two per keepalive
+    near, far = engine.tunnels
+    assert engine.return_windows() == {4: None, 6: None}  # nothing awaited yet
+    first = engine.build_request(near)  # inner ID 100
+    engine.expect(near, first)
+    assert engine.return_windows() == {4: (100, 0), 6: None}
+    engine.sent(near, 0.0, first)  # sent after expect: awaited once
+    engine.sent(far, 0.0, engine.build_request(far))  # inner ID 102
+    assert engine.return_windows() == {4: (100, 2), 6: None}
+    reply = reflect_request(first)
+    assert reply is not None
+    engine.received(0.1, 0.1, reply)  # 100 returned: the window starts at 102
+    assert engine.return_windows() == {4: (102, 0), 6: None}
+    assert _engine(accept_any_return=True).return_windows() is None  # no window at all
 
 
 def test_the_socket_filter_fits_the_kernel_limit_for_many_tunnels() -> None:

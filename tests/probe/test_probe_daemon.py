@@ -275,14 +275,21 @@ from analyzer.probe.net import RawSockets
 from analyzer.read.packet import build_gre, build_ip, build_keepalive_request, decode_frame
 sockets = RawSockets.open({4, 6})
 sockets.attach_filters([("192.0.2.1", "192.0.2.2"), ("2001:db8::1", "2001:db8::2")])
+sockets.set_windows({4: (5, 2), 6: (100, 10)})  # awaited: IP IDs 5-7, flow labels 100-110
 udp = build_gre(0x0800, build_ip("10.0.0.1", "10.0.0.2", b"12345678", protocol=17))
+def labelled(packet, label):
+    return (0x60000000 | label).to_bytes(4, "big") + packet[4:]
 cases = {
     "request": ("192.0.2.1", build_keepalive_request("192.0.2.2", "192.0.2.1", inner_id=5)),
     "reply": ("192.0.2.1", build_ip("192.0.2.2", "192.0.2.1", build_gre(0, b""), ip_id=6)),
+    "stale": ("192.0.2.1", build_ip("192.0.2.2", "192.0.2.1", build_gre(0, b""), ip_id=9)),
     "data": ("192.0.2.1", build_ip("192.0.2.2", "192.0.2.1", udp)),
     "stranger": ("192.0.2.1", build_keepalive_request("192.0.2.3", "192.0.2.1", inner_id=7)),
     "request6": ("2001:db8::1", build_keepalive_request("2001:db8::2", "2001:db8::1")),
-    "reply6": ("2001:db8::1", build_ip("2001:db8::2", "2001:db8::1", build_gre(0, b""))),
+    "reply6": (
+        "2001:db8::1", labelled(build_ip("2001:db8::2", "2001:db8::1", build_gre(0, b"")), 105)
+    ),
+    "stale6": ("2001:db8::1", build_ip("2001:db8::2", "2001:db8::1", build_gre(0, b""))),
     "data6": ("2001:db8::1", build_ip("2001:db8::2", "2001:db8::1", udp)),
     "stranger6": ("2001:db8::1", build_keepalive_request("2001:db8::3", "2001:db8::1")),
 }
@@ -291,10 +298,14 @@ for name, (destination, packet) in cases.items():
     time.sleep(0.05)
 got = []
 for sock in sockets.receivers:
-    which = "replies" if sock in (sockets.replies4, sockets.replies6) else "requests"
+    which = next(
+        name for name in ("receive4", "replies4", "returns4", "receive6", "replies6", "returns6")
+        if getattr(sockets, name) is sock
+    )[:-1]
     while (packet := sockets.receive(sock)) is not None:
         decoded = decode_frame(101, packet)
-        got.append([which, decoded.kind.value, decoded.src])
+        ident = (decoded.ip_id or packet[1:4].hex()) if decoded.kind.value == "reply" else "-"
+        got.append([which, decoded.kind.value, decoded.src, ident])
 print(json.dumps(got))
 """
 
@@ -330,10 +341,13 @@ def test_the_kernel_socket_filter_on_ipv4_and_ipv6() -> None:
     finally:
         subprocess.run(["ip", "netns", "del", namespace], capture_output=True, timeout=30)
     # Only the configured peers' keepalive requests and replies came through, each kind
-    # on its own socket.
+    # on its own socket: the requests; the replies awaited (IPv4 ID 6, IPv6 flow label
+    # 105 = 0x69); the other replies.
     assert sorted(map(tuple, json.loads(result.stdout))) == [
-        ("replies", "reply", "192.0.2.2"),
-        ("replies", "reply", "2001:db8::2"),
-        ("requests", "request", "192.0.2.2"),
-        ("requests", "request", "2001:db8::2"),
+        ("receive", "request", "192.0.2.2", "-"),
+        ("receive", "request", "2001:db8::2", "-"),
+        ("replies", "reply", "192.0.2.2", 9),
+        ("replies", "reply", "2001:db8::2", "000000"),
+        ("returns", "reply", "192.0.2.2", 6),
+        ("returns", "reply", "2001:db8::2", "000069"),
     ]

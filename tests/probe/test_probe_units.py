@@ -428,6 +428,9 @@ class FakeNetwork:
     def ensure(self, families: set[int]) -> None:
         pass
 
+    def set_windows(self, windows: Any) -> None:
+        self.windows = windows
+
     def receive_buffer(self) -> int:
         return 1 << 20
 
