@@ -109,8 +109,9 @@ def diagnose(analysis: Analysis, options: DiagnoseOptions | None = None) -> None
             filtered = [] if skip else _reply_filtered(tunnel, o, peer)
             found.extend(filtered)
             if not filtered and not skip:
-                for episode in episodes(o.events, o.period, end):
-                    found.extend(_leg_down(tunnel, o, peer, episode, end))
+                for until, events in _by_segment(o, end):
+                    for episode in episodes(events, o.period, until):
+                        found.extend(_leg_down(tunnel, o, peer, episode, until))
             found.extend(_address_mismatch(o))
             found.extend(_inner_key_mismatch(tunnel, o))
             found.extend(_period_mismatch(o))
@@ -120,6 +121,16 @@ def diagnose(analysis: Analysis, options: DiagnoseOptions | None = None) -> None
             found.extend(_late_detection(o, options, end))
         found.sort(key=lambda d: (_sort_time(d), _SEVERITY_ORDER[d.severity]))
         tunnel.diagnoses = found
+
+
+def _by_segment(o: OriginatorResult, end: float) -> list[tuple[float, list[KeepaliveEvent]]]:
+    """(end, events) of each segment of the capture the originator's timeline covers (a
+    capture with gaps): a failure never runs on across a gap. Without gaps, all of it."""
+    if not o.segments:
+        return [(end, o.events)]
+    return [
+        (until, [e for e in o.events if start <= e.time <= until]) for start, until in o.segments
+    ]
 
 
 _SEVERITY_ORDER = {Severity.ERROR: 0, Severity.WARNING: 1, Severity.INFO: 2}

@@ -198,3 +198,26 @@ def what_if(capture: Path, tmp_path: Path) -> dict[str, dict[str, Any]]:
     assert main([*arguments, "-o", str(out)]) == 0
     tunnels = json.loads(out.read_text())["tunnels"]
     return {o["address"]: o["what_if"] for o in tunnels[0]["originators"]}
+
+
+def test_a_failure_at_a_segment_end_does_not_run_on_across_the_gap(tmp_path: Path) -> None:
+    # The same 45 s of leg_a_to_b.toml in 2020 and 2026: A's keepalives go unanswered from
+    # 35 s to the end of each piece, so each piece has its own leg-down, "still failing"
+    # when its part of the capture ends — the 2020 one is not "answered again" in 2026.
+    scenario = dataclasses.replace(
+        load_scenario(SCENARIO.parent / "leg_a_to_b.toml"), duration=45.0
+    )
+    spliced = tmp_path / "spliced.pcap"
+    with PcapWriter(spliced) as writer:
+        for index, start in enumerate((T2020, T2026)):
+            piece = tmp_path / f"piece{index}.pcap"
+            simulate(dataclasses.replace(scenario, start=start), piece)
+            with open_capture(piece) as reader:
+                for frame in reader:
+                    writer.write(frame.time, frame.data)
+    out = tmp_path / "spliced.json"
+    assert main(["analyze", str(spliced), "--format", "json", "-o", str(out)]) == 0
+    (tunnel,) = json.loads(out.read_text())["tunnels"]
+    legs = [d for d in tunnel["diagnoses"] if d["code"] == "leg-down"]
+    assert [d["time"] for d in legs] == [T2020 + 35.0, T2026 + 35.0]
+    assert all("still failing when the capture ends" in d["message"] for d in legs)
