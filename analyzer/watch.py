@@ -172,8 +172,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         default=DEFAULT_BUFFER_MB << 20,
         metavar="MB",
         help=f"kernel capture buffer of each capture, in MiB (like tcpdump -B, which counts "
-        f"KiB; default {DEFAULT_BUFFER_MB}: about a second of a 1 Gbit/s port for the data "
-        "capture, hours of keepalives for theirs)",
+        f"KiB; default {DEFAULT_BUFFER_MB}: about a second of a busy 1 Gbit/s port for the "
+        "data capture, minutes of a thousand tunnels' keepalives for theirs)",
     )
     parser.add_argument(
         "--stats-interval",
