@@ -30,8 +30,8 @@ def default_jobs() -> int:
 
 def capture_files(argument: str) -> list[str]:
     """The files one capture argument names: '-' or a file; a directory (every pcap,
-    pcapng or gzip file in it, hidden files aside); or files joined by commas
-    (``a.pcap,b.pcap``; a name that exists as given is one file, commas and all).
+    pcapng or gzip file in it, hidden files aside); or files (or directories) joined by
+    commas (``a.pcap,b.pcap``; a name that exists as given is one file, commas and all).
     Raises CaptureError when a directory holds no capture."""
     if argument == "-" or os.path.isfile(argument) or not argument:
         return [argument]
@@ -45,7 +45,7 @@ def capture_files(argument: str) -> list[str]:
             raise CaptureError(f"{argument}: is a directory holding no pcap, pcapng or gzip file")
         return found
     if "," in argument:
-        return [part for part in argument.split(",") if part]
+        return [path for part in argument.split(",") if part for path in capture_files(part)]
     return [argument]  # missing: the reader says so
 
 

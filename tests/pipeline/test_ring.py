@@ -261,3 +261,15 @@ def test_reader_libpcap_names_the_file_it_cannot_read(
     assert main(["analyze", str(tmp_path / "ring"), "--reader", "libpcap"]) == 2
     error = capsys.readouterr().err
     assert f"({tmp_path / 'ring' / 'd.pcap.gz'}: gzip-compressed input)" in error
+
+
+def test_a_comma_list_may_hold_directories(whole: Path, tmp_path: Path) -> None:
+    d, c, b, a = split(whole, tmp_path / "ring")
+    (tmp_path / "more").mkdir()
+    a.rename(tmp_path / "more" / "a.pcap")
+    assert capture_files(f"{tmp_path / 'ring'},{tmp_path / 'more'}") == [
+        str(b),
+        str(c),
+        str(d),
+        str(tmp_path / "more" / "a.pcap"),
+    ]
