@@ -1,10 +1,14 @@
-"""The Wireshark plugin (`gre-keepalive export-lua`) in the real tshark agrees with analyze.
+"""The Wireshark plugin (`gre-keepalive export-lua`) agrees with analyze in every front end.
 
-Every capture in captures/ and tests/data/real/ (plus scenario and hand-built
-captures written here) goes through `tshark -2 -X lua_script:lua/gre_keepalive.lua` once;
-each keepalive frame's type, originator, counter, line state and partner frame must be
-what `gre-keepalive analyze --format json` says for that frame, the expert infos must sit
-on the frames of the analysis's transitions, and the plugin must raise no Lua error.
+Every capture in captures/ and tests/data/real/ (plus scenario and hand-built captures
+written here) goes through `tshark -2 -Y` with lua/gre_keepalive.lua; a few go through
+one-pass tshark and `tshark -2` with and without a display filter, and through sharkd
+(Wireshark's backend) asked for frames in ascending, descending and shuffled order. Each
+keepalive frame's type, originator, counter, line state and partner frame must be what
+`gre-keepalive analyze --format json` says for that frame, the expert infos must sit on
+the frames of the analysis's transitions, and the plugin must raise no Lua error. Also:
+the expert summary, a second copy, invalid preferences, the numeric fields, the tunnels
+statistics, the plugin's version and `export-lua --install`.
 """
 
 from __future__ import annotations
@@ -1059,3 +1063,19 @@ def test_pcapng_with_nanoseconds_agrees(tmp_path: Path) -> None:
             timeout=60,
         )
     assert_agree(analysis(capture, tmp_path), lua_frames(capture, mode="one-pass"))
+
+
+@needs_tshark
+@needs_sharkd
+def test_sharkd_agrees_on_an_unreadable_file(tmp_path: Path) -> None:
+    """gzip: sharkd's loading pass hands the plugin every frame in order; frames asked
+    afterwards, in descending order, show the analysis."""
+    capture = tmp_path / "outage.pcap.gz"
+    capture.write_bytes(gzip.compress((CAPTURES / "outage.pcap").read_bytes()))
+    document = analysis(capture, tmp_path)
+    numbers = sorted(expected_frames(document), reverse=True)
+    env = _home_with_plugin(tmp_path / "home", generate_lua(None, None, None))
+    frames, marked, unanswered = sharkd_frames(capture, numbers, env)
+    assert_agree(document, frames)
+    assert marked == set(frames)
+    assert unanswered == expected_experts(document)["unanswered"]
