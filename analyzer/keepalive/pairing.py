@@ -247,6 +247,15 @@ class Pairer:
             waiting.remove(chosen)
         return chosen
 
+    def finish(self) -> None:
+        """Nothing more will be paired (the capture was read to its end): forget what
+        pairing needed while frames streamed by; the originators' logs stay."""
+        self._pending.clear()
+        self._pending6.clear()
+        self._answered.clear()
+        self._inner_owner.clear()
+        self._tunnels.clear()
+
     def _prune(self, now: float) -> None:
         """Forget requests too old to be answered, so memory follows tunnels, not time
         (every PRUNE_EVERY requests)."""

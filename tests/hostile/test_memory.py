@@ -36,3 +36,10 @@ def test_a_collector_that_goes_on_keeps_its_own() -> None:
     traits = _traits(final=False)
     assert traits["192.0.2.1"] is not traits["192.0.2.2"]
     assert traits["192.0.2.1"] == traits["192.0.2.2"]
+
+
+def test_a_finished_capture_forgets_the_pairing_state_but_keeps_the_logs() -> None:
+    collector = collect_frames(three_idle_tunnels().raw_frames(), ["idle.pcap"])
+    analyze_collected(collector, Settings(), final=True)
+    assert len(collector.pairer.originators) == 3
+    assert collector.pairer._inner_owner == {} and collector.pairer._tunnels == {}
