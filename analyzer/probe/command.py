@@ -564,7 +564,7 @@ class ProbeLoop:
         start = self.monotonic()
         schedules = {t: _Schedule(start) for t in engine.tunnels if t.originates}
         selector = selectors.DefaultSelector()
-        self.sockets.set_windows(engine.return_windows())
+        self.sockets.set_windows(engine.return_windows(), engine.window_headroom())
         for sock in self.sockets.receivers:
             selector.register(sock, selectors.EVENT_READ)
         result = EXIT_OK
@@ -654,7 +654,7 @@ class ProbeLoop:
         packet = self.engine.build_request(tunnel)
         self.engine.expect(tunnel, packet)
         try:  # the kernel lets its return in from now on (and drops others)
-            self.sockets.set_windows(self.engine.return_windows())
+            self.sockets.set_windows(self.engine.return_windows(), self.engine.window_headroom())
         except OSError as exc:
             print(f"{PROG}: error: cannot update the kernel filter: {exc}", file=sys.stderr)
         stamp = self.wall()

@@ -34,6 +34,7 @@ Everything else is dropped and counted by reason (:data:`DROP_REASONS`).
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -369,6 +370,16 @@ class ProbeEngine:
         if ident not in waiting:
             waiting.append(ident)
 
+    def window_headroom(self) -> dict[int, int]:
+        """Per IP version, about a second's worth of identifiers this host hands out (at
+        least 16): how far ahead a return window may reach (see RawSockets.set_windows)."""
+        rate = {4: 0.0, 6: 0.0}
+        for tunnel in self.tunnels:
+            if tunnel.period:
+                rate[tunnel.family] += 1.0 / tunnel.period
+        # IPv4 uses two IP IDs per keepalive (inner and outer), IPv6 one flow label
+        return {4: max(16, math.ceil(2 * rate[4])), 6: max(16, math.ceil(rate[6]))}
+
     def return_windows(self) -> dict[int, tuple[int, int] | None] | None:
         """Per IP version, the circular window (lo, span) of identifiers (IPv4 inner IP ID,
         IPv6 inner flow label) covering every outstanding request, None when none is
@@ -385,12 +396,11 @@ class ProbeEngine:
             (4, self.ids.last, 1 << 16),
             (6, self.labels.last, 1 << 20),
         ):
+            # each queue holds its requests in the order they left: its first is its oldest
             waiting = [
-                ident
+                queue[0]
                 for tunnel, queue in self._outstanding.items()
-                if tunnel.family == family
-                for ident in queue
-                if ident is not None
+                if tunnel.family == family and queue and queue[0] is not None
             ]
             if newest is None or not waiting:
                 windows[family] = None

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import errno
 import socket
 import struct
 from dataclasses import dataclass, field
@@ -133,40 +134,58 @@ class RawSockets:
             if requests is None:
                 continue
             ours = [(loc, rem) for loc, rem in endpoints if (":" in loc) == (family == 6)]
-            attach_filter(requests, gre_socket_filter(family, ours, "requests"))
+            _replace_filter(requests, _pack(gre_socket_filter(family, ours, "requests")))
             self._replies_programs[family] = _pack(gre_socket_filter(family, ours, "replies"))
             self._attached_windows.pop(family, None)
             self._apply_window(family)
 
-    def set_windows(self, windows: dict[int, Window | None] | None) -> None:
+    def set_windows(
+        self, windows: dict[int, Window | None] | None, headroom: dict[int, int] | None = None
+    ) -> None:
         """The identifiers of the returns still awaited, per family (None: no window, every
-        bare reply goes to the returns socket). Filters are swapped only on a change."""
+        bare reply goes to the returns socket).
+
+        A filter holds the window plus `headroom` identifiers still to be handed out (about
+        a second's worth), and is swapped only when a new identifier falls outside it or it
+        has grown more than twice the headroom too wide: a busy probe recompiles it about
+        once a second, not at every keepalive.
+        """
         self.windows = windows
         for family in (4, 6):
-            self._apply_window(family)
+            self._apply_window(family, (headroom or {}).get(family, 0))
 
-    def _apply_window(self, family: int) -> None:
+    def _apply_window(self, family: int, headroom: int = 0) -> None:
         returns = self._receive_socket(family, "returns")
         others = self._receive_socket(family, "replies")
         base = self._replies_programs.get(family)
         if returns is None or others is None or base is None:
             return
-        window = None if self.windows is None else self.windows.get(family)
-        wanted: object = "all" if self.windows is None else window
-        if self._attached_windows.get(family, "unset") == wanted:
-            return
+        attached = self._attached_windows.get(family, "unset")
         nothing = _pack([(BPF_RET | BPF_K, 0, 0, 0)])
+        wanted: object
         if self.windows is None:
-            inside, outside = base, nothing
-        elif window is None:
-            inside, outside = nothing, base
+            wanted, inside, outside = "all", base, nothing
         else:
-            lo, span = window
-            inside = _pack(ident_window_prefix(family, lo, span, inside=True)) + base
-            outside = _pack(ident_window_prefix(family, lo, span, inside=False)) + base
+            window = self.windows.get(family)
+            modulus = 1 << (16 if family == 4 else 20)
+            if window is None:
+                if isinstance(attached, tuple):
+                    return  # nothing awaited: a stale window lets nothing harmful in
+                wanted, inside, outside = None, nothing, base
+            else:
+                chosen = window_to_attach(
+                    attached if isinstance(attached, tuple) else None, window, headroom, modulus
+                )
+                if chosen is None:
+                    return
+                wanted = chosen
+                inside = _pack(ident_window_prefix(family, *wanted, inside=True)) + base
+                outside = _pack(ident_window_prefix(family, *wanted, inside=False)) + base
+        if attached == wanted:
+            return
         # the returns' filter first: an identifier entering the window is never in neither
-        _attach_packed(returns, inside)
-        _attach_packed(others, outside)
+        _replace_filter(returns, inside)
+        _replace_filter(others, outside)
         self._attached_windows[family] = wanted
 
     def receive_buffer(self) -> int:
@@ -254,6 +273,39 @@ def _attach_packed(sock: socket.socket, raw: bytes) -> None:
     buffer = ctypes.create_string_buffer(raw, len(raw))
     fprog = _SockFprog(len(raw) // 8, ctypes.addressof(buffer))
     sock.setsockopt(socket.SOL_SOCKET, SO_ATTACH_FILTER, bytes(fprog))
+
+
+def window_to_attach(
+    attached: Window | None, needed: Window, headroom: int, modulus: int
+) -> Window | None:
+    """The window to attach for `needed` (lo, span), or None to keep `attached`: kept while
+    it covers `needed` and is not more than twice `headroom` wider; else `needed` widened
+    by `headroom` identifiers to come (all circular, modulo `modulus`)."""
+    lo, span = needed
+    if attached is not None:
+        old_lo, old_span = attached
+        covered = (lo - old_lo) % modulus + span <= old_span
+        if covered and old_span <= span + 2 * headroom:
+            return None
+    return lo, min(span + headroom, modulus - 1)
+
+
+_ACCEPT_ALL = struct.pack("=HBBI", BPF_RET | BPF_K, 0, 0, 0x40000)
+
+
+def _replace_filter(sock: socket.socket, raw: bytes) -> None:
+    """Swap a socket's filter for `raw`. The kernel charges the new program before it frees
+    the old one, and a few thousand instructions cost more than half of
+    net.core.optmem_max (ENOMEM with about 200 IPv4 tunnels): then the socket passes
+    everything for a moment (the decoder still judges every packet) while the old program
+    is dropped, and the new one follows."""
+    try:
+        _attach_packed(sock, raw)
+    except OSError as exc:
+        if exc.errno != errno.ENOMEM:
+            raise
+        _attach_packed(sock, _ACCEPT_ALL)
+        _attach_packed(sock, raw)
 
 
 def _prepare_receive(sock: socket.socket) -> None:

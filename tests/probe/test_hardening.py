@@ -449,6 +449,23 @@ def test_the_window_covers_every_outstanding_request_and_only_those() -> None:
     assert _engine(accept_any_return=True).return_windows() is None  # no window at all
 
 
+@pytest.mark.parametrize(
+    ("attached", "needed", "chosen"),
+    [
+        (None, (100, 2), (100, 18)),  # first window: what is awaited + 16 to come
+        ((100, 18), (104, 4), None),  # still covered, not too wide: no recompiling
+        ((100, 18), (110, 10), (110, 26)),  # the newest ID (120) is beyond 118
+        ((65530, 20), (2, 4), None),  # covered across the wrap of the 16-bit ID
+        ((100, 100), (150, 2), (150, 18)),  # covered but 100 > 2 + 2 × 16: narrowed
+        (None, (0, 65530), (0, 65535)),  # never wider than the whole ID space
+    ],
+)
+def test_a_return_window_is_recompiled_only_when_it_must(
+    attached: tuple[int, int] | None, needed: tuple[int, int], chosen: tuple[int, int] | None
+) -> None:
+    assert probe_net.window_to_attach(attached, needed, 16, 1 << 16) == chosen
+
+
 def test_the_socket_filter_fits_the_kernel_limit_for_many_tunnels() -> None:
     many = [(A, f"198.51.100.{i}") for i in range(1, 255)]
     assert len(gre_socket_filter(4, many)) <= 4096

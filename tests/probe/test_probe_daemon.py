@@ -274,6 +274,13 @@ import json, sys, time
 from analyzer.probe.net import RawSockets
 from analyzer.read.packet import build_gre, build_ip, build_keepalive_request, decode_frame
 sockets = RawSockets.open({4, 6})
+# 254 tunnels, reloaded: replacing a filter this size with another fails with ENOMEM
+# (net.core.optmem_max) unless the old one is dropped first
+many = [("192.0.2.1", f"198.51.100.{i}") for i in range(1, 255)]
+sockets.attach_filters(many)
+sockets.set_windows({4: (5, 2)})
+sockets.attach_filters(many[::-1])
+sockets.set_windows({4: (7, 2)})
 sockets.attach_filters([("192.0.2.1", "192.0.2.2"), ("2001:db8::1", "2001:db8::2")])
 sockets.set_windows({4: (5, 2), 6: (100, 10)})  # awaited: IP IDs 5-7, flow labels 100-110
 udp = build_gre(0x0800, build_ip("10.0.0.1", "10.0.0.2", b"12345678", protocol=17))

@@ -428,7 +428,7 @@ class FakeNetwork:
     def ensure(self, families: set[int]) -> None:
         pass
 
-    def set_windows(self, windows: Any) -> None:
+    def set_windows(self, windows: Any, headroom: Any = None) -> None:
         self.windows = windows
 
     def receive_buffer(self) -> int:
