@@ -19,6 +19,7 @@ The promises (issue "hub scale"): first paint ≤ 2 × analyze; every key ≤ 0.
 tunnels and ≤ 0.3 s at 5,000. Results go to benchmarks/results/tui-DATE.json.
 
     python benchmarks/bench_tui.py [--tunnels 500 5000] [--minutes 10] [--repeat 5]
+                                   [--analyze-runs 3]
 """
 
 from __future__ import annotations
@@ -215,14 +216,15 @@ def main(argv: list[str] | None = None) -> int:
         help="data packets/s each way per tunnel "
         "(default 2 at up to 1,000 tunnels, else 0.2: the capture stays under 400 MB)",
     )
-    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--repeat", type=int, default=5, help="rounds of key presses")
+    parser.add_argument("--analyze-runs", type=int, default=3, help="analyze runs (median)")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args(argv)
     report: dict[str, Any] = {"machine": machine(), "captures": []}
     for tunnels in args.tunnels:
         pps = args.data_pps if args.data_pps is not None else (2.0 if tunnels <= 1000 else 0.2)
         path = build_capture(tunnels, args.minutes, pps)
-        analyze = time_analyze(path, 3)
+        analyze = time_analyze(path, args.analyze_runs)
         tui = asyncio.run(time_tui(path, args.repeat))
         target = KEY_TARGETS.get(tunnels)
         worst = max(v["max_s"] for k, v in tui["keys"].items() if not k.startswith("z "))

@@ -456,6 +456,7 @@ class _OriginatorIndex:
         )
         self.built = False
         self._last: tuple[float, OriginatorView] | None = None
+        self._unchanged: tuple[tuple[int, int | None], OriginatorView] | None = None
 
     def build(self) -> None:
         """The prefix counts, data copy and blackhole windows (once)."""
@@ -506,6 +507,16 @@ class _OriginatorIndex:
         self.build()
         result = self.result
         index = bisect_right(self.times, time)
+        data_count = self.data.at(time) if self.data is not None else None
+        # Between two of its events and two of its data packets nothing on its row moves
+        # (blackhole windows begin and end at events), except time down while it is down.
+        state = (index, data_count)
+        unchanged = self._unchanged
+        if unchanged is not None and unchanged[0] == state:
+            view = unchanged[1]
+            if view.line_state is not LineState.DOWN:
+                self._last = (time, view)
+                return view
         if index:
             last = result.events[index - 1]
             line_state: LineState | None = last.line_state
@@ -534,11 +545,12 @@ class _OriginatorIndex:
             down_seconds=down_seconds,
             last_event=last_event,
             lost=self.unanswered_before[index],
-            data_packets=self.data.at(time) if self.data is not None else None,
+            data_packets=data_count,
             blackholed=self.blackhole.at(time) if self.blackhole is not None else None,
             rank=self.rank,
         )
         self._last = (time, view)
+        self._unchanged = (state, view)
         return view
 
     def transitions_until(self, time: float) -> list[TransitionView]:
@@ -640,6 +652,7 @@ class CaptureIndex:
         self._by_row = {o.row_key: o for o in self._indexes}
         self._keys = [o.row_key for o in self._indexes]
         self._orders: dict[tuple[str, bool], list[int]] = {}
+        self._tunnel_order: list[int] | None = None
         # Every keepalive event's time, in order: "keepalive N/M", stepping, and where the
         # last rows of the event log begin.
         self.event_times = array("d", sorted(chain.from_iterable(o.times for o in self._indexes)))
@@ -716,8 +729,14 @@ class CaptureIndex:
                 ranked = sort_views(views, by, reverse=reverse)
                 order = self._orders[(by, reverse)] = [position[id(v)] for v in ranked]
             return Rows([self._keys[i] for i in order], lambda i: indexes[order[i]].view(time))
-        views = filter_views((o.view(time) for o in indexes), query)
-        return Rows.of(sort_views(views, by, reverse=reverse))
+        if self._tunnel_order is None:
+            views = [o.view(self.start) for o in indexes]
+            position = {id(view): number for number, view in enumerate(views)}
+            self._tunnel_order = [position[id(v)] for v in sorted(views, key=_tunnel_order)]
+        views = filter_views((indexes[i].view(time) for i in self._tunnel_order), query)
+        if by == PROBLEMS:
+            return Rows.of(sorted(views, key=_problem_order, reverse=reverse))
+        return Rows.of(sorted(views, key=column(by).sort, reverse=reverse))
 
     def tunnel_at(self, key: TunnelKey, time: float) -> TunnelView | None:
         """One tunnel at `time`: its originators, transitions so far and diagnoses."""
