@@ -11,6 +11,7 @@ handed to a real rich console on the same stream.
 
 from __future__ import annotations
 
+import re
 from itertools import pairwise
 from typing import Any, TextIO
 
@@ -22,16 +23,45 @@ from rich.padding import Padding
 from rich.table import Table
 from rich.text import Text
 
+_WORD = re.compile(r"\s*\S+\s*")  # rich's word: leading space, the word, trailing space
 # Characters the report itself writes outside ASCII, each one cell wide.
 _NARROW = str.maketrans("", "", "…↔→≥·×")
 
 
+def _narrow(text: str) -> bool:
+    """Every character of `text` is one cell wide (ASCII and the report's own arrows)."""
+    return text.isascii() or text.translate(_NARROW).isascii()
+
+
 def _cells(text: str) -> int:
     """Cells `text` takes on a terminal: its length when every character is one cell
-    (ASCII and the report's own arrows), else rich's count."""
-    if text.isascii() or text.translate(_NARROW).isascii():
-        return len(text)
-    return cell_len(text)
+    wide, else rich's count."""
+    return len(text) if _narrow(text) else cell_len(text)
+
+
+def _divide_narrow(text: str, width: int) -> list[int]:
+    """rich's ``divide_line`` (fold on) for text of one-cell characters, counting with
+    len(): the offsets at which to break `text` into lines of at most `width` cells."""
+    breaks: list[int] = []
+    offset = 0  # cells used on the current line
+    for match in _WORD.finditer(text):
+        start, word = match.start(), match.group(0)
+        length = len(word.rstrip())
+        if width - offset >= length:
+            offset += len(word)
+        elif length > width:  # a word longer than a line: folded across lines
+            pieces = [word[at : at + width] for at in range(0, len(word), width)]
+            for piece in pieces[:-1]:
+                if start:
+                    breaks.append(start)
+                start += len(piece)
+            if start:
+                breaks.append(start)
+            offset = len(pieces[-1])
+        elif offset and start:
+            breaks.append(start)
+            offset = len(word)
+    return breaks
 
 
 def _plain(renderable: object) -> str | None:
@@ -69,7 +99,8 @@ def wrap(text: str, width: int) -> list[str]:
         if _cells(line) <= width:
             lines.append(line)
             continue
-        offsets = [0, *divide_line(line, width, fold=True), len(line)]
+        breaks = _divide_narrow(line, width) if _narrow(line) else divide_line(line, width)
+        offsets = [0, *breaks, len(line)]
         for start, end in pairwise(offsets):
             piece = line[start:end]
             while _cells(piece) > width and piece.endswith(" "):
@@ -150,23 +181,32 @@ class PlainConsole(Console):
             columns.append([str(cell) for cell in cells])
         if not columns:
             return None
-        widths = [max(_cells(cell) for cell in cells) for cells in columns]
+        sizes = [[_cells(cell) for cell in cells] for cells in columns]
+        widths = [max(column) for column in sizes]
         excess = sum(width + 2 for width in widths) - self.plain_width
+        rows = range(len(columns[0]))
+        if excess <= 0:
+            return [
+                "".join(
+                    f" {cells[row]}{' ' * (width - size[row] + 1)}"
+                    for cells, size, width in zip(columns, sizes, widths, strict=True)
+                )
+                for row in rows
+            ]
+        # rich narrows the widest wrapable column by the excess; with one such column (the
+        # report's "event") that is all it does, unless it would vanish.
         wrapable = [column.width is None and not column.no_wrap for column in table.columns]
-        if excess > 0:
-            # rich narrows the widest wrapable column by the excess; with one such column
-            # (the report's "event") that is all it does, unless it would vanish.
-            if wrapable.count(True) != 1:
-                return None
-            index = wrapable.index(True)
-            if widths[index] - excess < 1:
-                return None
-            widths[index] -= excess
+        if wrapable.count(True) != 1:
+            return None
+        narrowed = wrapable.index(True)
+        if widths[narrowed] - excess < 1:
+            return None
+        widths[narrowed] -= excess
         lines: list[str] = []
-        for row in range(len(columns[0])):
+        for row in rows:
             wrapped = [
-                wrap(column[row], width) if allowed else [column[row]]
-                for column, width, allowed in zip(columns, widths, wrapable, strict=True)
+                wrap(cells[row], width) if index == narrowed else [cells[row]]
+                for index, (cells, width) in enumerate(zip(columns, widths, strict=True))
             ]
             for index in range(max(len(cell) for cell in wrapped)):
                 lines.append(

@@ -4,10 +4,12 @@ characters must be exactly rich's, on every capture of the repository."""
 from __future__ import annotations
 
 import io
+import random
 from pathlib import Path
 from typing import Any
 
 import pytest
+from rich._wrap import divide_line
 from rich.console import Console
 from rich.padding import Padding
 from rich.table import Table
@@ -17,7 +19,7 @@ from analyzer.keepalive.analysis import Settings
 from analyzer.pipeline.analyze import analyze_collected
 from analyzer.pipeline.collect import collect
 from analyzer.report import text
-from analyzer.report.plain import PlainConsole
+from analyzer.report.plain import PlainConsole, _divide_narrow
 
 ROOT = Path(__file__).parent.parent.parent
 CAPTURES = sorted(
@@ -111,3 +113,15 @@ def test_an_ipv6_address_is_not_taken_for_an_emoji_code(color: bool) -> None:
 def test_markup_text_is_rich_s(markup: str) -> None:
     plain, rich = _both(markup, width=200)
     assert plain == rich
+
+
+def test_line_breaking_of_one_cell_text_is_rich_s() -> None:
+    # 2,000 strings of words, runs of spaces and words longer than a line, widths 1-60
+    rng = random.Random(3)
+    alphabet = "ab cdefgh  …→≥xyz1234567890-().,"
+    for _ in range(2000):
+        line = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 200)))
+        if rng.random() < 0.2:
+            line = line.replace(" ", "")
+        width = rng.randint(1, 60)
+        assert _divide_narrow(line, width) == divide_line(line, width, fold=True), (line, width)
