@@ -422,7 +422,7 @@ def _progress_bar(path: str, *, quiet: bool) -> Iterator[Progress | None]:
         BarColumn(),
         DownloadColumn(),
         TimeRemainingColumn(),
-        console=Console(file=sys.stderr),
+        console=Console(file=getattr(sys.stderr, "unescaped", sys.stderr)),
         transient=True,
     )
     task = bar.add_task(f"reading {os.path.basename(path)}", total=size)
@@ -643,10 +643,42 @@ class _ClosedStream(io.TextIOBase):
         return False
 
 
+class _EscapedStderr(io.TextIOBase):
+    """stderr while a command runs: whatever module writes there, control characters are
+    escaped as `ls -b` escapes names (newlines kept), so a name quoted in a message (an
+    interface, a file) never reaches the terminal as an escape sequence."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.unescaped = stream  # rich's progress bar draws on this one
+
+    def write(self, text: str) -> int:
+        self.unescaped.write("\n".join(printable(line) for line in text.split("\n")))
+        return len(text)
+
+    def flush(self) -> None:
+        self.unescaped.flush()
+
+    def isatty(self) -> bool:
+        return self.unescaped.isatty()
+
+    def fileno(self) -> int:
+        return self.unescaped.fileno()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one subcommand; its exit status (tests call this in-process)."""
     if sys.stdout is None:
         sys.stdout = _ClosedStream()
+    stderr = sys.stderr
+    if stderr is not None:
+        sys.stderr = _EscapedStderr(stderr)
+    try:
+        return _run(argv)
+    finally:
+        sys.stderr = stderr
+
+
+def _run(argv: Sequence[str] | None) -> int:
     args = build_parser().parse_args(argv)
     try:
         handler: Callable[[argparse.Namespace], int] = args.handler

@@ -129,3 +129,13 @@ def test_a_reader_that_goes_away_ends_quietly_with_141(args: tuple[str, ...]) ->
     error = process.stderr.read()
     assert process.wait(timeout=120) == 141  # 128 + SIGPIPE, as a shell reports `cat`
     assert error == b""
+
+
+def test_every_subcommand_s_errors_reach_stderr_escaped() -> None:
+    # watch and tui write their own errors; the interface or file name is escaped all the same
+    watch = run("watch", "eth\x1b]0;x\x07", "--format", "jsonl", "--duration", "1")
+    tui = run("tui", "/nonexistent/\x1b[2J.pcap", stdin=subprocess.DEVNULL)
+    for result in (watch, tui):
+        assert result.returncode == 2
+        assert ESC not in result.stderr and "\x07" not in result.stderr
+    assert "eth\\033]0;x\\a" in watch.stderr
