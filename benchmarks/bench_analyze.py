@@ -237,18 +237,23 @@ def build_hub_capture(tunnels: int) -> Path:
     text = hub_scenario(tunnels)
     if path.exists() and toml.exists() and toml.read_text() == text:
         return path
-    toml.write_text(text)
+    toml.unlink(missing_ok=True)  # written again once the capture is complete
     print(f"simulating {path.name} ({tunnels} tunnels, {HUB_DURATION:g} s) …", flush=True)
     began = time.monotonic()
     with tempfile.TemporaryDirectory(dir=OUT) as scratch:
         bare = Path(scratch) / "tunnels.pcap"
+        scenario_file = Path(scratch) / "hub.toml"
+        scenario_file.write_text(text)
         subprocess.run(
-            [sys.executable, "-m", "analyzer", "simulate", str(toml), "-o", str(bare)],
+            [sys.executable, "-m", "analyzer", "simulate", str(scenario_file), "-o", str(bare)],
             check=True,
             cwd=ROOT,
             stdout=subprocess.DEVNULL,
         )
-        add_background(bare, path, HUB_BACKGROUND_PPS)
+        partial = Path(scratch) / "hub.pcap"
+        add_background(bare, partial, HUB_BACKGROUND_PPS)
+        partial.replace(path)
+        toml.write_text(text)
     print(f"  done in {time.monotonic() - began:.0f} s", flush=True)
     return path
 
@@ -261,17 +266,22 @@ def build_capture(scale: float) -> Path:
     text = scenario(scale)
     if path.exists() and toml.exists() and toml.read_text() == text:
         return path
-    toml.write_text(text)
+    toml.unlink(missing_ok=True)  # written again once the capture is complete
+    scenario_file = OUT / f"busy-wan-x{scale:g}.partial.toml"
+    scenario_file.write_text(text)
     print(
         f"simulating {path.name} (about {BASE_PACKETS * scale / 1e6:.1f} M packets) …", flush=True
     )
     began = time.monotonic()
+    partial = path.with_suffix(".partial")
     subprocess.run(
-        [sys.executable, "-m", "analyzer", "simulate", str(toml), "-o", str(path)],
+        [sys.executable, "-m", "analyzer", "simulate", str(scenario_file), "-o", str(partial)],
         check=True,
         cwd=ROOT,
         stdout=subprocess.DEVNULL,
     )
+    partial.replace(path)
+    scenario_file.replace(toml)
     print(f"  done in {time.monotonic() - began:.0f} s", flush=True)
     return path
 
