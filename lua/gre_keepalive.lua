@@ -288,33 +288,146 @@ local function count_missing_ticks(last_send, until_time, period, inclusive)
     return count
 end
 
--- The keepalive period from send times, robust to jitter and missed ticks
--- (analyzer.keepalive.analysis.infer_period). `times` is sorted.
+-- The keepalive period from send intervals (analyzer.keepalive.analysis.estimate_period):
+-- robust to jitter, missed ticks, duplicates and bursts.
+local BURST_FRACTION = 0.2      -- a send closer than this share of the period: a burst
+local PERIOD_TOLERANCE = 0.1    -- intervals agreeing with a candidate: within this share
+local CLUSTER_TOLERANCE = 0.05  -- intervals within this share of each other: one cluster
+local DOMINANT_SHARE = 0.8      -- the largest candidate this share agrees with wins
+local MAX_CANDIDATES = 32
+local LISTED_MULTIPLES = 64
+
+-- The period each interval close to a whole multiple of `candidate` gives.
+local function agreeing(intervals, candidate)
+    local tolerance = PERIOD_TOLERANCE * candidate
+    local found = {}
+    for _, value in ipairs(intervals) do
+        local multiple = round_half_even(value / candidate)
+        if multiple >= 1 and math.abs(value - multiple * candidate) <= tolerance then
+            found[#found + 1] = value / multiple
+        end
+    end
+    return found
+end
+
+-- How many intervals are within tolerance of a whole multiple of `candidate`.
+local function agreeing_count(intervals, candidate)
+    local tolerance = PERIOD_TOLERANCE * candidate
+    local count = 0
+    for _, value in ipairs(intervals) do
+        local multiple = round_half_even(value / candidate)
+        if multiple >= 1 and multiple <= LISTED_MULTIPLES then
+            local centre = multiple * candidate
+            if value >= centre - tolerance and value <= centre + tolerance then
+                count = count + 1
+            end
+        elseif multiple > LISTED_MULTIPLES
+            and value > LISTED_MULTIPLES * candidate + tolerance
+            and math.abs(value - multiple * candidate) <= tolerance then
+            count = count + 1
+        end
+    end
+    return count
+end
+
+local function sorted_copy(list)
+    local copy = {}
+    for i, value in ipairs(list) do copy[i] = value end
+    table.sort(copy)
+    return copy
+end
+
+-- `times` sorted; the period or nil.
 local function infer_period(times)
-    local intervals = {}
+    local raw = {}
     for i = 2, #times do
-        if times[i] > times[i - 1] then intervals[#intervals + 1] = times[i] - times[i - 1] end
+        if times[i] > times[i - 1] then raw[#raw + 1] = times[i] - times[i - 1] end
+    end
+    if #raw == 0 then return nil end
+    local ordered = sorted_copy(raw)
+    local short = BURST_FRACTION * ordered[floor(#ordered / 2) + 1]
+    local intervals
+    if ordered[1] >= short then
+        intervals = ordered
+    else
+        intervals = {}
+        for i, value in ipairs(raw) do
+            if not (value < short) and not (i > 1 and raw[i - 1] < short)
+                and not (i < #raw and raw[i + 1] < short) then
+                intervals[#intervals + 1] = value
+            end
+        end
+        table.sort(intervals)
+        if #intervals == 0 then
+            for _, value in ipairs(ordered) do
+                if value >= short then intervals[#intervals + 1] = value end
+            end
+        end
     end
     if #intervals == 0 then return nil end
-    table.sort(intervals)
-    local m = median(intervals)
-    local base_interval = nil
-    for _, interval in ipairs(intervals) do
-        if interval >= m / 2 then base_interval = interval; break end
+    local clusters
+    if intervals[#intervals] - intervals[1] <= CLUSTER_TOLERANCE * intervals[1] then
+        clusters = { intervals }
+    else
+        clusters = { { intervals[1] } }
+        for i = 2, #intervals do
+            local value, last = intervals[i], clusters[#clusters]
+            if value - last[#last] <= CLUSTER_TOLERANCE * last[#last] then
+                last[#last + 1] = value
+            else
+                clusters[#clusters + 1] = { value }
+            end
+        end
     end
-    base_interval = base_interval or m
-    local estimates = {}
-    for _, interval in ipairs(intervals) do
-        local r = round_half_even(interval / base_interval)
-        if r >= 1 then estimates[#estimates + 1] = interval / r end
+    -- The most populous clusters first (a stable sort, as Python's), at most 32.
+    local order = {}
+    for i = 1, #clusters do order[i] = i end
+    table.sort(order, function(a, b)
+        if #clusters[a] ~= #clusters[b] then return #clusters[a] > #clusters[b] end
+        return a < b
+    end)
+    local scored = {}
+    for rank = 1, math.min(#order, MAX_CANDIDATES) do
+        local cluster = clusters[order[rank]]
+        local candidate = cluster[floor(#cluster / 2) + 1]
+        scored[#scored + 1] = { candidate, agreeing_count(intervals, candidate) }
     end
-    table.sort(estimates)
-    local period = median(estimates)
+    local best = nil
+    for _, s in ipairs(scored) do
+        if s[2] >= DOMINANT_SHARE * #intervals and (best == nil or s[1] > best[1]) then best = s end
+    end
+    if best == nil then
+        for _, s in ipairs(scored) do
+            if best == nil or s[2] > best[2] or (s[2] == best[2] and s[1] > best[1]) then
+                best = s
+            end
+        end
+    end
+    local period = median(sorted_copy(agreeing(intervals, best[1])))
     local nearest = round_half_even(period)
     if nearest >= 1 and math.abs(period - nearest) <= 0.05 * period then
-        return nearest + 0.0
+        period = nearest + 0.0
+    else
+        period = tonumber(string.format("%.3f", period))
     end
-    return tonumber(string.format("%.3f", period))
+    if period <= 0 then return nil end
+    return period
+end
+
+-- (index of the first send, number of sends) of every burst: sends closer together than
+-- BURST_FRACTION of the period (analyzer.keepalive.analysis.find_bursts).
+local function find_bursts(times, period)
+    local bursts = {}
+    local index = 1
+    while index <= #times do
+        local last = index + 1
+        while last <= #times and times[last] - times[last - 1] < BURST_FRACTION * period do
+            last = last + 1
+        end
+        if last - index > 1 then bursts[#bursts + 1] = { index, last - index } end
+        index = last
+    end
+    return bursts
 end
 
 -- -------------------------------------------------------------------------------------
@@ -549,7 +662,8 @@ local function address(s, header, at)
     return ipv6_text(s, at)
 end
 
--- One frame's bytes s[i..e] with its link type: a request, a reply, or nil.
+-- One frame's bytes s[i..e] with its link type: a request, a reply, true for any other
+-- GRE packet (tunnel data), or nil (not GRE, or malformed).
 local function decode_frame(linktype, s, i, e)
     local ethertype, p = link_payload(linktype, s, i, e)
     if not ethertype then return nil end
@@ -558,9 +672,11 @@ local function decode_frame(linktype, s, i, e)
         if not ip or ip.fragment or (ip.protocol ~= 4 and ip.protocol ~= 41) then break end
         ip = ip_header(ip.protocol == 4 and ETH_IPV4 or ETH_IPV6, s, ip.pi, ip.pe)
     end
-    if not ip or ip.protocol ~= 47 or ip.fragment then return nil end
+    if not ip or ip.protocol ~= 47 then return nil end
+    if ip.fragment then return true end
     local flags, ptype, key, gp, r, version = gre_header(s, ip.pi, ip.pe)
-    if flags == nil or version ~= 0 or r then return nil end
+    if flags == nil or version > 1 then return nil end
+    if version ~= 0 or r then return true end
     if ptype == 0 then
         return {
             kind = "reply", src = address(s, ip, ip.src_at), dst = address(s, ip, ip.dst_at),
@@ -569,14 +685,14 @@ local function decode_frame(linktype, s, i, e)
     end
     local inner_type, q = ptype, gp
     if ptype == ETH_CISCO_METADATA then
-        if ip.pe - gp + 1 < 8 then return nil end
+        if ip.pe - gp + 1 < 8 then return true end
         inner_type, q = u16(s, gp), gp + 8
     end
-    if inner_type ~= ETH_IPV4 and inner_type ~= ETH_IPV6 then return nil end
+    if inner_type ~= ETH_IPV4 and inner_type ~= ETH_IPV6 then return true end
     local inner = ip_header(inner_type, s, q, ip.pe)
-    if not inner or inner.protocol ~= 47 or inner.fragment then return nil end
+    if not inner or inner.protocol ~= 47 or inner.fragment then return true end
     local iflags, iptype, ikey, _, ir, iversion = gre_header(s, inner.pi, inner.pe)
-    if iflags == nil or iptype ~= 0 or ir or iversion ~= 0 then return nil end
+    if iflags == nil or iptype ~= 0 or ir or iversion ~= 0 then return true end
     return {
         kind = "request", src = address(s, ip, ip.src_at), dst = address(s, ip, ip.dst_at),
         ip_id = ip.id, ttl = ip.ttl, key = key,
@@ -590,6 +706,11 @@ end
 -- -------------------------------------------------------------------------------------
 -- Reading the capture file (pcap, pcapng), incrementally: what is there now, and more
 -- later if the file grows.
+
+local S = nil           -- the state, see reset()
+local add_gre_time      -- defined with the state
+local DEFAULT_CAPTURE_GAP = 3600.0
+local GAP_PERIODS = 10
 
 local CHUNK = 1048576
 local MAX_CAPLEN = 0x4000000
@@ -679,34 +800,40 @@ local function divmod64(high, low, units)
     return q1 * 4294967296 + q2 * 65536 + q3, rem
 end
 
--- Whether decode_frame could call s[i..e] a keepalive: false only for plain Ethernet +
--- IPv4 frames that are not GRE, or GRE of another protocol type, or GRE carrying IPv4
--- that is not GRE (tunnel data) -- most frames of a busy capture, at a few byte reads.
+-- What decode_frame would make of s[i..e], at a few byte reads where that is easy:
+-- false (not GRE) or 2 (GRE data) for plain Ethernet + IPv4 frames that are not GRE, GRE
+-- of another protocol type, or GRE carrying IPv4 that is not GRE -- most frames of a busy
+-- capture; 1 (decode it) for everything else.
 local function maybe_keepalive(linktype, s, i, e)
-    if linktype ~= 1 or e - i < 41 then return true end
+    if linktype ~= 1 or e - i < 41 then return 1 end
     local t1, t2 = byte(s, i + 12, i + 13)
-    if t1 ~= 8 or t2 ~= 0 then return true end
+    if t1 ~= 8 or t2 ~= 0 then return 1 end
     local vhl, protocol = byte(s, i + 14), byte(s, i + 23)
-    if protocol ~= 47 then return protocol == 4 or protocol == 41 end
+    if protocol ~= 47 then
+        if protocol == 4 or protocol == 41 then return 1 end
+        return false
+    end
     local g = i + 14 + (vhl % 16) * 4
-    if g + 3 > e then return true end
-    local f1, _, p1, p2 = byte(s, g, g + 3)
-    if p1 == 0 and p2 == 0 then return true end
+    if g + 3 > e then return 1 end
+    local f1, f2, p1, p2 = byte(s, g, g + 3)
+    if (p1 == 0 and p2 == 0) or f2 % 8 > 1 then return 1 end
     if p1 == 8 and p2 == 0 then
         local length = 4
         if f1 >= 128 or f1 % 128 >= 64 then length = length + 4 end -- C or R
         if f1 % 64 >= 32 then length = length + 4 end                -- K
         if f1 % 32 >= 16 then length = length + 4 end                -- S
         local inner = g + length
-        if inner + 9 > e then return true end
-        return byte(s, inner + 9) == 47
+        if inner + 9 > e then return 1 end
+        if byte(s, inner + 9) == 47 then return 1 end
+        return 2
     end
-    return (p1 == 0x86 and p2 == 0xDD) or (p1 == 0x89 and p2 == 0x09)
+    if (p1 == 0x86 and p2 == 0xDD) or (p1 == 0x89 and p2 == 0x09) then return 1 end
+    return 2
 end
 
 local function pcap_records(r, visit)
     local little, units, scale, linktype = r.u32 == u32le, r.units, r.nsec_scale, r.linktype
-    local count, end_time, probe = r.count, r.end_time, r.probe
+    local count, end_time, start_time, probe = r.count, r.end_time, r.start_time, r.probe
     while not r.stopped do
         if not need(r, 16) then break end
         local b, p = r.buf, r.pos
@@ -730,14 +857,23 @@ local function pcap_records(r, visit)
         count = count + 1
         local time = sec + frac / units
         if end_time == nil or time > end_time then end_time = time end
+        if start_time == nil or time < start_time then start_time = time end
         if count == probe then r.probe_found = { caplen = caplen, wire = wire } end
         local first, last = p + 16, p + 15 + caplen
-        if maybe_keepalive(linktype, b, first, last) then
+        local kind = maybe_keepalive(linktype, b, first, last)
+        if kind == 2 then -- GRE data: its time, in the cluster of the one before if it can
+            local c = S.last_cluster
+            if c ~= nil and time >= c[1] and time <= c[2] + DEFAULT_CAPTURE_GAP then
+                if time > c[2] then c[2] = time end
+            else
+                add_gre_time(time)
+            end
+        elseif kind == 1 then
             visit(count, time, sec, frac * scale, linktype, b, first, last)
         end
         r.pos = p + 16 + caplen
     end
-    r.count, r.end_time = count, end_time
+    r.count, r.end_time, r.start_time = count, end_time, start_time
 end
 
 local function tsresol_units(code)
@@ -826,10 +962,14 @@ local function pcapng_records(r, visit)
                 r.last_time, r.last_sec, r.last_nsec = time, sec, nsec
                 r.count = r.count + 1
                 if r.end_time == nil or time > r.end_time then r.end_time = time end
+                if r.start_time == nil or time < r.start_time then r.start_time = time end
                 if r.count == r.probe then r.probe_found = { caplen = caplen, wire = wire } end
                 local last = data + caplen - 1
-                if maybe_keepalive(iface.linktype, b, data, last) then
+                local kind = maybe_keepalive(iface.linktype, b, data, last)
+                if kind == 1 then
                     visit(r.count, time, sec, nsec, iface.linktype, b, data, last)
+                elseif kind == 2 then
+                    visit(r.count, time)
                 end
             end
         end
@@ -849,7 +989,6 @@ end
 -- -------------------------------------------------------------------------------------
 -- State (reset whenever Wireshark starts dissecting a file anew).
 
-local S = nil
 local pref_period = 0       -- 0: not set
 local pref_retries = DEFAULT_RETRIES
 local pref_problems = {}    -- texts of out-of-range preferences, shown on every keepalive
@@ -896,6 +1035,9 @@ local function reset()
         frames = 0,           -- frames known (read from the file, or dissected)
         end_time = nil,       -- the latest frame time (the capture's end)
         records = {},         -- keepalive frames in frame order: decoded + number and time
+        start_time = nil,     -- the earliest frame time
+        clusters = {},        -- GRE packets' times, see add_gre_time
+        last_cluster = nil,
         seen = {},            -- mode "frames": frame numbers already decoded
         dirty = true,         -- records changed since the timelines were computed
         results = nil,        -- frame number -> what to display
@@ -917,6 +1059,42 @@ end
 local function note_frame(number, time)
     if number > S.frames then S.frames = number end
     if S.end_time == nil or time > S.end_time then S.end_time = time end
+    if S.start_time == nil or time < S.start_time then S.start_time = time end
+end
+
+-- GRE packets' times, as clusters of times no more than DEFAULT_CAPTURE_GAP apart: a
+-- silence between clusters longer than the capture-gap threshold (which is at least
+-- that) is the capture not running (analyzer.keepalive.segments).
+
+add_gre_time = function(time)
+    local clusters = S.clusters
+    local last = S.last_cluster
+    if last ~= nil and time >= last[1] and time <= last[2] + DEFAULT_CAPTURE_GAP then
+        if time > last[2] then last[2] = time end
+        return
+    end
+    local joined = nil
+    local kept = {}
+    for _, c in ipairs(clusters) do
+        if time >= c[1] - DEFAULT_CAPTURE_GAP and time <= c[2] + DEFAULT_CAPTURE_GAP then
+            if joined == nil then
+                joined = c
+                if time < c[1] then c[1] = time end
+                if time > c[2] then c[2] = time end
+            else
+                if c[1] < joined[1] then joined[1] = c[1] end
+                if c[2] > joined[2] then joined[2] = c[2] end
+            end
+            if c == joined then kept[#kept + 1] = c end
+        else
+            kept[#kept + 1] = c
+        end
+    end
+    if joined == nil then
+        joined = { time, time }
+        kept[#kept + 1] = joined
+    end
+    S.clusters, S.last_cluster = kept, joined
 end
 
 local function add_record(d, number, time, sec, nsec)
@@ -926,17 +1104,26 @@ local function add_record(d, number, time, sec, nsec)
 end
 
 local function add_decoded(number, time, sec, nsec, linktype, b, first, last)
+    if linktype == nil then
+        add_gre_time(time) -- GRE data, known without decoding
+        return
+    end
     local d = decode_frame(linktype, b, first, last)
-    if d ~= nil then add_record(d, number, time, sec, nsec) end
+    if d == true then
+        add_gre_time(time)
+    elseif d ~= nil then
+        add_gre_time(time)
+        add_record(d, number, time, sec, nsec)
+    end
 end
 
 -- Read the file from where it was left; `probe` (frame number) collects that frame's
 -- lengths to check the file is the one Wireshark reads.
 local function index_file(r, probe)
-    r.probe, r.probe_found, r.end_time = probe, nil, S.end_time
+    r.probe, r.probe_found, r.end_time, r.start_time = probe, nil, S.end_time, S.start_time
     read_records(r, add_decoded)
     if r.count > S.frames then S.frames = r.count end
-    S.end_time = r.end_time
+    S.end_time, S.start_time = r.end_time, r.start_time
     return r.probe_found
 end
 
@@ -982,7 +1169,11 @@ local function collect_frame(tvb, pinfo)
     local bytes = tvb:raw()
     for _, linktype in ipairs(GUESSED_LINKTYPES) do
         local d = decode_frame(linktype, bytes, 1, #bytes)
-        if d ~= nil then
+        if d == true then
+            add_gre_time(time)
+            return
+        elseif d ~= nil then
+            add_gre_time(time)
             local sec = floor(time)
             add_record(d, number, time, sec, floor((time - sec) * 1e9 + 0.5))
             return
@@ -1194,20 +1385,20 @@ local function by_time_then_frame(a, b)
     return a.number < b.number
 end
 
-local function run_timeline(o, capture_end)
-    local times = {}
-    for i, request in ipairs(o.requests) do times[i] = request.time end
-    table.sort(times)
-    local period, period_source, retries, retries_source = settings(o, infer_period(times))
-    local requests, replies = {}, {}
-    for i, request in ipairs(o.requests) do requests[i] = request end
-    for i, reply in ipairs(o.replies) do replies[i] = reply end
-    table.sort(requests, by_time_then_frame)
-    table.sort(replies, by_time_then_frame)
-    local tl = {
-        counter = 0, down = false, last_tick = nil, extrapolated = 0, transitions = {},
-        missing = 0, pending_down = nil,
-    }
+-- The state machine over one run of sends (observed and extrapolated) and replies, in
+-- time order, up to `run_end` (analyzer.keepalive.analysis._run). `tl.pending_down` (an
+-- extrapolated down not yet shown on a frame) carries over to the next run.
+local function run_segment(tl, requests, replies, period, period_source, retries,
+                           retries_source, burst_period, run_end)
+    tl.counter, tl.down, tl.last_tick, tl.missing = 0, false, nil, 0
+    local transitions = {}
+    -- A burst of n sends stands for the n ticks its sends make: the ticks missing before
+    -- it are counted up to n - 1 periods before its first send.
+    local until_of = {}
+    for i, request in ipairs(requests) do until_of[i] = request.time end
+    for _, burst in ipairs(find_bursts(until_of, burst_period)) do
+        until_of[burst[1]] = until_of[burst[1]] - (burst[2] - 1) * period
+    end
 
     local function record(r)
         r.counter, r.line_state = tl.counter, tl.down and "down" or "up"
@@ -1223,7 +1414,7 @@ local function run_timeline(o, capture_end)
 
     local function transition(time, state, counter, r)
         local t = { time = time, state = state, counter = counter, frame = r and r.number }
-        tl.transitions[#tl.transitions + 1] = t
+        transitions[#transitions + 1] = t
         if r == nil then
             tl.pending_down = t
         else
@@ -1255,8 +1446,8 @@ local function run_timeline(o, capture_end)
         tl.missing = tl.missing + count
     end
 
-    local function send(request)
-        extrapolate(request.time, false, nil)
+    local function send(request, until_time)
+        extrapolate(until_time, false, nil)
         if tl.counter >= retries and not tl.down then
             tl.down = true
             transition(request.time, "down", tl.counter, request)
@@ -1269,13 +1460,13 @@ local function run_timeline(o, capture_end)
     local next_request = 1
     for _, reply in ipairs(replies) do
         while next_request <= #requests and requests[next_request].time <= reply.time do
-            send(requests[next_request])
+            send(requests[next_request], until_of[next_request])
             next_request = next_request + 1
         end
         if next_request <= #requests then
-            extrapolate(requests[next_request].time, false, reply.time)
+            extrapolate(until_of[next_request], false, reply.time)
         else
-            extrapolate(capture_end, true, reply.time)
+            extrapolate(run_end, true, reply.time)
         end
         tl.counter = 0
         if tl.down then
@@ -1284,11 +1475,11 @@ local function run_timeline(o, capture_end)
         end
         record(reply)
     end
-    for index = next_request, #requests do send(requests[index]) end
-    extrapolate(capture_end, true, nil)
+    for index = next_request, #requests do send(requests[index], until_of[index]) end
+    extrapolate(run_end, true, nil)
 
     local downs, down_seconds, down_since = 0, 0.0, nil
-    for _, t in ipairs(tl.transitions) do
+    for _, t in ipairs(transitions) do
         if t.state == "down" then
             downs = downs + 1
             down_since = t.time
@@ -1297,7 +1488,48 @@ local function run_timeline(o, capture_end)
             down_since = nil
         end
     end
-    if down_since ~= nil then down_seconds = down_seconds + math.max(capture_end - down_since, 0) end
+    if down_since ~= nil then down_seconds = down_seconds + math.max(run_end - down_since, 0) end
+    tl.downs = tl.downs + downs
+    tl.down_seconds = tl.down_seconds + down_seconds
+end
+
+local function within(list, first, last)
+    local found = {}
+    for _, item in ipairs(list) do
+        if item.time >= first and item.time <= last then found[#found + 1] = item end
+    end
+    return found
+end
+
+-- One originator's timeline over the capture's segments (one fresh state machine per
+-- segment: nothing is extrapolated across a gap in the capture) and its totals.
+local function run_timeline(o, inferred, segments)
+    local requests, replies = {}, {}
+    for i, request in ipairs(o.requests) do requests[i] = request end
+    for i, reply in ipairs(o.replies) do replies[i] = reply end
+    table.sort(requests, by_time_then_frame)
+    table.sort(replies, by_time_then_frame)
+    local period, period_source, retries, retries_source = settings(o, inferred)
+    -- Bursts are judged against the shorter of the period used and the one observed.
+    local burst_period = period
+    if inferred ~= nil and inferred < period then burst_period = inferred end
+    local tl = { extrapolated = 0, downs = 0, down_seconds = 0.0, pending_down = nil }
+    if #segments == 1 then
+        run_segment(tl, requests, replies, period, period_source, retries, retries_source,
+            burst_period, segments[1][2])
+    else
+        local ran = false
+        for _, segment in ipairs(segments) do
+            local sends = within(requests, segment[1], segment[2])
+            local returns = within(replies, segment[1], segment[2])
+            if #sends > 0 or #returns > 0 then
+                run_segment(tl, sends, returns, period, period_source, retries,
+                    retries_source, burst_period, segment[2])
+                ran = true
+            end
+        end
+        if not ran then tl.counter, tl.down = 0, false end
+    end
     local returned = 0
     for _, request in ipairs(o.requests) do
         if request.reply ~= nil then returned = returned + 1 end
@@ -1305,11 +1537,38 @@ local function run_timeline(o, capture_end)
     return {
         tunnel = o.tunnel, address = o.address, peer = o.peer, key = o.key,
         sent = #o.requests, returned = returned, unanswered = #o.requests - returned,
-        extrapolated = tl.extrapolated, duplicates = o.duplicates, downs = downs,
-        down_seconds = down_seconds, final_state = tl.down and "down" or "up",
+        extrapolated = tl.extrapolated, duplicates = o.duplicates, downs = tl.downs,
+        down_seconds = tl.down_seconds, final_state = tl.down and "down" or "up",
         final_counter = tl.counter, period = period, period_source = period_source,
         retries = retries, retries_source = retries_source,
     }
+end
+
+-- The stretches of the capture that were running: split at every silence of GRE packets
+-- longer than the capture-gap threshold (analyzer.keepalive.analysis.capture_segments).
+local function capture_segments(longest_period)
+    local start, finish = S.start_time or 0, S.end_time or 0
+    local longest = longest_period
+    if pref_period > 0 and not (pref_period == tonumber(PREF_PERIOD_DEFAULT)
+            and PREF_PERIOD_ORIGIN == "config") and pref_period > longest then
+        longest = pref_period -- the preference stands for --period
+    end
+    local threshold = math.max(DEFAULT_CAPTURE_GAP, GAP_PERIODS * longest)
+    local spans = { { start, start }, { finish, finish } }
+    for _, c in ipairs(S.clusters) do spans[#spans + 1] = { c[1], c[2] } end
+    table.sort(spans, function(a, b) return a[1] < b[1] end)
+    local segments = {}
+    local begin, covered = start, spans[1][2]
+    for i = 2, #spans do
+        local span = spans[i]
+        if span[1] - covered > threshold then
+            segments[#segments + 1] = { begin, covered }
+            begin = span[1]
+        end
+        if span[2] > covered then covered = span[2] end
+    end
+    segments[#segments + 1] = { begin, finish }
+    return segments
 end
 
 -- Every originator's whole timeline, once, from the keepalive frames in frame order.
@@ -1324,15 +1583,25 @@ local function compute()
     for _, d in ipairs(records) do
         if d.kind == "request" then pair_request(P, d, results) else pair_reply(P, d, results) end
     end
+    local inferred, longest = {}, 0.0
+    for _, o in ipairs(P.order) do
+        local times = {}
+        for i, request in ipairs(o.requests) do times[i] = request.time end
+        table.sort(times)
+        local period = infer_period(times)
+        inferred[o] = period
+        if period ~= nil and period > longest then longest = period end
+    end
+    local segments = capture_segments(longest)
     local summary = {}
     for _, o in ipairs(P.order) do
-        summary[#summary + 1] = run_timeline(o, S.end_time or 0)
+        summary[#summary + 1] = run_timeline(o, inferred[o], segments)
     end
     table.sort(summary, function(a, b)
         if a.tunnel ~= b.tunnel then return bytes_less(a.tunnel, b.tunnel) end
         return bytes_less(a.address, b.address)
     end)
-    S.results, S.summary, S.dirty = results, summary, false
+    S.results, S.summary, S.segments, S.dirty = results, summary, segments, false
 end
 
 -- -------------------------------------------------------------------------------------

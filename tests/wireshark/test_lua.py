@@ -382,6 +382,46 @@ def _ipv6_extensions() -> Capture:
     return cap
 
 
+def _burst() -> Capture:
+    """A stalled endpoint releases three queued keepalives at once, then a later burst of
+    two after a gap: a burst stands for the ticks its sends make, it invents none."""
+    cap = Capture()
+    a, b = "192.0.2.1", "198.51.100.1"
+    times = [10.0 * i for i in range(8)]
+    times += [100.0, 100.05, 100.1]  # the ticks of 80, 90 and 100 s, released together
+    times += [110.0 + 10.0 * i for i in range(5)]
+    times += [190.0, 190.02]  # 160-180 s lost, 190 and 200 s released early together
+    times += [210.0, 220.0]
+    for t in times:
+        cap.reply(t + 0.01, cap.request(t, a, b))
+    return cap
+
+
+def _two_periods() -> Capture:
+    """One interval of 10 s, then nine of 20 s: the longest period most intervals agree
+    with, not the shortest interval with every other tick missing."""
+    cap = Capture()
+    a, b = "192.0.2.1", "198.51.100.1"
+    times = [0.0, 10.0] + [10.0 + 20.0 * i for i in range(1, 10)]
+    for i, t in enumerate(times):
+        request = cap.request(t, a, b)
+        if i not in (5, 6, 7):
+            cap.reply(t + 0.02, request)
+    return cap
+
+
+def _capture_gap() -> Capture:
+    """Two hours without a packet: the capture was not running, so nothing is extrapolated
+    across the gap (each side is a timeline of its own)."""
+    cap = Capture()
+    a, b = "192.0.2.1", "198.51.100.1"
+    for t in [10.0 * i for i in range(11)] + [7300.0 + 10.0 * i for i in range(11)]:
+        request = cap.request(t, a, b)
+        if t not in (90.0, 100.0):
+            cap.reply(t + 0.02, request)
+    return cap
+
+
 SCENARIO_NAMES = ("technote", "variants")
 
 BUILT = {
@@ -391,6 +431,9 @@ BUILT = {
     "ipv6-gap": _ipv6_gap,
     "nat": _nat,
     "jitter": _jitter,
+    "burst": _burst,
+    "two-periods": _two_periods,
+    "capture-gap": _capture_gap,
 }
 
 
