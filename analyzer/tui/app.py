@@ -503,6 +503,7 @@ class CaptureApp(KeepaliveApp):
         self._played_at = 0.0
         self._progress_at = 0.0
         self._stop_warming = threading.Event()
+        self.warmed = threading.Event()  # set once every row's counts and widths are in
 
     def make_table(self) -> TunnelTable:
         return CaptureTunnelTable(id="tunnels")
@@ -579,6 +580,7 @@ class CaptureApp(KeepaliveApp):
     def _fit(self, views: Sequence[OriginatorView]) -> None:
         if self.query(TunnelTable):
             self.query_one(TunnelTable).fit(views)
+        self.warmed.set()
 
     def _failed(self, message: str) -> None:
         self.failure = message

@@ -500,6 +500,30 @@ class _OriginatorIndex:
         )
         self.built = True
 
+    def static_view(self) -> OriginatorView:
+        """A row with only what never changes with the cursor (addresses, key, settings,
+        problem rank): enough to sort by those, without building the counts."""
+        result = self.result
+        return OriginatorView(
+            self.tunnel.endpoints,
+            self.tunnel.key,
+            result.address,
+            result.peer,
+            None,
+            0,
+            result.retries,
+            result.period,
+            result.period_source.value,
+            None,
+            0,
+            0,
+            0,
+            0,
+            0.0,
+            None,
+            rank=self.rank,
+        )
+
     def view(self, time: float) -> OriginatorView:
         last_view = self._last
         if last_view is not None and last_view[0] == time:
@@ -724,13 +748,13 @@ class CaptureIndex:
         if not query.split() and by in STATIC_SORTS:
             order = self._orders.get((by, reverse))
             if order is None:
-                views = [o.view(self.start) for o in indexes]
+                views = [o.static_view() for o in indexes]
                 position = {id(view): number for number, view in enumerate(views)}
                 ranked = sort_views(views, by, reverse=reverse)
                 order = self._orders[(by, reverse)] = [position[id(v)] for v in ranked]
             return Rows([self._keys[i] for i in order], lambda i: indexes[order[i]].view(time))
         if self._tunnel_order is None:
-            views = [o.view(self.start) for o in indexes]
+            views = [o.static_view() for o in indexes]
             position = {id(view): number for number, view in enumerate(views)}
             self._tunnel_order = [position[id(v)] for v in sorted(views, key=_tunnel_order)]
         views = filter_views((indexes[i].view(time) for i in self._tunnel_order), query)

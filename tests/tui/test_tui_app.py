@@ -627,7 +627,7 @@ def capture_app_at_down(
     app = CaptureApp(_loader(diagnoses=diagnoses), name="captures/outage.pcap")
 
     async def at_down(pilot: Pilot[Any]) -> None:
-        await _until(pilot, app.ready.is_set)
+        await _until(pilot, app.warmed.is_set)
         await pilot.press("n")
         await pilot.pause()
 
@@ -665,7 +665,7 @@ def test_snapshot_capture_filtered_with_help(snap_compare: Any) -> None:
     app = CaptureApp(_loader(diagnoses=False), name="captures/outage.pcap")
 
     async def run_before(pilot: Pilot[Any]) -> None:
-        await _until(pilot, app.ready.is_set)
+        await _until(pilot, app.warmed.is_set)
         await pilot.press("N", "slash", *"down", "enter", "question_mark")
 
     assert snap_compare(app, terminal_size=SIZE, run_before=run_before)
