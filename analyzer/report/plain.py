@@ -132,7 +132,17 @@ class PlainConsole(Console):
     def print(self, *objects: Any, **options: Any) -> None:
         """Print one renderable (or an empty line), ending with a newline."""
         if not options and len(objects) <= 1:
-            lines = self._lines(objects[0]) if objects else [""]
+            line = objects[0] if objects else ""
+            if (
+                type(line) is str
+                and len(line) <= self.plain_width
+                and "[" not in line
+                and "\n" not in line
+                and _narrow(line)
+            ):
+                self.file.write(line + "\n")  # the common case: a short plain line
+                return
+            lines = self._lines(line)
             if lines is not None:
                 self.file.write("\n".join(lines) + "\n")
                 return
@@ -204,6 +214,14 @@ class PlainConsole(Console):
         widths[narrowed] -= excess
         lines: list[str] = []
         for row in rows:
+            if sizes[narrowed][row] <= widths[narrowed]:  # the row fits: one line
+                lines.append(
+                    "".join(
+                        f" {cells[row]}{' ' * (width - size[row] + 1)}"
+                        for cells, size, width in zip(columns, sizes, widths, strict=True)
+                    )
+                )
+                continue
             wrapped = [
                 wrap(cells[row], width) if index == narrowed else [cells[row]]
                 for index, (cells, width) in enumerate(zip(columns, widths, strict=True))
