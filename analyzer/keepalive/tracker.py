@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from analyzer.keepalive.analysis import Settings, infer_period, resolve_settings
+from analyzer.keepalive.analysis import BURST_FRACTION, Settings, infer_period, resolve_settings
 from analyzer.keepalive.model import KeepaliveEvent, KeepaliveRole, ValueSource
 from analyzer.keepalive.pairing import Pairer, Reply, Request, TunnelId, tunnel_id
 from analyzer.keepalive.state import LineState, Transition, down_seconds
@@ -107,6 +107,27 @@ class _Tracked:
     last_rtt_ms: float | None = None
     last_event: float | None = None
     transitions_seen: int = 0
+    last_send: float | None = None
+    # Ticks declared missing before the latest counted send whose keepalives may still
+    # arrive late: a stalled endpoint releases them right after it (a burst).
+    owed_ticks: int = 0
+    extrapolated_at_send: int = 0
+
+
+def _queued_send(timeline: OriginatorTimeline, request: Request) -> KeepaliveEvent:
+    """A send that leaves the counter and line protocol as they are."""
+    event = KeepaliveEvent(
+        time=request.time,
+        frame=request.frame,
+        role=KeepaliveRole.SENT,
+        ident=request.inner.ip_id,
+        counter=timeline.counter,
+        line_state=timeline.line_state,
+    )
+    timeline.last_tick = max(timeline.last_tick or request.time, request.time)
+    if timeline.keep_events:
+        timeline.events.append(event)
+    return event
 
 
 class LiveTracker:
@@ -175,8 +196,23 @@ class LiveTracker:
             if inferred is not None and inferred >= MIN_INFERRED_PERIOD:
                 tracked.timeline.period = inferred
                 tracked.period_source = ValueSource.INFERRED
-        made = tracked.timeline.extrapolate(request.time, inclusive=False)
-        made.append(tracked.timeline.sent(request.time, request.frame, ident=request.inner.ip_id))
+        timeline = tracked.timeline
+        made = timeline.extrapolate(request.time, inclusive=False)
+        queued = (
+            tracked.owed_ticks > 0
+            and tracked.last_send is not None
+            and request.time - tracked.last_send < BURST_FRACTION * timeline.period
+        )
+        if queued:
+            # A keepalive of a tick already counted as missing, released late with the
+            # burst: seen, but not a tick of its own (the offline rule, without the future).
+            tracked.owed_ticks -= 1
+            made.append(_queued_send(timeline, request))
+        else:
+            made.append(timeline.sent(request.time, request.frame, ident=request.inner.ip_id))
+            tracked.owed_ticks = timeline.extrapolated - tracked.extrapolated_at_send
+        tracked.extrapolated_at_send = timeline.extrapolated
+        tracked.last_send = request.time
         tracked.sent += 1
         return self._emit(tracked, made)
 

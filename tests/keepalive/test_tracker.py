@@ -91,3 +91,57 @@ def test_a_burst_of_requests_does_not_become_a_millisecond_period() -> None:
     (state,) = tracker.snapshot(0.005)
     assert state.period == 10.0  # the IOS default stands; nothing was extrapolated
     assert tracker.advance(1.0) == []
+
+
+def _stalled_sender(burst: list[float]) -> list[tuple[float, LiveEventKind, int]]:
+    """192.0.2.1 with `keepalive 2 3` sends at 0, 2, …, 38, answered 20 ms later, stalls,
+    releases `burst` (queued keepalives 9 µs apart, each answered 20 ms later) and sends
+    again 2 s after the burst. The clock is advanced every 0.1 s between packets. Returns
+    (time, kind, counter) of every sent and extrapolated event from 39 s on."""
+    tracker = LiveTracker(Settings(period=2.0, retries=3))
+    packets: list[tuple[float, bytes]] = []
+    for n, t in enumerate([2.0 * k for k in range(20)] + burst + [burst[0] + 2.0]):
+        request = build_keepalive_request(
+            "192.0.2.1", "198.51.100.1", outer_id=2 * n + 2, inner_id=2 * n + 1
+        )
+        packets += [(t, request), (t + 0.020, reflect_request(request) or b"")]
+    packets.sort(key=lambda p: p[0])
+    events = []
+    clock = 0.0
+    for frame, (t, packet) in enumerate(packets, start=1):
+        while clock + 0.1 < t:
+            clock += 0.1
+            events += tracker.advance(clock)
+        events += tracker.feed(t, frame, decode_frame(101, packet))
+    return [
+        (e.time, e.kind, e.counter)
+        for e in events
+        if e.time > 39.0 and e.kind is not LiveEventKind.RETURNED
+    ]
+
+
+def test_keepalives_released_after_a_stall_stand_for_the_ticks_already_missed() -> None:
+    # Ticks 40 and 42 are declared missing at 41 and 43 (counter 1, 2). The burst's first
+    # send is the tick of 44 (2 < 3: no down; counter 3); the other two are the queued
+    # keepalives of 40 and 42, already counted: the counter stays 3, the replies reset it,
+    # and the send at 46 finds 0. No down, nothing extrapolated after the burst.
+    assert _stalled_sender([44.0, 44.000009, 44.000018]) == [
+        (40.0, LiveEventKind.EXTRAPOLATED, 1),
+        (42.0, LiveEventKind.EXTRAPOLATED, 2),
+        (44.0, LiveEventKind.SENT, 3),
+        (44.000009, LiveEventKind.SENT, 3),
+        (44.000018, LiveEventKind.SENT, 3),
+        (46.0, LiveEventKind.SENT, 1),
+    ]
+
+
+def test_a_delayed_tick_sent_with_the_next_is_not_counted_twice() -> None:
+    # The issue's endpoint: tick 40 released 9 µs before the one of 42. Tick 40 is declared
+    # missing at 41 (counter 1); the send at 41.999991 counts the tick of 42 (2), the one at
+    # 42 is 40's queued keepalive (still 2); no phantom tick before the send at 43.999991.
+    assert _stalled_sender([41.999991, 42.0]) == [
+        (40.0, LiveEventKind.EXTRAPOLATED, 1),
+        (41.999991, LiveEventKind.SENT, 2),
+        (42.0, LiveEventKind.SENT, 2),
+        (43.999991, LiveEventKind.SENT, 1),
+    ]
