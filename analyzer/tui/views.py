@@ -439,6 +439,8 @@ class _OriginatorIndex:
         self.capture_end = capture_end
         self.with_data = data
         self.row_key = row_key(tunnel.endpoints, tunnel.key, result.address)
+        self.endpoints, self.key = tunnel.endpoints, tunnel.key
+        self.period_source = result.period_source.value
         self.times = array("d", (event.time for event in result.events))
         self.transition_times = [t.time for t in result.transitions]
         # Times of its log rows (events and transitions), in its log's order.
@@ -551,27 +553,28 @@ class _OriginatorIndex:
         downs, down_seconds = (
             _down_until(result.transitions, time) if result.transitions else (0, 0.0)
         )
-        view = OriginatorView(
-            endpoints=self.tunnel.endpoints,
-            key=self.tunnel.key,
-            address=result.address,
-            peer=result.peer,
-            line_state=line_state,
-            counter=counter,
-            retries=result.retries,
-            period=result.period,
-            period_source=result.period_source.value,
-            last_rtt_ms=self.rtt_before[index],
-            sent=self.sent_before[index],
-            returned=self.returned_before[index],
-            extrapolated=self.extrapolated_before[index],
-            downs=downs,
-            down_seconds=down_seconds,
-            last_event=last_event,
-            lost=self.unanswered_before[index],
-            data_packets=data_count,
-            blackholed=self.blackhole.at(time) if self.blackhole is not None else None,
-            rank=self.rank,
+        blackhole = self.blackhole
+        view = OriginatorView(  # positional: this runs for every row at every cursor jump
+            self.endpoints,
+            self.key,
+            result.address,
+            result.peer,
+            line_state,
+            counter,
+            result.retries,
+            result.period,
+            self.period_source,
+            self.rtt_before[index],
+            self.sent_before[index],
+            self.returned_before[index],
+            self.extrapolated_before[index],
+            downs,
+            down_seconds,
+            last_event,
+            self.unanswered_before[index],
+            data_count,
+            blackhole.at(time) if blackhole is not None else None,
+            self.rank,
         )
         self._last = (time, view)
         self._unchanged = (state, view)
@@ -692,6 +695,12 @@ class CaptureIndex:
             if stop():
                 return
             index.build()
+        for by in STATIC_SORTS:  # and the orders that never change, both ways
+            for reverse in (False, True):
+                if stop():
+                    return
+                self.rows_at(self.start, by, reverse)
+        self._tunnel_positions()
 
     @property
     def warmed(self) -> bool:
@@ -740,6 +749,14 @@ class CaptureIndex:
             lambda key: self.tunnel_at(key, time),
         )
 
+    def _tunnel_positions(self) -> list[int]:
+        """The originators' positions in tunnel order (addresses numerically), once."""
+        if self._tunnel_order is None:
+            views = [o.static_view() for o in self._indexes]
+            position = {id(view): number for number, view in enumerate(views)}
+            self._tunnel_order = [position[id(v)] for v in sorted(views, key=_tunnel_order)]
+        return self._tunnel_order
+
     def rows_at(self, time: float, by: str, reverse: bool, query: str = "") -> Rows:
         """The table's rows at `time`, filtered and sorted. Orders that do not change with
         time (problems first in a capture, addresses, key, period) are sorted once, and
@@ -753,11 +770,7 @@ class CaptureIndex:
                 ranked = sort_views(views, by, reverse=reverse)
                 order = self._orders[(by, reverse)] = [position[id(v)] for v in ranked]
             return Rows([self._keys[i] for i in order], lambda i: indexes[order[i]].view(time))
-        if self._tunnel_order is None:
-            views = [o.static_view() for o in indexes]
-            position = {id(view): number for number, view in enumerate(views)}
-            self._tunnel_order = [position[id(v)] for v in sorted(views, key=_tunnel_order)]
-        views = filter_views((indexes[i].view(time) for i in self._tunnel_order), query)
+        views = filter_views((indexes[i].view(time) for i in self._tunnel_positions()), query)
         if by == PROBLEMS:
             return Rows.of(sorted(views, key=_problem_order, reverse=reverse))
         return Rows.of(sorted(views, key=column(by).sort, reverse=reverse))
