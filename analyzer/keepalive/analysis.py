@@ -118,8 +118,13 @@ class PeriodEstimate:
         return self.agreeing / self.intervals if self.intervals else 0.0
 
 
-def estimate_period(send_times: Sequence[float]) -> PeriodEstimate | None:
+def estimate_period(
+    send_times: Sequence[float], breaks: Sequence[tuple[float, float]] = ()
+) -> PeriodEstimate | None:
     """The dominant send interval, robust to jitter, missed ticks, duplicates and bursts.
+
+    `breaks`: (end, start) of the silences between capture segments, in time order; two
+    sends on either side of one are no interval of the sender's (the capture stopped).
 
     Intervals far shorter than the median (a burst) are left out together with the
     intervals on either side of them (a burst sent half a period late splits one interval
@@ -127,7 +132,15 @@ def estimate_period(send_times: Sequence[float]) -> PeriodEstimate | None:
     an interval agrees with it when it is close to a whole multiple of it (missed ticks).
     The largest candidate that most intervals agree with wins, else the one most agree with.
     """
-    raw = [b - a for a, b in pairwise(send_times) if b > a]
+    if breaks:
+        ends = [end for end, _start in breaks]
+        raw = [
+            b - a
+            for a, b in pairwise(send_times)
+            if b > a and bisect_left(ends, a) == bisect_left(ends, b)
+        ]
+    else:
+        raw = [b - a for a, b in pairwise(send_times) if b > a]
     if not raw:
         return None
     ordered = sorted(raw)
@@ -678,6 +691,9 @@ def build_analysis(collector: Collector, settings: Settings, *, final: bool = Fa
     segments = capture_segments(
         collector, settings, max(periods, default=0.0), send_times, out_of_order
     )
+    if len(segments) > 1:
+        breaks = [(before.end, after.start) for before, after in pairwise(segments)]
+        estimates = {key: estimate_period(times, breaks) for key, times in send_times.items()}
     tunnels: list[TunnelResult] = []
     for tunnel, members in sorted(by_tunnel.items(), key=lambda item: _tunnel_sort_key(item[0])):
         results = [

@@ -426,3 +426,17 @@ def test_a_configured_period_longer_than_the_real_one_makes_no_bursts() -> None:
     a = _originator(analysis, A)
     assert (a.period, a.observed_period, a.bursts) == (10.0, 2.0, [])
     assert "period-mismatch" in [d.code for t in analysis.tunnels for d in t.diagnoses]
+
+
+def test_the_silence_between_capture_segments_is_no_send_interval() -> None:
+    # A `keepalive 2 3` sends at 0, 2, …, 38 and again at 36000.7, …, 36038.7 (the capture
+    # stopped for ten hours), each answered 20 ms later: 19 intervals of 2 s in each part.
+    # The 35962.7 s between the parts is not an interval of A's: 38 of 38 agree.
+    cap = Capture()
+    for base in (0.0, 36000.7):
+        for k in range(20):
+            t = base + 2.0 * k
+            cap.reply(t + 0.020, cap.request(t, A, B))
+    a = _originator(analyze_frames(cap.raw_frames()), A)
+    assert len(a.segments) == 2
+    assert (a.period, a.period_agreeing, a.period_intervals) == (2.0, 38, 38)
