@@ -834,9 +834,18 @@ end
 local function pcap_records(r, visit)
     local little, units, scale, linktype = r.u32 == u32le, r.units, r.nsec_scale, r.linktype
     local count, end_time, start_time, probe = r.count, r.end_time, r.start_time, r.probe
-    while not r.stopped do
-        if not need(r, 16) then break end
-        local b, p = r.buf, r.pos
+    local swapped, limit = r.swapped, r.limit
+    local b, p = r.buf, r.pos
+    local function done()
+        r.count, r.end_time, r.start_time = count, end_time, start_time
+    end
+    if r.stopped then return end
+    while true do
+        if #b - p < 15 then
+            r.pos = p
+            if not need(r, 16) then return done() end -- (need keeps the unread bytes)
+            b, p = r.buf, r.pos
+        end
         local s1, s2, s3, s4, f1, f2, f3, f4, c1, c2, c3, c4, w1, w2, w3, w4 = byte(b, p, p + 15)
         local sec, frac, caplen, wire
         if little then
@@ -846,12 +855,16 @@ local function pcap_records(r, visit)
             sec, frac = ((s1 * 256 + s2) * 256 + s3) * 256 + s4, ((f1 * 256 + f2) * 256 + f3) * 256 + f4
             caplen, wire = ((c1 * 256 + c2) * 256 + c3) * 256 + c4, ((w1 * 256 + w2) * 256 + w3) * 256 + w4
         end
-        if r.swapped == "always" or (r.swapped == "maybe" and caplen > wire) then
+        if swapped ~= nil and (swapped == "always" or caplen > wire) then
             caplen, wire = wire, caplen
         end
-        if caplen > r.limit then r.stopped = true; break end
+        if caplen > limit then
+            r.pos, r.stopped = p, true
+            return done()
+        end
         if #b - p + 1 < 16 + caplen then
-            if not need(r, 16 + caplen) then break end
+            r.pos = p
+            if not need(r, 16 + caplen) then return done() end
             b, p = r.buf, r.pos
         end
         count = count + 1
@@ -871,9 +884,8 @@ local function pcap_records(r, visit)
         elseif kind == 1 then
             visit(count, time, sec, frac * scale, linktype, b, first, last)
         end
-        r.pos = p + 16 + caplen
+        p = p + 16 + caplen
     end
-    r.count, r.end_time, r.start_time = count, end_time, start_time
 end
 
 local function tsresol_units(code)
