@@ -14,12 +14,15 @@ view per flow. At most ``2 × jobs`` files are in flight, whatever their number.
 from __future__ import annotations
 
 import dataclasses
+import os
 import sys
+import tempfile
 from array import array
 from bisect import bisect_right
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any, TypeVar, overload
+from itertools import islice
+from typing import IO, Any, TypeVar, overload
 
 from analyzer.keepalive.collect import MAX_ERRORS_LISTED, Collector, Flow
 from analyzer.keepalive.model import FrameError, SourceSummary, Traits
@@ -27,13 +30,17 @@ from analyzer.keepalive.pairing import Pairer
 from analyzer.pipeline import collect as one_pass
 from analyzer.pipeline.files import capture_files, default_jobs
 from analyzer.read import fastpath
-from analyzer.read.capture import open_capture
+from analyzer.read.capture import CaptureError, open_capture
 from analyzer.read.fastpath import (
+    BLOCK_RECORDS,
     READER_AUTO,
     READER_LIBPCAP,
     READER_PYTHON,
+    RECORD,
     Collected,
     FastPathUnavailable,
+    SpillBlocks,
+    SpilledColumn,
 )
 
 
@@ -144,6 +151,37 @@ class _Whole:
     warnings: list[str] = dataclasses.field(default_factory=list)
     fallbacks: list[str] = dataclasses.field(default_factory=list)
     readers: set[str] = dataclasses.field(default_factory=set)
+    # With more files than open files allowed: one spill file for the data of them all,
+    # each file's columns copied into it so that its own spill file closes.
+    spill: IO[bytes] | None = None
+    cache: SpillBlocks | None = None
+
+    def respill(
+        self, times: Sequence[float], frames: Sequence[int]
+    ) -> tuple[SpilledColumn[float], SpilledColumn[int]]:
+        """One file's data column (times and frame numbers) copied into the ring's spill
+        file, in the blocks of records the fast path writes."""
+        spill = self.spill
+        assert spill is not None and self.cache is not None
+        blocks: array[int] = array("Q")
+        position = spill.seek(0, os.SEEK_END)
+        records = zip(times, frames, strict=True)
+        pack = RECORD.pack
+        try:
+            while block := b"".join(pack(t, f) for t, f in islice(records, BLOCK_RECORDS)):
+                blocks.append(position)
+                position += spill.write(block)
+            spill.flush()  # the columns read with pread
+        except OSError as exc:
+            raise CaptureError(
+                f"cannot write the data of the capture's files to a temporary file in "
+                f"{tempfile.gettempdir()} ({exc.strerror or exc}): free space there, set "
+                "TMPDIR, or use --no-data"
+            ) from None
+        return (
+            SpilledColumn(spill, 0, blocks, len(times), self.cache),
+            SpilledColumn(spill, 1, blocks, len(times), self.cache),
+        )
 
     def add(self, path: str, part: Collected[Collector]) -> None:
         """Append one file's pass (the next in order)."""
@@ -166,8 +204,11 @@ class _Whole:
             earlier = self.times.setdefault(flow, [])
             ordered = self.in_order.get(flow, True)
             self.in_order[flow] = ordered and not (earlier and earlier[-1][-1] > times[0])
+            frames = piece.data_frames[flow]
+            if self.spill is not None:
+                times, frames = self.respill(times, frames)
             earlier.append(times)
-            self.frames.setdefault(flow, []).append(piece.data_frames[flow])
+            self.frames.setdefault(flow, []).append(frames)
             self.offsets.setdefault(flow, []).append(offset)
         self.packets += piece.source.packets
         self.precision = max(self.precision, part.precision)
@@ -219,16 +260,32 @@ def _add_traits(mine: Traits, theirs: Traits) -> Traits:
     return mine
 
 
-def _allow_open_files(needed: int) -> None:
-    """Raise the soft limit on open files towards `needed` (as far as the hard one allows)."""
+# Open files kept for everything but the files' spills: standard streams, libraries, and
+# per file in flight its capture, its spill and libpcap's stream.
+RESERVED_OPEN_FILES = 64
+OPEN_FILES_PER_JOB = 6
+
+
+def _allow_open_files(needed: int) -> int | None:
+    """Raise the soft limit on open files towards `needed` (as far as the hard one allows);
+    the limit now (None: no limit known)."""
     try:
         import resource
     except ImportError:  # not on a Unix
-        return
+        return None
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft != resource.RLIM_INFINITY and soft < needed:
         target = needed if hard == resource.RLIM_INFINITY else min(needed, hard)
         resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        soft = target
+    return None if soft == resource.RLIM_INFINITY else soft
+
+
+def _spills_allowed(files: int, jobs: int) -> bool:
+    """Whether every file's spill file may stay open (the open-files limit allows it)."""
+    needed = files + RESERVED_OPEN_FILES + OPEN_FILES_PER_JOB * 2 * jobs
+    limit = _allow_open_files(needed)
+    return limit is None or limit >= needed
 
 
 Progress = Callable[[int, int], None]  # (files done, files in all)
@@ -247,8 +304,17 @@ def collect_files(
     FastPathUnavailable with ``reader="libpcap"``) naming the file that failed."""
     jobs = max(jobs or default_jobs(), 1)
     files = list(paths)
-    _allow_open_files(len(files) + 64)  # each file's data column keeps its spill file open
     whole = _Whole(Collector(files, include_data=include_data))
+    # Each file's data columns keep its spill file open, unless that is too many files.
+    if include_data and not _spills_allowed(len(files), jobs):
+        try:
+            whole.spill = tempfile.TemporaryFile(prefix="gre-keepalive-ring-")  # noqa: SIM115
+        except OSError as exc:
+            raise CaptureError(
+                f"cannot create a temporary file in {tempfile.gettempdir()} "
+                f"({exc.strerror or exc}): set TMPDIR, or use --no-data"
+            ) from None
+        whole.cache = SpillBlocks(whole.spill)
 
     def one(path: str) -> Collected[Collector]:
         try:

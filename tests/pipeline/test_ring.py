@@ -273,3 +273,27 @@ def test_a_comma_list_may_hold_directories(whole: Path, tmp_path: Path) -> None:
         str(d),
         str(tmp_path / "more" / "a.pcap"),
     ]
+
+
+def test_more_files_than_open_files_allowed_share_one_spill_file(
+    whole: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+
+    from analyzer.pipeline import ring
+
+    expected = without_files(document(str(whole), tmp_path=tmp_path))
+    frames = frames_of(whole)
+    directory = tmp_path / "ring"
+    directory.mkdir()
+    step = len(frames) // 12 + 1
+    for i in range(12):
+        write(directory / f"{i:02d}.pcap", frames[i * step : (i + 1) * step])
+    # An open-files limit that cannot hold 12 spill files: one for them all.
+    monkeypatch.setattr(ring, "_spills_allowed", lambda files, jobs: False)
+    before = len(os.listdir("/proc/self/fd"))
+    collected = ring.collect_files(sorted(str(p) for p in directory.iterdir()), jobs=2)
+    assert len(os.listdir("/proc/self/fd")) - before == 1
+    del collected
+    got = document(str(directory), "--jobs", "2", tmp_path=tmp_path)
+    assert without_files(got) == expected
