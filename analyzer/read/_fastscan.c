@@ -518,7 +518,7 @@ static int flow_spill(struct flow_table *table, struct flow *flow) {
     if (table->staging == NULL && (table->staging = malloc(STAGING_BYTES)) == NULL)
         return -1;
     if (flow->nblocks == flow->block_capacity) {
-        size_t capacity = flow->block_capacity ? flow->block_capacity * 2 : 16;
+        size_t capacity = flow->block_capacity ? flow->block_capacity * 2 : 1;
         uint64_t *blocks = realloc(flow->blocks, capacity * sizeof *blocks);
         if (blocks == NULL)
             return -1;
@@ -540,7 +540,7 @@ static int flow_spill(struct flow_table *table, struct flow *flow) {
 static int flow_add(struct flow_table *table, struct flow *flow, double time, int64_t frame) {
     if (flow->fill == flow->capacity) {
         if (flow->capacity < BLOCK) {
-            int capacity = flow->capacity ? flow->capacity * 4 : 16;
+            int capacity = flow->capacity ? flow->capacity * 4 : 4; /* most flows are short */
             if (capacity > BLOCK)
                 capacity = BLOCK;
             struct record *buffer = realloc(flow->buffer, (size_t)capacity * sizeof *buffer);
@@ -570,6 +570,9 @@ static int table_finish(struct flow_table *table) {
         struct flow *flow = &table->slots[i];
         if (flow->used && flow->fill > 0 && flow_spill(table, flow) < 0)
             return -1;
+        free(flow->buffer); /* spilled: not needed while Python builds the flow list */
+        flow->buffer = NULL;
+        flow->capacity = 0;
     }
     return table_write_staged(table) < 0 ? -1 : 0;
 }

@@ -318,12 +318,15 @@ def collect_libpcap(
     collector.source.end = end
     collector.source.gre_packets += data_packets  # counted in C, recorded or not
     cache = SpillBlocks(spill)
+    names: dict[bytes, str] = {}  # one string per address, however many flows share it
     for src, dst, key, count, blocks, in_order in flows:
         offsets = array("Q", blocks)
         times: SpilledColumn[float] = SpilledColumn(spill, 0, offsets, count, cache)
         frames: SpilledColumn[int] = SpilledColumn(spill, 1, offsets, count, cache)
+        source = names.get(src) or names.setdefault(src, _address(src))
+        destination = names.get(dst) or names.setdefault(dst, _address(dst))
         collector.add_data_flow(
-            (_address(src), _address(dst), key), times, frames, in_time_order=bool(in_order)
+            (source, destination, key), times, frames, in_time_order=bool(in_order)
         )
     collector.sort_data()
     return Collected(collector, READER_LIBPCAP, precision, warnings)
@@ -386,6 +389,8 @@ class SpillBlocks:
     """The blocks of a spill file read last, shared by all its columns (at most
     CACHED_BLOCKS of them): a bisection's last probes fall in one block, read once."""
 
+    __slots__ = ("_blocks", "_fd")
+
     def __init__(self, spill: IO[bytes]) -> None:
         self._fd = spill.fileno()
         self._blocks: dict[int, bytes] = {}
@@ -414,6 +419,8 @@ class SpilledColumn(Sequence[T]):
     memory map made the kernel fault in 64 KiB around each of them). The open spill file
     lives as long as its columns.
     """
+
+    __slots__ = ("_blocks", "_cache", "_code", "_column", "_count", "_fd", "_spill")
 
     def __init__(
         self,
