@@ -14,14 +14,12 @@ view per flow. At most ``2 × jobs`` files are in flight, whatever their number.
 from __future__ import annotations
 
 import dataclasses
-import os
 import sys
 import tempfile
 from array import array
 from bisect import bisect_right
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from itertools import islice
 from typing import IO, Any, TypeVar, overload
 
 from analyzer.keepalive.collect import MAX_ERRORS_LISTED, Collector, Flow
@@ -138,6 +136,16 @@ def _recording_collector(files: list[str], include_data: bool) -> Collector:
 
 
 @dataclasses.dataclass(slots=True)
+class _MergedColumn:
+    """One flow's data column in the ring's spill file: its full blocks' offsets, and the
+    records of the block not yet full."""
+
+    blocks: array[int]
+    count: int = 0
+    tail: bytearray = dataclasses.field(default_factory=bytearray)
+
+
+@dataclasses.dataclass(slots=True)
 class _Whole:
     """The collector of the whole capture, filled file by file."""
 
@@ -151,37 +159,44 @@ class _Whole:
     warnings: list[str] = dataclasses.field(default_factory=list)
     fallbacks: list[str] = dataclasses.field(default_factory=list)
     readers: set[str] = dataclasses.field(default_factory=set)
-    # With more files than open files allowed: one spill file for the data of them all,
-    # each file's columns copied into it so that its own spill file closes.
+    # With many files (or more than open files allowed): one spill file for the data of
+    # them all, each flow one column in it whatever the number of files, so that memory
+    # and open files stay flat; each file's own spill file closes once copied.
     spill: IO[bytes] | None = None
     cache: SpillBlocks | None = None
+    merged: dict[Flow, _MergedColumn] = dataclasses.field(default_factory=dict)
+    last_time: dict[Flow, float] = dataclasses.field(default_factory=dict)
+    spilled: int = 0  # bytes written to `spill`
 
     def respill(
-        self, times: Sequence[float], frames: Sequence[int]
-    ) -> tuple[SpilledColumn[float], SpilledColumn[int]]:
-        """One file's data column (times and frame numbers) copied into the ring's spill
-        file, in the blocks of records the fast path writes."""
-        spill = self.spill
-        assert spill is not None and self.cache is not None
-        blocks: array[int] = array("Q")
-        position = spill.seek(0, os.SEEK_END)
-        records = zip(times, frames, strict=True)
+        self, flow: Flow, times: Sequence[float], frames: Sequence[int], offset: int
+    ) -> None:
+        """Append one file's data column of `flow` (frame numbers moved on by `offset`) to
+        the flow's column in the ring's spill file, a full block of records at a time."""
+        column = self.merged.get(flow)
+        if column is None:
+            column = self.merged[flow] = _MergedColumn(array("Q"))
+        tail = column.tail
+        full = RECORD.size * BLOCK_RECORDS
         pack = RECORD.pack
+        for time, frame in zip(times, frames, strict=True):
+            tail += pack(time, frame + offset)
+            if len(tail) == full:
+                self._write_block(column)
+        column.count += len(times)
+
+    def _write_block(self, column: _MergedColumn) -> None:
+        assert self.spill is not None
+        column.blocks.append(self.spilled)
         try:
-            while block := b"".join(pack(t, f) for t, f in islice(records, BLOCK_RECORDS)):
-                blocks.append(position)
-                position += spill.write(block)
-            spill.flush()  # the columns read with pread
+            self.spilled += self.spill.write(column.tail)
         except OSError as exc:
             raise CaptureError(
                 f"cannot write the data of the capture's files to a temporary file in "
                 f"{tempfile.gettempdir()} ({exc.strerror or exc}): free space there, set "
                 "TMPDIR, or use --no-data"
             ) from None
-        return (
-            SpilledColumn(spill, 0, blocks, len(times), self.cache),
-            SpilledColumn(spill, 1, blocks, len(times), self.cache),
-        )
+        column.tail.clear()
 
     def add(self, path: str, part: Collected[Collector]) -> None:
         """Append one file's pass (the next in order)."""
@@ -201,14 +216,15 @@ class _Whole:
                 continue
             # Each file's columns are in time order once its pass is done; the chain is
             # if every file's first time is no earlier than the one before's last.
-            earlier = self.times.setdefault(flow, [])
+            last = self.last_time.get(flow)
             ordered = self.in_order.get(flow, True)
-            self.in_order[flow] = ordered and not (earlier and earlier[-1][-1] > times[0])
-            frames = piece.data_frames[flow]
+            self.in_order[flow] = ordered and not (last is not None and last > times[0])
+            self.last_time[flow] = times[-1] if last is None else max(last, times[-1])
             if self.spill is not None:
-                times, frames = self.respill(times, frames)
-            earlier.append(times)
-            self.frames.setdefault(flow, []).append(frames)
+                self.respill(flow, times, piece.data_frames[flow], offset)
+                continue
+            self.times.setdefault(flow, []).append(times)
+            self.frames.setdefault(flow, []).append(piece.data_frames[flow])
             self.offsets.setdefault(flow, []).append(offset)
         self.packets += piece.source.packets
         self.precision = max(self.precision, part.precision)
@@ -220,6 +236,19 @@ class _Whole:
     def finish(self) -> Collected[Collector]:
         """The whole capture's pass, as one file's would be."""
         whole = self.collector
+        if self.spill is not None:
+            assert self.cache is not None
+            for column in self.merged.values():
+                if column.tail:
+                    self._write_block(column)
+            self.spill.flush()  # the columns read with pread
+            for flow, column in self.merged.items():
+                whole.add_data_flow(
+                    flow,
+                    SpilledColumn(self.spill, 0, column.blocks, column.count, self.cache),
+                    SpilledColumn(self.spill, 1, column.blocks, column.count, self.cache),
+                    in_time_order=self.in_order[flow],
+                )
         for flow, parts in self.times.items():
             offsets = self.offsets[flow]
             whole.add_data_flow(
@@ -260,6 +289,9 @@ def _add_traits(mine: Traits, theirs: Traits) -> Traits:
     return mine
 
 
+# More files than this share one spill file (see _Whole.spill); fewer keep their own, read
+# where each file's pass wrote it (no copy).
+FILES_WITH_OWN_SPILL = 64
 # Open files kept for everything but the files' spills: standard streams, libraries, and
 # per file in flight its capture, its spill and libpcap's stream.
 RESERVED_OPEN_FILES = 64
@@ -306,7 +338,9 @@ def collect_files(
     files = list(paths)
     whole = _Whole(Collector(files, include_data=include_data))
     # Each file's data columns keep its spill file open, unless that is too many files.
-    if include_data and not _spills_allowed(len(files), jobs):
+    if include_data and (
+        len(files) > FILES_WITH_OWN_SPILL or not _spills_allowed(len(files), jobs)
+    ):
         try:
             whole.spill = tempfile.TemporaryFile(prefix="gre-keepalive-ring-")  # noqa: SIM115
         except OSError as exc:

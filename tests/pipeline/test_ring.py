@@ -297,3 +297,25 @@ def test_more_files_than_open_files_allowed_share_one_spill_file(
     del collected
     got = document(str(directory), "--jobs", "2", tmp_path=tmp_path)
     assert without_files(got) == expected
+
+
+def test_a_ring_of_many_files_holds_one_spill_file_open(whole: Path, tmp_path: Path) -> None:
+    import os
+
+    from analyzer.pipeline import ring
+
+    expected = without_files(document(str(whole), tmp_path=tmp_path))
+    frames = frames_of(whole)
+    count = ring.FILES_WITH_OWN_SPILL + 6
+    step = len(frames) // count + 1
+    directory = tmp_path / "ring"
+    directory.mkdir()
+    for i in range(count):
+        write(directory / f"{i:03d}.pcap", frames[i * step : (i + 1) * step])
+    files = sorted(str(p) for p in directory.iterdir())
+    before = len(os.listdir("/proc/self/fd"))
+    collected = ring.collect_files(files, jobs=2)
+    # Open files (and the columns each file would keep) do not grow with the files.
+    assert len(os.listdir("/proc/self/fd")) - before == 1
+    del collected
+    assert without_files(document(str(directory), tmp_path=tmp_path)) == expected
