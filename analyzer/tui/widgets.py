@@ -152,6 +152,9 @@ class TunnelTable(Widget, can_focus=True):
         self.empty_text = "no keepalive originators yet"
         self.widths = {c.key: max(c.width, len(c.label)) for c in COLUMNS}
         self._cells: dict[str, tuple[OriginatorView, dict[str, tuple[str, str]]]] = {}
+        # Drawn rows by (cells, cursor look, stripe, columns, width): a row that did not
+        # change is not drawn again.
+        self._strips: dict[tuple[int, int, int, int, int], tuple[object, Strip]] = {}
         self._layout: tuple[int, int, tuple[tuple[Column, int], ...], int] | None = None
 
     # ------------------------------------------------------------------ data
@@ -295,13 +298,18 @@ class TunnelTable(Widget, can_focus=True):
                 return Strip([Segment(f" {self.empty_text}".ljust(width), empty)])
             return Strip.blank(width, self.rich_style)
         view = self.views[row]
+        cells = self._row_cells(view)
+        look = 2 if row == self.cursor_row and self.has_focus else row == self.cursor_row
+        key = (id(cells), look, row % 2, id(columns), width)
+        strip = self._strips.get(key)
+        if strip is not None and strip[0] is cells:
+            return strip[1]
         if row == self.cursor_row:
             base = self.get_component_rich_style("tunnel-table--cursor")
         elif row % 2:
             base = self.get_component_rich_style("tunnel-table--even-row")
         else:
             base = self.rich_style
-        cells = self._row_cells(view)
         segments: list[Segment] = []
         for column, size in columns:
             text, style = cells[column.key]
@@ -309,7 +317,11 @@ class TunnelTable(Widget, can_focus=True):
             text = text.rjust(size) if column.numeric else text.ljust(size)
             pad = " " * PADDING
             segments.append(Segment(pad + text + pad, base + _style(style) if style else base))
-        return Strip(segments).adjust_cell_length(width, base)
+        made = Strip(segments).adjust_cell_length(width, base)
+        if len(self._strips) > 4 * max(self.body_height, 16):
+            self._strips.clear()
+        self._strips[key] = (cells, made)  # the cells object keeps its id alive
+        return made
 
     def _header(self, columns: Sequence[tuple[Column, int]], width: int) -> Strip:
         style = self.get_component_rich_style("tunnel-table--header")
