@@ -57,4 +57,20 @@ def _looks_like_capture(path: str) -> bool:
             head = stream.read(4)
     except OSError:
         return False
-    return head in CAPTURE_MAGICS or head.startswith(GZIP_MAGIC)
+    if head.startswith(GZIP_MAGIC):
+        return _gzip_holds_capture(path)
+    return head in CAPTURE_MAGICS
+
+
+def _gzip_holds_capture(path: str) -> bool:
+    """A gzip file whose first bytes unpacked are a capture's (a compressed log beside the
+    ring's files is not); one that cannot be unpacked is left to the reader to name."""
+    import gzip
+    import zlib
+
+    try:
+        with gzip.open(path, "rb") as stream:
+            head = stream.read(4)
+    except (OSError, EOFError, zlib.error):
+        return True
+    return head in CAPTURE_MAGICS

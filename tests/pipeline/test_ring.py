@@ -319,3 +319,12 @@ def test_a_ring_of_many_files_holds_one_spill_file_open(whole: Path, tmp_path: P
     assert len(os.listdir("/proc/self/fd")) - before == 1
     del collected
     assert without_files(document(str(directory), tmp_path=tmp_path)) == expected
+
+
+def test_a_compressed_file_that_is_no_capture_is_not_part_of_the_ring(
+    whole: Path, tmp_path: Path
+) -> None:
+    d, c, b, a = split(whole, tmp_path / "ring")
+    with gzip.open(tmp_path / "ring" / "rotate.log.gz", "wb") as log:
+        log.write(b"ring rotated\n")
+    assert capture_files(str(tmp_path / "ring")) == [str(p) for p in (a, b, c, d)]
