@@ -148,6 +148,15 @@ class Pairer:
             ):
                 log.duplicates += 1
                 return None
+            # The same packet seen again after its reply (overlapping files, two vantages).
+            answered = self._answered.get((inner.src, inner.dst, inner.ip_id))
+            if (
+                answered is not None
+                and answered.key == request.key
+                and abs(time - answered.time) <= DUPLICATE_WINDOW
+            ):
+                log.duplicates += 1
+                return None
         else:
             waiting = self._pending6.setdefault((inner.src, inner.dst), [])
         waiting.append(request)

@@ -440,3 +440,17 @@ def test_the_silence_between_capture_segments_is_no_send_interval() -> None:
     a = _originator(analyze_frames(cap.raw_frames()), A)
     assert len(a.segments) == 2
     assert (a.period, a.period_agreeing, a.period_intervals) == (2.0, 38, 38)
+
+
+def test_a_request_captured_again_after_its_reply_is_a_duplicate() -> None:
+    # A `keepalive 2 3` sends at 0, 2, …, 38, answered 20 ms later; each request shows up
+    # once more 10 ms after its reply (overlapping ring files, a second capture point):
+    # same IP ID, same packet. 20 sent, 20 duplicates, no burst, the counter never passes 1.
+    cap = Capture()
+    for k in range(20):
+        request = cap.request(2.0 * k, A, B)
+        cap.reply(2.0 * k + 0.020, request)
+        cap.add(2.0 * k + 0.030, request)
+    a = _originator(analyze_frames(cap.raw_frames()), A)
+    assert (a.sent, a.duplicates, a.bursts) == (20, 20, [])
+    assert max(e.counter for e in a.events) == 1
