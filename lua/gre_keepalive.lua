@@ -97,11 +97,19 @@
 -- preferring the same key, within 30 s. The same request (or reply) again within 0.5 s is
 -- a duplicate. A reply without a request counts for its destination.
 
+-- The analyzer's timeline rules: the period inferred from all of an originator's sends
+-- (clusters of intervals; bursts -- queued keepalives released together -- left out), a
+-- burst's sends counted as the ticks they make, missing ticks extrapolated, and no
+-- timeline extrapolated across a silence of GRE packets longer than an hour (and ten
+-- periods): the capture was not running, each side is a timeline of its own.
+--
 -- Where it can differ from `gre-keepalive analyze`:
---   * A capture the plugin cannot read itself (see above) in a single pass: decoding
---     only, no counters; in two passes it agrees.
---   * Cisco IOS rules only: analyze's --profile (other vendors), --retries infer and
---     --what-if have no counterpart here.
+--   * A capture the plugin cannot read itself (see above) in a single pass: nothing
+--     shown; in two passes it agrees.
+--   * Cisco IOS rules only: analyze's --profile (other vendors), --retries infer,
+--     --what-if and --capture-gap (here always the default, an hour) have no counterpart.
+--   * A silence of GRE packets is judged without frames whose GRE header is cut short
+--     inside its options (analyze counts them as malformed; here they may end a silence).
 --   * pcapng blocks that Wireshark shows as frames but that carry no packet (systemd
 --     journal entries, say) would shift frame numbers: the plugin then checks the frame
 --     it was asked for against the file, finds a mismatch and decodes frames as
