@@ -1122,3 +1122,33 @@ def test_sharkd_agrees_on_an_unreadable_file(tmp_path: Path) -> None:
     assert_agree(document, frames)
     assert marked == set(frames)
     assert unanswered == expected_experts(document)["unanswered"]
+
+
+@needs_tshark
+def test_statistics_menu_opens_the_tunnels_table(tmp_path: Path) -> None:
+    """The GUI's Statistics entry, driven from tshark: the GUI functions are stood in for
+    before the plugin loads, and the menu's callback is run once the capture is read."""
+    driver = tmp_path / "gui.lua"
+    driver.write_text(
+        "local entry = nil\n"
+        "_G.gui_enabled = function() return true end\n"
+        "_G.register_menu = function(name, fn, group)\n"
+        "    entry = {name = name, fn = fn, group = group}\n"
+        "end\n"
+        "_G.TextWindow = { new = function(title) return { set = function(self, text)\n"
+        "    io.stdout:write('WINDOW ' .. title .. '\\n' .. text) end } end }\n"
+        f"dofile({json.dumps(str(LUA))})\n"
+        "local tap = Listener.new('frame')\n"
+        "function tap.draw()\n"
+        "    io.stdout:write('MENU ' .. entry.name .. ' ' .. entry.group .. '\\n')\n"
+        "    entry.fn()\n"
+        "end\n",
+        encoding="utf-8",
+    )
+    stdout = tshark(CAPTURES / "outage.pcap", driver, "-q", two_pass=False)
+    assert "MENU GRE Keepalive/Tunnels 3\n" in stdout  # MENU_STAT_GENERIC
+    assert "WINDOW GRE keepalive tunnels\n" in stdout
+    window = stdout[stdout.index("WINDOW") :]
+    assert _summary_rows(window) == _summary_rows(
+        tshark(CAPTURES / "outage.pcap", LUA, "-q", "-z", "grekeepalive,tunnels", two_pass=False)
+    )
