@@ -553,13 +553,23 @@ def _no_keepalives(tunnel: TunnelResult, data_recorded: bool) -> list[Diagnosis]
         return []
     a, b = tunnel.endpoints
     period, retries = SUGGESTED_KEEPALIVE
+    configure = (
+        f"Configure `keepalive {period} {retries}` on both ends: the line then goes down "
+        f"{period * retries} s after the first unanswered keepalive and routing can fail over."
+    )
+    if ":" in a:
+        # SPEC §2/§3: IOS (and Comware) run GRE keepalives over IPv4 only.
+        configure = (
+            "IOS runs GRE keepalives over an IPv4 transport only: where the platform offers "
+            f"them over IPv6 (RouterOS does), configure `keepalive {period} {retries}` on both "
+            "ends; otherwise let a routing protocol's hellos or BFD over the tunnel detect "
+            "the failure."
+        )
     message = (
         f"No GRE keepalives between {a} and {b} in either direction, while "
         f"{counted(tunnel.data_packets, 'data packet')} crossed the tunnel: its line protocol "
         "cannot detect a failure of the path or of the far end, so it stays up and routes keep "
-        f"pointing into it (keepalives are off by default on IOS). Configure `keepalive "
-        f"{period} {retries}` on both ends: the line then goes down {period * retries} s after "
-        "the first unanswered keepalive and routing can fail over."
+        f"pointing into it (keepalives are off by default on IOS). {configure}"
     )
     frames = [column[0] for column in tunnel.data_frames.values() if len(column)]
     return [

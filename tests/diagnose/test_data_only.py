@@ -136,3 +136,23 @@ def test_no_one_way_diagnosis_for_tunnels_with_keepalives() -> None:
     analysis = analyze_frames(cap.sorted().raw_frames())
     assert "one-way-data" not in codes(analysis)
     assert "no-keepalives" not in codes(analysis)
+
+
+def test_no_keepalives_over_ipv6_does_not_suggest_what_ios_cannot_run() -> None:
+    # SPEC §2: keepalives are a GRE/IPv4 feature on IOS; an IPv6 transport gets the
+    # caveat and the alternatives, an IPv4 one the plain `keepalive 10 3`.
+    cap = Capture()
+    for k in range(10):
+        cap.data(float(k), "2001:db8::1", "2001:db8::2")
+        cap.data(k + 0.5, "2001:db8::2", "2001:db8::1")
+        cap.data(float(k), A, B)
+    messages = {
+        t.endpoints[0]: d.message
+        for t in analyze_frames(cap.sorted().raw_frames()).tunnels
+        for d in t.diagnoses
+        if d.code == "no-keepalives"
+    }
+    assert "IPv4 transport only" in messages["2001:db8::1"]
+    assert "BFD" in messages["2001:db8::1"]
+    assert "IPv4 transport only" not in messages[A]
+    assert "Configure `keepalive 10 3` on both ends" in messages[A]
