@@ -628,7 +628,7 @@ def _one_way(tunnel: TunnelResult, minimum: float) -> list[Diagnosis]:
                         "to": y,
                         "start": start,
                         "end": end,
-                        "seconds": end - start,
+                        "seconds": round(end - start, 6),
                         "packets": high - low,
                     },
                 )

@@ -156,3 +156,12 @@ def test_no_keepalives_over_ipv6_does_not_suggest_what_ios_cannot_run() -> None:
     assert "BFD" in messages["2001:db8::1"]
     assert "IPv4 transport only" not in messages[A]
     assert "Configure `keepalive 10 3` on both ends" in messages[A]
+
+
+def test_one_way_seconds_at_the_capture_precision() -> None:
+    cap = Capture()
+    for k in range(600):
+        cap.data(k * 0.1, A, B)
+    # A alone from 0 to 59.9 s: 59.9 s, not the float difference of two epoch times.
+    (diagnosis,) = one_way(analyze_frames(cap.raw_frames()))
+    assert diagnosis.details["seconds"] == 59.9
