@@ -35,7 +35,14 @@ from dataclasses import dataclass, replace
 from analyzer.diagnose.rules import clock, counted, diagnose, make_diagnosis
 from analyzer.keepalive.analysis import Settings
 from analyzer.keepalive.collect import Collector
-from analyzer.keepalive.model import Analysis, Diagnosis, Severity, SourceSummary, TunnelResult
+from analyzer.keepalive.model import (
+    Analysis,
+    DataDirection,
+    Diagnosis,
+    Severity,
+    SourceSummary,
+    TunnelResult,
+)
 from analyzer.keepalive.pairing import OriginatorLog, Reply, Request, TunnelId
 from analyzer.pipeline.analyze import analyze_collected, diagnose_options
 
@@ -457,6 +464,18 @@ def _merged_tunnel(
         sum(len(t) for t in data_times.values()),
     )
     tunnel.data_times, tunnel.data_frames = data_times, data_frames
+    if first.source.data_recorded and second.source.data_recorded:
+        for x, y in (endpoints, (endpoints[1], endpoints[0])):
+            sent = data_times.get(x)
+            tunnel.directions.append(
+                DataDirection(
+                    x,
+                    y,
+                    len(sent) if sent else 0,
+                    sent[0] if sent else None,
+                    sent[-1] if sent else None,
+                )
+            )
     leg_diagnoses: list[Diagnosis] = []
     info: dict[str, object] = {
         "captures": [{"file": files[i], "near": near[i]} for i in (0, 1)],

@@ -202,3 +202,32 @@ def test_follow_takes_one_capture(tmp_path: Path, capsys: pytest.CaptureFixture[
     a, b = both_ends(DATA / "leg_a_to_b.toml", tmp_path)
     assert main(["analyze", str(a), str(b), "--follow"]) == 2
     assert "--follow reads one capture" in capsys.readouterr().err
+
+
+def test_each_direction_of_data_as_its_senders_capture_shows_it(tmp_path: Path) -> None:
+    a, b = both_ends(DATA / "leg_a_to_b.toml", tmp_path)
+    (tunnel,) = merged(a, b).tunnels
+    # A's data from the A-side capture, B's from the B-side one on A's clock (B's runs
+    # SKEW ahead): each as that capture alone lists it.
+    (near_a,) = merged_single(a).tunnels
+    (near_b,) = merged_single(b).tunnels
+    a_to_b = next(d for d in near_a.directions if d.source == A)
+    b_to_a = next(d for d in near_b.directions if d.source == B)
+    assert a_to_b.packets > 0 and b_to_a.packets > 0
+    assert [(d.source, d.destination, d.packets) for d in tunnel.directions] == [
+        (A, B, a_to_b.packets),
+        (B, A, b_to_a.packets),
+    ]
+    assert (tunnel.directions[0].first, tunnel.directions[0].last) == (a_to_b.first, a_to_b.last)
+    assert b_to_a.first is not None and b_to_a.last is not None
+    assert (tunnel.directions[1].first, tunnel.directions[1].last) == (
+        pytest.approx(b_to_a.first - SKEW, abs=1e-6),
+        pytest.approx(b_to_a.last - SKEW, abs=1e-6),
+    )
+
+
+def merged_single(path: Path) -> Analysis:
+    from analyzer.pipeline.analyze import analyze_frames
+
+    with open_capture(path) as reader:
+        return analyze_frames(reader)
