@@ -56,6 +56,7 @@ from analyzer.keepalive.segments import (
 from analyzer.keepalive.state import (
     DEFAULT_PERIOD,
     DEFAULT_RETRIES,
+    MAX_PERIOD,
     LineState,
     Transition,
     down_seconds,
@@ -144,7 +145,9 @@ def estimate_period(
     if not raw:
         return None
     ordered = sorted(raw)
-    short = BURST_FRACTION * ordered[len(ordered) // 2]
+    # Bursts are judged against the typical interval among those a period can be.
+    typical = [i for i in ordered if i <= MAX_PERIOD] or ordered
+    short = BURST_FRACTION * typical[len(typical) // 2]
     if ordered[0] >= short:
         intervals = ordered  # no burst: every interval counts
     else:
@@ -167,6 +170,10 @@ def estimate_period(
                 clusters[-1].append(value)
             else:
                 clusters.append([value])
+    # No period is longer than IOS allows (a silence of years in a merged file is none).
+    clusters = [c for c in clusters if c[len(c) // 2] <= MAX_PERIOD]
+    if not clusters:
+        return None
     # The largest clusters only: a sender whose every interval differs must not cost n².
     clusters = sorted(clusters, key=len, reverse=True)[:MAX_CANDIDATES]
     scored = [(c[len(c) // 2], _agreeing_count(intervals, c[len(c) // 2])) for c in clusters]

@@ -454,3 +454,25 @@ def test_a_request_captured_again_after_its_reply_is_a_duplicate() -> None:
     a = _originator(analyze_frames(cap.raw_frames()), A)
     assert (a.sent, a.duplicates, a.bursts) == (20, 20, [])
     assert max(e.counter for e in a.events) == 1
+
+
+def test_two_sends_years_apart_give_no_period_and_no_timeline_across_them() -> None:
+    # A merged file: A's one answered keepalive at 0, another 16 years later. 504,576,000 s
+    # is no keepalive period (IOS: at most 32767 s, SPEC §2): the period is the default
+    # 10 s, so the silence is a gap (over 3600 s), each exchange its own segment, no tick
+    # extrapolated and no line protocol down.
+    cap = Capture()
+    for t in (0.0, 504576000.3):
+        cap.reply(t + 0.020, cap.request(t, A, B))
+    analysis = analyze_frames(cap.raw_frames())
+    a = _originator(analysis, A)
+    assert (a.period, a.period_source) == (10.0, ValueSource.DEFAULT)
+    assert (a.period_agreeing, a.period_intervals) == (0, 0)
+    assert len(a.segments) == 2
+    assert (a.extrapolated, a.transitions) == (0, [])
+    assert analysis.source.gaps == [(START + 0.020, START + 504576000.3)]
+
+
+def test_a_silence_of_years_is_no_candidate_period() -> None:
+    # Intervals 2 s and about 16 years: one each, and the longer is no IOS period.
+    assert infer_period([0.0, 2.0, 504576000.3]) == 2.0
