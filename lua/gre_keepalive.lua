@@ -95,7 +95,7 @@
 -- Pairing: a reply pairs with the newest outstanding request whose inner source,
 -- destination and IP ID are the reply's source, destination and IP ID (IPv6: by order),
 -- preferring the same key, within 30 s. The same request (or reply) again within 0.5 s is
--- a duplicate. A reply without a request counts for its destination.
+-- a duplicate, also after its reply. A reply without a request counts for its destination.
 
 -- The analyzer's timeline rules: the period inferred from all of an originator's sends
 -- (clusters of intervals; bursts -- queued keepalives released together -- left out), a
@@ -1117,8 +1117,8 @@ add_gre_time = function(time)
     S.clusters, S.last_cluster = kept, joined
 end
 
-local function add_record(d, number, time, sec, nsec)
-    d.number, d.time, d.sec, d.nsec = number, time, sec, nsec
+local function add_record(d, number, time, sec, nsec, caplen)
+    d.number, d.time, d.sec, d.nsec, d.caplen = number, time, sec, nsec, caplen
     S.records[#S.records + 1] = d
     S.dirty = true
 end
@@ -1133,7 +1133,7 @@ local function add_decoded(number, time, sec, nsec, linktype, b, first, last)
         add_gre_time(time)
     elseif d ~= nil then
         add_gre_time(time)
-        add_record(d, number, time, sec, nsec)
+        add_record(d, number, time, sec, nsec, last - first + 1)
     end
 end
 
@@ -1195,7 +1195,7 @@ local function collect_frame(tvb, pinfo)
         elseif d ~= nil then
             add_gre_time(time)
             local sec = floor(time)
-            add_record(d, number, time, sec, floor((time - sec) * 1e9 + 0.5))
+            add_record(d, number, time, sec, floor((time - sec) * 1e9 + 0.5), #bytes)
             return
         end
     end
@@ -1240,7 +1240,10 @@ local function originator(P, tunnel, address, peer, key)
 end
 
 local function new_result(kind, o, d)
-    return { kind = kind, o = o, number = d.number, time = d.time, sec = d.sec, nsec = d.nsec }
+    return {
+        kind = kind, o = o, number = d.number, time = d.time, sec = d.sec, nsec = d.nsec,
+        caplen = d.caplen,
+    }
 end
 
 local function pair_request(P, d, results)
@@ -1251,14 +1254,25 @@ local function pair_request(P, d, results)
         local id = inner.src .. "|" .. inner.dst .. "|" .. inner.id
         waiting = P.pending[id]
         if waiting == nil then waiting = {}; P.pending[id] = waiting end
+        local first = nil
         for _, earlier in ipairs(waiting) do
             if earlier.key == d.key and d.time - earlier.time <= DUPLICATE_WINDOW then
-                o.duplicates = o.duplicates + 1
-                local r = new_result("request", o, d)
-                r.duplicate_of = earlier.number
-                results[d.number] = r
-                return
+                first = earlier
+                break
             end
+        end
+        -- The same packet seen again after its reply (overlapping files, two vantages).
+        local answered = P.answered[id]
+        if first == nil and answered ~= nil and answered.key == d.key
+            and math.abs(d.time - answered.time) <= DUPLICATE_WINDOW then
+            first = answered
+        end
+        if first ~= nil then
+            o.duplicates = o.duplicates + 1
+            local r = new_result("request", o, d)
+            r.duplicate_of = first.number
+            results[d.number] = r
+            return
         end
     else
         local id = inner.src .. "|" .. inner.dst
@@ -1752,6 +1766,22 @@ local function start(tvb, pinfo)
     end
 end
 
+-- A keepalive frame whose length is not the file's: Wireshark numbers frames differently
+-- (a pcapng block it shows as a frame, say); say so once and show nothing wrong.
+local function mismatch(r, pinfo)
+    if r.caplen == pinfo.caplen then return false end
+    if not reported.numbering then
+        reported.numbering = true
+        loud(string.format("GRE keepalive plugin: frame %d is %d bytes long in Wireshark but "
+            .. "%d bytes in the capture file as the plugin reads it: the frame numbers "
+            .. "differ, no results are shown from frame %d on", r.number, pinfo.caplen,
+            r.caplen, r.number))
+    end
+    if S.broken_from == nil or r.number < S.broken_from then S.broken_from = r.number end
+    known_frames = math.min(known_frames, r.number - 1)
+    return true
+end
+
 local function dissect(tvb, pinfo, tree, number)
     if S == nil then reset() end
     if S.mode == "file" then
@@ -1763,22 +1793,23 @@ local function dissect(tvb, pinfo, tree, number)
     end
     if S.mode == "file" then
         known_frames, known_results = S.frames, S.results
+        if S.broken_from ~= nil then known_frames = math.min(S.frames, S.broken_from - 1) end
     else
         collect_frame(tvb, pinfo)
         -- Computed once the first pass is over (or again if later passes add frames).
         if S.dirty and pinfo.visited then compute() end
     end
     local results = S.results
-    if results == nil then return end
+    if results == nil or (S.broken_from ~= nil and number >= S.broken_from) then return end
     local r = results[number]
-    if r ~= nil then show(r, tree, pinfo) end
+    if r ~= nil and not mismatch(r, pinfo) then show(r, tree, pinfo) end
 end
 
 function proto.dissector(tvb, pinfo, tree)
     local number = pinfo.number
     if number <= known_frames then
         local r = known_results[number]
-        if r ~= nil then show(r, tree, pinfo) end
+        if r ~= nil and not mismatch(r, pinfo) then show(r, tree, pinfo) end
         return
     end
     dissect(tvb, pinfo, tree, number)
