@@ -288,9 +288,11 @@ def _view(
     now: float,
     pending: float | None,
     figures: tuple[int, tuple[int, int]] | None,
+    data_lower_bound: bool = False,
 ) -> OriginatorView:
     """A tracker state as a table row; `pending`: the time of its last send while the
-    reply is not back; `figures`: (data packets, blackholed) from the latest analysis."""
+    reply is not back; `figures`: (data packets, blackholed) from the latest analysis;
+    `data_lower_bound`: the data capture dropped packets, so the figures are lower bounds."""
     outstanding = 1 if pending is not None and now - pending < state.period else 0
     lost = max(state.sent - state.returned - outstanding, 0)
     downs = state.downs
@@ -322,6 +324,7 @@ def _view(
         data_packets=None if figures is None else figures[0],
         blackholed=None if figures is None else figures[1],
         rank=rank,
+        data_lower_bound=figures is not None and data_lower_bound,
     )
 
 
@@ -431,6 +434,7 @@ class LiveStore:
         """The latest states as table rows; tunnel views (transitions, diagnoses) on demand."""
         now = self.now or 0.0
         figures = self.figures
+        lower_bound = self.capture is not None and self.capture.data_lower_bound
         views = tuple(
             _view(
                 state,
@@ -439,6 +443,7 @@ class LiveStore:
                 None
                 if figures is None
                 else figures.data.get(((state.endpoints, state.key), state.address)),
+                lower_bound,
             )
             for state in self.states
         )

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from rich.text import Text
 
+from analyzer.diagnose.rules import counted
 from analyzer.keepalive.model import Diagnosis
 from analyzer.keepalive.state import LineState
 from analyzer.tui.views import (
@@ -239,10 +240,15 @@ def blackhole_line(view: OriginatorView, live: bool) -> Text:
         line.append("blackholed: not known (data packets not recorded)", style="dim")
         return line
     high = view.blackholed[1]
+    bound = view.data_lower_bound
     line.append("blackholed ")
-    line.append(fmt_blackholed(view.blackholed), style="bold red" if high else "bold")
-    line.append(f" of {view.data_packets} data packets")
+    line.append(
+        fmt_blackholed(view.blackholed, lower_bound=bound), style="bold red" if high else "bold"
+    )
+    line.append(f" of {'≥' if bound else ''}{counted(view.data_packets, 'data packet')}")
     line.append(" so far" if live else " up to the cursor", style="dim")
+    if bound:
+        line.append(" (the data capture dropped packets: at least)", style="yellow")
     return line
 
 

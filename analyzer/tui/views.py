@@ -78,6 +78,8 @@ class OriginatorView:
     data_packets: int | None = None  # data it sent into the tunnel so far; None: not known
     blackholed: tuple[int, int] | None = None  # (min, max) so far; None: not known
     rank: int = RANK_FINE  # RANK_DOWN, RANK_UNANSWERED or RANK_FINE
+    # The live data capture dropped packets: data and blackholed are at least what they say.
+    data_lower_bound: bool = False
 
     @property
     def tunnel(self) -> TunnelKey:
@@ -941,12 +943,21 @@ def fmt_number(value: float) -> str:
     return f"{value:.6f}".rstrip("0").rstrip(".")
 
 
-def fmt_blackholed(blackholed: tuple[int, int] | None) -> str:
-    """`200–250` packets (min–max), `0`, or `—` when data was not recorded."""
+def fmt_blackholed(blackholed: tuple[int, int] | None, *, lower_bound: bool = False) -> str:
+    """`200–250` packets (min–max), `0`, or `—` when data was not recorded; `≥200–250`
+    when data packets were dropped by the capture (the figures are lower bounds)."""
     if blackholed is None:
         return "—"
     low, high = blackholed
-    return str(low) if low == high else f"{low}–{high}"
+    text = str(low) if low == high else f"{low}–{high}"
+    return f"≥{text}" if lower_bound else text
+
+
+def fmt_data(view: OriginatorView) -> str:
+    """Data packets of a row: `800`, `≥800` when the capture dropped data, `—` unknown."""
+    if view.data_packets is None:
+        return "—"
+    return f"≥{view.data_packets}" if view.data_lower_bound else str(view.data_packets)
 
 
 # ---------------------------------------------------------------------------- the table
@@ -1072,7 +1083,7 @@ COLUMNS: tuple[Column, ...] = (
     Column(
         "data",
         "Data",
-        lambda v: "—" if v.data_packets is None else str(v.data_packets),
+        fmt_data,
         lambda v: -1 if v.data_packets is None else v.data_packets,
         numeric=True,
         width=6,
@@ -1081,7 +1092,7 @@ COLUMNS: tuple[Column, ...] = (
     Column(
         "blackholed",
         "Blackholed",
-        lambda v: fmt_blackholed(v.blackholed),
+        lambda v: fmt_blackholed(v.blackholed, lower_bound=v.data_lower_bound),
         lambda v: (-1, -1) if v.blackholed is None else (v.blackholed[1], v.blackholed[0]),
         numeric=True,
         width=10,

@@ -23,11 +23,18 @@ from analyzer.keepalive.tracker import LiveEventKind
 from analyzer.pipeline.analyze import analyze_frames
 from analyzer.read.capture import RawFrame, open_capture
 from analyzer.read.packet import build_keepalive_request, reflect_request
-from analyzer.read.sources import InterfaceNotice
-from analyzer.tui.live import LiveFeeder, LiveStore, LiveUpdate
-from analyzer.tui.render import Detail, render_chart, render_detail, render_log_row
+from analyzer.read.sources import CaptureStats, HandleStats, InterfaceNotice
+from analyzer.tui.live import LiveFeeder, LiveFigures, LiveStore, LiveUpdate
+from analyzer.tui.render import (
+    Detail,
+    blackhole_line,
+    render_chart,
+    render_detail,
+    render_log_row,
+)
 from analyzer.tui.views import (
     COLUMN_KEYS,
+    COLUMNS,
     RANK_DOWN,
     RANK_FINE,
     RANK_UNANSWERED,
@@ -429,6 +436,53 @@ def test_live_store_document() -> None:
     (series,) = store.series(((A, B), None))
     assert series.points[-1] == ChartPoint(T0 + 40.0, 4, LineState.DOWN)
     assert store.window(((A, B), None)) == (T0, T0 + 50.0)  # from the first event
+
+
+def _cell(view: OriginatorView, key: str) -> str:
+    (found,) = [column for column in COLUMNS if column.key == key]
+    return found.text(view)
+
+
+def test_data_figures_are_lower_bounds_when_the_data_capture_dropped(outage: Analysis) -> None:
+    view = CaptureIndex(outage).state_at(T0 + 50.0).originator(A)
+    assert (_cell(view, "data"), _cell(view, "blackholed")) == ("500", "150–200")
+    bounded = replace(view, data_lower_bound=True)
+    assert (_cell(bounded, "data"), _cell(bounded, "blackholed")) == ("≥500", "≥150–200")
+    line = blackhole_line(bounded, live=True).plain
+    assert line.startswith("  blackholed ≥150–200 of ≥500 data packets so far")
+    assert "dropped" in line
+    assert "≥" not in blackhole_line(view, live=True).plain
+
+
+def _live_store_with_data(outage: Analysis, data: HandleStats) -> LiveStore:
+    from analyzer.keepalive.tracker import LiveTracker
+
+    tracker = LiveTracker(Settings(period=10.0, retries=3))
+    from analyzer.read.packet import decode_frame
+
+    for raw in _keepalive_pair(T0, 1):
+        tracker.feed(raw.time, raw.number, decode_frame(raw.linktype, raw.data))
+    figures = LiveFigures(T0 + 5.0, {}, {(((A, B), None), A): (800, (200, 250))}, outage)
+    store = LiveStore()
+    store.apply(
+        LiveUpdate(
+            T0 + 5.0,
+            tuple(tracker.snapshot(T0 + 5.0)),
+            figures=figures,
+            capture=CaptureStats(T0 + 5.0, HandleStats(2, 0, 0), data, data_packets=800),
+        )
+    )
+    return store
+
+
+def test_live_rows_are_lower_bounds_only_after_data_drops(outage: Analysis) -> None:
+    clean = _live_store_with_data(outage, HandleStats(800, 0, 0)).snapshot().originator(A)
+    assert (_cell(clean, "data"), _cell(clean, "blackholed")) == ("800", "200–250")
+    # 40 data packets dropped by the kernel: the 800 counted are at least what was sent.
+    lossy = _live_store_with_data(outage, HandleStats(840, 40, 0)).snapshot().originator(A)
+    assert (_cell(lossy, "data"), _cell(lossy, "blackholed")) == ("≥800", "≥200–250")
+    (tunnel,) = _live_store_with_data(outage, HandleStats(840, 40, 0)).snapshot().tunnels
+    assert tunnel.originators[0].data_lower_bound
 
 
 # ---------------------------------------------------------------------------- layering
