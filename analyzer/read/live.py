@@ -22,8 +22,9 @@ stop event, yields :class:`~analyzer.read.capture.RawFrame` records,
   a consumer that must act on the wall clock (``LiveTracker.advance``) needs its own timer.
   :func:`pump` provides one: it runs the source in a background thread and calls back on the
   calling thread for every item, and every ``idle_interval`` seconds.
-* When the interface goes down or disappears (libpcap reports "The interface went down"),
-  the source yields ``InterfaceNotice("IFACE went down (…); re-opening")``, retries every
+* When the interface goes down (libpcap reports "The interface went down"), the source
+  yields ``InterfaceNotice("IFACE went down (…); re-opening")`` — or, when the interface no
+  longer exists, ``"IFACE was removed (…); waiting for it to come back"`` — retries every
   ``reopen_delay`` seconds, and yields ``InterfaceNotice("IFACE re-opened")`` once the
   capture is back (the data handle follows quietly). An interface that exists but is down
   when watching starts is waited for the same way.
@@ -146,6 +147,25 @@ def _is_permission_problem(message: str) -> bool:
 
 def _is_down(message: str) -> bool:
     return "not up" in message.lower()
+
+
+def _interface_exists(interface: str) -> bool:
+    """Whether the network namespace still has an interface of this name."""
+    try:
+        socket.if_nametoindex(interface)
+    except OSError:
+        return False
+    return True
+
+
+def _lost_notice(interface: str, message: str) -> str:
+    """What a capture error that closed the handle says: the interface was removed
+    (libpcap: "The interface disappeared", or no interface has that name any more) or it
+    went down. Deleting an interface takes it down first, so libpcap often says "went
+    down" for a removal too: the name is looked up to tell."""
+    if "disappeared" in message.lower() or not _interface_exists(interface):
+        return f"{interface} was removed ({message}); waiting for it to come back"
+    return f"{interface} went down ({message}); re-opening"
 
 
 def _reason(message: str, interface: str) -> str:
@@ -505,9 +525,7 @@ class LiveCapture:
                     header, data = handle.pcap.next()
             except pcapy.PcapError as exc:
                 handle.close()
-                yield InterfaceNotice(
-                    time.time(), f"{interface} went down ({_one_line(exc)}); re-opening"
-                )
+                yield InterfaceNotice(time.time(), _lost_notice(interface, _one_line(exc)))
                 continue
             if header is None:  # nothing buffered: wait a little, then look at `stop`
                 select.select([fd], [], [fd], READ_TIMEOUT_MS / 1000)

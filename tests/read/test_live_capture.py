@@ -186,8 +186,10 @@ def silent_fd() -> Iterator[int]:
     os.close(write_end)
 
 
-def _install(monkeypatch: pytest.MonkeyPatch, fake: FakePcapy) -> None:
+def _install(monkeypatch: pytest.MonkeyPatch, fake: FakePcapy, *, exists: bool = True) -> None:
+    """Capture through `fake`; the interfaces it names exist (or, `exists` False, not)."""
     monkeypatch.setattr(live_capture, "_pcapy", lambda: fake)
+    monkeypatch.setattr(live_capture, "_interface_exists", lambda name: exists)
 
 
 def _collect(source: Any, count: int, timeout: float = 5.0) -> list[RawFrame | InterfaceNotice]:
@@ -287,6 +289,35 @@ def test_interface_going_down_is_reported_and_reopened(
     assert [(f.number, f.time) for f in frames] == [(1, 1.0), (2, 9.0)]
     assert first.closed and second.filters == ["ip"] and second.nonblocking
     assert isinstance(items[0], RawFrame) and isinstance(items[-1], RawFrame)
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        # Deleting an interface takes it down first: libpcap's message alone cannot tell.
+        "The interface went down",
+        "The interface disappeared",
+    ],
+)
+def test_a_removed_interface_is_reported_as_removed_not_down(
+    monkeypatch: pytest.MonkeyPatch, silent_fd: int, error: str
+) -> None:
+    first = FakeHandle(silent_fd, [("frame", 1.0, ETH), ("error", error)])
+    second = FakeHandle(silent_fd, [("frame", 9.0, ETH)])
+    missing = "veth7: No such device exists (SIOCGIFHWADDR: No such device)"
+    _install(monkeypatch, FakePcapy([first, missing, missing, second]), exists=False)
+    source = live_frames("veth7", bpf_filter="ip", reopen_delay=0.01)
+    items = _collect(source, 4)
+    messages = [item.message for item in items if isinstance(item, InterfaceNotice)]
+    assert messages == [
+        f"veth7 was removed ({error}); waiting for it to come back",
+        "veth7 re-opened",
+    ]
+
+
+def test_interface_existence_is_looked_up_by_name() -> None:
+    assert live_capture._interface_exists("lo")
+    assert not live_capture._interface_exists("no-such-if0")
 
 
 def test_interface_down_at_start_is_waited_for(
