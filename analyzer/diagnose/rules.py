@@ -96,7 +96,7 @@ def diagnose(analysis: Analysis, options: DiagnoseOptions | None = None) -> None
         found: list[Diagnosis] = []
         if not tunnel.originators:
             found.extend(_no_keepalives(tunnel, source.data_recorded))
-            found.extend(_one_way(tunnel, options.one_way_seconds))
+            found.extend(_one_way(tunnel, options.one_way_seconds, source.gaps))
         found.extend(mismatched.get(id(tunnel), []))
         keyed_elsewhere = id(tunnel) in mismatched
         if len(tunnel.originators) == 1 and not keyed_elsewhere:
@@ -587,9 +587,12 @@ def _no_keepalives(tunnel: TunnelResult, data_recorded: bool) -> list[Diagnosis]
     ]
 
 
-def _one_way(tunnel: TunnelResult, minimum: float) -> list[Diagnosis]:
+def _one_way(
+    tunnel: TunnelResult, minimum: float, gaps: Sequence[tuple[float, float]] = ()
+) -> list[Diagnosis]:
     """Stretches longer than `minimum` seconds where data flows one way and nothing comes
-    back: the return path or the peer's tunnel is broken (a suspected blackhole)."""
+    back: the return path or the peer's tunnel is broken (a suspected blackhole). A
+    capture gap ends a stretch: nothing could come back while the capture was not running."""
     found: list[Diagnosis] = []
     for direction in tunnel.directions:
         there = tunnel.data_times.get(direction.source)
@@ -602,8 +605,16 @@ def _one_way(tunnel: TunnelResult, minimum: float) -> list[Diagnosis]:
             if back
             else [(-math.inf, math.inf)]
         )
+        stretches = []
         for before, after in silences:
             low, high = bisect_right(there, before), bisect_left(there, after)
+            for gap_start, _gap_end in gaps:
+                if before < gap_start < after:
+                    cut = bisect_right(there, gap_start, low, high)
+                    stretches.append((low, cut))
+                    low = cut
+            stretches.append((low, high))
+        for low, high in stretches:
             if high - low < 2 or there[high - 1] - there[low] <= minimum:
                 continue
             start, end = there[low], there[high - 1]

@@ -165,3 +165,36 @@ def test_one_way_seconds_at_the_capture_precision() -> None:
     # A alone from 0 to 59.9 s: 59.9 s, not the float difference of two epoch times.
     (diagnosis,) = one_way(analyze_frames(cap.raw_frames()))
     assert diagnosis.details["seconds"] == 59.9
+
+
+YEARS = 6 * 365 * 86400.0  # a merged file: the second part six years after the first
+
+
+def both_ways_then_a_alone_after_a_gap(packets_after: int) -> Capture:
+    """A and B exchange data every 0.1 s for 60 s (A at k/10, B 50 ms after; A once more
+    at 60.5); six years later A alone sends `packets_after` packets 0.1 s apart."""
+    cap = Capture()
+    for k in range(600):
+        cap.data(k * 0.1, A, B)
+        cap.data(k * 0.1 + 0.05, B, A)
+    cap.data(60.5, A, B)
+    for k in range(packets_after):
+        cap.data(YEARS + k * 0.1, A, B)
+    return cap
+
+
+def test_a_capture_gap_is_no_stretch_of_one_way_data() -> None:
+    # After B's last packet (59.95) A sends at 60.5 (one packet), then nothing is captured
+    # for six years, then A alone for 19.9 s: under 30 s, so no one-way-data (the six years
+    # are the capture not running, not a silent return path).
+    assert one_way(analyze_frames(both_ways_then_a_alone_after_a_gap(200).raw_frames())) == []
+
+
+def test_one_way_data_after_a_capture_gap_starts_after_it() -> None:
+    # The same, A alone for 59.9 s after the gap (600 packets): one-way from YEARS to
+    # YEARS + 59.9, frames 1202 (after 1200 + the one at 60.5) to 1801.
+    (diagnosis,) = one_way(analyze_frames(both_ways_then_a_alone_after_a_gap(600).raw_frames()))
+    assert diagnosis.time == at(YEARS)
+    assert diagnosis.details["end"] == at(YEARS + 59.9)
+    assert (diagnosis.details["packets"], diagnosis.details["seconds"]) == (600, 59.9)
+    assert diagnosis.evidence == (1202, 1801)
