@@ -345,15 +345,35 @@ local function sorted_copy(list)
     return copy
 end
 
--- `times` sorted; the period or nil.
-local function infer_period(times)
+-- Index of the first element >= value in an ascending list (#list + 1 if none).
+local function lower_bound(list, value)
+    local lo, hi = 1, #list + 1
+    while lo < hi do
+        local mid = floor((lo + hi) / 2)
+        if list[mid] < value then lo = mid + 1 else hi = mid end
+    end
+    return lo
+end
+
+-- `times` sorted; the period or nil. `ends` (sorted, may be nil): where the capture's
+-- segments end; two sends on either side of one are no interval of the sender's.
+local function infer_period(times, ends)
     local raw = {}
     for i = 2, #times do
-        if times[i] > times[i - 1] then raw[#raw + 1] = times[i] - times[i - 1] end
+        local a, b = times[i - 1], times[i]
+        if b > a and (ends == nil or lower_bound(ends, a) == lower_bound(ends, b)) then
+            raw[#raw + 1] = b - a
+        end
     end
     if #raw == 0 then return nil end
     local ordered = sorted_copy(raw)
-    local short = BURST_FRACTION * ordered[floor(#ordered / 2) + 1]
+    -- Bursts are judged against the typical interval among those a period can be.
+    local typical = {}
+    for _, value in ipairs(ordered) do
+        if value <= MAX_PERIOD then typical[#typical + 1] = value end
+    end
+    if #typical == 0 then typical = ordered end
+    local short = BURST_FRACTION * typical[floor(#typical / 2) + 1]
     local intervals
     if ordered[1] >= short then
         intervals = ordered
@@ -387,6 +407,13 @@ local function infer_period(times)
             end
         end
     end
+    -- No period is longer than IOS allows (a silence of years in a merged file is none).
+    local possible = {}
+    for _, cluster in ipairs(clusters) do
+        if cluster[floor(#cluster / 2) + 1] <= MAX_PERIOD then possible[#possible + 1] = cluster end
+    end
+    clusters = possible
+    if #clusters == 0 then return nil end
     -- The most populous clusters first (a stable sort, as Python's), at most 32.
     local order = {}
     for i = 1, #clusters do order[i] = i end
@@ -1627,6 +1654,16 @@ local function compute()
         if period ~= nil and period > longest then longest = period end
     end
     local segments = capture_segments(longest)
+    if #segments > 1 then
+        local ends = {}
+        for i = 1, #segments - 1 do ends[i] = segments[i][2] end
+        for _, o in ipairs(P.order) do
+            local times = {}
+            for i, request in ipairs(o.requests) do times[i] = request.time end
+            table.sort(times)
+            inferred[o] = infer_period(times, ends)
+        end
+    end
     local summary = {}
     for _, o in ipairs(P.order) do
         summary[#summary + 1] = run_timeline(o, inferred[o], segments)

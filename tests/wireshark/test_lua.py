@@ -422,6 +422,20 @@ def _capture_gap() -> Capture:
     return cap
 
 
+def _long_silence() -> Capture:
+    """Eleven hours without a packet (longer than any keepalive period may be) and bursts
+    on either side: the silence is neither a period nor an interval of the sender's."""
+    cap = Capture()
+    a, b = "192.0.2.1", "198.51.100.1"
+    times = [5.0 * i for i in range(10)] + [47.0, 47.1]
+    times += [40000.0 + 5.0 * i for i in range(10)] + [40048.0, 40048.05]
+    for i, t in enumerate(sorted(times)):
+        request = cap.request(t, a, b)
+        if i % 4 != 1:
+            cap.reply(t + 0.02, request)
+    return cap
+
+
 SCENARIO_NAMES = ("technote", "variants")
 
 BUILT = {
@@ -434,6 +448,7 @@ BUILT = {
     "burst": _burst,
     "two-periods": _two_periods,
     "capture-gap": _capture_gap,
+    "long-silence": _long_silence,
 }
 
 
