@@ -29,6 +29,7 @@ from textual.message import Message
 from textual.timer import Timer
 from textual.widgets import Header, Input
 
+from analyzer.diagnose.rules import counted
 from analyzer.keepalive.analysis import Settings
 from analyzer.keepalive.model import Analysis
 from analyzer.keepalive.state import LineState
@@ -49,6 +50,7 @@ from analyzer.tui.views import (
     TimeFormat,
     TunnelKey,
     filter_views,
+    load_summary,
     row_key,
     sort_label,
     sort_views,
@@ -591,12 +593,7 @@ class CaptureApp(KeepaliveApp):
         self.cursor = index.start
         source = index.analysis.source
         self.warnings.extend(source.warnings)
-        self.message = (
-            f"{source.packets} packets, {source.keepalive_packets} keepalives, "
-            f"{len(index.analysis.tunnels)} tunnel(s)"
-        )
-        if self.warnings:
-            self.message += f"; {len(self.warnings)} warning(s): {self.warnings[0]}"
+        self.message = load_summary(index.analysis, self.warnings)
         transitions = [
             t
             for tunnel in index.analysis.tunnels
@@ -904,7 +901,7 @@ class LiveApp(KeepaliveApp):
         parts = [f"● live: {self.source_title}"]
         if store.now is not None:
             parts.append(f"{self.fmt(store.now, 0)}{'' if self.relative else ' UTC'}")
-        parts.append(f"{store.frames} frames")
+        parts.append(counted(store.frames, "frame"))
         capture = store.capture_text()
         if capture:
             parts.append(capture)

@@ -20,6 +20,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
+from analyzer.diagnose.rules import counted
 from analyzer.keepalive.analysis import Settings
 from analyzer.keepalive.collect import Collector
 from analyzer.keepalive.model import Analysis, Diagnosis
@@ -410,7 +411,8 @@ class LiveStore:
                     event.time,
                     "notice",
                     message=f"{event.originator} {event.kind.value}: the keepalive capture lost "
-                    f"{lost - before} packets before it (a lost keepalive may have caused it)",
+                    f"{counted(lost - before, 'packet')} before it (a lost keepalive may have "
+                    "caused it)",
                 )
             )
 

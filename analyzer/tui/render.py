@@ -350,7 +350,7 @@ def render_log_row(row: LogRow, fmt: TimeFormat, width: int = 0, pad: int = 15) 
     if row.frame is not None:
         fields.append((f"#{row.frame}", "dim"))
     if row.ticks > 1:
-        fields.append((f"×{row.ticks} ticks", "dim"))
+        fields.append((f"×{counted(row.ticks, 'tick')}", "dim"))
     if row.rtt_ms is not None:
         fields.append((f"{row.rtt_ms:g} ms", "dim"))
     tail = Text()

@@ -26,6 +26,7 @@ from functools import lru_cache
 from itertools import chain
 from typing import Any, overload
 
+from analyzer.diagnose.rules import counted
 from analyzer.keepalive.analysis import blackhole_windows
 from analyzer.keepalive.clock import in_calendar, utc_text
 from analyzer.keepalive.model import (
@@ -936,6 +937,19 @@ def fmt_seconds(seconds: float | None) -> str:
     if seconds < 3600:
         return f"{int(seconds // 60)} m {int(seconds % 60):02d} s"
     return f"{int(seconds // 3600)} h {int(seconds % 3600 // 60):02d} m"
+
+
+def load_summary(analysis: Analysis, warnings: Sequence[str] = ()) -> str:
+    """What the status line says once a capture is analysed: `1,234 packets, 1 keepalive,
+    2 tunnels; 1 warning: …`."""
+    source = analysis.source
+    text = (
+        f"{counted(source.packets, 'packet')}, {counted(source.keepalive_packets, 'keepalive')}, "
+        f"{counted(len(analysis.tunnels), 'tunnel')}"
+    )
+    if warnings:
+        text += f"; {counted(len(warnings), 'warning')}: {warnings[0]}"
+    return text
 
 
 def fmt_number(value: float) -> str:

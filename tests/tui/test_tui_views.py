@@ -45,6 +45,7 @@ from analyzer.tui.views import (
     Series,
     TimeFormat,
     filter_views,
+    load_summary,
     sort_views,
     state_at,
 )
@@ -483,6 +484,15 @@ def test_live_rows_are_lower_bounds_only_after_data_drops(outage: Analysis) -> N
     assert (_cell(lossy, "data"), _cell(lossy, "blackholed")) == ("≥800", "≥200–250")
     (tunnel,) = _live_store_with_data(outage, HandleStats(840, 40, 0)).snapshot().tunnels
     assert tunnel.originators[0].data_lower_bound
+
+
+def test_counts_in_the_status_line_agree_with_their_nouns(outage: Analysis) -> None:
+    one = replace(outage, source=replace(outage.source, packets=1, keepalive_packets=1))
+    assert (
+        load_summary(one, ["a warning"]) == "1 packet, 1 keepalive, 1 tunnel; 1 warning: a warning"
+    )
+    two = replace(outage, source=replace(outage.source, packets=2, keepalive_packets=0))
+    assert load_summary(two) == "2 packets, 0 keepalives, 1 tunnel"
 
 
 # ---------------------------------------------------------------------------- layering
