@@ -314,7 +314,8 @@ def _allow_open_files(needed: int) -> int | None:
 
 
 def _spills_allowed(files: int, jobs: int) -> bool:
-    """Whether every file's spill file may stay open (the open-files limit allows it)."""
+    """Whether `files` spill files may stay open beside the files `jobs` passes have in
+    flight (the soft open-files limit raised as far as needed and allowed)."""
     needed = files + RESERVED_OPEN_FILES + OPEN_FILES_PER_JOB * 2 * jobs
     limit = _allow_open_files(needed)
     return limit is None or limit >= needed
@@ -338,9 +339,10 @@ def collect_files(
     files = list(paths)
     whole = _Whole(Collector(files, include_data=include_data))
     # Each file's data columns keep its spill file open, unless that is too many files.
-    if include_data and (
-        len(files) > FILES_WITH_OWN_SPILL or not _spills_allowed(len(files), jobs)
-    ):
+    own = include_data and len(files) <= FILES_WITH_OWN_SPILL
+    if not _spills_allowed(len(files) if own else 0, jobs):  # room for the files in flight
+        own = False
+    if include_data and not own:
         try:
             whole.spill = tempfile.TemporaryFile(prefix="gre-keepalive-ring-")  # noqa: SIM115
         except OSError as exc:
