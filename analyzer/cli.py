@@ -664,6 +664,13 @@ class _EscapedStderr(io.TextIOBase):
     def fileno(self) -> int:
         return self.unescaped.fileno()
 
+    def writable(self) -> bool:
+        return True
+
+    @property
+    def encoding(self) -> str:  # type: ignore[override]
+        return self.unescaped.encoding
+
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one subcommand; its exit status (tests call this in-process)."""
