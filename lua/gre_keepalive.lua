@@ -111,9 +111,10 @@
 --   * A silence of GRE packets is judged without frames whose GRE header is cut short
 --     inside its options (analyze counts them as malformed; here they may end a silence).
 --   * pcapng blocks that Wireshark shows as frames but that carry no packet (systemd
---     journal entries, say) would shift frame numbers: the plugin then checks the frame
---     it was asked for against the file, finds a mismatch and decodes frames as
---     Wireshark dissects them instead.
+--     journal entries, say) would shift frame numbers: the plugin checks the length of
+--     the first frame it is asked for (a mismatch: it decodes frames as Wireshark
+--     dissects them) and of every keepalive frame it shows (a mismatch: reported once,
+--     nothing shown from that frame on).
 
 local PLUGIN_VERSION = "0.1.0"
 
