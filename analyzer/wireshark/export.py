@@ -1,11 +1,12 @@
 """`gre-keepalive export-lua`: write the Wireshark post-dissector as one Lua file.
 
-The Lua file (template: ``analyzer/wireshark/template.lua``) re-implements, on Wireshark's first
-pass over a capture, the pairing and the keepalive state machine of
-:mod:`analyzer.keepalive.analysis`. :func:`generate_lua` bakes in the per-tunnel settings of a
-``--config`` file and the preference defaults (``--period`` / ``--retries``); the output
-is deterministic. ``lua/gre_keepalive.lua`` in the repository is the file generated with
-no options.
+The Lua file (template: ``analyzer/wireshark/template.lua``) reads the capture file Wireshark
+has open, decodes every frame with the packet rules of :mod:`analyzer.read.packet` and
+re-implements, once over the whole capture, the pairing, period inference and timelines of
+:mod:`analyzer.keepalive` (docs/lua.md), so every front end shows the same in any order.
+:func:`generate_lua` bakes in the per-tunnel settings of a ``--config`` file and the
+preference defaults (``--period`` / ``--retries``); the output is deterministic.
+``lua/gre_keepalive.lua`` in the repository is the file generated with no options.
 
 This module is imported whenever the command line is built: it stays light, and the
 configuration parser is only imported when the command runs.
