@@ -18,8 +18,6 @@ import argparse
 import ipaddress
 import math
 import os
-import shutil
-import subprocess
 import sys
 from importlib import resources
 from typing import TYPE_CHECKING
@@ -154,6 +152,9 @@ def _export(args: argparse.Namespace) -> int:
 def personal_plugins_folder() -> str:
     """Wireshark's personal Lua plugins folder: what `tshark -G folders` says, else the
     default of Wireshark 3.6+ on this system."""
+    import shutil
+    import subprocess
+
     tshark = shutil.which("tshark")
     if tshark is not None:
         try:
