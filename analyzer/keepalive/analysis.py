@@ -694,7 +694,9 @@ def build_analysis(collector: Collector, settings: Settings, *, final: bool = Fa
         for key, log in collector.pairer.originators.items()
     }
     estimates = {key: estimate_period(times) for key, times in send_times.items()}
-    periods = [e.period for e in estimates.values() if e is not None]
+    # A period that stretches the capture-gap threshold needs two intervals agreeing: one
+    # interval of hours (one keepalive in each part of a merged file) is no evidence.
+    periods = [e.period for e in estimates.values() if e is not None and e.agreeing >= 2]
     segments = capture_segments(
         collector, settings, max(periods, default=0.0), send_times, out_of_order
     )

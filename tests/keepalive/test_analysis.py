@@ -476,3 +476,25 @@ def test_two_sends_years_apart_give_no_period_and_no_timeline_across_them() -> N
 def test_a_silence_of_years_is_no_candidate_period() -> None:
     # Intervals 2 s and about 16 years: one each, and the longer is no IOS period.
     assert infer_period([0.0, 2.0, 504576000.3]) == 2.0
+
+
+def test_one_interval_of_hours_does_not_hide_a_gap_from_other_tunnels() -> None:
+    # A merged file, two parts 8 hours apart. A `keepalive 10 3` sends at 0, 10, …, 100 and
+    # 28800, …, 28900, answered 20 ms later; C sends once in each part (50 and 28850).
+    # C's one interval, 28800 s, is no evidence of a period: the silence from 100.02 to
+    # 28800 (over 3600 s) is a gap, so A's timeline is not extrapolated across it (else
+    # missing ticks from 110 on and a down at 140).
+    C, D = "192.0.2.7", "198.51.100.7"
+    cap = Capture()
+    for base in (0.0, 28800.0):
+        for k in range(11):
+            cap.reply(base + 10.0 * k + 0.020, cap.request(base + 10.0 * k, A, B))
+        cap.reply(base + 50.02, cap.request(base + 50.0, C, D))
+    analysis = analyze_frames(cap.sorted().raw_frames())
+    a, c = _originator(analysis, A), _originator(analysis, C)
+    assert analysis.source.gaps == [(START + 100.02, START + 28800.0)]
+    assert (a.period, a.extrapolated, a.transitions, len(a.segments)) == (10.0, 0, [], 2)
+    # C's period is then IOS's default 10 s: in each part its ticks after 50 go unanswered
+    # (60, 70, 80: counter 1-3) and the one at 90 finds 3 >= 3: down at 90 and at 28890.
+    assert (c.period, c.period_source) == (10.0, ValueSource.DEFAULT)
+    assert [t.time for t in c.transitions] == [at(90.0), at(28890.0)]
