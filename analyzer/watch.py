@@ -27,6 +27,7 @@ from analyzer.options import (
     read_config,
     retries_option,
 )
+from analyzer.report.escape import printable
 
 if TYPE_CHECKING:
     from analyzer.keepalive.analysis import Settings
@@ -195,7 +196,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def _fail(message: str) -> int:
-    print(f"{PROG} watch: error: {message}", file=sys.stderr)
+    print(f"{PROG} watch: error: {printable(message)}", file=sys.stderr)
     return EXIT_USAGE
 
 
@@ -238,6 +239,10 @@ def _run(args: argparse.Namespace) -> int:
     from analyzer.read.bpf import keepalive_filter
     from analyzer.read.live import CaptureOpenError, CapturePermissionError, live_frames
 
+    try:
+        args.interface.encode()
+    except UnicodeEncodeError:  # bytes that are not UTF-8: libpcap's binding takes str
+        return _fail(f"cannot capture on {args.interface}: the name is not UTF-8")
     user_filter = args.filter
 
     def keepalives(linktype: int) -> str:

@@ -24,6 +24,7 @@ from types import FrameType
 from typing import IO, TYPE_CHECKING, Any
 
 from analyzer.keepalive.state import MAX_PERIOD, MAX_RETRIES
+from analyzer.report.escape import printable
 
 if TYPE_CHECKING:
     from analyzer.config import KeepaliveConfig
@@ -727,7 +728,7 @@ class ProbeLoop:
 
 
 def _error(message: str) -> int:
-    print(f"{PROG}: error: {message}", file=sys.stderr)
+    print(f"{PROG}: error: {printable(message)}", file=sys.stderr)
     return EXIT_USAGE
 
 
@@ -1001,7 +1002,7 @@ def run(
 
 
 def _error_status(message: str, status: int) -> int:
-    print(f"{PROG}: error: {message}", file=sys.stderr)
+    print(f"{PROG}: error: {printable(message)}", file=sys.stderr)
     return status
 
 

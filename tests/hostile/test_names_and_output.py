@@ -139,3 +139,37 @@ def test_every_subcommand_s_errors_reach_stderr_escaped() -> None:
         assert result.returncode == 2
         assert ESC not in result.stderr and "\x07" not in result.stderr
     assert "eth\\033]0;x\\a" in watch.stderr
+
+
+def test_an_interface_name_that_is_not_utf8_is_refused_in_one_line() -> None:
+    # bytes e9 74 e9: "été" in Latin-1, not UTF-8; libpcap's binding takes names as str
+    result = run("watch", os.fsdecode(b"\xe9t\xe9"), "--format", "jsonl", "--duration", "1")
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert (
+        result.stderr
+        == "gre-keepalive watch: error: cannot capture on \\351t\\351: the name is not UTF-8\n"
+    )
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("watch", "a\nb", "--format", "jsonl", "--duration", "1"),
+        (
+            "probe",
+            "--write",
+            "/nonexistent/a\nb/x.pcap",
+            "--local",
+            "192.0.2.2",
+            "--remote",
+            "192.0.2.1",
+            "--count",
+            "1",
+        ),
+    ],
+)
+def test_a_newline_in_a_name_keeps_the_error_on_one_line(args: tuple[str, ...]) -> None:
+    result = run(*args)
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1 and "a\\nb" in result.stderr
