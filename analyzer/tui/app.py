@@ -175,12 +175,13 @@ class KeepaliveApp(App[int]):
     def on_mount(self) -> None:
         self.query_one("#detail-scroll").border_title = "Tunnel"
         self.query_one(EventLog).border_title = "Events"
-        self.query_one(TunnelTable).border_title = "Keepalive originators"
         self.query_one(TunnelTable).set_sort_marker(self.sort_by, self.sort_reverse)
         self.arrange_panes()
+        self.show_status()
 
     def on_resize(self, event: Resize) -> None:
         self.arrange_panes()
+        self.show_status()  # a narrow status line leaves out the source
 
     @property
     def narrow(self) -> bool:
@@ -277,15 +278,16 @@ class KeepaliveApp(App[int]):
         self.query_one(DetailPane).show(detail, empty)
 
     def show_status(self) -> None:
-        parts = [self.status_text()]
+        # The order and the filter title the table they shape, leaving the status line
+        # (one line, cut at 80 columns) to the source, its figures and the last message.
         arrow = " ▼" if self.sort_reverse else ""
         if self.sort_by != PROBLEMS:
             arrow = " ▼" if self.sort_reverse else " ▲"
-        parts.append(f"sorted by {sort_label(self.sort_by)}{arrow}")
+        title = f"Keepalive originators · {sort_label(self.sort_by)}{arrow}"
         if self.filter_text:
-            parts.append(f"filter “{self.filter_text}”")
-        if self.message:
-            parts.append(self.message)
+            title += f" · filter “{self.filter_text}”"
+        self.query_one(TunnelTable).border_title = title
+        parts = [self.status_text(), self.message]
         self.query_one(StatusLine).update(" · ".join(p for p in parts if p))
 
     def redraw(self) -> None:
@@ -662,7 +664,8 @@ class CaptureApp(KeepaliveApp):
         return self.index.log_until(self.cursor, LOG_ROWS, self.log_filter)
 
     def status_text(self) -> str:
-        return self.capture_name
+        # A narrow screen keeps the line for the figures: the title names the capture.
+        return "" if self.narrow else self.capture_name
 
     def _jump(self, target: float | None, nothing: str) -> None:
         if self.index is None:
@@ -898,7 +901,7 @@ class LiveApp(KeepaliveApp):
 
     def status_text(self) -> str:
         store = self.store
-        parts = [f"● live: {self.source_title}"]
+        parts = ["● live" if self.narrow else f"● live: {self.source_title}"]
         if store.now is not None:
             parts.append(f"{self.fmt(store.now, 0)}{'' if self.relative else ' UTC'}")
         parts.append(counted(store.frames, "frame"))

@@ -267,9 +267,13 @@ def render_detail(
     lines: list[Text] = []
     title = Text(f"{tunnel.endpoints[0]} ↔ {tunnel.endpoints[1]}", style="bold")
     title.append(f"  key {'none' if tunnel.key is None else tunnel.key}", style="dim")
-    if tunnel.vantage:
-        title.append(f"  captured near {tunnel.vantage}", style="dim")
     lines.append(title)
+    if tunnel.vantage:
+        near = f"captured near {tunnel.vantage}"
+        if title.cell_len + 2 + len(near) <= width:
+            title.append(f"  {near}", style="dim")
+        else:  # two IPv4 addresses, a key and a third one overflow a narrow pane
+            lines.append(Text(f"  {near}", style="dim"))
     start, end = detail.window
     if detail.live:
         left, right = f"-{round(end - start):g} s", "now"

@@ -188,14 +188,20 @@ class TunnelTable(Widget, can_focus=True):
                     widths[key] = len(text)
                     grew = True
         if grew:
-            self._layout = None
-            self.refresh()
+            self._relayout()
+
+    def _relayout(self) -> None:
+        """Choose the columns again now: the border's "N more columns" set while a line is
+        drawn would not be drawn until the next change."""
+        self._layout = None
+        if self.content_size.width > 0:
+            self._columns(self.content_size.width)
+        self.refresh()
 
     def set_sort_marker(self, by: str, reverse: bool) -> None:
         """Show ▲/▼ after the label of the column the rows are sorted by."""
         self.sort_by, self.sort_reverse = by, reverse
-        self._layout = None
-        self.refresh()
+        self._relayout()
 
     def view_of(self, key: str) -> OriginatorView | None:
         """The row with this key (None when the filter leaves it out)."""
@@ -360,7 +366,7 @@ class TunnelTable(Widget, can_focus=True):
         offset = min(max(self.column_offset + step, 0), len(SCROLLING) - 1)
         if offset != self.column_offset:
             self.column_offset = offset
-            self.refresh()
+            self._relayout()
 
     def on_click(self, event: events.Click) -> None:
         offset = event.get_content_offset(self)
@@ -385,7 +391,7 @@ class TunnelTable(Widget, can_focus=True):
         event.stop()
 
     def on_resize(self) -> None:
-        self._layout = None
+        self._relayout()
         self._scroll_to_cursor()
 
 

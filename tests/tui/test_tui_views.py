@@ -225,6 +225,19 @@ def test_detail_and_log_render_as_plain_lines(outage: Analysis) -> None:
     ]
 
 
+def test_the_tunnel_title_wraps_where_the_vantage_does_not_fit(outage: Analysis) -> None:
+    index = CaptureIndex(outage)
+    (tunnel,) = index.state_at(T0 + 50.0).tunnels
+    detail = Detail(
+        tunnel, (), (), (index.start, index.end), T0 + 50.0, TimeFormat(index.start, True)
+    )
+    wide = [line.plain for line in render_detail(detail, 80)]
+    assert wide[0] == "192.0.2.1 ↔ 198.51.100.1  key none  captured near 192.0.2.1"
+    # 58 cells: the 59 of that title would lose the end of the address.
+    narrow = [line.plain for line in render_detail(detail, 58)]
+    assert narrow[:2] == ["192.0.2.1 ↔ 198.51.100.1  key none", "  captured near 192.0.2.1"]
+
+
 def test_a_log_row_too_wide_keeps_its_frame_and_rtt(outage: Analysis) -> None:
     index = CaptureIndex(outage)
     log = index.log_until(index.end, index.log_size)
