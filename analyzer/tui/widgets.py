@@ -429,13 +429,14 @@ class LinesWidget(Widget):
 
     def render_line(self, y: int) -> Strip:
         width = self.content_size.width
-        base = self.rich_style
         if y >= len(self.lines):
-            return Strip.blank(width, base)
+            return Strip.blank(width, self.rich_style)
         line = self.lines[y]
         key = (width, line.plain, tuple(line.spans), line.style)
         strip = self._fresh.get(key) or self._strips.get(key)
         if strip is None:
+            # rich_style walks every ancestor: asked only for a line not drawn before.
+            base = self.rich_style
             segments = Segment.apply_style(line.render(self.app.console), base)
             strip = Strip(list(segments)).crop(0, width).adjust_cell_length(width, base)
         self._fresh[key] = strip
