@@ -683,6 +683,7 @@ class CaptureIndex:
         self._keys = [o.row_key for o in self._indexes]
         self._orders: dict[tuple[str, bool], list[int]] = {}
         self._tunnel_order: list[int] | None = None
+        self._search: list[str] | None = None  # each originator's addresses and key
         # Every keepalive event's time, in order: "keepalive N/M", stepping, and where the
         # last rows of the event log begin.
         self.event_times = array("d", sorted(chain.from_iterable(o.times for o in self._indexes)))
@@ -765,18 +766,36 @@ class CaptureIndex:
         time (problems first in a capture, addresses, key, period) are sorted once, and
         then only the rows on screen are made."""
         indexes = self._indexes
-        if not query.split() and by in STATIC_SORTS:
+        words = query.lower().split()
+        if by in STATIC_SORTS:
             order = self._orders.get((by, reverse))
             if order is None:
                 views = [o.static_view() for o in indexes]
                 position = {id(view): number for number, view in enumerate(views)}
                 ranked = sort_views(views, by, reverse=reverse)
                 order = self._orders[(by, reverse)] = [position[id(v)] for v in ranked]
-            return Rows([self._keys[i] for i in order], lambda i: indexes[order[i]].view(time))
-        views = filter_views((indexes[i].view(time) for i in self._tunnel_positions()), query)
-        if by == PROBLEMS:
-            return Rows.of(sorted(views, key=_problem_order, reverse=reverse))
+            if words:
+                order = [i for i in order if self._matches(i, words, time)]
+            kept = order
+            return Rows([self._keys[i] for i in kept], lambda i: indexes[kept[i]].view(time))
+        numbers = self._tunnel_positions()
+        if words:
+            numbers = [i for i in numbers if self._matches(i, words, time)]
+        views = [indexes[i].view(time) for i in numbers]
         return Rows.of(sorted(views, key=column(by).sort, reverse=reverse))
+
+    def _matches(self, number: int, words: Sequence[str], time: float) -> bool:
+        """What :func:`filter_views` says of this originator at `time`, its view made only
+        when a word is not in its addresses or key (a word has no space, so it is in the
+        search text exactly when it is in one of its space-free parts)."""
+        if self._search is None:
+            self._search = [search_text(o.static_view(), state=False) for o in self._indexes]
+        text = self._search[number]
+        missing = [word for word in words if word not in text]
+        if not missing:
+            return True
+        state = _state_text(self._indexes[number].view(time)).lower()
+        return all(word in state for word in missing)
 
     def tunnel_at(self, key: TunnelKey, time: float) -> TunnelView | None:
         """One tunnel at `time`: its originators, transitions so far and diagnoses."""
@@ -1161,10 +1180,11 @@ def sort_views(
     return sorted(rows, key=column(by).sort, reverse=reverse)
 
 
-def search_text(view: OriginatorView) -> str:
-    """What the filter matches against: addresses, key, line state."""
+def search_text(view: OriginatorView, *, state: bool = True) -> str:
+    """What the filter matches against: addresses, key, line state (`state` False: not)."""
     key = "" if view.key is None else f"key {view.key} {view.key}"
-    return f"{view.address} {view.peer} {key} {_state_text(view)}".lower()
+    line = _state_text(view) if state else ""
+    return f"{view.address} {view.peer} {key} {line}".lower()
 
 
 def filter_views(views: Iterable[OriginatorView], query: str) -> list[OriginatorView]:

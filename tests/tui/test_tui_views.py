@@ -274,6 +274,17 @@ def test_blackhole_up_to_the_cursor(outage: Analysis) -> None:
     assert end.data_packets == result.data_packets
 
 
+@pytest.mark.parametrize("query", ["192.0.2.1", "198.51.100.1 down", "down", "up", "key", "—"])
+@pytest.mark.parametrize("by", ["problems", "originator", "line", "lost"])
+def test_the_index_filters_rows_as_the_filter_says(outage: Analysis, query: str, by: str) -> None:
+    """The index matches addresses once and the line state only at the cursor: the same
+    rows as filtering every row's full search text."""
+    index = CaptureIndex(outage)
+    for t in (0.0, 47.01, 50.0, 80.0):
+        expected = sort_views(filter_views(index.state_at(T0 + t).views, query), by)
+        assert index.rows_at(T0 + t, by, False, query).keys == [v.row_key for v in expected]
+
+
 def test_problems_first_and_addresses_in_numeric_order() -> None:
     def view(address: str, peer: str, rank: int) -> OriginatorView:
         return OriginatorView(
