@@ -22,6 +22,7 @@ import math
 import os
 import re
 import stat
+import sys
 import tomllib
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -269,7 +270,7 @@ def _parse_detected(text: str, name: str) -> KeepaliveConfig:
         data = load_toml(text)
     except tomllib.TOMLDecodeError as exc:
         data, syntax_error = None, exc
-    except TomlTooDeep as exc:
+    except TomlUnreadable as exc:
         raise ConfigError(str(exc), path=name) from None
     if data is not None and ("tunnel" in data or "defaults" in data):
         return _build_toml(data, text, _Context(name))
@@ -341,21 +342,35 @@ def parse_toml(text: str, name: str = "<config>") -> KeepaliveConfig:
         data = load_toml(text)
     except tomllib.TOMLDecodeError as exc:
         raise _toml_syntax_error(exc, name) from None
-    except TomlTooDeep as exc:
+    except TomlUnreadable as exc:
         raise ConfigError(str(exc), path=name) from None
     return _build_toml(data, text, _Context(name))
 
 
-class TomlTooDeep(ValueError):
+class TomlUnreadable(ValueError):
+    """Well-formed TOML that tomllib cannot take: see the subclasses."""
+
+
+class TomlTooDeep(TomlUnreadable):
     """TOML nested deeper than the parser's recursion allows (5,000 levels of ``[[[…]]]``)."""
 
 
+class TomlNumberTooLong(TomlUnreadable):
+    """A TOML integer of more digits than Python converts (``sys.get_int_max_str_digits``)."""
+
+
 def load_toml(text: str) -> dict[str, Any]:
-    """``tomllib.loads``, with nesting too deep for its recursion as :class:`TomlTooDeep`."""
+    """``tomllib.loads``; what it cannot take although well-formed as :class:`TomlUnreadable`."""
     try:
         return tomllib.loads(text)
     except RecursionError:
         raise TomlTooDeep("TOML nested too deeply (arrays or tables inside each other)") from None
+    except tomllib.TOMLDecodeError:
+        raise
+    except ValueError:  # int() of 100,000 digits: no period or retries count is that long
+        raise TomlNumberTooLong(
+            f"TOML number too long (more than {sys.get_int_max_str_digits()} digits)"
+        ) from None
 
 
 def _describe(value: object) -> str:

@@ -66,7 +66,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any, BinaryIO, Final, cast
 
-from analyzer.config import FileTooLarge, TomlTooDeep, load_toml, read_text_file
+from analyzer.config import FileTooLarge, TomlUnreadable, load_toml, read_text_file
 from analyzer.keepalive.state import (
     DEFAULT_PERIOD,
     DEFAULT_RETRIES,
@@ -565,7 +565,7 @@ def parse_scenario(text: str, name: str = "<scenario>") -> Scenario:
         data = load_toml(text)
     except tomllib.TOMLDecodeError as exc:
         raise ScenarioError(_one_line(f"{name}: TOML syntax error: {exc}")) from None
-    except TomlTooDeep as exc:
+    except TomlUnreadable as exc:
         raise ScenarioError(f"{name}: {exc}") from None
     try:
         scenario = _build(data, name)
