@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from analyzer.read.sources import CaptureStats, FrameSource, InterfaceNotice, SourceItem
 
 DEFAULT_TICK = 0.5
+MAX_SECONDS = 1e9  # about 31 years; below threading.TIMEOUT_MAX, which the waits are given
 DEFAULT_BUFFER_MB = 32  # analyzer.read.live.DEFAULT_BUFFER_MB (not imported: keeps this light)
 DEFAULT_STATS_INTERVAL = 10.0
 STATS_MIN_INTERVAL = 1.0  # a new loss is reported this soon, but not more often
@@ -85,6 +86,8 @@ def _seconds(text: str) -> float:
         raise argparse.ArgumentTypeError(f"expected a number of seconds, not {text!r}") from None
     if not math.isfinite(value) or value <= 0:
         raise argparse.ArgumentTypeError(f"{text} is not a positive number of seconds")
+    if value > MAX_SECONDS:
+        raise argparse.ArgumentTypeError(f"{text} seconds is too long (at most {MAX_SECONDS:.0f})")
     return value
 
 
