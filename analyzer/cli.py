@@ -37,7 +37,7 @@ from analyzer.read.fastpath import (
     FastPathUnavailable,
     Progress,
 )
-from analyzer.report.escape import printable
+from analyzer.report.escape import printable, shortened
 
 if TYPE_CHECKING:
     from analyzer.config import KeepaliveConfig
@@ -64,7 +64,7 @@ class _Parser(argparse.ArgumentParser):
     """argparse, but usage errors are one line on stderr (exit 2)."""
 
     def error(self, message: str) -> NoReturn:
-        shown = printable(message)  # arguments may hold escape sequences
+        shown = printable(shortened(message))  # arguments may hold escapes, 100k digits
         self.exit(EXIT_USAGE, f"{self.prog}: error: {shown} (see {self.prog} --help)\n")
 
 

@@ -10,6 +10,8 @@ unprintable characters (bidirectional overrides, for one) ``\\uXXXX``.
 
 from __future__ import annotations
 
+import re
+
 _NAMED = {
     "\a": "\\a",
     "\b": "\\b",
@@ -40,3 +42,12 @@ def printable(text: str) -> str:
         else:
             out.append(f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}")
     return "".join(out)
+
+
+_LONG_NUMBER = re.compile(r"\d{65,}")
+
+
+def shortened(text: str) -> str:
+    """`text` with every run of more than 64 digits (a 100,000-digit argument quoted in an
+    error) cut to its first eight and a count, as ``12345678…(100000 digits)``."""
+    return _LONG_NUMBER.sub(lambda match: f"{match[0][:8]}…({len(match[0])} digits)", text)

@@ -147,3 +147,57 @@ def test_a_100k_digit_retries_option_is_a_short_error(capsys: pytest.CaptureFixt
 
 def test_retries_written_with_100k_leading_zeros_are_that_count() -> None:
     assert whole_retries_option("0" * 100_000 + "3") == 3
+
+
+# a TOML integer of 100,000 digits: well-formed TOML, but more digits than int() converts
+LONG_TOML_NUMBER = "[defaults]\nperiod = " + "9" * 100_000 + "\n"
+
+
+def test_a_100k_digit_toml_number_is_a_config_error() -> None:
+    text = one_line_error(parse_toml, LONG_TOML_NUMBER, "k.toml")
+    assert text.startswith("k.toml: TOML number too long (more than ")
+
+
+def test_simulate_refuses_a_100k_digit_toml_number_in_one_line(tmp_path: Path) -> None:
+    scenario = tmp_path / "long.toml"
+    scenario.write_text(LONG_TOML_NUMBER)
+    result = subprocess.run(
+        [sys.executable, "-m", "analyzer", "simulate", str(scenario), "-o", str(tmp_path / "o")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert result.stderr.endswith("long.toml: TOML number too long (more than 4300 digits)\n")
+    assert len(result.stderr.splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["analyze", "x.pcap", "--capture-gap", "9" * 100_000],
+        ["analyze", "x.pcap", "--follow-timeout", "9" * 100_000],
+        ["watch", "lo", "--tick", "9" * 100_000],
+        ["probe", "--keepalive", "9" * 100_000, "3"],
+    ],
+)
+def test_a_100k_digit_option_is_quoted_shortened(
+    capsys: pytest.CaptureFixture[str], args: list[str]
+) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(args)
+    error = capsys.readouterr().err
+    assert info.value.code == 2
+    assert "99999999…(100000 digits)" in error and len(error) < 300
+
+
+@pytest.mark.parametrize("option", ["--tick", "--stats-interval", "--duration"])
+def test_watch_refuses_seconds_no_wait_can_take(
+    capsys: pytest.CaptureFixture[str], option: str
+) -> None:
+    # 1e308 s overflowed the waits' timeout (OverflowError from threading) after starting
+    with pytest.raises(SystemExit) as info:
+        main(["watch", "lo", option, "1e308"])
+    assert info.value.code == 2
+    assert "1e308 seconds is too long (at most 1000000000)" in capsys.readouterr().err
