@@ -499,6 +499,9 @@ class CaptureApp(KeepaliveApp):
         self.size_bytes = size
         self.warnings = list(warnings)
         self.index: CaptureIndex | None = None
+        # The event log's rows at a cursor, under a log filter (a table filter or a new
+        # selection leaves them as they are).
+        self._log_rows: tuple[tuple[float, LogFilter], Sequence[LogRow]] | None = None
         self.cursor = 0.0
         self.playing = False
         self.speed = 1
@@ -661,7 +664,12 @@ class CaptureApp(KeepaliveApp):
     def log_rows(self) -> Sequence[LogRow]:
         if self.index is None:
             return ()
-        return self.index.log_until(self.cursor, LOG_ROWS, self.log_filter)
+        key = (self.cursor, self.log_filter)
+        if self._log_rows is not None and self._log_rows[0] == key:
+            return self._log_rows[1]
+        rows = self.index.log_until(self.cursor, LOG_ROWS, self.log_filter)
+        self._log_rows = (key, rows)
+        return rows
 
     def status_text(self) -> str:
         # A narrow screen keeps the line for the figures: the title names the capture.
@@ -896,7 +904,7 @@ class LiveApp(KeepaliveApp):
     def log_rows(self) -> Sequence[LogRow]:
         rows = self.store.log
         if not self.log_filter:
-            return rows
+            return rows[-LOG_ROWS:]  # a copy: the store's list grows in place
         return [row for row in rows if self.log_filter.matches(row)][-LOG_ROWS:]
 
     def status_text(self) -> str:

@@ -512,9 +512,12 @@ class EventLog(LinesWidget):
 
     def show(self, rows: Sequence[LogRow], fmt: TimeFormat, empty_text: str = "") -> None:
         """Draw these rows (oldest first) with times in this format."""
+        empty_text = empty_text or "no keepalive events yet"
+        if rows is self.rows and fmt == self.fmt and empty_text == self.empty_text and self.lines:
+            return  # the same rows: a table filter or a selection does not move the log
         self.rows = rows
         self.fmt = fmt
-        self.empty_text = empty_text or "no keepalive events yet"
+        self.empty_text = empty_text
         self.relayout()
 
     def get_content_height(self, container: Size, viewport: Size, width: int) -> int:
