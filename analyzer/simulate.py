@@ -52,6 +52,7 @@ endpoint, or when it arrives there (packets arriving after ``duration`` are not 
 
 from __future__ import annotations
 
+import errno
 import heapq
 import ipaddress
 import json
@@ -1102,7 +1103,10 @@ def run_cli(scenario_path: str, output: str, truth_path: str | None) -> int:
     try:
         scenario = load_scenario(scenario_path)
         if output == "-":
-            result = simulate(scenario, sys.stdout.buffer)
+            stdout = getattr(sys.stdout, "buffer", None)
+            if stdout is None:  # started with stdout closed (`>&-`)
+                raise OSError(errno.EBADF, "stdout is closed")
+            result = simulate(scenario, stdout)
         else:
             result = simulate(scenario, output)
         truth_file = truth_path
