@@ -14,7 +14,7 @@ import sys
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from types import FrameType
-from typing import TYPE_CHECKING, NoReturn, TextIO
+from typing import IO, TYPE_CHECKING, NoReturn, TextIO
 
 from analyzer.keepalive.segments import DEFAULT_CAPTURE_GAP
 from analyzer.options import (
@@ -66,6 +66,23 @@ class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         shown = printable(shortened(message))  # arguments may hold escapes, 100k digits
         self.exit(EXIT_USAGE, f"{self.prog}: error: {shown} (see {self.prog} --help)\n")
+
+    def _print_message(self, message: str, file: IO[str] | None = None) -> None:
+        # argparse drops a failed write silently: `--help > /dev/full` ended 0, showing nothing
+        if not message:
+            return
+        stream = file or sys.stderr
+        try:
+            stream.write(message)
+            stream.flush()
+        except BrokenPipeError:
+            _silence_stdout()
+            raise SystemExit(EXIT_BROKEN_PIPE) from None
+        except OSError as exc:
+            if stream is sys.stderr or exc.errno not in _WRITE_ERRORS:
+                raise
+            _silence_stdout()
+            raise SystemExit(_fail(f"cannot write the output ({exc.strerror or exc})")) from None
 
 
 DEFAULT_FOLLOW_TIMEOUT = 5.0

@@ -94,6 +94,8 @@ def test_an_error_naming_a_file_escapes_it() -> None:
         ("analyze", str(KA), "--format", "json"),
         ("analyze", str(KA), "--format", "csv"),
         ("export-lua",),
+        ("--help",),  # argparse drops a failed write of the help: it ended 0, showing nothing
+        ("tui", "--help"),
     ],
 )
 def test_a_full_device_is_one_line_and_exit_2(args: tuple[str, ...]) -> None:
@@ -114,6 +116,16 @@ def test_a_closed_stdout_is_one_line_and_exit_2() -> None:
     )
     assert result.returncode == 2
     assert result.stderr == "gre-keepalive: error: cannot write the output (stdout is closed)\n"
+
+
+def test_simulate_to_a_closed_stdout_is_one_line_and_exit_2() -> None:
+    # sys.stdout is None when started with fd 1 closed: it had no .buffer (AttributeError)
+    scenario = str(DATA / "healthy.toml")
+    result = run("simulate", scenario, "-o", "-", stdout=None, preexec_fn=lambda: os.close(1))
+    assert result.returncode == 2
+    assert (
+        result.stderr == "gre-keepalive simulate: error: cannot write <stdout>: stdout is closed\n"
+    )
 
 
 @pytest.mark.parametrize(
