@@ -355,10 +355,11 @@ class KeepaliveApp(App[int]):
 
     @on(Input.Submitted, "#filter")
     def _filter_submitted(self, event: Input.Submitted) -> None:
-        self.filter_text = event.value.strip()
         event.input.remove_class("-visible")
         self.query_one(TunnelTable).focus()
-        self.redraw()
+        if event.value.strip() != self.filter_text:  # typing it already drew its rows
+            self.filter_text = event.value.strip()
+            self.redraw()
 
     def action_toggle_events(self) -> None:
         """Show or hide the Events pane."""
