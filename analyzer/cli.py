@@ -14,7 +14,7 @@ import sys
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from types import FrameType
-from typing import IO, TYPE_CHECKING, NoReturn, TextIO
+from typing import TYPE_CHECKING, NoReturn, TextIO
 
 from analyzer.keepalive.segments import DEFAULT_CAPTURE_GAP
 from analyzer.options import (
@@ -40,6 +40,8 @@ from analyzer.read.fastpath import (
 from analyzer.report.escape import printable, shortened
 
 if TYPE_CHECKING:
+    from _typeshed import SupportsWrite
+
     from analyzer.config import KeepaliveConfig
     from analyzer.keepalive.analysis import Settings
     from analyzer.keepalive.collect import Collector
@@ -67,14 +69,14 @@ class _Parser(argparse.ArgumentParser):
         shown = printable(shortened(message))  # arguments may hold escapes, 100k digits
         self.exit(EXIT_USAGE, f"{self.prog}: error: {shown} (see {self.prog} --help)\n")
 
-    def _print_message(self, message: str, file: IO[str] | None = None) -> None:
+    def _print_message(self, message: str, file: SupportsWrite[str] | None = None) -> None:
         # argparse drops a failed write silently: `--help > /dev/full` ended 0, showing nothing
         if not message:
             return
         stream = file or sys.stderr
         try:
             stream.write(message)
-            stream.flush()
+            getattr(stream, "flush", lambda: None)()
         except BrokenPipeError:
             _silence_stdout()
             raise SystemExit(EXIT_BROKEN_PIPE) from None
