@@ -19,6 +19,7 @@ from analyzer.options import (
     read_config,
     retries_option,
 )
+from analyzer.report.escape import printable
 
 if TYPE_CHECKING:
     from analyzer.keepalive.model import Analysis
@@ -134,4 +135,5 @@ def run(args: argparse.Namespace) -> int:
     from analyzer.tui.app import file_size, run_capture
 
     size = file_size(path) if len(files) == 1 else None
-    return run_capture(load, path, size=size, warnings=warnings)
+    # the name is shown on the screen: escape sequences in it must not reach the terminal
+    return run_capture(load, printable(path), size=size, warnings=warnings)

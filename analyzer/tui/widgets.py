@@ -685,7 +685,7 @@ class ExportScreen(ModalScreen[ExportChoice | None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(id="export-box"):
-            yield Label(f"[b]Export {self.what}[/b]", markup=True)
+            yield Label(Text(f"Export {self.what}", style="bold"))  # a name may hold [/]
             with Horizontal(id="export-choices"):
                 with RadioSet(id="export-format"):
                     yield RadioButton("JSON", value=True, id="format-json")
@@ -750,7 +750,7 @@ class PromptScreen(ModalScreen[str | None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(id="prompt-box"):
-            yield Label(f"[b]{self.prompt_title}[/b]", markup=True)
+            yield Label(Text(self.prompt_title, style="bold"))
             yield Label(self.hint, classes="hint")
             yield Input(self.value, id="prompt-input")
 

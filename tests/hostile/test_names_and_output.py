@@ -185,3 +185,52 @@ def test_a_newline_in_a_name_keeps_the_error_on_one_line(args: tuple[str, ...]) 
     result = run(*args)
     assert result.returncode == 2
     assert result.stderr.count("\n") == 1 and "a\\nb" in result.stderr
+
+
+def test_tui_is_given_the_capture_name_escaped(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # the TUI shows the name in its title and status line: raw, ESC ] 0 ; … BEL retitled
+    # the terminal window
+    import analyzer.tui.app as app_module
+
+    shown: list[str] = []
+
+    def fake_run_capture(_loader: object, name: str, **_kw: object) -> int:
+        shown.append(name)
+        return 0
+
+    monkeypatch.setattr(app_module, "run_capture", fake_run_capture)
+    from analyzer.cli import main
+
+    path = tmp_path / "k\x1b]0;x\x07.pcap"
+    shutil.copy(KA, path)
+    assert main(["tui", str(path)]) == 0
+    assert shown == [f"{tmp_path}/k\\033]0;x\\a.pcap"]
+
+
+async def test_tui_export_and_prompt_screens_take_a_name_with_markup_as_text(
+    tmp_path: Path,
+) -> None:
+    # "[/]" in a capture's name closed no tag: MarkupError brought the TUI down
+    from analyzer.keepalive.analysis import Settings
+    from analyzer.pipeline.analyze import analyze_frames
+    from analyzer.read.capture import open_capture
+    from analyzer.tui.app import CaptureApp
+
+    path = tmp_path / "[/]x[/red].pcap"  # folders "[" and "]x[", file "red].pcap"
+    path.parent.mkdir(parents=True)
+    shutil.copy(KA, path)
+
+    def load(_progress: object) -> object:
+        with open_capture(str(path)) as reader:
+            return analyze_frames(reader, Settings(), files=[str(path)])
+
+    app = CaptureApp(load, name=str(path))  # type: ignore[arg-type]
+    async with app.run_test(size=(120, 40)) as pilot:
+        while not app.ready.is_set():
+            await pilot.pause(0.05)
+        for key in ("e", "escape", "colon", "escape"):
+            await pilot.press(key)
+            await pilot.pause(0.02)
+    assert app.return_code in (None, 0)
