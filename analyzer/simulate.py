@@ -1081,8 +1081,13 @@ def simulate(scenario: Scenario, output: str | os.PathLike[str] | BinaryIO) -> S
 def write_truth(truth: dict[str, object], path: str | os.PathLike[str]) -> None:
     """Write the ground truth as indented JSON (UTF-8, trailing newline)."""
     with open(path, "w", encoding="utf-8") as handle:
-        json.dump(truth, handle, indent=2)
-        handle.write("\n")
+        try:
+            json.dump(truth, handle, indent=2)
+            handle.write("\n")
+            handle.flush()
+        except OSError as exc:  # a failed write names no file: say it was the truth file
+            exc.filename = os.fspath(path)
+            raise
 
 
 def _default_truth_path(output: str) -> str:

@@ -234,3 +234,13 @@ async def test_tui_export_and_prompt_screens_take_a_name_with_markup_as_text(
             await pilot.press(key)
             await pilot.pause(0.02)
     assert app.return_code in (None, 0)
+
+
+def test_a_truth_file_on_a_full_device_is_named_in_the_error(tmp_path: Path) -> None:
+    # the capture was written; the truth's failed write had no file name: "cannot write o.pcap"
+    scenario = str(DATA / "healthy.toml")
+    result = run("simulate", scenario, "-o", str(tmp_path / "o.pcap"), "--truth", "/dev/full")
+    assert result.returncode == 2
+    assert result.stderr == (
+        "gre-keepalive simulate: error: cannot write /dev/full: No space left on device\n"
+    )
