@@ -919,13 +919,15 @@ class LiveApp(KeepaliveApp):
         parts = ["● live" if self.narrow else f"● live: {self.source_title}"]
         if store.now is not None:
             parts.append(f"{self.fmt(store.now, 0)}{'' if self.relative else ' UTC'}")
-        parts.append(counted(store.frames, "frame"))
-        capture = store.capture_text()
-        if capture:
-            parts.append(capture)
+        # What happened to the capture first, the frame count last: a line cut at 80
+        # columns keeps the notice ("eth0 was removed…") and the losses.
         if store.last_notice is not None:
             notice = store.last_notice
             parts.append(f"{notice.message} ({self.fmt(notice.time, 0)})")
+        capture = store.capture_text()
+        if capture:
+            parts.append(capture)
+        parts.append(counted(store.frames, "frame"))
         return " · ".join(parts)
 
     def export_stem(self) -> str:

@@ -344,8 +344,16 @@ def render_log_row(row: LogRow, fmt: TimeFormat, width: int = 0, pad: int = 15) 
     label = KIND_LABELS.get(row.kind, row.kind)
     line.append(f"{label:<8}", style=KIND_STYLES.get(row.kind, ""))
     if row.kind in ("notice", "error"):
-        line.append(f" {row.message}")
-        return [line]
+        indent = line.cell_len + 1
+        room = width - indent
+        if not width or room < 20 or indent + len(row.message) <= width:
+            line.append(f" {row.message}")
+            return [line]
+        # A notice wraps under its first word rather than lose its end ("…; waiting for
+        # it to come back").
+        parts = textwrap.wrap(row.message, room, break_on_hyphens=False)
+        line.append(f" {parts[0]}")
+        return [line, *(Text(" " * indent + part) for part in parts[1:])]
     line.append(f" {row.originator:<{pad}}")
     fields: list[tuple[str, str]] = []
     if row.counter is not None:

@@ -41,6 +41,7 @@ from analyzer.tui.views import (
     CaptureIndex,
     ChartPoint,
     LogFilter,
+    LogRow,
     OriginatorView,
     Series,
     TimeFormat,
@@ -223,6 +224,17 @@ def test_detail_and_log_render_as_plain_lines(outage: Analysis) -> None:
     assert [line.plain for line in render_log_row(row, fmt, pad=9)] == [
         "+50.000 DOWN     192.0.2.1 3/3 #835"
     ]
+
+
+def test_a_notice_too_wide_wraps_under_its_message() -> None:
+    message = "la was removed (The interface went down); waiting for it to come back"
+    row = LogRow(T0 + 7.5, "notice", message=message)
+    fmt = TimeFormat(T0, relative=True)
+    assert [line.plain for line in render_log_row(row, fmt, 60)] == [
+        "+7.500 notice   la was removed (The interface went down);",
+        "                waiting for it to come back",
+    ]
+    assert [line.plain for line in render_log_row(row, fmt, 100)] == [f"+7.500 notice   {message}"]
 
 
 def test_the_tunnel_title_wraps_where_the_vantage_does_not_fit(outage: Analysis) -> None:
