@@ -570,10 +570,14 @@ class CursorBar(Widget):
         else:
             shown = fmt_utc(self.cursor, date=width >= 90, digits=6) + " UTC"
             aside = f"{other(self.cursor, 6)} s of {self.end - self.start:.3f} s"
-        line.append(shown, style="bold yellow")
-        line.append(f"  {aside}", style="dim")
         done, total = self.position
-        line.append(f"  keepalive {done}/{total}", style="dim")
+        count = f"  keepalive {done}/{total}"
+        line.append(shown, style="bold yellow")
+        # The other time format gives way first on a narrow screen (a long capture's
+        # cursor times and counts do not fit 80 columns together).
+        if line.cell_len + 2 + len(aside) + len(count) <= width:
+            line.append(f"  {aside}", style="dim")
+        line.append(count, style="dim")
         ruler = render_ruler(self.start, self.end, self.cursor, width, self.downs, self.ups)
         return Text("\n").join([line, ruler])
 

@@ -257,6 +257,16 @@ async def test_go_to_a_time_or_a_frame() -> None:
         assert "not a time" in app.message
 
 
+async def test_a_narrow_cursor_bar_keeps_the_keepalive_count() -> None:
+    app = CaptureApp(_loader(), name="captures/outage.pcap")
+    async with app.run_test(size=(60, 20)) as pilot:
+        await _until(pilot, app.ready.is_set)
+        await pilot.press("n")  # +50 s: 34 of the 61 keepalive events
+        (line, _ruler) = str(app.query_one(CursorBar).render()).split("\n")
+        # The UTC time beside it (19 cells) gives way; the count stays whole.
+        assert line == "‖ ×1   +50.000000 s of 99.960 s  keepalive 34/61"
+
+
 async def test_clicking_the_map_or_a_chart_moves_the_cursor() -> None:
     app = CaptureApp(_loader(), name="captures/outage.pcap")
     async with app.run_test(size=SIZE) as pilot:
