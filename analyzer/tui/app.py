@@ -761,10 +761,14 @@ class CaptureApp(KeepaliveApp):
         target: float | None
         if spec.startswith("#") or spec.startswith("frame"):
             digits = spec.removeprefix("frame").strip().lstrip("#")
-            if not digits.isdigit():
+            try:
+                frame = int(digits) if digits.isdigit() else None
+            except ValueError:  # "²" is a digit int() refuses; so are 5,000 digits
+                frame = None
+            if frame is None:
                 self._jump(None, f"not a frame number: {text}")
                 return
-            target = index.frame_time(int(digits))
+            target = index.frame_time(frame)
             self._jump(target, f"no keepalive at or after frame {digits}")
             return
         target = self.fmt.parse(text)
