@@ -1135,10 +1135,12 @@ def run_cli(scenario_path: str, output: str, truth_path: str | None) -> int:
     changes = _transition_count(result.truth)
     target = "<stdout>" if output == "-" else output
     truth_note = f", truth in {truth_file}" if truth_file is not None else ""
+    from analyzer.diagnose.rules import counted
+
     print(
-        f"{PROG}: {result.frames} frames, {len(scenario.tunnels)} tunnel(s), "
+        f"{PROG}: {counted(result.frames, 'frame')}, {counted(len(scenario.tunnels), 'tunnel')}, "
         f"{scenario.duration:g} s, vantage {scenario.vantage}, "
-        f"{changes} line-protocol change(s) -> {printable(target)}{printable(truth_note)}",
+        f"{counted(changes, 'line-protocol change')} -> {printable(target)}{printable(truth_note)}",
         file=sys.stderr,
     )
     return 0

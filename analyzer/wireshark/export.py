@@ -247,6 +247,8 @@ def _tunnel_rows(config: KeepaliveConfig) -> list[str]:
 def _settings_comment(
     config: KeepaliveConfig | None, period: float | None, retries: int | None
 ) -> list[str]:
+    from analyzer.diagnose.rules import counted
+
     lines: list[str] = []
     if config is None:
         lines.append("--   no --config: no per-tunnel table")
@@ -254,7 +256,7 @@ def _settings_comment(
         name = os.path.basename(config.path)
         lines.append(
             f"--   --config {_comment(name)} ({config.format}): "
-            f"{len(config.tunnels)} tunnel(s) in the table below"
+            f"{counted(len(config.tunnels), 'tunnel')} in the table below"
         )
         if config.default_period is not None or config.default_retries is not None:
             lines.append(
