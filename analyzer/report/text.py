@@ -404,8 +404,8 @@ def write_text(
                 else "no data packets recorded (--no-data)"
             )
             + "; "
-            f"capture taken near: {vantage}"
-            + (f" ({tunnel.vantage_reason})" if tunnel.vantage_reason else "")
+            f"capture taken near: {escape(printable(vantage))}"
+            + (f" ({escape(printable(tunnel.vantage_reason))})" if tunnel.vantage_reason else "")
         )
         _merge(tunnel, console, source.precision)
         for o in tunnel.originators:

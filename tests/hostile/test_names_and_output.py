@@ -244,3 +244,20 @@ def test_a_truth_file_on_a_full_device_is_named_in_the_error(tmp_path: Path) -> 
     assert result.stderr == (
         "gre-keepalive simulate: error: cannot write /dev/full: No space left on device\n"
     )
+
+
+@pytest.mark.parametrize("color", ["always", "never"])
+def test_two_captures_named_with_markup_and_escapes_are_quoted_escaped(
+    tmp_path: Path, color: str
+) -> None:
+    # The tunnel line quotes both file names ("two captures: A at …, B at …"); in colour
+    # "[/b]" in a name was a rich MarkupError traceback
+    capture = tmp_path / "r\x1b]0;x\x07[/b]"  # a directory "r<OSC>[" holding "b]"
+    capture.parent.mkdir()
+    shutil.copy(KA, capture)
+    other = tmp_path / "k.pcap"
+    shutil.copy(KA, other)
+    result = run("analyze", "--color", color, str(capture), str(other))
+    assert result.returncode == 0, result.stderr
+    assert "r\\033]0;x\\a[/b] at " in result.stdout
+    assert ESC + "]" not in result.stdout
