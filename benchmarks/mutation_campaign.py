@@ -140,20 +140,23 @@ def splice(data: bytes, other: bytes, rng: random.Random) -> bytes:
     return data[: rng.randrange(len(data) + 1)] + other[rng.randrange(len(other) + 1) :]
 
 
-def _block(kind: int, body: bytes) -> bytes:
+def _block(kind: int, body: bytes, order: str = "<") -> bytes:
     body += b"\x00" * (-len(body) % 4)
-    return struct.pack("<II", kind, 12 + len(body)) + body + struct.pack("<I", 12 + len(body))
+    length = 12 + len(body)
+    return struct.pack(order + "II", kind, length) + body + struct.pack(order + "I", length)
 
 
-def _option(code: int, value: bytes) -> bytes:
-    return struct.pack("<HH", code, len(value)) + value + b"\x00" * (-len(value) % 4)
+def _option(code: int, value: bytes, order: str = "<") -> bytes:
+    return struct.pack(order + "HH", code, len(value)) + value + b"\x00" * (-len(value) % 4)
 
 
 def pcapng_sequence(frames: list[bytes], rng: random.Random) -> bytes:
     """A pcapng file of random blocks: section headers, interfaces with random clocks and
     link types, enhanced, simple and obsolete packet blocks with random timestamps,
-    statistics, name resolution and unknown blocks, in a random order."""
-    out = [_block(0x0A0D0D0A, struct.pack("<IHHq", 0x1A2B3C4D, 1, 0, -1))]
+    statistics, name resolution and unknown blocks, in a random order; each section in a
+    byte order of its own."""
+    e = rng.choice("<>")
+    out = [_block(0x0A0D0D0A, struct.pack(e + "IHHq", 0x1A2B3C4D, 1, 0, -1), e)]
     interfaces = 0
     for _ in range(rng.randint(1, 40)):
         kind = rng.choice(("idb", "epb", "epb", "epb", "spb", "opb", "isb", "nrb", "shb", "?"))
@@ -162,35 +165,39 @@ def pcapng_sequence(frames: list[bytes], rng: random.Random) -> bytes:
         if kind == "idb":
             options = b""
             if rng.random() < 0.5:
-                options += _option(9, bytes([rng.choice((0, 3, 6, 9, 0x80 | 10, 0x80, 127))]))
+                options += _option(9, bytes([rng.choice((0, 3, 6, 9, 0x80 | 10, 0x80, 127))]), e)
             if rng.random() < 0.3:
-                options += _option(14, struct.pack("<q", rng.choice((0, -1, 1 << 62))))
+                options += _option(
+                    14, struct.pack(e + "q", rng.choice((0, -1, 1 << 62, -(10**12)))), e
+                )
             if options:
-                options += _option(0, b"")
+                options += _option(0, b"", e)
             link = rng.choice((1, 1, 101, 113, 276, rng.getrandbits(16)))
             snaplen = rng.choice((0, 1, 40, 65535, 262144))
-            out.append(_block(1, struct.pack("<HHI", link, 0, snaplen) + options))
+            out.append(_block(1, struct.pack(e + "HHI", link, 0, snaplen) + options, e))
             interfaces += 1
         elif kind == "epb":
             interface = rng.randrange(interfaces + 2)
             captured = len(frame) if rng.random() < 0.9 else rng.choice((0, len(frame) + 100))
             body = struct.pack(
-                "<IIIII", interface, stamp >> 32, stamp & 0xFFFFFFFF, captured, len(frame)
+                e + "IIIII", interface, stamp >> 32, stamp & 0xFFFFFFFF, captured, len(frame)
             )
-            out.append(_block(6, body + frame))
+            out.append(_block(6, body + frame, e))
         elif kind == "spb":
-            out.append(_block(3, struct.pack("<I", len(frame)) + frame))
+            out.append(_block(3, struct.pack(e + "I", len(frame)) + frame, e))
         elif kind == "opb":
-            body = struct.pack("<HHII", 0, 0, stamp >> 32, stamp & 0xFFFFFFFF)
-            out.append(_block(2, body + struct.pack("<II", len(frame), len(frame)) + frame))
+            body = struct.pack(e + "HHII", 0, 0, stamp >> 32, stamp & 0xFFFFFFFF)
+            out.append(_block(2, body + struct.pack(e + "II", len(frame), len(frame)) + frame, e))
         elif kind == "isb":
-            out.append(_block(5, struct.pack("<III", 0, stamp >> 32, stamp & 0xFFFFFFFF)))
+            out.append(_block(5, struct.pack(e + "III", 0, stamp >> 32, stamp & 0xFFFFFFFF), e))
         elif kind == "nrb":
-            out.append(_block(4, struct.pack("<HH", 0, 0)))
+            out.append(_block(4, struct.pack(e + "HH", 0, 0), e))
         elif kind == "shb":
-            out.append(_block(0x0A0D0D0A, struct.pack("<IHHq", 0x1A2B3C4D, 1, 0, -1)))
+            e = rng.choice("<>")  # a new section: its interfaces start again from 0
+            out.append(_block(0x0A0D0D0A, struct.pack(e + "IHHq", 0x1A2B3C4D, 1, 0, -1), e))
+            interfaces = 0
         else:
-            out.append(_block(rng.choice((7, 0xBAD, 0x80000001)), rng.randbytes(8)))
+            out.append(_block(rng.choice((7, 0xA, 0xBAD, 0x80000001)), rng.randbytes(8), e))
     return b"".join(out)
 
 
