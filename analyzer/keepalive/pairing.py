@@ -142,14 +142,15 @@ class Pairer:
             log = self.originator(tunnel, src, dst)
         request = Request(frame, time, tunnel, src, dst, key, inner, payload_length)
         if inner.ip_version == 4:
-            waiting = self._pending.setdefault((inner.src, inner.dst, inner.ip_id), [])
-            if waiting and any(
-                r.key == request.key and time - r.time <= DUPLICATE_WINDOW for r in waiting
+            ident = (inner.src, inner.dst, inner.ip_id)
+            found = self._pending.get(ident)
+            if found and any(
+                r.key == request.key and time - r.time <= DUPLICATE_WINDOW for r in found
             ):
                 log.duplicates += 1
                 return None
             # The same packet seen again after its reply (overlapping files, two vantages).
-            answered = self._answered.get((inner.src, inner.dst, inner.ip_id))
+            answered = self._answered.get(ident)
             if (
                 answered is not None
                 and answered.key == request.key
@@ -157,9 +158,13 @@ class Pairer:
             ):
                 log.duplicates += 1
                 return None
+            if found is None:
+                self._pending[ident] = [request]
+            else:
+                found.append(request)
         else:
             waiting = self._pending6.setdefault((inner.src, inner.dst), [])
-        waiting.append(request)
+            waiting.append(request)
         if self.keep_history:
             log.requests.append(request)
         self._inner_owner[(inner.src, inner.dst, inner.key)] = log
@@ -238,7 +243,8 @@ class Pairer:
     def _match(self, reply: Reply) -> Request | None:
         """The request this reply returns: same inner addresses and IP ID, key preferred."""
         if reply.ip_id is not None:
-            waiting = self._pending.get((reply.src, reply.dst, reply.ip_id))
+            ident = (reply.src, reply.dst, reply.ip_id)
+            waiting = self._pending.get(ident)
         else:
             waiting = self._pending6.get((reply.src, reply.dst))
         if not waiting:
@@ -254,6 +260,10 @@ class Pairer:
             waiting[:] = [r for r in waiting if r.time > chosen.time]
         else:
             waiting.remove(chosen)
+            if not waiting:
+                # Gone at once, not at the next prune: the pending requests stay a few per
+                # tunnel instead of one key per request seen since the last prune.
+                del self._pending[ident]
         return chosen
 
     def finish(self) -> None:
