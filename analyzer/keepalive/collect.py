@@ -38,6 +38,9 @@ MAX_ERRORS_LISTED = 100
 
 
 Flow = tuple[str, str, int | None]  # (outer source, outer destination, GRE key)
+# (inner IP ID = outer − 1, outer GRE protocol, inner IP version, inner TTL, payload length,
+# outer TTL, inner GRE key) of a request
+_TraitSignature = tuple[bool, int | None, int, int, int, int, int | None]
 
 
 class Collector:
@@ -56,9 +59,44 @@ class Collector:
         self.data_frames: dict[Flow, DataFrames] = {}
         self._appended: dict[Flow, tuple[array[float], array[int]]] = {}
         self._known_sorted: set[Flow] = set()
-        self.traits: dict[Flow, Traits] = {}
+        self._traits: dict[Flow, Traits] = {}
+        # Requests counted by what they show of their sender (_TraitSignature), per flow:
+        # one count per request instead of seven, turned into Traits when they are read.
+        self._signatures: dict[Flow, dict[_TraitSignature, int]] = {}
         # Address text by its bytes (records of the fast path), one string per address.
         self._names: tuple[dict[bytes, str], dict[bytes, str]] = ({}, {})
+
+    @property
+    def traits(self) -> dict[Flow, Traits]:
+        """What each flow's requests show of their sender, counted so far (by flow)."""
+        if self._signatures:
+            self._count_signatures()
+        return self._traits
+
+    def _count_signatures(self) -> None:
+        all_traits = self._traits
+        for flow, signatures in self._signatures.items():
+            traits = all_traits.get(flow)
+            if traits is None:
+                traits = all_traits[flow] = Traits()
+            for (cisco, protocol, version, inner_ttl, length, ttl, key), n in signatures.items():
+                traits.requests += n
+                if cisco:
+                    traits.cisco_ip_ids += n
+                if protocol is not None:
+                    counts = traits.outer_protocols
+                    counts[protocol] = counts.get(protocol, 0) + n
+                counts = traits.inner_versions
+                counts[version] = counts.get(version, 0) + n
+                counts = traits.inner_ttls
+                counts[inner_ttl] = counts.get(inner_ttl, 0) + n
+                counts = traits.payload_lengths
+                counts[length] = counts.get(length, 0) + n
+                counts = traits.outer_ttls
+                counts[ttl] = counts.get(ttl, 0) + n
+                keys = traits.inner_keys
+                keys[key] = keys.get(key, 0) + n
+        self._signatures.clear()
 
     def add(self, raw: RawFrame) -> None:
         """Count and classify one frame (the pure-Python reader's path)."""
@@ -129,7 +167,7 @@ class Collector:
         names4, names6 = self._names
         pending = iter(frames)
         add_request, add_reply = self.pairer.add_request, self.pairer.add_reply
-        note_traits = self._note_traits
+        all_signatures = self._signatures
         for (
             number,
             time,
@@ -182,7 +220,23 @@ class Collector:
                 sgt if flags & RECORD_METADATA else None,
             )
             add_request(number, time, src, dst, outer_key, version, inner, payload_length)
-            note_traits((src, dst, outer_key), inner, outer_id, gre_protocol, payload_length, ttl)
+            # _note_traits, inline (once per request)
+            flow = (src, dst, outer_key)
+            signatures = all_signatures.get(flow)
+            if signatures is None:
+                signatures = all_signatures[flow] = {}
+            signature = (
+                inner.ip_id is not None
+                and outer_id is not None
+                and (outer_id - inner.ip_id) & 0xFFFF == 1,
+                gre_protocol,
+                inner_version,
+                inner_ttl,
+                payload_length,
+                ttl,
+                inner.key,
+            )
+            signatures[signature] = signatures.get(signature, 0) + 1
 
     def add_data_flow(
         self, flow: Flow, times: DataTimes, frames: DataFrames, *, in_time_order: bool
@@ -204,26 +258,19 @@ class Collector:
         ttl: int,
     ) -> None:
         """Count what a request shows of its sender (outer IP ID, GRE protocol type, ...)."""
-        traits = self.traits.get(flow)
-        if traits is None:
-            traits = self.traits[flow] = Traits()
-        traits.requests += 1
-        if inner.ip_id is not None and ip_id is not None and (ip_id - inner.ip_id) & 0xFFFF == 1:
-            traits.cisco_ip_ids += 1
-        # One statement per count (a request each: the loop it was cost more than the counts).
-        if gre_protocol is not None:
-            counts = traits.outer_protocols
-            counts[gre_protocol] = counts.get(gre_protocol, 0) + 1
-        counts = traits.inner_versions
-        counts[inner.ip_version] = counts.get(inner.ip_version, 0) + 1
-        counts = traits.inner_ttls
-        counts[inner.ttl] = counts.get(inner.ttl, 0) + 1
-        counts = traits.payload_lengths
-        counts[payload_length] = counts.get(payload_length, 0) + 1
-        counts = traits.outer_ttls
-        counts[ttl] = counts.get(ttl, 0) + 1
-        keys = traits.inner_keys
-        keys[inner.key] = keys.get(inner.key, 0) + 1
+        signatures = self._signatures.get(flow)
+        if signatures is None:
+            signatures = self._signatures[flow] = {}
+        signature = (
+            inner.ip_id is not None and ip_id is not None and (ip_id - inner.ip_id) & 0xFFFF == 1,
+            gre_protocol,
+            inner.ip_version,
+            inner.ttl,
+            payload_length,
+            ttl,
+            inner.key,
+        )
+        signatures[signature] = signatures.get(signature, 0) + 1
 
     def sort_data(self) -> None:
         """Finish the data columns: merge what was decoded in Python with what the fast path
