@@ -287,8 +287,18 @@ def _without_cyclic_gc() -> Iterator[None]:
     try:
         yield
     finally:
-        if enabled:
+        # Not when the process ends right after the command (run()): the first collection
+        # would only walk and free the analysis's cycles (requests and their replies), a
+        # twentieth of `analyze` on a hub capture.
+        if enabled and not _process.ends_after_command:
             gc.enable()
+
+
+class _Process:
+    ends_after_command = False  # run(): os._exit once the command returns
+
+
+_process = _Process()
 
 
 def _analyze(args: argparse.Namespace) -> int:
@@ -736,6 +746,7 @@ def run() -> NoReturn:
     the process ends without tearing down the interpreter: freeing every object of a
     large analysis one by one took longer than writing its report.
     """
+    _process.ends_after_command = True
     status = main()
     try:
         sys.stdout.flush()
