@@ -171,6 +171,9 @@ _SIDES: Final = ("a", "b")
 _LINKS: Final = ("ethernet", "raw")
 
 
+MAX_FRAMES = 20_000_000  # about 2 GB of capture
+
+
 class ScenarioError(Exception):
     """A scenario cannot be used; ``str(exc)`` is one line ``"FILE: message"``."""
 
@@ -558,6 +561,23 @@ def _validate(scenario: Scenario) -> None:
         if identity in seen:
             raise ValueError(f"{what} duplicates tunnel {seen[identity]} (same endpoints and key)")
         seen[identity] = index
+    frames = _frames_estimate(scenario)
+    if frames > MAX_FRAMES:  # a few lines of TOML must not fill the disk
+        raise ValueError(
+            f"the capture would hold about {frames:.3g} frames (at most {MAX_FRAMES:,}): "
+            "shorten the duration or lower data_pps"
+        )
+
+
+def _frames_estimate(scenario: Scenario) -> float:
+    """About how many frames `scenario` writes: data, keepalives and their replies."""
+    frames = 0.0
+    for tunnel in scenario.tunnels:
+        frames += (tunnel.data_pps_a + tunnel.data_pps_b) * scenario.duration
+        for keepalive in (tunnel.keepalive_a, tunnel.keepalive_b):
+            if keepalive is not None and keepalive.period > 0:
+                frames += 2 * scenario.duration / keepalive.period
+    return frames
 
 
 def parse_scenario(text: str, name: str = "<scenario>") -> Scenario:

@@ -20,6 +20,7 @@ from analyzer.config import (
 )
 from analyzer.options import whole_retries_option
 
+DATA = Path(__file__).parent.parent / "data" / "hostile"
 TUNNEL = """interface Tunnel0
  tunnel source 192.0.2.1
  tunnel destination 198.51.100.1
@@ -201,3 +202,29 @@ def test_watch_refuses_seconds_no_wait_can_take(
         main(["watch", "lo", option, "1e308"])
     assert info.value.code == 2
     assert "1e308 seconds is too long (at most 1000000000)" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("line", "value"),
+    [
+        ("data_pps = 5.0", "data_pps = 1e308"),  # wrote frames until the disk was full
+        ("duration = 120.0", "duration = 1e9"),  # 10^9 s of keepalives every 10 s
+    ],
+)
+def test_simulate_refuses_a_scenario_that_would_fill_the_disk(
+    tmp_path: Path, line: str, value: str
+) -> None:
+    text = (DATA / "healthy.toml").read_text().replace(line, value)
+    assert value in text
+    scenario = tmp_path / "big.toml"
+    scenario.write_text(text)
+    result = subprocess.run(
+        [sys.executable, "-m", "analyzer", "simulate", str(scenario), "-o", str(tmp_path / "o")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "frames (at most 20,000,000)" in result.stderr
+    assert not (tmp_path / "o").exists()
