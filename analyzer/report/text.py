@@ -22,7 +22,7 @@ from analyzer.keepalive.model import (
     TunnelResult,
     ValueSource,
 )
-from analyzer.keepalive.state import LineState
+from analyzer.keepalive.state import LineState, Transition
 from analyzer.report.escape import printable
 from analyzer.report.plain import PlainConsole
 
@@ -212,13 +212,15 @@ def _timeline_rows(o: OriginatorResult, precision: int) -> list[tuple[str, str, 
     transitions = {(t.time, t.state): t for t in o.transitions}
     # Transitions between events (a hold timer firing, vendor profiles) get rows of their
     # own; with IOS semantics every transition belongs to an event and this stays empty.
-    ticks_at = {e.time for e in o.events if e.role is not KeepaliveRole.RETURNED}
-    replies_at = {e.time for e in o.events if e.role is KeepaliveRole.RETURNED}
-    orphans = [
-        t
-        for t in o.transitions
-        if t.time not in (ticks_at if t.state is LineState.DOWN else replies_at)
-    ]
+    orphans: list[Transition] = []
+    if transitions:  # most originators have none: no sets of their events' times
+        ticks_at = {e.time for e in o.events if e.role is not KeepaliveRole.RETURNED}
+        replies_at = {e.time for e in o.events if e.role is KeepaliveRole.RETURNED}
+        orphans = [
+            t
+            for t in o.transitions
+            if t.time not in (ticks_at if t.state is LineState.DOWN else replies_at)
+        ]
 
     def down_label(counter: int) -> str:
         if o.hold_time is not None:
@@ -278,8 +280,11 @@ def _timeline_rows(o: OriginatorResult, precision: int) -> list[tuple[str, str, 
                 )
             )
         answered = event.role is KeepaliveRole.RETURNED or event.partner_frame is not None
-        down = transitions.get((event.time, LineState.DOWN))
-        up = transitions.get((event.time, LineState.UP))
+        if transitions:
+            down = transitions.get((event.time, LineState.DOWN))
+            up = transitions.get((event.time, LineState.UP))
+        else:
+            down = up = None
         if answered and up is None and event.line_state is LineState.UP:
             run.append(event)
             continue
