@@ -354,7 +354,7 @@ _CONTAINER_SET = frozenset(_CONTAINERS)
 
 class _EventRows:
     """An originator's keepalive rows, written by :func:`_render` straight from the events
-    with one f-string each: the hub's hundreds of thousands of rows cost a third of
+    with one f-string each: the hub's hundreds of thousands of rows cost about half of
     what a dict per row through the C encoder did. The text is the encoder's, byte for
     byte (the keys and separators of `_event`'s dict as the encoder writes them); an
     originator with a time or round trip that is not finite (written ``NaN`` or
