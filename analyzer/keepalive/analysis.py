@@ -482,6 +482,8 @@ def blackhole_windows(
 ) -> list[tuple[float, float, float]]:
     """(first unanswered send, last answered send or that, end) of every failure episode:
     the end is the down transition, else the first reply after it, else the capture's end."""
+    if None not in map(_PARTNER, events):
+        return []  # every send answered (and every reply paired): no episode
     sends = [e for e in events if e.role is not KeepaliveRole.RETURNED]
     replies = [e.time for e in events if e.role is KeepaliveRole.RETURNED]
     windows: list[tuple[float, float, float]] = []
@@ -772,6 +774,7 @@ def _tunnel(
 
 _TIME = attrgetter("time")
 _FRAME = attrgetter("frame")
+_PARTNER = attrgetter("partner_frame")
 
 
 def _sorted_times(

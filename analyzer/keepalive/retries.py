@@ -7,6 +7,7 @@ from bisect import bisect_left, bisect_right
 from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import pairwise
+from operator import attrgetter
 
 from analyzer.keepalive.model import (
     DataFrames,
@@ -36,10 +37,15 @@ class Episode:
         return [t for t in self.ticks if t.role is KeepaliveRole.SENT]
 
 
+_PARTNER = attrgetter("partner_frame")
+
+
 def episodes(events: Sequence[KeepaliveEvent], period: float, capture_end: float) -> list[Episode]:
     """Failure episodes, delimited as the blackhole count delimits them: from the first
     unanswered tick to the first reply after it. A single last tick whose reply could not
     have arrived before the capture ended is no failure."""
+    if None not in map(_PARTNER, events):
+        return []  # every tick answered (and every reply paired): no episode
     ticks = [e for e in events if e.role is not KeepaliveRole.RETURNED]
     replies = [e for e in events if e.role is KeepaliveRole.RETURNED]
     reply_times = [e.time for e in replies]
