@@ -20,7 +20,7 @@ from array import array
 from bisect import bisect_right
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import IO, Any, TypeVar, overload
+from typing import IO, Any, TypeVar
 
 from analyzer.keepalive.collect import MAX_ERRORS_LISTED, Collector, Flow
 from analyzer.keepalive.model import FrameError, SourceSummary, Traits
@@ -37,6 +37,7 @@ from analyzer.read.fastpath import (
     RECORD,
     Collected,
     FastPathUnavailable,
+    LazyColumn,
     SpillBlocks,
     SpilledColumn,
 )
@@ -57,7 +58,7 @@ def order_by_first_time(paths: Sequence[str]) -> list[str]:
 T = TypeVar("T", int, float)
 
 
-class ChainedColumn(Sequence[T]):
+class ChainedColumn(LazyColumn[T]):
     """One flow's data column across files, read through: the parts in file order, each
     value of part i plus ``offsets[i]`` (frame numbers continue from file to file)."""
 
@@ -73,25 +74,7 @@ class ChainedColumn(Sequence[T]):
             total += len(part)
         self._count = total
 
-    def __len__(self) -> int:
-        return self._count
-
-    @overload
-    def __getitem__(self, index: int) -> T: ...
-
-    @overload
-    def __getitem__(self, index: slice) -> Sequence[T]: ...
-
-    def __getitem__(self, index: int | slice) -> T | Sequence[T]:
-        if isinstance(index, slice):
-            values: array[Any] = array(
-                self._code, map(self.__getitem__, range(*index.indices(self._count)))
-            )
-            return values
-        if index < 0:
-            index += self._count
-        if not 0 <= index < self._count:
-            raise IndexError("data column index out of range")
+    def _value(self, index: int) -> T:
         part = bisect_right(self._starts, index) - 1
         value: T = self._parts[part][index - self._starts[part]] + self._offsets[part]
         return value

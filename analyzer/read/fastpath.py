@@ -409,7 +409,40 @@ class SpillBlocks:
 CACHED_BLOCKS = 16
 
 
-class SpilledColumn(Sequence[T]):
+class LazyColumn(Sequence[T]):
+    """A read-only column of times ("d") or frame numbers ("q") whose values are fetched one
+    at a time by :meth:`_value`; a slice is an array of the values it covers."""
+
+    __slots__ = ()
+    _code: str
+    _count: int
+
+    def __len__(self) -> int:
+        return self._count
+
+    @overload
+    def __getitem__(self, index: int) -> T: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[T]: ...
+
+    def __getitem__(self, index: int | slice) -> T | Sequence[T]:
+        if isinstance(index, slice):
+            values: array[Any] = array(
+                self._code, map(self.__getitem__, range(*index.indices(self._count)))
+            )
+            return values
+        if index < 0:
+            index += self._count
+        if not 0 <= index < self._count:
+            raise IndexError("data column index out of range")
+        return self._value(index)
+
+    def _value(self, index: int) -> T:
+        raise NotImplementedError
+
+
+class SpilledColumn(LazyColumn[T]):
     """One column (times or frame numbers) of one flow's data records in the spill file:
     blocks of BLOCK_RECORDS (float64 time, int64 frame) records, the last one partial.
 
@@ -440,25 +473,7 @@ class SpilledColumn(Sequence[T]):
         self._count = count
         self._cache = cache or SpillBlocks(spill)
 
-    def __len__(self) -> int:
-        return self._count
-
-    @overload
-    def __getitem__(self, index: int) -> T: ...
-
-    @overload
-    def __getitem__(self, index: slice) -> Sequence[T]: ...
-
-    def __getitem__(self, index: int | slice) -> T | Sequence[T]:
-        if isinstance(index, slice):
-            values: array[Any] = array(
-                self._code, map(self.__getitem__, range(*index.indices(self._count)))
-            )
-            return values
-        if index < 0:
-            index += self._count
-        if not 0 <= index < self._count:
-            raise IndexError("data column index out of range")
+    def _value(self, index: int) -> T:
         block, position = divmod(index, BLOCK_RECORDS)
         records = self._cache.read(
             self._blocks[block], min(BLOCK_RECORDS, self._count - block * BLOCK_RECORDS)
