@@ -16,6 +16,8 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
+from analyzer.read.packet import internet_checksum
+
 GRE_C, GRE_R, GRE_K, GRE_S = 0x80, 0x40, 0x20, 0x10  # flag bits of the first GRE byte
 ETH_IPV4, ETH_IPV6, ETH_CISCO_METADATA = 0x0800, 0x86DD, 0x8909
 IPPROTO_GRE = 47
@@ -43,15 +45,6 @@ class Rebuilt:
     ttl: int = 0
 
 
-def _checksum(data: bytes) -> int:
-    if len(data) % 2:
-        data += b"\x00"
-    total: int = sum(struct.unpack(f"!{len(data) // 2}H", data))
-    while total >> 16:
-        total = (total & 0xFFFF) + (total >> 16)
-    return ~total & 0xFFFF
-
-
 def _drop(reason: str) -> Rebuilt:
     return Rebuilt(None, reason)
 
@@ -69,7 +62,7 @@ def _gre(data: bytes) -> tuple[int, int, int | None, int | None, int] | str:
         return "bad-length"
     offset = 4
     if flags & GRE_C:
-        if _checksum(data) != 0:
+        if internet_checksum(data) != 0:
             return "bad-checksum"
         offset += 4
     key = sequence = None
@@ -93,7 +86,7 @@ def _build_gre(flags: int, key: int | None, sequence: int | None, payload: bytes
         optional += struct.pack("!I", sequence)
     packet = header + optional + payload
     if flags & GRE_C:
-        packet = packet[:4] + struct.pack("!H", _checksum(packet)) + packet[6:]
+        packet = packet[:4] + struct.pack("!H", internet_checksum(packet)) + packet[6:]
     return packet
 
 
@@ -142,7 +135,7 @@ def _reflect_ipv4(inner: bytes) -> Rebuilt:
     (tos, total, ident, fragment, ttl, protocol) = struct.unpack_from("!xBHHHBB", inner)
     if total != len(inner):
         return _drop("bad-length")
-    if _checksum(inner[:20]) != 0:
+    if internet_checksum(inner[:20]) != 0:
         return _drop("bad-checksum")
     if fragment & 0x3FFF:
         return _drop("inner-fragment")
@@ -167,7 +160,7 @@ def _reflect_ipv4(inner: bytes) -> Rebuilt:
         inner[16:20],
     )
     header_bytes = (
-        header_bytes[:10] + struct.pack("!H", _checksum(header_bytes)) + header_bytes[12:]
+        header_bytes[:10] + struct.pack("!H", internet_checksum(header_bytes)) + header_bytes[12:]
     )
     return Rebuilt(header_bytes + gre, None, ttl - 1)
 

@@ -309,7 +309,9 @@ def _ip6_chain(next_header: int, data: bytes) -> tuple[int, int, bool]:
     return next_header, offset, False
 
 
-def _internet_checksum(data: bytes) -> int:
+def internet_checksum(data: bytes) -> int:
+    """The RFC 1071 one's-complement checksum of `data` (0 over a header whose checksum
+    field is right)."""
     if len(data) % 2:
         data += b"\x00"
     total: int = sum(struct.unpack(f"!{len(data) // 2}H", data))
@@ -337,7 +339,7 @@ def _gre(data: bytes, declared: int) -> _Gre:
         raise _Malformed(f"GRE header truncated ({len(data)} of {offset} bytes)")
     checksum_ok: bool | None = None
     if flags & GRE_C and len(data) >= declared:
-        checksum_ok = _internet_checksum(data[:declared]) == 0
+        checksum_ok = internet_checksum(data[:declared]) == 0
     return _Gre(
         flags=flags,
         protocol=protocol,
@@ -484,7 +486,7 @@ def build_gre(
         optional += struct.pack("!I", sequence)
     packet = struct.pack("!HH", flags, protocol) + optional + payload
     if checksum:
-        value = _internet_checksum(packet)
+        value = internet_checksum(packet)
         packet = packet[:4] + struct.pack("!H", value) + packet[6:]
     return packet
 
