@@ -23,6 +23,7 @@ from analyzer.options import (
     EXIT_USAGE,
     PROG,
     UsageError,
+    fail,
     period_option,
     read_config,
     retries_option,
@@ -84,7 +85,7 @@ class _Parser(argparse.ArgumentParser):
             if stream is sys.stderr or exc.errno not in _WRITE_ERRORS:
                 raise
             _silence_stdout()
-            raise SystemExit(_fail(f"cannot write the output ({exc.strerror or exc})")) from None
+            raise SystemExit(fail(f"cannot write the output ({exc.strerror or exc})")) from None
 
 
 DEFAULT_FOLLOW_TIMEOUT = 5.0
@@ -272,11 +273,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _fail(message: str) -> int:
-    print(f"{PROG}: error: {printable(message)}", file=sys.stderr)
-    return EXIT_USAGE
-
-
 @contextlib.contextmanager
 def _without_cyclic_gc() -> Iterator[None]:
     """Pause the cyclic garbage collector: an analysis keeps what it builds until the report
@@ -310,9 +306,9 @@ def _analyze_capture(args: argparse.Namespace) -> int:
     try:
         config = read_config(args.config)
     except UsageError as exc:
-        return _fail(str(exc))
+        return fail(str(exc))
     if args.extra_captures:
-        return _fail(
+        return fail(
             f"{2 + len(args.extra_captures)} captures given: the files of one capture go "
             "together as a directory or joined by commas (a1.pcap,a2.pcap); two captures are "
             "the tunnels' two ends"
@@ -322,11 +318,11 @@ def _analyze_capture(args: argparse.Namespace) -> int:
     try:
         collected = _collect_capture(args, args.capture, follow=args.follow)
     except CaptureError as exc:
-        return _fail(str(exc))
+        return fail(str(exc))
     except FastPathUnavailable as exc:
-        return _fail(f"{_shown(args.capture)}: --reader libpcap cannot read it ({exc})")
+        return fail(f"{_shown(args.capture)}: --reader libpcap cannot read it ({exc})")
     except UsageError as exc:
-        return _fail(str(exc))
+        return fail(str(exc))
     from analyzer.pipeline.analyze import analyze_collected
 
     analysis = analyze_collected(collected.collector, _settings(args, config), final=True)
@@ -335,7 +331,7 @@ def _analyze_capture(args: argparse.Namespace) -> int:
     warnings = collected.warnings
     if analysis.source.packets == 0 and warnings:
         first = warnings[0].removeprefix(f"{name}: ")
-        return _fail(f"{name}: no complete frame could be read ({first})")
+        return fail(f"{name}: no complete frame could be read ({first})")
     _note_reader(args, collected)
     analysis.source.warnings.extend(warnings)
     for warning in warnings:
@@ -354,7 +350,7 @@ def _report(args: argparse.Namespace, analysis: Analysis) -> int:
             with open(args.output, "w", encoding="utf-8") as stream:
                 _write(analysis, stream, args.format, color=args.color == "always")
         except OSError as exc:
-            return _fail(f"{args.output}: cannot write ({exc.strerror})")
+            return fail(f"{args.output}: cannot write ({exc.strerror})")
     else:
         color = args.color == "always" or (args.color == "auto" and sys.stdout.isatty())
         _write(analysis, sys.stdout, args.format, color=color)
@@ -492,26 +488,26 @@ def _analyze_two(args: argparse.Namespace, config: KeepaliveConfig | None) -> in
     from analyzer.pipeline.merge import merge
 
     if args.follow:
-        return _fail("--follow reads one capture, not two")
+        return fail("--follow reads one capture, not two")
     if args.capture == "-" and args.peer_capture == "-":
-        return _fail("only one of the two captures can be read from stdin")
+        return fail("only one of the two captures can be read from stdin")
     collected: list[Collector] = []
     names: list[str] = []
     for path in (args.capture, args.peer_capture):
         try:
             one = _collect_capture(args, path, follow=False)
         except CaptureError as exc:
-            return _fail(str(exc))
+            return fail(str(exc))
         except FastPathUnavailable as exc:
-            return _fail(f"{_shown(path)}: --reader libpcap cannot read it ({exc})")
+            return fail(f"{_shown(path)}: --reader libpcap cannot read it ({exc})")
         except UsageError as exc:
-            return _fail(str(exc))
+            return fail(str(exc))
         files = one.collector.source.files
         names.append(files[0] if len(files) == 1 else path)
         collector, warnings = one.collector, one.warnings
         collector.source.precision = one.precision
         if collector.source.packets == 0 and warnings:
-            return _fail(f"{collector.source.files[0]}: no complete frame could be read")
+            return fail(f"{collector.source.files[0]}: no complete frame could be read")
         _note_reader(args, one)
         collector.source.warnings.extend(warnings)
         for warning in warnings:
@@ -728,7 +724,7 @@ def _run(argv: Sequence[str] | None) -> int:
         if exc.errno not in _WRITE_ERRORS:
             raise
         _silence_stdout()
-        return _fail(f"cannot write the output ({exc.strerror or exc})")
+        return fail(f"cannot write the output ({exc.strerror or exc})")
 
 
 def _silence_stdout() -> None:
@@ -753,7 +749,7 @@ def run() -> NoReturn:
     except BrokenPipeError:
         status = status or EXIT_BROKEN_PIPE
     except OSError as exc:  # the last of the output did not fit (a full disk, /dev/full)
-        status = _fail(f"cannot write the output ({exc.strerror or exc})")
+        status = fail(f"cannot write the output ({exc.strerror or exc})")
     except (ValueError, AttributeError):
         pass  # stdout closed by the command itself
     with contextlib.suppress(OSError, ValueError, AttributeError):

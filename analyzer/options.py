@@ -83,6 +83,12 @@ class UsageError(Exception):
     """A problem with what the user gave us: one line, reported with exit status 2."""
 
 
+def fail(message: str, *, who: str = PROG) -> int:
+    """Say `message` as one escaped error line on stderr; the usage exit status."""
+    print(f"{who}: error: {printable(message)}", file=sys.stderr)
+    return EXIT_USAGE
+
+
 def read_config(path: str | None, *, who: str = PROG) -> KeepaliveConfig | None:
     """Load `--config` (None without one), printing its warnings on stderr as `who`.
     Raises UsageError (one line) when the file cannot be used."""

@@ -23,11 +23,11 @@ from analyzer.options import (
     EXIT_USAGE,
     PROG,
     UsageError,
+    fail,
     period_option,
     read_config,
     retries_option,
 )
-from analyzer.report.escape import printable
 
 if TYPE_CHECKING:
     from analyzer.keepalive.analysis import Settings
@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from analyzer.read.capture import RawFrame
     from analyzer.read.sources import CaptureStats, FrameSource, InterfaceNotice, SourceItem
 
+WHO = f"{PROG} watch"  # the name its error lines start with
 DEFAULT_TICK = 0.5
 MAX_SECONDS = 1e9  # about 31 years; below threading.TIMEOUT_MAX, which the waits are given
 DEFAULT_BUFFER_MB = 32  # analyzer.read.live.DEFAULT_BUFFER_MB (not imported: keeps this light)
@@ -198,11 +199,6 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.set_defaults(handler=run)
 
 
-def _fail(message: str) -> int:
-    print(f"{PROG} watch: error: {printable(message)}", file=sys.stderr)
-    return EXIT_USAGE
-
-
 def _settings(args: argparse.Namespace) -> Settings | None:
     """The analysis settings, or None after reporting a configuration error."""
     from analyzer.keepalive.analysis import Settings
@@ -210,7 +206,7 @@ def _settings(args: argparse.Namespace) -> Settings | None:
     try:
         config = read_config(args.config, who=f"{PROG} watch")
     except UsageError as exc:
-        _fail(str(exc))
+        fail(str(exc), who=WHO)
         return None
     return Settings(config=config, period=args.period, retries=args.retries)
 
@@ -245,7 +241,7 @@ def _run(args: argparse.Namespace) -> int:
     try:
         args.interface.encode()
     except UnicodeEncodeError:  # bytes that are not UTF-8: libpcap's binding takes str
-        return _fail(f"cannot capture on {args.interface}: the name is not UTF-8")
+        return fail(f"cannot capture on {args.interface}: the name is not UTF-8", who=WHO)
     user_filter = args.filter
 
     def keepalives(linktype: int) -> str:
@@ -265,7 +261,7 @@ def _run(args: argparse.Namespace) -> int:
             record_data=output_format == "tui" and not args.no_data,
         )
     except (CapturePermissionError, CaptureOpenError) as exc:
-        return _fail(str(exc))
+        return fail(str(exc), who=WHO)
     source: FrameSource = capture
     if args.duration is not None:
         source = _for_duration(source, args.duration)

@@ -728,8 +728,9 @@ class ProbeLoop:
 
 
 def _error(message: str) -> int:
-    print(f"{PROG}: error: {printable(message)}", file=sys.stderr)
-    return EXIT_USAGE
+    from analyzer.options import fail
+
+    return fail(message)
 
 
 class Reporter:
