@@ -192,8 +192,7 @@ def _what_if(tunnel: TunnelResult, console: Console, precision: int) -> None:
         estimated = " (estimated)" if what_if.estimated else ""
         seconds, base_seconds = what_if.blackhole_seconds, what_if.baseline_seconds
         lines = [
-            f"{o.address}: {len(what_if.transitions)} transition"
-            f"{'s' if len(what_if.transitions) != 1 else ''}"
+            f"{o.address}: {count(len(what_if.transitions), 'transition')}"
             + (f" ({changes})" if changes else "")
             + f", down {what_if.down_seconds:.3f} s",
             f"blackholed {what_if.blackholed_packets.min}-{what_if.blackholed_packets.max} "

@@ -21,6 +21,7 @@ from textual.strip import Strip
 from textual.widget import Widget
 from textual.widgets import Button, Input, Label, RadioButton, RadioSet, Static
 
+from analyzer.diagnose.rules import counted
 from analyzer.keepalive.state import LineState
 from analyzer.tui.render import (
     Detail,
@@ -285,9 +286,7 @@ class TunnelTable(Widget, can_focus=True):
         hidden = len(COLUMNS) - len(shown)
         layout = (width, self.column_offset, tuple((c, widths[c.key]) for c in shown), hidden)
         self._layout = layout
-        self.border_subtitle = (
-            f"{hidden} more column{'s' if hidden != 1 else ''}: [ ]" if hidden else ""
-        )
+        self.border_subtitle = f"{counted(hidden, 'more column')}: [ ]" if hidden else ""
         return layout
 
     # ------------------------------------------------------------------ drawing
