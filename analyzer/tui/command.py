@@ -7,14 +7,12 @@ nothing here imports textual or the UI modules at import time.
 from __future__ import annotations
 
 import argparse
-import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from analyzer.options import (
-    EXIT_USAGE,
-    PROG,
     UsageError,
+    fail,
     period_option,
     read_config,
     retries_option,
@@ -91,11 +89,6 @@ def register(subparsers: Any) -> None:
     parser.set_defaults(handler=run)
 
 
-def _fail(message: str) -> int:
-    print(f"{PROG}: error: {message}", file=sys.stderr)
-    return EXIT_USAGE
-
-
 def run(args: argparse.Namespace) -> int:
     """Check the inputs, then hand an analysis loader to the UI (loaded only now). The
     capture is read as `analyze` reads it: libpcap's fast path where it can, else the
@@ -106,16 +99,16 @@ def run(args: argparse.Namespace) -> int:
     from analyzer.read.capture import CaptureError
 
     if args.capture == "-":
-        return _fail("tui needs a capture file; standard input is the keyboard")
+        return fail("tui needs a capture file; standard input is the keyboard")
     try:
         config = read_config(args.config)
     except UsageError as exc:
-        return _fail(str(exc))
+        return fail(str(exc))
     warnings: list[str] = list(config.warnings) if config is not None else []
     try:
         files = check_capture(args.capture)  # unreadable: one line now, before any UI
     except CaptureError as exc:
-        return _fail(str(exc))
+        return fail(str(exc))
     settings = Settings(config=config, period=args.period, retries=args.retries)
     path = args.capture
 

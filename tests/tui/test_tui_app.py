@@ -449,6 +449,19 @@ def test_tui_command_errors_are_one_line(
         assert err.startswith("gre-keepalive: error: ") and err.count("\n") == 1, err
 
 
+def test_tui_command_error_escapes_what_a_reason_quotes(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A reason quoting a name raw: the newline would split the error line and the escape
+    # sequence (ESC [ 3 1 m, red) would reach the terminal.
+    def refuse(argument: str) -> list[str]:
+        raise CaptureError("evil\n\x1b[31m.pcap: no such file")
+
+    monkeypatch.setattr("analyzer.pipeline.ring.check_capture", refuse)
+    assert main(["tui", "evil.pcap"]) == 2
+    assert capsys.readouterr().err == "gre-keepalive: error: evil\\n\\033[31m.pcap: no such file\n"
+
+
 def test_tui_command_hands_the_analysis_to_the_ui(monkeypatch: pytest.MonkeyPatch) -> None:
     import analyzer.tui.app
 
