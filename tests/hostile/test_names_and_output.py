@@ -134,15 +134,22 @@ def test_simulate_to_a_closed_stdout_is_one_line_and_exit_2() -> None:
     "args", [("analyze", str(KA)), ("simulate", str(DATA / "healthy.toml"), "-o", "-")]
 )
 def test_a_reader_that_goes_away_ends_quietly_with_141(args: tuple[str, ...]) -> None:
-    process = subprocess.Popen(
-        [sys.executable, "-m", "analyzer", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE
-    )
-    assert process.stdout is not None and process.stderr is not None
-    process.stdout.read(1)
-    process.stdout.close()  # like `| head -c 1`
-    error = process.stderr.read()
-    assert process.wait(timeout=120) == 141  # 128 + SIGPIPE, as a shell reports `cat`
-    assert error == b""
+    # The reader is gone before the first write (as after `| head -c 0`): reading one byte
+    # and then closing raced with a report small enough to fit in the pipe at once.
+    reader, writer = os.pipe()
+    os.close(reader)
+    try:
+        result = subprocess.run(
+            [sys.executable, "-m", "analyzer", *args],
+            stdout=writer,
+            stderr=subprocess.PIPE,
+            timeout=120,
+            check=False,
+        )
+    finally:
+        os.close(writer)
+    assert result.returncode == 141  # 128 + SIGPIPE, as a shell reports `cat`
+    assert result.stderr == b""
 
 
 def test_every_subcommand_s_errors_reach_stderr_escaped() -> None:
