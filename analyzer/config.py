@@ -40,8 +40,10 @@ __all__ = [
     "KeepaliveConfig",
     "TunnelConfig",
     "load_config",
+    "parse_config",
     "parse_ios",
     "parse_toml",
+    "read_config_text",
 ]
 
 DEFAULT_PERIOD = 10.0
@@ -191,6 +193,14 @@ def load_config(path: str | os.PathLike[str]) -> KeepaliveConfig:
     neither format raises :class:`ConfigError`.
     """
     name = os.fspath(path)
+    return parse_config(read_config_text(name), name)
+
+
+def read_config_text(path: str | os.PathLike[str]) -> str:
+    """The text of the configuration file ``path`` (read once, at most
+    :data:`MAX_FILE_BYTES`, a UTF-8 BOM dropped); :class:`ConfigError` when it cannot be
+    read or is not UTF-8."""
+    name = os.fspath(path)
     try:
         raw = read_text_file(name)
     except FileTooLarge as exc:
@@ -211,6 +221,12 @@ def load_config(path: str | os.PathLike[str]) -> KeepaliveConfig:
         raise ConfigError(
             f"not UTF-8 text (invalid byte 0x{raw[exc.start]:02x})", path=name, line=line
         ) from None
+    return text
+
+
+def parse_config(text: str, name: str = "<config>") -> KeepaliveConfig:
+    """Parse ``text`` as TOML or Cisco IOS configuration, detected from the content
+    (:class:`ConfigError` when it is neither); ``name`` is the file named in messages."""
     with _cyclic_gc_paused():
         return _parse_detected(text, name)
 

@@ -813,21 +813,21 @@ def _tui_entry() -> Callable[..., int] | None:
 def read_probe_config(path: str | None) -> KeepaliveConfig | None:
     """--config, with `tunnel source IFNAME` of an IOS file resolved from this host's
     interfaces (:mod:`analyzer.probe.hostif`); warnings on stderr. UsageError (one line)."""
-    from analyzer.config import ConfigError, load_config, parse_ios
+    from analyzer.config import ConfigError, parse_config, parse_ios, read_config_text
     from analyzer.options import UsageError
     from analyzer.probe.hostif import resolve_interface_sources
 
     if not path:
         return None
     try:
-        config = load_config(path)
+        text = read_config_text(path)
+        config = parse_config(text, path)
         notes: list[str] = []
         if config.format == "ios":
-            with open(path, encoding="utf-8-sig") as handle:
-                text, notes = resolve_interface_sources(handle.read())
+            text, notes = resolve_interface_sources(text)
             if notes:
                 config = parse_ios(text, path)
-    except (ConfigError, OSError, UnicodeDecodeError) as exc:
+    except ConfigError as exc:
         raise UsageError(str(exc)) from None
     from analyzer.report.escape import printable
 

@@ -850,3 +850,31 @@ def test_the_probe_reads_host_interface_names_from_an_ios_file(tmp_path: Path) -
     assert [(t.source, t.destination, t.period) for t in loaded.tunnels] == [
         ("127.0.0.1", "198.51.100.1", 5.0)
     ]
+
+
+def test_the_probe_opens_its_ios_config_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Read twice, a file rewritten in between would be parsed from two versions, and the
+    # second read had no size limit.
+    config = tmp_path / "router.cfg"
+    config.write_text(
+        "interface Tunnel0\n tunnel source lo\n tunnel destination 198.51.100.1\n keepalive 5 3\n"
+    )
+    opened: list[str] = []
+    real_open, real_os_open = open, os.open
+
+    def count_open(file: Any, *args: Any, **kwargs: Any) -> Any:
+        if not isinstance(file, int):
+            opened.append(os.fspath(file))
+        return real_open(file, *args, **kwargs)
+
+    def count_os_open(file: Any, *args: Any, **kwargs: Any) -> int:
+        opened.append(os.fspath(file))
+        return real_os_open(file, *args, **kwargs)
+
+    monkeypatch.setattr("builtins.open", count_open)
+    monkeypatch.setattr(os, "open", count_os_open)
+    loaded = probe.read_probe_config(str(config))
+    assert loaded is not None and loaded.tunnels[0].source == "127.0.0.1"
+    assert opened.count(str(config)) == 1
