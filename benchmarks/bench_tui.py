@@ -214,9 +214,9 @@ async def time_tui(path: Path, repeat: int) -> dict[str, Any]:
     ways each key is timed)."""
     import gc
 
-    from analyzer.tui.app import CaptureApp
     from textual.widgets import Input
 
+    from analyzer.tui.app import CaptureApp
     from analyzer.tui.widgets import TunnelTable
 
     progress_calls: list[int] = []
