@@ -14,8 +14,8 @@ from bisect import bisect_left, bisect_right
 from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import pairwise
-from operator import attrgetter, le
-from typing import TYPE_CHECKING
+from operator import attrgetter, le, lt, sub
+from typing import TYPE_CHECKING, TypeVar
 
 from analyzer.keepalive.clock import (
     in_calendar,
@@ -233,6 +233,8 @@ def find_bursts(send_times: Sequence[float], period: float) -> list[tuple[int, i
     """(index of the first send, number of sends) of every burst: sends closer together
     than BURST_FRACTION of the period, which stand for one tick each but arrive as one."""
     bursts: list[tuple[int, int]] = []
+    if len(send_times) < 2 or min(map(sub, send_times[1:], send_times)) >= BURST_FRACTION * period:
+        return bursts  # the usual case: no two sends that close (a NaN first: the loop)
     index = 0
     while index < len(send_times):
         end = index + 1
@@ -348,8 +350,8 @@ def _timeline(
     """The originator's timeline in every segment of the capture where it shows up; each
     runs from a fresh state and ends where its segment ends (nothing is extrapolated across
     a gap)."""
-    requests = sorted(originator.requests, key=lambda r: (r.time, r.frame))
-    replies = sorted(originator.replies, key=lambda r: (r.time, r.frame))
+    requests = _in_time_order(originator.requests)
+    replies = _in_time_order(originator.replies)
     if len(segments) == 1:
         return _Timelines(
             [
@@ -400,25 +402,50 @@ def _run(
     until = [r.time for r in requests]
     for first, count in find_bursts(until, burst_period or period):
         until[first] -= (count - 1) * period
-    next_request = 0
+    # Once per keepalive: the timeline's methods bound once, and extrapolate() called only
+    # when its own first test (a gap of over a period and a half) would not return at once.
+    sent, returned, extrapolate = timeline.sent_row, timeline.returned_row, timeline.extrapolate
+    gap = timeline.period * 1.4
+    next_request, last_request = 0, len(requests)
     for reply in replies:
-        while next_request < len(requests) and requests[next_request].time <= reply.time:
-            _send(timeline, requests[next_request], until[next_request])
+        reply_time = reply.time
+        while next_request < last_request and requests[next_request].time <= reply_time:
+            request = requests[next_request]
+            last_tick = timeline.last_tick
+            if last_tick is not None and not until[next_request] - last_tick < gap:
+                extrapolate(until[next_request], inclusive=False)
+            answer = request.reply
+            if answer is None:
+                sent(request.time, request.frame, request.inner.ip_id, None, None, None)
+            else:
+                sent(
+                    request.time,
+                    request.frame,
+                    request.inner.ip_id,
+                    answer.frame,
+                    round((answer.time - request.time) * 1000.0, 3),  # _rtt_ms
+                    answer.ttl,
+                )
             next_request += 1
-        if next_request < len(requests):
-            timeline.extrapolate(until[next_request], inclusive=False, before=reply.time)
+        last_tick = timeline.last_tick
+        if next_request < last_request:
+            if last_tick is not None and not until[next_request] - last_tick < gap:
+                extrapolate(until[next_request], inclusive=False, before=reply_time)
         else:
-            timeline.extrapolate(capture_end, inclusive=True, before=reply.time)
-        request = reply.request
-        timeline.returned(
-            reply.time,
-            reply.frame,
-            ident=reply.ip_id,
-            request_frame=request.frame if request else None,
-            rtt_ms=_rtt_ms(request, reply) if request else None,
-            reply_ttl=reply.ttl,
-        )
-    for index in range(next_request, len(requests)):
+            timeline.extrapolate(capture_end, inclusive=True, before=reply_time)
+        asked = reply.request
+        if asked is None:
+            returned(reply_time, reply.frame, reply.ip_id, None, None, reply.ttl)
+        else:
+            returned(
+                reply_time,
+                reply.frame,
+                reply.ip_id,
+                asked.frame,
+                round((reply_time - asked.time) * 1000.0, 3),  # _rtt_ms
+                reply.ttl,
+            )
+    for index in range(next_request, last_request):
         _send(timeline, requests[index], until[index])
     timeline.extrapolate(capture_end, inclusive=True)
     timeline.advance(capture_end)  # timers of time-based profiles; nothing for IOS
@@ -558,8 +585,8 @@ def _finish(
     segments: list[Segment],
     estimate: PeriodEstimate | None,
 ) -> OriginatorResult:
-    requests = sorted(originator.requests, key=lambda r: (r.time, r.frame))
-    send_times = [r.time for r in requests]
+    requests = _in_time_order(originator.requests)
+    send_times = list(map(_TIME, requests))
     inferred = None if estimate is None else estimate.period
     resolved = resolve_settings(
         settings, originator.address, originator.peer, originator.tunnel[1], inferred
@@ -775,6 +802,17 @@ def _tunnel(
 _TIME = attrgetter("time")
 _FRAME = attrgetter("frame")
 _PARTNER = attrgetter("partner_frame")
+_TIME_FRAME = attrgetter("time", "frame")
+_Record = TypeVar("_Record", Request, Reply)
+
+
+def _in_time_order(records: list[_Record]) -> list[_Record]:
+    """The records sorted by (time, frame); they come in frame order, so times that only
+    grow mean they are sorted already (nearly always)."""
+    times = list(map(_TIME, records))
+    if all(map(lt, times, times[1:])):
+        return records
+    return sorted(records, key=_TIME_FRAME)
 
 
 def _sorted_times(

@@ -28,6 +28,9 @@ from analyzer.keepalive.state import (
 # hold timer is long against its period (no IOS gap comes near it: retries ≤ 255).
 MAX_LISTED_TICKS = 1000
 
+_SENT = KeepaliveRole.SENT
+_RETURNED = KeepaliveRole.RETURNED
+
 
 @dataclass(slots=True)
 class OriginatorTimeline:
@@ -39,6 +42,7 @@ class OriginatorTimeline:
     hold: float | None = None  # a hold timer instead of the IOS counter (vendor profiles)
     holddown: bool = False  # with `hold`: OpenBSD's hold-down before up
     machine: AnyMachine = field(init=False)
+    timed: bool = field(init=False, default=False)  # a hold timer fires between events
     last_tick: float | None = None  # time of the latest tick, observed or extrapolated
     extrapolated: int = 0
     events: list[KeepaliveEvent] = field(default_factory=list)
@@ -49,6 +53,7 @@ class OriginatorTimeline:
             self.machine = KeepaliveMachine(self.retries)
         else:
             self.machine = HoldTimerMachine(self.retries, self.hold, self.holddown)
+            self.timed = True
 
     @property
     def line_state(self) -> LineState:
@@ -144,21 +149,38 @@ class OriginatorTimeline:
         reply_ttl: int | None = None,
     ) -> KeepaliveEvent:
         """An observed send (a period tick). Call :meth:`extrapolate` first for gaps."""
-        self.advance(time)
+        return self.sent_row(time, frame, ident, reply_frame, rtt_ms, reply_ttl)
+
+    def sent_row(
+        self,
+        time: float,
+        frame: int | None,
+        ident: int | None,
+        reply_frame: int | None,
+        rtt_ms: float | None,
+        reply_ttl: int | None,
+    ) -> KeepaliveEvent:
+        """:meth:`sent` with positional arguments (once per request of a capture)."""
+        if self.timed:
+            self.advance(time)
         step = self.machine.send(time, frame)
         self.last_tick = time
         event = KeepaliveEvent(
-            time=time,
-            frame=frame,
-            role=KeepaliveRole.SENT,
-            ident=ident,
-            counter=step.counter,
-            line_state=step.line_state,
-            partner_frame=reply_frame,
-            rtt_ms=rtt_ms,
-            reply_ttl=reply_ttl,
+            time,
+            frame,
+            _SENT,
+            ident,
+            step.counter,
+            step.line_state,
+            reply_frame,
+            rtt_ms,
+            reply_ttl,
         )
-        return self._record(event, step)
+        if self.keep_events:
+            self.events.append(event)
+        if step.transition is not None:
+            self.transitions.append(step.transition)
+        return event
 
     def returned(
         self,
@@ -171,17 +193,34 @@ class OriginatorTimeline:
         reply_ttl: int | None = None,
     ) -> KeepaliveEvent:
         """A returned keepalive reached the originator."""
-        self.advance(time)
+        return self.returned_row(time, frame, ident, request_frame, rtt_ms, reply_ttl)
+
+    def returned_row(
+        self,
+        time: float,
+        frame: int | None,
+        ident: int | None,
+        request_frame: int | None,
+        rtt_ms: float | None,
+        reply_ttl: int | None,
+    ) -> KeepaliveEvent:
+        """:meth:`returned` with positional arguments (once per reply of a capture)."""
+        if self.timed:
+            self.advance(time)
         step = self.machine.reply(time, frame)
         event = KeepaliveEvent(
-            time=time,
-            frame=frame,
-            role=KeepaliveRole.RETURNED,
-            ident=ident,
-            counter=step.counter,
-            line_state=step.line_state,
-            partner_frame=request_frame,
-            rtt_ms=rtt_ms,
-            reply_ttl=reply_ttl,
+            time,
+            frame,
+            _RETURNED,
+            ident,
+            step.counter,
+            step.line_state,
+            request_frame,
+            rtt_ms,
+            reply_ttl,
         )
-        return self._record(event, step)
+        if self.keep_events:
+            self.events.append(event)
+        if step.transition is not None:
+            self.transitions.append(step.transition)
+        return event
