@@ -26,13 +26,13 @@ from analyzer import __version__
 from analyzer.keepalive.state import DEFAULT_RETRIES, MAX_PERIOD, MAX_RETRIES
 from analyzer.options import (
     EXIT_OK,
-    EXIT_USAGE,
-    PROG,
     UsageError,
+    fail,
     period_option,
     read_config,
     whole_retries_option,
 )
+from analyzer.report.escape import printable
 
 if TYPE_CHECKING:
     from analyzer.config import KeepaliveConfig
@@ -118,16 +118,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.set_defaults(handler=_export)
 
 
-def _fail(message: str) -> int:
-    print(f"{PROG}: error: {message}", file=sys.stderr)
-    return EXIT_USAGE
-
-
 def _export(args: argparse.Namespace) -> int:
     try:
         config = read_config(args.config)
     except UsageError as exc:
-        return _fail(str(exc))
+        return fail(str(exc))
     text = generate_lua(config, args.period, args.retries)
     output = args.output
     if args.install:
@@ -139,9 +134,9 @@ def _export(args: argparse.Namespace) -> int:
             with open(output, "w", encoding="utf-8", newline="\n") as stream:
                 stream.write(text)
         except OSError as exc:
-            return _fail(f"{output}: cannot write ({exc.strerror or exc})")
+            return fail(f"{output}: cannot write ({exc.strerror or exc})")
         if args.install:
-            print(f"installed the Wireshark plugin: {output}")
+            print(f"installed the Wireshark plugin: {printable(output)}")
             print("restart Wireshark (or Analyze > Reload Lua Plugins) to load it")
     else:
         sys.stdout.write(text)

@@ -543,6 +543,32 @@ def test_export_lua_errors_are_one_line_exit_2(args: list[str], message: str) ->
     assert len(lines) == 1 and message in lines[0], result.stderr
 
 
+@pytest.mark.parametrize(
+    ("args", "shown"),
+    [
+        # a folder cannot be made where a file is: the name comes back escaped, one line
+        (
+            ["-o", "README.md/new\nline\x1b]0;title\a.lua"],
+            "README.md/new\\nline\\033]0;title\\a.lua",
+        ),
+        (["--config", "no\nsuch\x1b[31m.cfg"], "such\\033[31m.cfg"),
+    ],
+)
+def test_export_lua_error_escapes_the_name_given(args: list[str], shown: str) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "analyzer", "export-lua", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        cwd=ROOT,
+    )
+    assert result.returncode == 2
+    (line,) = result.stderr.splitlines()
+    assert line.startswith("gre-keepalive: error: ") and shown in line, result.stderr
+    assert not any(c in line for c in "\x1b\a")
+
+
 def test_config_table_is_baked_in() -> None:
     text = generate_lua(load_config(CAPTURES / "router-a.cfg"), None, None)
     assert (
