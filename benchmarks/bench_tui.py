@@ -31,6 +31,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import math
 import os
 import platform
 import statistics
@@ -135,8 +136,8 @@ def loader(path: Path) -> Callable[[Callable[[int], None]], Any]:
 
 def quantile(runs: list[float], share: float) -> float:
     """The `share` quantile of `runs` (0.95: the figure 19 presses in 20 stay within)."""
-    ordered = sorted(runs)
-    return ordered[min(len(ordered) - 1, max(0, round(share * len(ordered) + 0.5) - 1))]
+    ordered = sorted(runs)  # nearest rank: of 20, the 19th
+    return ordered[min(len(ordered) - 1, max(0, math.ceil(share * len(ordered)) - 1))]
 
 
 def figures(runs: list[float]) -> dict[str, Any]:

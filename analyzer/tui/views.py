@@ -583,6 +583,40 @@ class _OriginatorIndex:
         self._unchanged = (state, view)
         return view
 
+    def sort_value(self, by: str, time: float) -> Any:
+        """What column `by` sorts this originator's row by at `time` — the value the
+        column's sort gives its view — from the prefix counts, without making the view (a
+        figure sort is redone for every row at every cursor move)."""
+        self.build()
+        index = bisect_right(self.times, time)
+        if by == "sent":
+            return self.sent_before[index]
+        if by == "returned":
+            return self.returned_before[index]
+        if by == "lost":
+            return self.unanswered_before[index]
+        if by == "rtt":
+            rtt = self.rtt_before[index]
+            return -1.0 if rtt is None else rtt
+        if by in ("line", "counter"):
+            last = self.result.events[index - 1] if index else None
+            if by == "line":
+                return _LINE_ORDER[None if last is None else last.line_state]
+            counter, retries = (0 if last is None else last.counter), self.result.retries
+            return (counter / retries if retries else 0.0, counter)
+        if by == "data":
+            return -1 if self.data is None else self.data.at(time)
+        if by == "blackholed":
+            if self.blackhole is None:
+                return (-1, -1)
+            low, high = self.blackhole.at(time)
+            return (high, low)
+        if by in ("downs", "down"):
+            transitions = self.result.transitions
+            downs, seconds = _down_until(transitions, time) if transitions else (0, 0.0)
+            return downs if by == "downs" else seconds
+        return column(by).sort(self.view(time))
+
     def transitions_until(self, time: float) -> list[TransitionView]:
         count = bisect_right(self.transition_times, time)
         return [_transition_view(self.result.address, t) for t in self.result.transitions[:count]]
@@ -781,8 +815,12 @@ class CaptureIndex:
         numbers = self._tunnel_positions()
         if words:
             numbers = [i for i in numbers if self._matches(i, words, time)]
-        views = [indexes[i].view(time) for i in numbers]
-        return Rows.of(sorted(views, key=column(by).sort, reverse=reverse))
+        # Sorted by each row's value alone (ties stay in tunnel order, as sort_views
+        # keeps them); the views are made only for the rows on screen.
+        values = [indexes[i].sort_value(by, time) for i in numbers]
+        places = sorted(range(len(numbers)), key=values.__getitem__, reverse=reverse)
+        shown = [numbers[place] for place in places]
+        return Rows([self._keys[i] for i in shown], lambda i: indexes[shown[i]].view(time))
 
     def _matches(self, number: int, words: Sequence[str], time: float) -> bool:
         """What :func:`filter_views` says of this originator at `time`, its view made only
@@ -1024,8 +1062,11 @@ def _state_text(view: OriginatorView) -> str:
     return "—" if view.line_state is None else view.line_state.value
 
 
+_LINE_ORDER: dict[LineState | None, int] = {LineState.DOWN: 0, LineState.UP: 1, None: 2}
+
+
 def _state_order(view: OriginatorView) -> int:
-    return {LineState.DOWN: 0, LineState.UP: 1, None: 2}[view.line_state]
+    return _LINE_ORDER[view.line_state]
 
 
 def _tunnel_order(view: OriginatorView) -> tuple[Any, ...]:

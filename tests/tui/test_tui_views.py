@@ -297,6 +297,27 @@ def test_the_index_filters_rows_as_the_filter_says(outage: Analysis, query: str,
         assert index.rows_at(T0 + t, by, False, query).keys == [v.row_key for v in expected]
 
 
+@pytest.mark.parametrize("capture", ["outage.pcap", "keyed.pcap"])
+def test_a_figure_sort_ranks_rows_as_their_views_do(capture: str) -> None:
+    """Sorting by a figure ranks rows from the prefix counts alone: the same value as the
+    column's sort of the full row, and the same order both ways (ties in tunnel order)."""
+    with open_capture(ROOT / "captures" / capture) as reader:
+        index = CaptureIndex(analyze_frames(reader, files=[capture]))
+    span = index.end - index.start
+    moments = [index.start + span * share for share in (0.0, 0.3, 0.55, 0.8, 1.0)]
+    moments += index.transition_times
+    for time_ in moments:
+        views = index.state_at(time_).views
+        for column in COLUMNS:
+            for number, view in enumerate(views):
+                value = index._indexes[number].sort_value(column.key, time_)
+                assert value == column.sort(view), (column.key, time_, view.address)
+            for reverse in (False, True):
+                expected = sort_views(views, column.key, reverse=reverse)
+                rows = index.rows_at(time_, column.key, reverse)
+                assert rows.keys == [v.row_key for v in expected], (column.key, reverse)
+
+
 def test_problems_first_and_addresses_in_numeric_order() -> None:
     def view(address: str, peer: str, rank: int) -> OriginatorView:
         return OriginatorView(
