@@ -313,6 +313,12 @@ def _analyze_capture(args: argparse.Namespace) -> int:
             "together as a directory or joined by commas (a1.pcap,a2.pcap); two captures are "
             "the tunnels' two ends"
         )
+    try:
+        repeated = _repeated_file(args.capture, args.peer_capture)
+    except CaptureError as exc:
+        return fail(str(exc))
+    if repeated is not None:
+        return fail(repeated)
     if args.peer_capture is not None:
         return _analyze_two(args, config)
     try:
@@ -337,6 +343,38 @@ def _analyze_capture(args: argparse.Namespace) -> int:
     for warning in warnings:
         print(f"{PROG}: warning: {printable(warning)}", file=sys.stderr)
     return _report(args, analysis)
+
+
+def _repeated_file(capture: str, peer_capture: str | None) -> str | None:
+    """Why the capture arguments name one file twice (by device and inode, so a symbolic
+    link or another spelling counts), or None. Read twice, a file's data packets count
+    twice; as both ends, a capture is merged with itself. Raises CaptureError when a
+    directory holds no capture."""
+    from analyzer.pipeline.files import capture_files
+
+    seen: dict[tuple[int, int], tuple[str, int]] = {}
+    arguments = [capture] if peer_capture is None else [capture, peer_capture]
+    for side, argument in enumerate(arguments):
+        for path in capture_files(argument):
+            try:
+                status = os.stat(path) if path != "-" else None
+            except OSError:
+                continue  # missing or unreadable: the reader says so
+            if status is None:
+                continue
+            identity = (status.st_dev, status.st_ino)
+            if identity not in seen:
+                seen[identity] = (path, side)
+                continue
+            first, first_side = seen[identity]
+            same = path if first == path else f"{first} and {path}"
+            if first_side == side:
+                return f"{same}: the same file twice in one capture (each file is read once)"
+            return (
+                f"{same}: the same file in both captures (the two captures are the tunnel's "
+                "two ends, each taken at one of them)"
+            )
+    return None
 
 
 def _shown(path: str) -> str:

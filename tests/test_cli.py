@@ -199,3 +199,35 @@ def test_help_teaches_the_rules() -> None:
 def test_missing_arguments_exit_2(command: list[str]) -> None:
     result = run_cli(*command)
     assert result.returncode == 2
+
+
+def test_a_file_named_twice_in_one_capture_is_refused(tmp_path: Path) -> None:
+    # Read twice, its data packets would count twice (blackholed figures doubled).
+    link = tmp_path / "same.pcap"
+    link.symlink_to(OUTAGE)
+    result = run_cli("analyze", f"{OUTAGE},{link}")
+    assert result.returncode == 2
+    assert one_line_error(result) == (
+        f"gre-keepalive: error: {OUTAGE} and {link}: the same file twice in one capture "
+        "(each file is read once)"
+    )
+
+
+def test_one_file_as_both_ends_is_refused() -> None:
+    # Merged with itself, every keepalive would be "seen at both ends" with a 0 ms path.
+    result = run_cli("analyze", str(OUTAGE), str(OUTAGE))
+    assert result.returncode == 2
+    assert one_line_error(result) == (
+        f"gre-keepalive: error: {OUTAGE}: the same file in both captures (the two captures "
+        "are the tunnel's two ends, each taken at one of them)"
+    )
+
+
+def test_a_directory_and_one_of_its_files_as_the_two_ends_is_refused(tmp_path: Path) -> None:
+    ring = tmp_path / "ring"
+    ring.mkdir()
+    (ring / "a.pcap").write_bytes(OUTAGE.read_bytes())
+    (ring / "b.pcap").write_bytes(HEALTHY.read_bytes())
+    result = run_cli("analyze", str(ring), str(ring / "b.pcap"))
+    assert result.returncode == 2
+    assert "b.pcap: the same file in both captures" in one_line_error(result)
