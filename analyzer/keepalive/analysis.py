@@ -11,7 +11,7 @@ from __future__ import annotations
 import statistics
 from array import array
 from bisect import bisect_left, bisect_right
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from itertools import pairwise
 from operator import attrgetter, le, lt, sub
@@ -416,12 +416,12 @@ def _run(
                 extrapolate(until[next_request], inclusive=False)
             answer = request.reply
             if answer is None:
-                sent(request.time, request.frame, request.inner.ip_id, None, None, None)
+                sent(request.time, request.frame, request.ident, None, None, None)
             else:
                 sent(
                     request.time,
                     request.frame,
-                    request.inner.ip_id,
+                    request.ident,
                     answer.frame,
                     round((answer.time - request.time) * 1000.0, 3),  # _rtt_ms
                     answer.ttl,
@@ -458,7 +458,7 @@ def _send(timeline: OriginatorTimeline, request: Request, until: float) -> None:
     timeline.sent(
         request.time,
         request.frame,
-        ident=request.inner.ip_id,
+        ident=request.ident,
         reply_frame=reply.frame if reply else None,
         rtt_ms=_rtt_ms(request, reply) if reply else None,
         reply_ttl=reply.ttl if reply else None,
@@ -711,6 +711,15 @@ def build_analysis(collector: Collector, settings: Settings, *, final: bool = Fa
     `final`: the collector will take no more frames, so flows whose requests look alike
     may share one :class:`Traits` (200,000 idle tunnels: 1.4 KB each saved).
     """
+    return Analysis(collector.source, list(plan_tunnels(collector, settings, final=final)()))
+
+
+def plan_tunnels(
+    collector: Collector, settings: Settings, *, final: bool = False
+) -> Callable[[], Iterator[TunnelResult]]:
+    """:func:`build_analysis` a tunnel at a time: what every timeline depends on (capture
+    segments, periods, the source's warnings) is worked out now; the function returned
+    makes the tunnels, in order, each time it is called."""
     if final:
         collector.pairer.finish()
         _share_equal_traits(collector)
@@ -732,21 +741,24 @@ def build_analysis(collector: Collector, settings: Settings, *, final: bool = Fa
     if len(segments) > 1:
         breaks = [(before.end, after.start) for before, after in pairwise(segments)]
         estimates = {key: estimate_period(times, breaks) for key, times in send_times.items()}
-    tunnels: list[TunnelResult] = []
-    for tunnel, members in sorted(by_tunnel.items(), key=lambda item: _tunnel_sort_key(item[0])):
-        results = [
-            _finish(o, settings, collector, segments, estimates[(tunnel, o.address)])
-            for o in sorted(members, key=lambda o: o.address)
-        ]
-        tunnels.append(_tunnel(collector, tunnel, results))
+    with_keepalives = sorted(by_tunnel.items(), key=lambda item: _tunnel_sort_key(item[0]))
     data_only = {
         tunnel_id(src, dst, key)
         for src, dst, key in collector.data_times
         if tunnel_id(src, dst, key) not in by_tunnel
     }
-    for tunnel in sorted(data_only, key=_tunnel_sort_key):
-        tunnels.append(_tunnel(collector, tunnel, []))
-    return Analysis(collector.source, tunnels)
+
+    def tunnels() -> Iterator[TunnelResult]:
+        for tunnel, members in with_keepalives:
+            results = [
+                _finish(o, settings, collector, segments, estimates[(tunnel, o.address)])
+                for o in sorted(members, key=lambda o: o.address)
+            ]
+            yield _tunnel(collector, tunnel, results)
+        for tunnel in sorted(data_only, key=_tunnel_sort_key):
+            yield _tunnel(collector, tunnel, [])
+
+    return tunnels
 
 
 def _share_equal_traits(collector: Collector) -> None:

@@ -9,7 +9,7 @@ import socket
 from array import array
 from collections.abc import Iterable
 from itertools import pairwise
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from analyzer.keepalive.model import (
     DataFrames,
@@ -21,7 +21,9 @@ from analyzer.keepalive.model import (
 from analyzer.keepalive.pairing import Pairer
 from analyzer.read.capture import RawFrame
 from analyzer.read.fastpath import (
-    KEEPALIVE_RECORD,
+    KEEPALIVE_HEAD,
+    KEEPALIVE_SHAPE,
+    RECORD_FRAME,
     RECORD_INNER_KEY,
     RECORD_KEY,
     RECORD_METADATA,
@@ -41,6 +43,8 @@ Flow = tuple[str, str, int | None]  # (outer source, outer destination, GRE key)
 # (inner IP ID = outer − 1, outer GRE protocol, inner IP version, inner TTL, payload length,
 # outer TTL, inner GRE key) of a request
 _TraitSignature = tuple[bool, int | None, int, int, int, int, int | None]
+_Context = tuple[Any, ...]  # what the fast path's records of one shape say (Collector._context)
+MAX_CONTEXTS = 65536  # shapes remembered (a few per tunnel, unless the capture is hostile)
 
 
 class Collector:
@@ -65,6 +69,8 @@ class Collector:
         self._signatures: dict[Flow, dict[_TraitSignature, int]] = {}
         # Address text by its bytes (records of the fast path), one string per address.
         self._names: tuple[dict[bytes, str], dict[bytes, str]] = ({}, {})
+        # What the fast path's records of each shape say (see _context).
+        self._contexts: dict[bytes, _Context] = {}
 
     @property
     def traits(self) -> dict[Flow, Traits]:
@@ -97,6 +103,7 @@ class Collector:
                 keys = traits.inner_keys
                 keys[key] = keys.get(key, 0) + n
         self._signatures.clear()
+        self._contexts.clear()  # they hold the signature counts just cleared
 
     def add(self, raw: RawFrame) -> None:
         """Count and classify one frame (the pure-Python reader's path)."""
@@ -162,81 +169,136 @@ class Collector:
     def add_records(self, frames: Batch, records: bytes) -> None:
         """One batch of the fast path: the keepalives its C loop decoded, as
         :data:`~analyzer.read.fastpath.KEEPALIVE_RECORD` records in frame order, and the
-        frames it left to Python, each in the place of a record of kind RECORD_FRAME."""
+        frames it left to Python, each in the place of a record of kind RECORD_FRAME.
+
+        A record's shape (all but its frame, time and IP IDs) is looked up whole: what it
+        says is worked out once per shape (:meth:`_context`), nearly always once per flow.
+        """
         source = self.source
-        names4, names6 = self._names
         pending = iter(frames)
-        add_request, add_reply = self.pairer.add_request, self.pairer.add_reply
-        all_signatures = self._signatures
-        for (
-            number,
-            time,
+        contexts, context_of = self._contexts, self._context
+        pairer = self.pairer
+        # A pairer of another kind (the ring's, which records the calls) gets every
+        # keepalive through add_request/add_reply, by its fields.
+        shaped = type(pairer) is Pairer
+        add_request, add_reply = pairer.add_shaped_request, pairer.add_tunnel_reply
+        keepalives = 0
+        for number, time, ip_id, inner_ip_id, shape in KEEPALIVE_HEAD.iter_unpack(records):
+            context = contexts.get(shape) or context_of(shape, shaped)
+            kind = context[0]
+            if kind == RECORD_REPLY:
+                keepalives += 1
+                _kind, src, dst, key, ttl, length, outer4, tunnel = context
+                if tunnel is not None:
+                    add_reply(
+                        number, time, src, dst, key, ip_id if outer4 else None, ttl, length, tunnel
+                    )
+                else:
+                    pairer.add_reply(
+                        number, time, src, dst, key, ip_id if outer4 else None, ttl, length
+                    )
+            elif kind == RECORD_REQUEST:
+                keepalives += 1
+                _kind, request_shape, fields, signatures, cisco, plain, both4, inner4 = context
+                ident = inner_ip_id if inner4 else None
+                if request_shape is not None:
+                    add_request(number, time, ident, request_shape)
+                else:
+                    src, dst, key, version, length, *inner = fields
+                    header = InnerHeader(inner[0], inner[1], inner[2], ident, *inner[3:])
+                    pairer.add_request(number, time, src, dst, key, version, header, length)
+                # _note_traits: the request's signature, one of the two its shape can give
+                signature = cisco if both4 and (ip_id - inner_ip_id) & 0xFFFF == 1 else plain
+                signatures[signature] = signatures.get(signature, 0) + 1
+            else:
+                frame_number, frame_time, linktype, data, _wire = next(pending)
+                self.classify_frame(frame_number, frame_time, linktype, data)
+        source.gre_packets += keepalives
+        source.keepalive_packets += keepalives
+
+    def _context(self, shape: bytes, shaped: bool) -> _Context:
+        """What the records of one shape (the KEEPALIVE_SHAPE bytes) say, remembered:
+        (RECORD_FRAME,) for a frame left to Python; (RECORD_REPLY, source, destination, GRE
+        key, TTL, payload length, outer IPv4, tunnel or None); (RECORD_REQUEST, its
+        :class:`RequestShape` or None, its fields, the flow's signature counts, its signature
+        with and without a Cisco IP ID, whether both IP IDs are there, whether the inner
+        one is). `shaped`: the pairer takes shapes (tunnels, request shapes)."""
+        contexts = self._contexts
+        if len(contexts) >= MAX_CONTEXTS:
+            contexts.clear()
+        (
             kind,
             version,
             ttl,
             flags,
-            ip_id,
             gre_protocol,
+            sgt,
             key,
             payload_length,
             inner_version,
             inner_ttl,
-            inner_ip_id,
-            sgt,
             inner_key,
             src_raw,
             dst_raw,
             inner_src_raw,
             inner_dst_raw,
-        ) in KEEPALIVE_RECORD.iter_unpack(records):
-            if kind != RECORD_REQUEST and kind != RECORD_REPLY:
-                frame_number, frame_time, linktype, data, _wire = next(pending)
-                self.classify_frame(frame_number, frame_time, linktype, data)
-                continue
-            source.gre_packets += 1
-            source.keepalive_packets += 1
-            names = names4 if version == 4 else names6
-            src = names.get(src_raw) or _name(names, src_raw, version)
-            dst = names.get(dst_raw) or _name(names, dst_raw, version)
-            outer_key = key if flags & RECORD_KEY else None
-            outer_id = ip_id if version == 4 else None
-            if kind == RECORD_REPLY:
-                add_reply(number, time, src, dst, outer_key, outer_id, ttl, payload_length)
-                continue
-            if inner_version == version and inner_src_raw == dst_raw and inner_dst_raw == src_raw:
-                inner_src, inner_dst = dst, src  # the usual: the peer sends it back
-            else:
-                names = names4 if inner_version == 4 else names6
-                inner_src = names.get(inner_src_raw) or _name(names, inner_src_raw, inner_version)
-                inner_dst = names.get(inner_dst_raw) or _name(names, inner_dst_raw, inner_version)
-            inner = InnerHeader(
-                inner_src,
-                inner_dst,
-                inner_version,
-                inner_ip_id if inner_version == 4 else None,
-                inner_ttl,
-                inner_key if flags & RECORD_INNER_KEY else None,
-                bool(flags & RECORD_METADATA),
-                sgt if flags & RECORD_METADATA else None,
-            )
-            add_request(number, time, src, dst, outer_key, version, inner, payload_length)
-            # _note_traits, inline (once per request)
-            flow = (src, dst, outer_key)
-            signatures = all_signatures.get(flow)
-            if signatures is None:
-                signatures = all_signatures[flow] = {}
-            signature = (
-                inner.ip_id is not None
-                and outer_id is not None
-                and (outer_id - inner.ip_id) & 0xFFFF == 1,
-                gre_protocol,
-                inner_version,
-                inner_ttl,
-                payload_length,
-                ttl,
-                inner.key,
-            )
-            signatures[signature] = signatures.get(signature, 0) + 1
+        ) = KEEPALIVE_SHAPE.unpack(shape)
+        if kind != RECORD_REQUEST and kind != RECORD_REPLY:
+            found: _Context = (RECORD_FRAME,)
+            contexts[shape] = found
+            return found
+        names4, names6 = self._names
+        names = names4 if version == 4 else names6
+        src = names.get(src_raw) or _name(names, src_raw, version)
+        dst = names.get(dst_raw) or _name(names, dst_raw, version)
+        outer_key = key if flags & RECORD_KEY else None
+        if kind == RECORD_REPLY:
+            tunnel = self.pairer.tunnel_of(src, dst, outer_key) if shaped else None
+            found = (RECORD_REPLY, src, dst, outer_key, ttl, payload_length, version == 4, tunnel)
+            contexts[shape] = found
+            return found
+        if inner_version == version and inner_src_raw == dst_raw and inner_dst_raw == src_raw:
+            inner_src, inner_dst = dst, src  # the usual: the peer sends it back
+        else:
+            names = names4 if inner_version == 4 else names6
+            inner_src = names.get(inner_src_raw) or _name(names, inner_src_raw, inner_version)
+            inner_dst = names.get(inner_dst_raw) or _name(names, inner_dst_raw, inner_version)
+        metadata = bool(flags & RECORD_METADATA)
+        inner_key_value = inner_key if flags & RECORD_INNER_KEY else None
+        fields = (
+            src,
+            dst,
+            outer_key,
+            version,
+            payload_length,
+            inner_src,
+            inner_dst,
+            inner_version,
+            inner_ttl,
+            inner_key_value,
+            metadata,
+            sgt if metadata else None,
+        )
+        flow = (src, dst, outer_key)
+        signatures = self._signatures.get(flow)
+        if signatures is None:
+            signatures = self._signatures[flow] = {}
+        # (inner IP ID = outer − 1, GRE protocol, inner version, inner TTL, payload length,
+        # outer TTL, inner key): _TraitSignature
+        rest = (gre_protocol, inner_version, inner_ttl, payload_length, ttl, inner_key_value)
+        both4 = version == 4 and inner_version == 4
+        found = (
+            RECORD_REQUEST,
+            self.pairer.request_shape(*fields) if shaped else None,
+            fields,
+            signatures,
+            (True, *rest),
+            (False, *rest),
+            both4,
+            inner_version == 4,
+        )
+        contexts[shape] = found
+        return found
 
     def add_data_flow(
         self, flow: Flow, times: DataTimes, frames: DataFrames, *, in_time_order: bool

@@ -18,6 +18,7 @@ MAX_RTT = 30.0
 # The same keepalive seen twice this close together is one packet captured twice.
 DUPLICATE_WINDOW = 0.5
 PRUNE_EVERY = 4096  # requests between two passes over the pending ones
+MAX_SHAPES = 65536  # request shapes remembered (a few per originator, unless hostile)
 
 
 def tunnel_id(a: str, b: str, key: int | None) -> TunnelId:
@@ -26,19 +27,80 @@ def tunnel_id(a: str, b: str, key: int | None) -> TunnelId:
     return (first, second), key
 
 
+@dataclass(slots=True, eq=False)
+class RequestShape:
+    """What the requests of one originator that look alike share: everything but their
+    time, frame and inner IP ID (one per originator, nearly always)."""
+
+    tunnel: TunnelId
+    log: OriginatorLog
+    src: str  # outer source: the originator
+    dst: str  # outer destination: the peer
+    key: int | None  # outer GRE key
+    ip_version: int  # outer
+    payload_length: int
+    inner_src: str
+    inner_dst: str
+    inner_version: int
+    inner_ttl: int
+    inner_key: int | None
+    metadata: bool
+    sgt: int | None
+    owner: tuple[str, str, int | None]  # (inner src, inner dst, inner key)
+    # (inner src, inner dst) when they are not the outer destination and source, else None
+    inner_addresses: tuple[str, str] | None
+    noted: bool = False  # its variants are in its log's
+
+
 @dataclass(slots=True)
 class Request:
     """A keepalive request as captured."""
 
     frame: int
     time: float
-    tunnel: TunnelId
-    originator: str
-    peer: str
-    key: int | None  # outer GRE key
-    inner: InnerHeader
-    payload_length: int
+    shape: RequestShape
+    ident: int | None  # inner IP ID (None: IPv6 inside)
     reply: Reply | None = None
+
+    @property
+    def tunnel(self) -> TunnelId:
+        """The tunnel it belongs to."""
+        return self.shape.tunnel
+
+    @property
+    def originator(self) -> str:
+        """Its outer source."""
+        return self.shape.src
+
+    @property
+    def peer(self) -> str:
+        """Its outer destination."""
+        return self.shape.dst
+
+    @property
+    def key(self) -> int | None:
+        """Its outer GRE key."""
+        return self.shape.key
+
+    @property
+    def payload_length(self) -> int:
+        """The bytes after its inner GRE header."""
+        return self.shape.payload_length
+
+    @property
+    def inner(self) -> InnerHeader:
+        """Its inner IP and GRE header."""
+        shape = self.shape
+        return InnerHeader(
+            shape.inner_src,
+            shape.inner_dst,
+            shape.inner_version,
+            self.ident,
+            shape.inner_ttl,
+            shape.inner_key,
+            shape.metadata,
+            shape.sgt,
+        )
 
 
 @dataclass(slots=True)
@@ -92,6 +154,8 @@ class Pairer:
         self._inner_owner: dict[tuple[str, str, int | None], OriginatorLog] = {}
         # (src, dst, key) → its tunnel: one shared identity per tunnel, not one per packet
         self._tunnels: dict[tuple[str, str, int | None], TunnelId] = {}
+        # The fields of a request but its IP ID → its shape (add_request)
+        self._shapes: dict[tuple[object, ...], RequestShape] = {}
         self._since_prune = 0
 
     def _tunnel(self, src: str, dst: str, key: int | None) -> TunnelId:
@@ -136,39 +200,107 @@ class Pairer:
     ) -> Request | None:
         """:meth:`request` for a request given by its fields (outer source, destination,
         GRE key and IP version; the inner header; the bytes after the inner GRE header)."""
+        fields = (
+            src,
+            dst,
+            key,
+            ip_version,
+            payload_length,
+            inner.src,
+            inner.dst,
+            inner.ip_version,
+            inner.ttl,
+            inner.key,
+            inner.metadata,
+            inner.sgt,
+        )
+        shape = self._shapes.get(fields)
+        if shape is None:
+            if len(self._shapes) >= MAX_SHAPES:
+                self._shapes.clear()
+            shape = self._shapes[fields] = self.request_shape(*fields)
+        return self.add_shaped_request(frame, time, inner.ip_id, shape)
+
+    def request_shape(
+        self,
+        src: str,
+        dst: str,
+        key: int | None,
+        ip_version: int,
+        payload_length: int,
+        inner_src: str,
+        inner_dst: str,
+        inner_version: int,
+        inner_ttl: int,
+        inner_key: int | None,
+        metadata: bool,
+        sgt: int | None,
+    ) -> RequestShape:
+        """The shape of requests with these fields (their originator's log made if new),
+        for :meth:`add_shaped_request`."""
         tunnel = self._tunnel(src, dst, key)
         log = self.originators.get((tunnel, src))
         if log is None:
             log = self.originator(tunnel, src, dst)
-        request = Request(frame, time, tunnel, src, dst, key, inner, payload_length)
-        if inner.ip_version == 4:
-            ident = (inner.src, inner.dst, inner.ip_id)
-            found = self._pending.get(ident)
+        return RequestShape(
+            tunnel,
+            log,
+            src,
+            dst,
+            key,
+            ip_version,
+            payload_length,
+            inner_src,
+            inner_dst,
+            inner_version,
+            inner_ttl,
+            inner_key,
+            metadata,
+            sgt,
+            (inner_src, inner_dst, inner_key),
+            None if (inner_src, inner_dst) == (dst, src) else (inner_src, inner_dst),
+        )
+
+    def add_shaped_request(
+        self, frame: int, time: float, ident: int | None, shape: RequestShape
+    ) -> Request | None:
+        """:meth:`add_request` for a request of a known shape with inner IP ID `ident`
+        (None for IPv6 inside); None when it duplicates one just seen."""
+        log = shape.log
+        request = Request(frame, time, shape, ident)
+        if shape.inner_version == 4:
+            key = shape.key
+            pending = (shape.inner_src, shape.inner_dst, ident)
+            found = self._pending.get(pending)
             if found and any(
-                r.key == request.key and time - r.time <= DUPLICATE_WINDOW for r in found
+                r.shape.key == key and time - r.time <= DUPLICATE_WINDOW for r in found
             ):
                 log.duplicates += 1
                 return None
             # The same packet seen again after its reply (overlapping files, two vantages).
-            answered = self._answered.get(ident)
+            answered = self._answered.get(pending)
             if (
                 answered is not None
-                and answered.key == request.key
+                and answered.shape.key == key
                 and abs(time - answered.time) <= DUPLICATE_WINDOW
             ):
                 log.duplicates += 1
                 return None
             if found is None:
-                self._pending[ident] = [request]
+                self._pending[pending] = [request]
             else:
                 found.append(request)
         else:
-            waiting = self._pending6.setdefault((inner.src, inner.dst), [])
+            waiting = self._pending6.setdefault((shape.inner_src, shape.inner_dst), [])
             waiting.append(request)
         if self.keep_history:
             log.requests.append(request)
-        self._inner_owner[(inner.src, inner.dst, inner.key)] = log
-        _note_variants(log, src, dst, key, ip_version, payload_length, inner)
+        self._inner_owner[shape.owner] = log
+        if not shape.noted:
+            _note_variants(log, shape)
+            shape.noted = True
+        elif shape.inner_addresses is not None:
+            log.inner_addresses = shape.inner_addresses  # the latest request's
         self._since_prune += 1
         if self._since_prune >= PRUNE_EVERY:
             self._prune(time)
@@ -200,45 +332,57 @@ class Pairer:
     ) -> Reply | None:
         """:meth:`reply` for a reply given by its fields (outer IP and GRE header, the bytes
         after the GRE header)."""
-        reply = Reply(
-            frame,
-            time,
-            src,
-            dst,
-            key,
-            ip_id,
-            ttl,
-            payload_length,
-            tunnel=self._tunnel(src, dst, key),
-            originator=dst,
+        return self.add_tunnel_reply(
+            frame, time, src, dst, key, ip_id, ttl, payload_length, self._tunnel(src, dst, key)
         )
+
+    def add_tunnel_reply(
+        self,
+        frame: int,
+        time: float,
+        src: str,
+        dst: str,
+        key: int | None,
+        ip_id: int | None,
+        ttl: int,
+        payload_length: int,
+        tunnel: TunnelId,
+    ) -> Reply | None:
+        """:meth:`add_reply` with the tunnel already known (:meth:`tunnel_of`)."""
+        reply = Reply(frame, time, src, dst, key, ip_id, ttl, payload_length, tunnel, dst)
         request = self._match(reply)
         if request is None:
-            earlier = self._answered.get((reply.src, reply.dst, reply.ip_id))
+            earlier = self._answered.get((src, dst, ip_id))
             if (
                 earlier is not None
                 and earlier.reply is not None
                 and time - earlier.reply.time <= DUPLICATE_WINDOW
             ):
-                self.originator(earlier.tunnel, earlier.originator, earlier.peer).duplicates += 1
+                earlier.shape.log.duplicates += 1
                 return None
-            owner = self._inner_owner.get((reply.src, reply.dst, reply.key))
-            log = owner or self.originator(reply.tunnel, reply.dst, reply.src)
+            owner = self._inner_owner.get((src, dst, key))
+            log = owner or self.originator(tunnel, dst, src)
             reply.tunnel, reply.originator = log.tunnel, log.address
             if self.keep_history:
                 log.replies.append(reply)
             return reply
         request.reply = reply
         reply.request = request
-        reply.tunnel, reply.originator = request.tunnel, request.originator
-        log = self.originators[(request.tunnel, request.originator)]
+        shape = request.shape
+        reply.tunnel, reply.originator = shape.tunnel, shape.src
+        log = shape.log
         if self.keep_history:
             log.replies.append(reply)
-        if request.key != reply.key:
+        if shape.key != key:
             log.variants.add("reply-key-differs")
-        if reply.ip_id is not None:
-            self._answered[(reply.src, reply.dst, reply.ip_id)] = request
+        if ip_id is not None:
+            self._answered[(src, dst, ip_id)] = request
         return reply
+
+    def tunnel_of(self, src: str, dst: str, key: int | None) -> TunnelId:
+        """The tunnel of packets from `src` to `dst` with GRE key `key` (one shared
+        identity per tunnel)."""
+        return self._tunnel(src, dst, key)
 
     def _match(self, reply: Reply) -> Request | None:
         """The request this reply returns: same inner addresses and IP ID, key preferred."""
@@ -249,11 +393,16 @@ class Pairer:
             waiting = self._pending6.get((reply.src, reply.dst))
         if not waiting:
             return None
-        candidates = [r for r in waiting if 0 <= reply.time - r.time <= MAX_RTT]
-        if not candidates:
-            return None
-        same_key = [r for r in candidates if r.inner.key == reply.key]
-        chosen = (same_key or candidates)[-1]
+        if len(waiting) == 1:  # the usual case: one request waits for this reply
+            chosen = waiting[0]
+            if not 0 <= reply.time - chosen.time <= MAX_RTT:
+                return None
+        else:
+            candidates = [r for r in waiting if 0 <= reply.time - r.time <= MAX_RTT]
+            if not candidates:
+                return None
+            same_key = [r for r in candidates if r.shape.inner_key == reply.key]
+            chosen = (same_key or candidates)[-1]
         if reply.ip_id is None:
             # IPv6 has no ID: the newest outstanding request is the one answered; the
             # older ones were lost.
@@ -274,6 +423,7 @@ class Pairer:
         self._answered.clear()
         self._inner_owner.clear()
         self._tunnels.clear()
+        self._shapes.clear()
 
     def _prune(self, now: float) -> None:
         """Forget requests too old to be answered, so memory follows tunnels, not time
@@ -288,26 +438,18 @@ class Pairer:
             del self._answered[key]
 
 
-def _note_variants(
-    log: OriginatorLog,
-    src: str,
-    dst: str,
-    key: int | None,
-    ip_version: int,
-    payload_length: int,
-    inner: InnerHeader,
-) -> None:
+def _note_variants(log: OriginatorLog, shape: RequestShape) -> None:
     variants = log.variants
-    if inner.metadata:
+    if shape.metadata:
         variants.add("cisco-metadata")
-    if inner.ip_version == 6:
+    if shape.inner_version == 6:
         variants.add("inner-ipv6")
-    if ip_version == 6:
+    if shape.ip_version == 6:
         variants.add("outer-ipv6")
-    if payload_length:
+    if shape.payload_length:
         variants.add("payload")
-    if inner.key != key:
+    if shape.inner_key != shape.key:
         variants.add("inner-key-differs")
-    if (inner.src, inner.dst) != (dst, src):
+    if shape.inner_addresses is not None:
         variants.add("address-mismatch")
-        log.inner_addresses = (inner.src, inner.dst)
+        log.inner_addresses = shape.inner_addresses

@@ -146,12 +146,15 @@ _Static_assert(sizeof(struct flow_key) % 8 == 0, "hash_key reads whole words");
 struct keepalive {
     int64_t frame;
     double time;
+    uint16_t ip_id, inner_ip_id;
+    /* The rest, 88 bytes, is the keepalive's shape: the same for every keepalive of a flow,
+     * nearly always, so Python looks it up whole instead of decoding it each time. */
     uint8_t kind; /* CLASS_REQUEST or CLASS_REPLY; 0: the next frame of the batch's list */
     uint8_t version, ttl, flags;
-    uint16_t ip_id, gre_protocol;
+    uint16_t gre_protocol, sgt;
     uint32_t key, payload_length;
     uint8_t inner_version, inner_ttl;
-    uint16_t inner_ip_id, sgt, pad;
+    uint16_t pad;
     uint32_t inner_key;
     uint8_t src[16], dst[16], inner_src[16], inner_dst[16];
 };

@@ -113,10 +113,16 @@ class FrameSink(Protocol):
 Batch = list[tuple[int, float, int, bytes, int]]  # (number, time, linktype, data, wire length)
 
 # A keepalive the C loop decoded (_fastscan.c: struct keepalive), native byte order:
-# frame, time, kind, IP version, TTL, flags, IP ID, GRE protocol type, GRE key, payload
-# length; inner IP version, TTL, IP ID, Cisco MetaData SGT, inner GRE key; outer source,
-# destination, inner source, destination (IPv4: the first 4 bytes).
-KEEPALIVE_RECORD = struct.Struct("=qdBBBBHHIIBBHH2xI16s16s16s16s")
+# frame, time, IP ID, inner IP ID; then its shape (KEEPALIVE_SHAPE): kind, IP version, TTL,
+# flags, GRE protocol type, Cisco MetaData SGT, GRE key, payload length, inner IP version,
+# inner TTL, inner GRE key; outer source, destination, inner source, destination (IPv4: the
+# first 4 bytes; unused bytes are zero).
+KEEPALIVE_RECORD = struct.Struct("=qdHHBBBBHHIIBB2xI16s16s16s16s")
+# The same record as frame, time, IP ID, inner IP ID and the shape's bytes, whole: the
+# shape is the same for every keepalive of a flow, nearly always (a record of kind
+# RECORD_FRAME has a shape of zeros).
+KEEPALIVE_HEAD = struct.Struct("=qdHH88s")
+KEEPALIVE_SHAPE = struct.Struct("=BBBBHHIIBB2xI16s16s16s16s")
 RECORD_FRAME = 0  # the next frame of the batch's list, for Python to decode
 RECORD_REQUEST = 3
 RECORD_REPLY = 4

@@ -259,10 +259,9 @@ def assert_keepalive_agrees(linktype: int, data: bytes) -> None:
     record = keepalive_record(linktype, data)
     if record is None:
         return  # handed to Python (or not a keepalive): always right
-    (_frame, _time, kind, version, ttl, flags, ip_id, protocol, key, payload_length) = record[:10]
-    (inner_version, inner_ttl, inner_id, sgt, inner_key, src, dst, inner_src, inner_dst) = record[
-        10:
-    ]
+    (_frame, _time, ip_id, inner_id, kind, version, ttl, flags, protocol, sgt) = record[:10]
+    (payload_length, key) = (record[11], record[10])
+    (inner_version, inner_ttl, inner_key, src, dst, inner_src, inner_dst) = record[12:]
     decoded = decode_frame(linktype, data)
     assert decoded.kind is (FrameKind.REQUEST if kind == RECORD_REQUEST else FrameKind.REPLY)
     assert kind in (RECORD_REQUEST, RECORD_REPLY)
@@ -414,18 +413,18 @@ def test_the_c_loop_decodes_an_ios_request() -> None:
     assert record == (
         0,  # frame number (set by the loop)
         0.0,  # time (set by the loop)
+        0x0102,  # outer IP ID
+        0x0101,  # inner IP ID
         RECORD_REQUEST,
         4,  # outer IPv4
         255,  # outer TTL
         RECORD_KEY | RECORD_INNER_KEY,
-        0x0102,  # outer IP ID
         0x0800,  # outer GRE protocol type
+        0,  # no Cisco MetaData SGT
         42,  # outer key
         0,  # no payload after the inner GRE header
         4,  # inner IPv4
         254,  # inner TTL
-        0x0101,  # inner IP ID
-        0,  # no Cisco MetaData SGT
         42,  # inner key
         V4_ORIGINATOR,
         V4_PEER,
@@ -439,7 +438,7 @@ def test_the_c_loop_decodes_an_ios_reply_behind_ethernet_padding() -> None:
     frame = ETHERNET_HEADER + b"\x08\x00" + IOS_REPLY + bytes(14)  # padded to 60 bytes
     record = keepalive_record(LINKTYPE_ETHERNET, frame)
     assert record is not None
-    assert record[2:10] == (RECORD_REPLY, 4, 254, RECORD_KEY, 0x0101, 0, 42, 0)
+    assert record[2:12] == (0x0101, 0, RECORD_REPLY, 4, 254, RECORD_KEY, 0, 0, 42, 0)
     assert record[15:17] == (V4_PEER, V4_ORIGINATOR)
     assert_keepalive_agrees(LINKTYPE_ETHERNET, frame)
 
