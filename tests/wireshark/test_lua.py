@@ -32,11 +32,26 @@ import pytest
 from analyzer import __version__
 from analyzer.cli import main
 from analyzer.config import load_config
-from analyzer.read.capture import PcapWriter
-from analyzer.read.packet import build_keepalive_request, reflect_request
+from analyzer.read.capture import (
+    LINKTYPE_ETHERNET,
+    LINKTYPE_IPV4,
+    LINKTYPE_IPV6,
+    LINKTYPE_LINUX_SLL,
+    LINKTYPE_LINUX_SLL2,
+    LINKTYPE_LOOP,
+    LINKTYPE_NULL,
+    LINKTYPE_RAW,
+    PcapWriter,
+)
+from analyzer.read.packet import (
+    build_gre_data,
+    build_ip,
+    build_keepalive_request,
+    reflect_request,
+)
 from analyzer.simulate import load_scenario, simulate
 from analyzer.wireshark.export import generate_lua
-from tests.builders import Capture
+from tests.builders import START, Capture
 from tests.conftest import ROOT, all_captures
 
 TSHARK = shutil.which("tshark")
@@ -748,6 +763,180 @@ def test_period_is_inferred_from_the_whole_capture(tmp_path: Path) -> None:
     assert (frames[3].get("counter"), frames[3].get("line_state")) == ("8", "down")
     assert (frames[3].get("period"), frames[3].get("period_source")) == ("5", "inferred")
     assert_agree(document, frames)
+
+
+# --- link layers and encapsulations: the plugin's own decoder ----------------------------
+
+
+def _two_originators(a: str, b: str, **kw: Any) -> list[tuple[float, bytes]]:
+    """IP packets (time, bytes): a and b send every 5 s (b 2.5 s after a) for 24 ticks;
+    the requests sent from 30 s to 70 s get no reply (a: 9 of them, b: 8), so each line
+    goes down and comes back. 48 requests + 31 replies = 79 keepalive frames, and one
+    tunnel data packet a -> b per tick."""
+    packets: list[tuple[float, bytes]] = []
+    ident = 1000
+    for tick in range(24):
+        for origin, peer, offset in ((a, b, 0.0), (b, a, 2.5)):
+            t = 5.0 * tick + offset
+            ident += 2
+            request = build_keepalive_request(
+                origin, peer, outer_id=ident, inner_id=ident - 1, **kw
+            )
+            packets.append((t, request))
+            if not 30.0 <= t <= 70.0:
+                reply = reflect_request(request)
+                assert reply is not None
+                packets.append((t + 0.02, reply))
+        packets.append((5.0 * tick + 1.0, build_gre_data(a, b, key=kw.get("key"), ip_id=tick)))
+    return sorted(packets, key=lambda packet: packet[0])
+
+
+TWO_ORIGINATORS_KEEPALIVES = 79
+
+MACS = b"\x02\x00\x00\x00\x00\x02" + b"\x02\x00\x00\x00\x00\x01"  # destination, source
+
+
+def _ethertype(ip: bytes) -> bytes:
+    return b"\x86\xdd" if ip[0] >> 4 == 6 else b"\x08\x00"
+
+
+def _ethernet(ip: bytes) -> bytes:
+    return (MACS + _ethertype(ip) + ip).ljust(60, b"\x00")  # padded to the minimum frame
+
+
+def _vlan(ip: bytes) -> bytes:
+    tag = b"\x81\x00" + b"\x00\x0a"  # 802.1Q, VLAN 10
+    return (MACS + tag + _ethertype(ip) + ip).ljust(60, b"\x00")
+
+
+def _qinq(ip: bytes) -> bytes:
+    outer = b"\x88\xa8" + b"\x00\x64"  # 802.1ad service tag, VLAN 100
+    inner = b"\x81\x00" + b"\x00\x0a"  # 802.1Q customer tag, VLAN 10
+    return (MACS + outer + inner + _ethertype(ip) + ip).ljust(60, b"\x00")
+
+
+def _mpls(ip: bytes) -> bytes:
+    mpls = b"\x88\x47"  # MPLS unicast
+    label_16 = b"\x00\x01\x00\x40"  # label 16, not bottom of stack, TTL 64
+    label_17 = b"\x00\x01\x11\x40"  # label 17, bottom of stack (S bit), TTL 64
+    return MACS + mpls + label_16 + label_17 + ip
+
+
+def _sll(ip: bytes) -> bytes:
+    return (
+        b"\x00\x00"  # packet type: to us
+        + b"\x00\x01"  # ARPHRD_ETHER
+        + b"\x00\x06"  # address length
+        + b"\x02\x00\x00\x00\x00\x01\x00\x00"  # address, padded to 8
+        + _ethertype(ip)
+        + ip
+    )
+
+
+def _sll2(ip: bytes) -> bytes:
+    return (
+        _ethertype(ip)
+        + b"\x00\x00"  # reserved
+        + b"\x00\x00\x00\x02"  # interface index 2
+        + b"\x00\x01"  # ARPHRD_ETHER
+        + b"\x00"  # packet type: to us
+        + b"\x06"  # address length
+        + b"\x02\x00\x00\x00\x00\x01\x00\x00"  # address, padded to 8
+        + ip
+    )
+
+
+def _family(ip: bytes) -> int:
+    return 2 if ip[0] >> 4 == 4 else 30  # AF_INET; AF_INET6 as macOS numbers it
+
+
+def _null(ip: bytes) -> bytes:
+    return _family(ip).to_bytes(4, "little") + ip  # the capturing host's byte order
+
+
+def _loop(ip: bytes) -> bytes:
+    return _family(ip).to_bytes(4, "big") + ip  # network byte order
+
+
+def _ip_in_ip(ip: bytes) -> bytes:
+    """The keepalive carried in another IP header (protocol 4 or 41)."""
+    protocol = 4 if ip[0] >> 4 == 4 else 41
+    return _ethernet(build_ip("203.0.113.1", "203.0.113.2", ip, protocol=protocol, ip_id=7))
+
+
+def _ipv4_options(ip: bytes) -> bytes:
+    """The outer IPv4 header with 4 bytes of options (header length 24)."""
+    header = bytearray(ip[:20])
+    header[0] = 0x46  # version 4, IHL 6 words
+    header[2:4] = (len(ip) + 4).to_bytes(2, "big")  # total length
+    header[10:12] = b"\x00\x00"  # checksum not checked
+    options = b"\x01\x01\x01\x00"  # NOP, NOP, NOP, end of options
+    return _ethernet(bytes(header) + options + ip[20:])
+
+
+V4 = ("192.0.2.1", "198.51.100.1")
+V6 = ("2001:db8::1", "2001:db8::2")
+ETHERNET = LINKTYPE_ETHERNET
+# name: (link type, framing, addresses, build_keepalive_request options)
+ENCAPSULATIONS: dict[str, tuple[int, Any, tuple[str, str], dict[str, Any]]] = {
+    "vlan": (ETHERNET, _vlan, V4, {}),
+    "qinq": (ETHERNET, _qinq, V4, {}),
+    "mpls": (ETHERNET, _mpls, V4, {}),
+    "sll": (LINKTYPE_LINUX_SLL, _sll, V4, {}),
+    "sll2": (LINKTYPE_LINUX_SLL2, _sll2, V4, {}),
+    "raw": (LINKTYPE_RAW, bytes, V4, {}),
+    "raw-ipv4": (LINKTYPE_IPV4, bytes, V4, {}),
+    "raw-ipv6": (LINKTYPE_IPV6, bytes, V6, {}),
+    "null": (LINKTYPE_NULL, _null, V4, {}),
+    "loop-ipv6": (LINKTYPE_LOOP, _loop, V6, {}),
+    "ip-in-ip": (ETHERNET, _ip_in_ip, V4, {}),
+    "ipv4-options": (ETHERNET, _ipv4_options, V4, {}),
+    "gre-key-checksum": (ETHERNET, _ethernet, V4, {"key": 77, "checksum": True}),
+    "cisco-metadata": (ETHERNET, _ethernet, V4, {"metadata_sgt": 42}),
+    "ipv6-outer-ipv4-inner": (
+        LINKTYPE_LINUX_SLL,
+        _sll,
+        V6,
+        {"inner_src": "192.0.2.9", "inner_dst": "192.0.2.8"},
+    ),
+}
+
+
+def _encapsulated(name: str, directory: Path) -> Path:
+    linktype, frame, (a, b), options = ENCAPSULATIONS[name]
+    path = directory / f"{name}.pcap"
+    with PcapWriter(path, linktype) as writer:
+        for t, packet in _two_originators(a, b, **options):
+            writer.write(START + t, frame(packet))
+    return path
+
+
+@needs_tshark
+@pytest.mark.parametrize("name", ENCAPSULATIONS)
+def test_plugin_decodes_every_link_layer_and_encapsulation(name: str, tmp_path: Path) -> None:
+    """The plugin reads the frames' bytes itself (no other dissector's fields): every
+    framing the analyzer decodes gives the same keepalives, counters and transitions."""
+    capture = _encapsulated(name, tmp_path)
+    document = analysis(capture, tmp_path)
+    assert len(expected_frames(document)) == TWO_ORIGINATORS_KEEPALIVES
+    assert len(expected_experts(document)["unanswered"]) == 17
+    assert_agree(document, lua_frames(capture, mode="one-pass"))
+
+
+UNREADABLE_ENCAPSULATIONS = ("mpls", "sll", "sll2", "raw", "loop-ipv6", "cisco-metadata")
+
+
+@needs_tshark
+@pytest.mark.parametrize("name", UNREADABLE_ENCAPSULATIONS)
+def test_unreadable_file_decodes_every_link_layer(name: str, tmp_path: Path) -> None:
+    """gzip: the plugin cannot read the file and decodes the bytes Wireshark hands it,
+    trying the link types in turn; two passes give the analysis."""
+    plain = _encapsulated(name, tmp_path)
+    capture = tmp_path / f"{name}.pcap.gz"
+    capture.write_bytes(gzip.compress(plain.read_bytes()))
+    document = analysis(capture, tmp_path)
+    assert len(expected_frames(document)) == TWO_ORIGINATORS_KEEPALIVES
+    assert_agree(document, lua_frames(capture, mode="-2"))
 
 
 # --- random access: sharkd (Wireshark's backend) ----------------------------------------
