@@ -236,7 +236,12 @@ def _run(args: argparse.Namespace) -> int:
             return EXIT_USAGE
 
     from analyzer.read.bpf import keepalive_filter
-    from analyzer.read.live import CaptureOpenError, CapturePermissionError, live_frames
+    from analyzer.read.live import (
+        CaptureOpenError,
+        CapturePermissionError,
+        CaptureWriteError,
+        live_frames,
+    )
 
     try:
         args.interface.encode()
@@ -265,21 +270,24 @@ def _run(args: argparse.Namespace) -> int:
     source: FrameSource = capture
     if args.duration is not None:
         source = _for_duration(source, args.duration)
-    if output_format == "tui":
-        status: int = run_live(source, settings, f"{PROG} watch {args.interface}")
-        return status
-    what = "keepalives" if args.no_data else "keepalives and GRE data"
-    print(f"{PROG} watch: listening on {args.interface} ({what})", file=sys.stderr, flush=True)
-    stats: Callable[[], CaptureStats] | None = getattr(capture, "stats", None)
-    return _jsonl(
-        source,
-        settings,
-        args.interface,
-        tick=args.tick,
-        stream=sys.stdout,
-        stats=stats,
-        stats_interval=args.stats_interval,
-    )
+    try:
+        if output_format == "tui":
+            status: int = run_live(source, settings, f"{PROG} watch {args.interface}")
+            return status
+        what = "keepalives" if args.no_data else "keepalives and GRE data"
+        print(f"{PROG} watch: listening on {args.interface} ({what})", file=sys.stderr, flush=True)
+        stats: Callable[[], CaptureStats] | None = getattr(capture, "stats", None)
+        return _jsonl(
+            source,
+            settings,
+            args.interface,
+            tick=args.tick,
+            stream=sys.stdout,
+            stats=stats,
+            stats_interval=args.stats_interval,
+        )
+    except CaptureWriteError as exc:  # --write on a full disk: named, not "the output"
+        return fail(str(exc), who=WHO)
 
 
 def _for_duration(source: FrameSource, seconds: float) -> FrameSource:

@@ -110,6 +110,11 @@ class CapturePermissionError(Exception):
     """The process may not capture (not root, no CAP_NET_RAW/CAP_NET_ADMIN); one line."""
 
 
+class CaptureWriteError(Exception):
+    """The ``write`` file stopped taking frames (a full disk, an I/O error): one line that
+    names it. Raised by the source's iteration, which then ends."""
+
+
 class CaptureOpenError(Exception):
     """The capture cannot start: no such interface, a filter libpcap rejects, an unwritable
     ``write`` file, …; ``str(exc)`` is one line."""
@@ -313,36 +318,63 @@ class _PcapFile:
         self.writer: PcapWriter | None = None
         self.linktype: int | None = None
         self.records = 0
+        self.failure: CaptureWriteError | None = None
         self.lock = threading.Lock()
 
     def write(
         self, time_: float, linktype: int, data: bytes, wire_length: int, *, flush: bool = True
     ) -> int | None:
-        """Append one frame; its record number, or None when it cannot be written."""
+        """Append one frame; its record number, or None when it cannot be written (closed,
+        another link type). Raises CaptureWriteError when the file fails (then and after)."""
         with self.lock:
+            if self.failure is not None:
+                raise self.failure
             if self.stream.closed:
                 return None
-            if self.writer is None:
-                self.writer = PcapWriter(self.stream, linktype, snaplen=self.snaplen)
-                self.linktype = linktype
-            if linktype != self.linktype:
-                return None  # a pcap file has one link type; the interface came back as another
-            self.writer.write(time_, data, wire_length)
-            if flush:
-                self.stream.flush()
+            try:
+                if self.writer is None:
+                    self.writer = PcapWriter(self.stream, linktype, snaplen=self.snaplen)
+                    self.linktype = linktype
+                if linktype != self.linktype:
+                    return None  # a pcap file has one link type; the interface came back as another
+                self.writer.write(time_, data, wire_length)
+                if flush:
+                    self.stream.flush()
+            except OSError as exc:
+                raise self._failed(exc) from None
             self.records += 1
             return self.records
 
     def flush(self) -> None:
-        with self.lock, contextlib.suppress(OSError, ValueError):
-            self.stream.flush()
+        """Write out what is buffered; CaptureWriteError when the file fails."""
+        with self.lock:
+            if self.failure is not None:
+                raise self.failure
+            if self.stream.closed:
+                return
+            try:
+                self.stream.flush()
+            except OSError as exc:
+                raise self._failed(exc) from None
+
+    def _failed(self, exc: OSError) -> CaptureWriteError:
+        """Remember the failure (every later write raises it) and let the file go."""
+        self.failure = CaptureWriteError(f"{self.path}: cannot write ({exc.strerror or exc})")
+        with contextlib.suppress(OSError):
+            self.stream.close()
+        return self.failure
 
     def close(self) -> None:
+        """Flush and close; CaptureWriteError when the last of the file cannot be written."""
         with self.lock:
-            if self.writer is not None:
-                self.writer.close()
-            with contextlib.suppress(OSError):
+            if self.failure is not None or self.stream.closed:
+                return
+            try:
+                if self.writer is not None:
+                    self.writer.close()
                 self.stream.close()
+            except OSError as exc:
+                raise self._failed(exc) from None
 
 
 class _DataCounter:
@@ -502,7 +534,10 @@ class LiveCapture:
                 time.time(), f"{interface} is down ({self._initially_down}); waiting for it"
             )
         fd = handle.pcap.getfd() if handle.pcap is not None else -1
+        output = self._output
         while not stop.is_set():
+            if output is not None and output.failure is not None:
+                raise output.failure  # the data thread found the write file failing
             if time.monotonic() >= next_stats:
                 next_stats = time.monotonic() + STATS_INTERVAL
                 yield self.stats()
@@ -582,7 +617,10 @@ class LiveCapture:
                 for index in keepalives
                 if self._missed_by_keepalive_filter(linktype, bytes(frames[index]))
             }
-            numbers = self._number_batch(linktype, records, frames, flows, missed)
+            try:
+                numbers = self._number_batch(linktype, records, frames, flows, missed)
+            except CaptureWriteError:
+                return  # the keepalive thread raises it
             if self.record_data:
                 self._hand_on(records, flows, numbers)
 
@@ -688,7 +726,8 @@ def live_frames(
         return LiveCapture(interface, keepalive, data, output, reopen_delay, record_data)
     except BaseException:
         if output is not None:
-            output.close()
+            with contextlib.suppress(CaptureWriteError):
+                output.close()
         raise
 
 

@@ -22,6 +22,7 @@ from analyzer.read.capture import LINKTYPE_ETHERNET, LINKTYPE_RAW, RawFrame, ope
 from analyzer.read.live import (
     CaptureOpenError,
     CapturePermissionError,
+    CaptureWriteError,
     live_frames,
     pump,
 )
@@ -406,6 +407,19 @@ def test_unwritable_write_file_is_an_open_error(
         live_frames("eth0", bpf_filter="ip", write=str(target))
 
 
+FULL_DISK = "/dev/full"  # every write to it fails with ENOSPC, as a full disk does
+
+
+def test_a_write_file_that_fails_ends_the_source_with_an_error_naming_it(
+    monkeypatch: pytest.MonkeyPatch, silent_fd: int
+) -> None:
+    _install(monkeypatch, FakePcapy([FakeHandle(silent_fd, [("frame", 10.5, ETH)])]))
+    source = live_frames("eth0", bpf_filter="ip", write=FULL_DISK)
+    with pytest.raises(CaptureWriteError) as caught:
+        _collect(source, 1)
+    assert str(caught.value) == "/dev/full: cannot write (No space left on device)"
+
+
 # --- the data capture: counted per direction, its losses measured ------------------------------
 
 _REQUEST = build_keepalive_request("192.0.2.1", "192.0.2.2", outer_id=11, inner_id=10)
@@ -570,6 +584,21 @@ def test_write_saves_keepalives_and_data_with_the_numbers_handed_on(
         written = {f.number: f.data for f in reader}
     assert sorted(written.values()) == sorted([KEEPALIVE, DATA, DATA_KEY_7])
     assert written[frame.number] == KEEPALIVE
+
+
+def test_a_write_file_failing_on_data_ends_the_source_without_a_thread_traceback(
+    monkeypatch: pytest.MonkeyPatch, silent_fd: int
+) -> None:
+    # The data thread writes data packets; its failure is the keepalive side's to raise
+    # (it died with "Exception in thread live-data" and the capture went on unsaved).
+    fake, _keepalives, _data = _two_handles([], [("batch", [(1.0, DATA)])], silent_fd)
+    _install(monkeypatch, fake)
+    thread_errors: list[Any] = []
+    monkeypatch.setattr(threading, "excepthook", thread_errors.append)
+    capture = live_frames("eth0", bpf_filter="ip", data_filter="ip", write=FULL_DISK)
+    with pytest.raises(CaptureWriteError, match=r"^/dev/full: cannot write \(No space left"):
+        _run_until(capture, lambda _items: False)
+    assert thread_errors == []
 
 
 def test_data_records_are_handed_on_when_asked_for(

@@ -175,6 +175,24 @@ def test_capture_errors_are_one_line_and_exit_2(
     assert capsys.readouterr().err == "gre-keepalive watch: error: cannot capture on eth0: nope\n"
 
 
+def test_a_write_file_that_fails_is_named_in_one_line_and_exit_2(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def failing(interface: str, **kwargs: Any) -> Any:
+        def source(stop: threading.Event) -> Iterator[RawFrame]:
+            raise live_capture.CaptureWriteError("/srv/live.pcap: cannot write (No space left)")
+            yield  # a generator
+
+        return source
+
+    monkeypatch.setattr(live_capture, "live_frames", failing)
+    status = main(["watch", "eth0", "--format", "jsonl", "--write", "/srv/live.pcap"])
+    assert status == 2
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        "gre-keepalive watch: error: /srv/live.pcap: cannot write (No space left)"
+    )
+
+
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
