@@ -1050,8 +1050,13 @@ local function problem(text)
     end
 end
 
+-- The preferences as last read: sharkd's setconf changes a value without calling
+-- prefs_changed, so a keepalive frame checks them (see prefs_moved).
+local read_period, read_retries = nil, nil
+
 local function read_prefs()
     pref_problems = {}
+    read_period, read_retries = proto.prefs.period, proto.prefs.retries
     local text = tostring(proto.prefs.period or "")
     local period = tonumber(text)
     if period == nil or period ~= period or period < 0 or period > MAX_PERIOD then
@@ -1098,10 +1103,15 @@ function proto.init()
     reset()
 end
 
-function proto.prefs_changed()
+local function prefs_changed()
     read_prefs()
     known_frames, known_results = 0, nil
     if S ~= nil then S.dirty = true end
+end
+proto.prefs_changed = prefs_changed
+
+local function prefs_moved()
+    return proto.prefs.retries ~= read_retries or proto.prefs.period ~= read_period
 end
 
 local function note_frame(number, time)
@@ -1847,8 +1857,12 @@ function proto.dissector(tvb, pinfo, tree)
     local number = pinfo.number
     if number <= known_frames then
         local r = known_results[number]
-        if r ~= nil and not mismatch(r, pinfo) then show(r, tree, pinfo) end
-        return
+        if r == nil then return end
+        if not prefs_moved() then
+            if not mismatch(r, pinfo) then show(r, tree, pinfo) end
+            return
+        end
+        prefs_changed() -- then computed again, below
     end
     dissect(tvb, pinfo, tree, number)
 end

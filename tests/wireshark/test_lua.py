@@ -965,18 +965,9 @@ def _tree_fields(node: dict[str, Any], fields: dict[str, list[str]]) -> None:
         _tree_fields(child, fields)
 
 
-def sharkd_frames(
-    capture: Path, numbers: list[int], env: dict[str, str]
-) -> tuple[dict[int, LuaFrame], set[int], set[int]]:
-    """Ask sharkd for `numbers` one at a time, in that order, right after loading; then
-    for the frames `grekeepalive` and `grekeepalive.unanswered` select. Returns the
-    plugin's fields per frame asked (frames it marks) and the two selections."""
-    requests = [{"method": "load", "params": {"file": str(capture)}}]
-    requests += [{"method": "frame", "params": {"frame": n, "proto": True}} for n in numbers]
-    requests += [
-        {"method": "frames", "params": {"filter": "grekeepalive"}},
-        {"method": "frames", "params": {"filter": "grekeepalive.unanswered"}},
-    ]
+def sharkd(requests: list[dict[str, Any]], env: dict[str, str]) -> tuple[dict[int, Any], str]:
+    """Send `requests` to one sharkd session (the first loads a file); its replies by
+    request number (from 1) and its stderr. No Lua error may reach stderr."""
     stdin = "".join(
         json.dumps({"jsonrpc": "2.0", "id": index, **request}) + "\n"
         for index, request in enumerate(requests, start=1)
@@ -998,16 +989,40 @@ def sharkd_frames(
             reply = json.loads(line)
             replies[reply["id"]] = reply
     assert replies[1]["result"]["status"] == "OK", replies[1]
+    return replies, result.stderr
+
+
+def _sharkd_frame(reply: dict[str, Any], number: int) -> LuaFrame | None:
+    """The plugin's fields in sharkd's reply to a `frame` request (None: none shown)."""
+    fields: dict[str, list[str]] = {}
+    for node in reply["result"]["tree"]:
+        if node.get("f") == "grekeepalive":
+            _tree_fields(node, fields)
+    if not fields:
+        return None
+    row = {name: ",".join(fields.get(name, [])) for name in FIELDS}
+    row["frame.number"] = str(number)
+    return LuaFrame(number, row)
+
+
+def sharkd_frames(
+    capture: Path, numbers: list[int], env: dict[str, str]
+) -> tuple[dict[int, LuaFrame], set[int], set[int]]:
+    """Ask sharkd for `numbers` one at a time, in that order, right after loading; then
+    for the frames `grekeepalive` and `grekeepalive.unanswered` select. Returns the
+    plugin's fields per frame asked (frames it marks) and the two selections."""
+    requests = [{"method": "load", "params": {"file": str(capture)}}]
+    requests += [{"method": "frame", "params": {"frame": n, "proto": True}} for n in numbers]
+    requests += [
+        {"method": "frames", "params": {"filter": "grekeepalive"}},
+        {"method": "frames", "params": {"filter": "grekeepalive.unanswered"}},
+    ]
+    replies, _stderr = sharkd(requests, env)
     frames: dict[int, LuaFrame] = {}
     for index, number in enumerate(numbers, start=2):
-        fields: dict[str, list[str]] = {}
-        for node in replies[index]["result"]["tree"]:
-            if node.get("f") == "grekeepalive":
-                _tree_fields(node, fields)
-        if fields:
-            row = {name: ",".join(fields.get(name, [])) for name in FIELDS}
-            row["frame.number"] = str(number)
-            frames[number] = LuaFrame(number, row)
+        frame = _sharkd_frame(replies[index], number)
+        if frame is not None:
+            frames[number] = frame
     marked = {row["num"] for row in replies[len(numbers) + 2]["result"]}
     unanswered = {row["num"] for row in replies[len(numbers) + 3]["result"]}
     return frames, marked, unanswered
@@ -1071,6 +1086,83 @@ def test_sharkd_agrees_on_a_built_capture(
     env = _home_with_plugin(tmp_path / "home", generate_lua(None, None, None))
     frames, _marked, _unanswered = sharkd_frames(capture, numbers, env)
     assert_agree(document, frames)
+
+
+@needs_tshark
+@needs_sharkd
+def test_sharkd_setconf_recomputes_with_the_new_preference(tmp_path: Path) -> None:
+    """sharkd's setconf changes a preference without telling the plugin (no
+    prefs_changed): the next keepalive frame asked shows the analysis with the new value,
+    and an invalid value is reported and replaced by its default."""
+    capture = CAPTURES / "outage.pcap"
+    env = _home_with_plugin(tmp_path / "home", generate_lua(None, None, None))
+
+    def frame(number: int) -> dict[str, Any]:
+        return {"method": "frame", "params": {"frame": number, "proto": True}}
+
+    def setconf(value: str) -> dict[str, Any]:
+        return {"method": "setconf", "params": {"name": "grekeepalive.retries", "value": value}}
+
+    replies, stderr = sharkd(
+        [
+            {"method": "load", "params": {"file": str(capture)}},
+            frame(835),
+            setconf("4"),
+            frame(835),
+            frame(886),
+            {"method": "frames", "params": {"filter": 'grekeepalive.transition == "down"'}},
+            setconf("0"),
+            frame(835),
+        ],
+        env,
+    )
+    shown: dict[int, LuaFrame] = {}
+    for index, number in ((2, 835), (4, 835), (5, 886), (8, 835)):
+        found = _sharkd_frame(replies[index], number)
+        assert found is not None, f"nothing shown on frame {number} (request {index})"
+        shown[index] = found
+    retries3 = expected_frames(analysis(capture, tmp_path))
+    retries4 = expected_frames(analysis(capture, tmp_path, "--retries", "4"))
+    # outage.pcap: 192.0.2.1 goes down at its send at 50 s (frame 835) with retries 3, at
+    # 55 s (frame 886) with retries 4; 198.51.100.1 on a tick the capture does not show.
+    assert shown_frames({835: shown[2]})[835] == retries3[835]
+    assert shown_frames({835: shown[4]})[835] == retries4[835]
+    assert shown_frames({886: shown[5]})[886] == retries4[886]
+    assert shown[4].get("retries_source") == "preference"
+    assert shown[5].get("transition") == "down"
+    assert {row["num"] for row in replies[6]["result"]} == {886, 890}
+    assert "grekeepalive.retries 0 is out of range 1-255; using 3" in stderr
+    assert '"grekeepalive.bad_preference"' in json.dumps(replies[8]["result"]["tree"])
+    assert shown_frames({835: shown[8]})[835] == retries3[835]
+
+
+@needs_tshark
+@needs_sharkd
+def test_sharkd_retap_sees_every_expert(tmp_path: Path) -> None:
+    """A tap run after loading (as the GUI's Expert Information dialog does: every frame
+    dissected again, in order, without a display filter) gets every expert info."""
+    capture = CAPTURES / "outage.pcap"
+    env = _home_with_plugin(tmp_path / "home", generate_lua(None, None, None))
+    replies, _stderr = sharkd(
+        [
+            {"method": "load", "params": {"file": str(capture)}},
+            {"method": "tap", "params": {"tap0": "expert"}},
+        ],
+        env,
+    )
+    (tap,) = replies[2]["result"]["taps"]
+    mine = [detail for detail in tap["details"] if detail.get("p") == "GREKEEPALIVE"]
+    shown = {
+        name: {d["f"] for d in mine if d["m"].startswith(prefix)}
+        for name, prefix in (
+            ("unanswered", "Keepalive of"),
+            ("down", "Line protocol of 192.0.2.1 goes down"),
+            ("up", "Line protocol of 192.0.2.1 comes up"),
+        )
+    }
+    experts = expected_experts(analysis(capture, tmp_path))
+    assert shown["unanswered"] == experts["unanswered"] and len(shown["unanswered"]) == 8
+    assert shown["down"] == {835} and shown["up"] == {923}
 
 
 FRAME_NUMBER = ("-T", "fields", "-e", "frame.number")
