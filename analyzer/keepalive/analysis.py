@@ -406,6 +406,9 @@ def _run(
     # when its own first test (a gap of over a period and a half) would not return at once.
     sent, returned, extrapolate = timeline.sent_row, timeline.returned_row, timeline.extrapolate
     gap = timeline.period * 1.4
+    # The round trip of a pair, worked out for its sent row and taken by its returned row
+    # (by the reply's frame): round() takes half a microsecond.
+    rtts: dict[int, float] = {}
     next_request, last_request = 0, len(requests)
     for reply in replies:
         reply_time = reply.time
@@ -418,14 +421,8 @@ def _run(
             if answer is None:
                 sent(request.time, request.frame, request.ident, None, None, None)
             else:
-                sent(
-                    request.time,
-                    request.frame,
-                    request.ident,
-                    answer.frame,
-                    round((answer.time - request.time) * 1000.0, 3),  # _rtt_ms
-                    answer.ttl,
-                )
+                rtt = rtts[answer.frame] = round((answer.time - request.time) * 1000.0, 3)
+                sent(request.time, request.frame, request.ident, answer.frame, rtt, answer.ttl)
             next_request += 1
         last_tick = timeline.last_tick
         if next_request < last_request:
@@ -437,14 +434,10 @@ def _run(
         if asked is None:
             returned(reply_time, reply.frame, reply.ip_id, None, None, reply.ttl)
         else:
-            returned(
-                reply_time,
-                reply.frame,
-                reply.ip_id,
-                asked.frame,
-                round((reply_time - asked.time) * 1000.0, 3),  # _rtt_ms
-                reply.ttl,
-            )
+            known = rtts.get(reply.frame)
+            if known is None:  # its request's row is in an earlier segment's run
+                known = round((reply_time - asked.time) * 1000.0, 3)  # _rtt_ms
+            returned(reply_time, reply.frame, reply.ip_id, asked.frame, known, reply.ttl)
     for index in range(next_request, last_request):
         _send(timeline, requests[index], until[index])
     timeline.extrapolate(capture_end, inclusive=True)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterable
+from functools import cache
 from itertools import chain
 from typing import Any, TextIO
 
@@ -374,8 +376,15 @@ class _EventRows:
         quoted, quote = _quoted, _quote
         rows: list[str] = []
         append = rows.append
+        low, high, digits = _plain_range(precision)
         for event in events:
-            time = repr(round(event.time, precision))
+            when = event.time
+            if when.__class__ is float and low <= abs(when) < high:  # repr(round(when, 6))
+                time = f"{when:{digits}}".rstrip("0")
+                if time[-1] == ".":
+                    time += "0"
+            else:
+                time = repr(round(when, precision))
             frame, ident, partner = event.frame, event.ident, event.partner_frame
             rtt, ttl, first, role, state = (
                 event.rtt_ms,
@@ -403,6 +412,19 @@ class _EventRows:
         if "inf" in text or "nan" in text:  # repr's inf/nan: the encoder writes Infinity/NaN
             return _render([_event(e, precision) for e in events], indent)
         return f"[\n{inner}{text}\n{indent}]"
+
+
+@cache
+def _plain_range(precision: int) -> tuple[float, float, str]:
+    """Where ``repr(round(t, precision))`` is ``f"{t:.{precision}f}"`` with its trailing
+    zeros taken off (one left after the point): (lowest and above-highest magnitude of t,
+    the format). Both give the digits of t correctly rounded to `precision` places (round()
+    turns them back into a float); repr writes them as they are when no shorter string
+    gives the same float, which holds while a float's spacing is finer than a unit of the
+    last place, and while repr writes no exponent (from 1e-4 on). Precision 0: nowhere."""
+    if precision < 1:
+        return 1.0, 0.0, ".0f"
+    return 1e-3, 2.0 ** (52 - math.ceil(precision * math.log2(10))), f".{precision}f"
 
 
 _quoted: dict[str, str] = {}
