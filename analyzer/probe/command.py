@@ -9,6 +9,7 @@ and the event loop; it stays light to import (the registering rule of :mod:`anal
 from __future__ import annotations
 
 import argparse
+import contextlib
 import ipaddress
 import json
 import math
@@ -21,7 +22,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from types import FrameType
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, BinaryIO
 
 from analyzer.keepalive.state import MAX_PERIOD, MAX_RETRIES
 from analyzer.report.escape import printable
@@ -32,7 +33,7 @@ if TYPE_CHECKING:
     from analyzer.probe.hooks import OnChange
     from analyzer.probe.net import RawSockets
     from analyzer.probe.tunnel import Tunnel
-    from analyzer.read.capture import RawFrame
+    from analyzer.read.capture import PcapWriter, RawFrame
     from analyzer.read.sources import InterfaceNotice
 
 PROG = "gre-keepalive"
@@ -929,13 +930,9 @@ def run(
                 stream = open(args.write, "wb")  # noqa: SIM115 - closed by cleanup
             except OSError as exc:
                 return _error(f"{args.write}: cannot write ({exc.strerror})")
-            writer = PcapWriter(stream, LINKTYPE_RAW)
-            cleanup.append(stream.close)
-            cleanup.append(writer.close)
-
-            def record(now: float, packet: bytes) -> None:
-                writer.write(now, packet)
-                stream.flush()
+            recorder = PcapRecorder(args.write, stream, PcapWriter(stream, LINKTYPE_RAW))
+            cleanup.append(recorder.close)
+            record = recorder.record
 
         engine = ProbeEngine(
             tunnels,
@@ -1000,6 +997,49 @@ def run(
     finally:
         for step in reversed(cleanup):
             step()
+
+
+class PcapRecorder:
+    """--write: each packet sent and received saved as it happens. A file that stops taking
+    them (a full disk) ends the recording, said once on stderr, never the probe: an endpoint
+    left running must not lose its line protocol to its own record of it."""
+
+    def __init__(self, path: str, stream: BinaryIO, writer: PcapWriter) -> None:
+        self.path = path
+        self.stream = stream
+        self.writer = writer
+        self.failed = False
+
+    def record(self, now: float, packet: bytes) -> None:
+        """Append one packet (raw IP) and flush, so the file is readable while it runs."""
+        if self.failed:
+            return
+        try:
+            self.writer.write(now, packet)
+            self.stream.flush()
+        except OSError as exc:
+            self._fail(exc)
+
+    def close(self) -> None:
+        """Flush and close (a failure then is said as one line too)."""
+        if self.failed:
+            return
+        try:
+            self.writer.close()
+            self.stream.close()
+        except OSError as exc:
+            self._fail(exc)
+
+    def _fail(self, exc: OSError) -> None:
+        self.failed = True
+        print(
+            f"{PROG}: warning: {printable(self.path)}: cannot write "
+            f"({exc.strerror or exc}): no longer recording; the probe goes on",
+            file=sys.stderr,
+            flush=True,
+        )
+        with contextlib.suppress(OSError):
+            self.stream.close()
 
 
 def _error_status(message: str, status: int) -> int:

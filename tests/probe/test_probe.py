@@ -622,3 +622,23 @@ def test_without_cap_net_raw_it_exits_2_with_one_line() -> None:
     lines = result.stderr.splitlines()
     assert len(lines) == 1, lines
     assert "CAP_NET_RAW" in lines[0] and "setcap cap_net_raw=eip" in lines[0] and "sudo" in lines[0]
+
+
+def test_a_write_file_that_fills_ends_the_recording_not_the_probe() -> None:
+    # /dev/full fails every write with ENOSPC, as a full disk does. The probe stopped with
+    # "cannot write the output" (exit 2): an endpoint lost to its own packet record.
+    with veth_pair() as pair:
+        a, b = pair.address_a, pair.address_b
+        status, events, stderr = _count(
+            pair,
+            pair.ns_a,
+            f"--local {a} --remote {b} --keepalive {PERIOD} {RETRIES} --lab --count 1 "
+            "--write /dev/full".split(),
+        )
+    # one unanswered send: counter 1 < retries 2, the line protocol is still up (SPEC §2)
+    assert status == 0, stderr
+    assert events[-1]["event"] == "summary" and events[-1]["tunnels"][0]["sent"] == 1
+    assert stderr.splitlines() == [
+        "gre-keepalive: warning: /dev/full: cannot write (No space left on device): "
+        "no longer recording; the probe goes on"
+    ]
