@@ -42,6 +42,7 @@ from analyzer.read.capture import (
     LINKTYPE_NULL,
     LINKTYPE_RAW,
     PcapWriter,
+    open_capture,
 )
 from analyzer.read.packet import (
     build_gre_data,
@@ -1086,6 +1087,47 @@ def test_sharkd_agrees_on_a_built_capture(
     env = _home_with_plugin(tmp_path / "home", generate_lua(None, None, None))
     frames, _marked, _unanswered = sharkd_frames(capture, numbers, env)
     assert_agree(document, frames)
+
+
+def _rewritten(path: Path, *sources: Path, swap_halves: bool = False) -> Path:
+    """The frames of `sources` one file after the other (as `mergecap -a` writes them),
+    with each one's second half first when `swap_halves`: frames out of time order."""
+    with PcapWriter(path) as writer:
+        for source in sources:
+            with open_capture(source) as reader:
+                frames = list(reader)
+            if swap_halves:
+                frames = frames[len(frames) // 2 :] + frames[: len(frames) // 2]
+            for frame in frames:
+                writer.write(frame.time, frame.data)
+    return path
+
+
+@needs_tshark
+@needs_sharkd
+@pytest.mark.parametrize("layout", ["halves-swapped", "concatenated"])
+def test_out_of_order_files_agree_in_every_front_end(layout: str, tmp_path: Path) -> None:
+    """Frames out of time order (a capture's second half first; two captures of the same
+    hour one after the other): one pass, two passes with a filter and sharkd asked in
+    descending order all show the analysis."""
+    if layout == "halves-swapped":
+        capture = _rewritten(tmp_path / "swapped.pcap", CAPTURES / "outage.pcap", swap_halves=True)
+    else:
+        sources = (CAPTURES / "outage.pcap", CAPTURES / "keyed.pcap")
+        capture = _rewritten(tmp_path / "concatenated.pcap", *sources)
+    document = analysis(capture, tmp_path)
+    with open_capture(capture) as reader:
+        times = [frame.time for frame in reader]
+    assert times != sorted(times)
+    assert len(expected_experts(document)["unanswered"]) >= 8
+    for mode in ("one-pass", "-2 -Y"):
+        assert_agree(document, lua_frames(capture, mode=mode))
+    numbers = sorted(expected_frames(document), reverse=True)
+    env = _home_with_plugin(tmp_path / "home", generate_lua(None, None, None))
+    frames, marked, unanswered = sharkd_frames(capture, numbers, env)
+    assert_agree(document, frames)
+    assert marked == set(frames)
+    assert unanswered == expected_experts(document)["unanswered"]
 
 
 @needs_tshark
