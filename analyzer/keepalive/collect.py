@@ -31,10 +31,9 @@ from analyzer.read.fastpath import (
     RECORD_REQUEST,
     Batch,
 )
-from analyzer.read.packet import FrameKind, InnerHeader, decode_frame
 
-if TYPE_CHECKING:
-    pass
+if TYPE_CHECKING:  # analyzer.read.packet loads dpkt: only when a frame is decoded in Python
+    from analyzer.read.packet import InnerHeader
 
 MAX_ERRORS_LISTED = 100
 
@@ -125,6 +124,8 @@ class Collector:
 
     def classify_frame(self, number: int, time: float, linktype: int, data: bytes) -> None:
         """:meth:`classify` for a frame given by its fields (the fast path's batches)."""
+        from analyzer.read.packet import FrameKind, decode_frame
+
         source = self.source
         decoded = decode_frame(linktype, data)
         kind = decoded.kind
@@ -204,6 +205,8 @@ class Collector:
                 if request_shape is not None:
                     add_request(number, time, ident, request_shape)
                 else:
+                    from analyzer.read.packet import InnerHeader
+
                     src, dst, key, version, length, *inner = fields
                     header = InnerHeader(inner[0], inner[1], inner[2], ident, *inner[3:])
                     pairer.add_request(number, time, src, dst, key, version, header, length)

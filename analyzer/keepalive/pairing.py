@@ -8,8 +8,10 @@ tunnel and originator it belongs to and, for a reply, which request it returns.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from analyzer.read.packet import Decoded, InnerHeader
+if TYPE_CHECKING:  # analyzer.read.packet loads dpkt: only where a frame is decoded in Python
+    from analyzer.read.packet import Decoded, InnerHeader
 
 TunnelId = tuple[tuple[str, str], int | None]  # (sorted outer endpoints, outer GRE key)
 
@@ -90,6 +92,8 @@ class Request:
     @property
     def inner(self) -> InnerHeader:
         """Its inner IP and GRE header."""
+        from analyzer.read.packet import InnerHeader
+
         shape = self.shape
         return InnerHeader(
             shape.inner_src,

@@ -1,8 +1,8 @@
 """The streaming pass of ``analyze`` and ``tui``: a capture read into the keepalive stage's
 :class:`~analyzer.keepalive.collect.Collector` by the fast path or the pure-Python reader.
 
-Light to import: the collector (and dpkt with it) is loaded by the decoding thread while
-libpcap is already reading.
+Light to import: the collector is loaded by the decoding thread while libpcap is already
+reading (and dpkt only if a frame is left to Python).
 """
 
 from __future__ import annotations

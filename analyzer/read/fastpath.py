@@ -533,7 +533,7 @@ def _scan_in_parallel(
     sys.setswitchinterval(SWITCH_INTERVAL)
     try:
         reader.start()
-        collector = new_sink()  # dpkt and the keepalive stage load while libpcap reads
+        collector = new_sink()  # the keepalive stage loads while libpcap reads
         add_records = collector.add_records
         while (batch := batches.get()) is not None:
             add_records(*batch)
