@@ -541,6 +541,18 @@ class _Schedule:
 Reloader = Callable[[], "tuple[list[Tunnel], KeepaliveConfig | None]"]
 
 
+def steady_wall() -> Callable[[], float]:
+    """A clock that reads the host's clock once, then advances with the monotonic clock.
+
+    The state machine's times come from it: on the host's clock, an NTP step or `date -s`
+    forward by more than period × retries took a healthy tunnel down (every tick of the
+    jump extrapolated as unanswered), and a step back stretched the next interval. After a
+    step, event times differ from the host's clock by the step.
+    """
+    offset = time.time() - time.monotonic()
+    return lambda: round(time.monotonic() + offset, 6)
+
+
 @dataclass
 class ProbeLoop:
     """Ticks, receives, reflects and keeps the clock moving until stopped or counted.
@@ -553,7 +565,7 @@ class ProbeLoop:
     sockets: RawSockets
     emit: Callable[[list[dict[str, Any]]], None]
     count: int | None = None
-    wall: Callable[[], float] = field(default=lambda: round(time.time(), 6))
+    wall: Callable[[], float] = field(default_factory=steady_wall)
     monotonic: Callable[[], float] = time.monotonic
     reload: Reloader | None = None
     hup: threading.Event = field(default_factory=threading.Event)

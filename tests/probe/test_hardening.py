@@ -16,6 +16,7 @@ import selectors
 import socket
 import struct
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -550,6 +551,26 @@ def _args(*argv: str) -> Any:
 
 
 # --- --count with tunnels of different periods ----------------------------------------------
+
+
+def test_a_step_of_the_host_clock_does_not_take_a_healthy_tunnel_down(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Every keepalive returns. After the 4th send the host's clock steps 10 s forward (NTP,
+    # date -s): 10 s is 200 periods of 0.05 s, and on the host's clock they were ticks
+    # extrapolated as unanswered: down (counter 2 >= retries 2), then up at the next return.
+    network = FakeNetwork(peer_alive=True)
+    real_time = time.time
+    monkeypatch.setattr(time, "time", lambda: real_time() + (10.0 if len(network.sent) >= 4 else 0))
+    engine = _engine(_tunnel(A, B, period=0.05, retries=2))
+    lines: list[dict[str, Any]] = []
+    loop = probe.ProbeLoop(engine, network, lines.extend, count=8)  # type: ignore[arg-type]
+    try:
+        assert loop.run(threading.Event()) == 0
+    finally:
+        network.close()
+    assert [e["event"] for e in lines if e["event"] in ("down", "up", "extrapolated")] == []
+    assert lines[-1]["tunnels"][0]["downs"] == 0
 
 
 def test_count_judges_each_tunnel_when_it_is_done() -> None:
