@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from array import array
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -289,12 +289,88 @@ class Analysis:
     source: SourceSummary
     tunnels: list[TunnelResult]
 
+    def each_tunnel(self) -> Iterator[TunnelResult]:
+        """The tunnels in order, for a writer that needs one at a time."""
+        return iter(self.tunnels)
+
+    def any_keepalives(self) -> bool:
+        """True when some tunnel has a keepalive originator."""
+        return any(tunnel.originators for tunnel in self.tunnels)
+
     @property
     def any_down(self) -> bool:
         """True when some originator's line protocol went down during the capture."""
-        return any(
-            transition.state is LineState.DOWN
-            for tunnel in self.tunnels
-            for originator in tunnel.originators
-            for transition in originator.transitions
-        )
+        return any(map(_went_down, self.tunnels))
+
+
+def _went_down(tunnel: TunnelResult) -> bool:
+    return any(
+        transition.state is LineState.DOWN
+        for originator in tunnel.originators
+        for transition in originator.transitions
+    )
+
+
+class StreamedAnalysis(Analysis):
+    """An analysis whose tunnels are made one at a time as a writer asks for them
+    (:meth:`each_tunnel`) and let go once written: memory holds what the capture showed and
+    one tunnel's results, not every tunnel's (200,000 idle tunnels: 2.5 KB each).
+
+    `make` makes the tunnels anew each time it is called. Reading :attr:`tunnels` makes
+    them all and keeps them, as in any other analysis.
+    """
+
+    __slots__ = ("_down", "_keepalives", "_make")
+
+    def __init__(
+        self,
+        source: SourceSummary,
+        make: Callable[[], Iterator[TunnelResult]],
+        *,
+        keepalives: bool,
+    ) -> None:
+        """`make`: a fresh iterator over the tunnels, in order, on every call;
+        `keepalives`: whether some tunnel will have a keepalive originator."""
+        self.source = source
+        self._make = make
+        self._keepalives = keepalives
+        self._down: bool | None = None  # any_down, once every tunnel went by
+
+    def __getattr__(self, name: str) -> list[TunnelResult]:
+        # Only for an attribute not set: the tunnels slot until it is first read.
+        if name != "tunnels":
+            raise AttributeError(name)
+        self.tunnels = list(self._make())
+        return self.tunnels
+
+    def _kept(self) -> list[TunnelResult] | None:
+        try:  # the slot, without making the tunnels (__getattr__)
+            kept: list[TunnelResult] = object.__getattribute__(self, "tunnels")
+            return kept
+        except AttributeError:
+            return None
+
+    def each_tunnel(self) -> Iterator[TunnelResult]:
+        """The tunnels in order, each made as it is asked for and not kept (unless
+        :attr:`tunnels` was read already)."""
+        kept = self._kept()
+        if kept is not None:
+            yield from kept
+            return
+        down = False
+        for tunnel in self._make():
+            down = down or _went_down(tunnel)
+            yield tunnel
+        self._down = down
+
+    def any_keepalives(self) -> bool:
+        """True when some tunnel has a keepalive originator (known before making any)."""
+        return self._keepalives
+
+    @property
+    def any_down(self) -> bool:
+        """True when some originator's line protocol went down during the capture (known
+        without making the tunnels again once :meth:`each_tunnel` went through them)."""
+        if self._down is None:
+            self._down = any(map(_went_down, self.each_tunnel()))
+        return self._down

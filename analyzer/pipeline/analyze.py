@@ -5,25 +5,55 @@ The report stage is the caller's (text, JSON or CSV of the returned analysis).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
+from itertools import groupby
+from operator import attrgetter
 
 from analyzer.diagnose.rules import DiagnoseOptions, diagnose
 from analyzer.diagnose.whatif import apply_what_if
-from analyzer.keepalive.analysis import Settings, build_analysis
+from analyzer.keepalive.analysis import Settings, build_analysis, plan_tunnels
 from analyzer.keepalive.collect import Collector, collect_frames
-from analyzer.keepalive.model import Analysis
+from analyzer.keepalive.model import Analysis, SourceSummary, StreamedAnalysis, TunnelResult
 from analyzer.read.capture import RawFrame
 
 
 def analyze_collected(collector: Collector, settings: Settings, *, final: bool = False) -> Analysis:
     """Timelines from a finished streaming pass, then the what-if replay and the diagnoses
-    the settings ask for. `final`: the collector takes no more frames (it may be compacted)."""
-    analysis = build_analysis(collector, settings, final=final)
+    the settings ask for. `final`: the collector takes no more frames (it may be compacted),
+    and the tunnels are made as the report asks for them (a :class:`StreamedAnalysis`)."""
+    if final:
+        plan = plan_tunnels(collector, settings, final=True)
+        source = collector.source
+        return StreamedAnalysis(
+            source,
+            lambda: _finished(source, plan, settings),
+            keepalives=bool(collector.pairer.originators),
+        )
+    analysis = build_analysis(collector, settings)
+    _finish(analysis, settings)
+    return analysis
+
+
+def _finish(analysis: Analysis, settings: Settings) -> None:
     if settings.what_if is not None:
         apply_what_if(analysis, settings.what_if)
     if settings.diagnose:
         diagnose(analysis, diagnose_options(settings))
-    return analysis
+
+
+_ENDPOINTS = attrgetter("endpoints")
+
+
+def _finished(
+    source: SourceSummary, plan: Callable[[], Iterator[TunnelResult]], settings: Settings
+) -> Iterator[TunnelResult]:
+    """The planned tunnels with their what-if replays and diagnoses. The tunnels of one
+    endpoint pair (one per GRE key, next to each other in the order) are diagnosed together:
+    the only diagnosis that compares tunnels compares those."""
+    for _endpoints, same_pair in groupby(plan(), key=_ENDPOINTS):
+        tunnels = list(same_pair)
+        _finish(Analysis(source, tunnels), settings)
+        yield from tunnels
 
 
 def analyze_frames(

@@ -389,11 +389,11 @@ def write_text(
     )
     for warning in source.warnings:
         console.print(f"[yellow]warning:[/yellow] {escape(printable(warning))}")
-    if not any(tunnel.originators for tunnel in analysis.tunnels):
+    if not analysis.any_keepalives():
         console.print("No GRE keepalives found.")
         if not source.data_recorded:
             console.print("Data packets were not recorded (--no-data): no tunnel is listed.")
-    for tunnel in analysis.tunnels:
+    for tunnel in analysis.each_tunnel():  # a streamed analysis makes them one at a time
         console.print()
         key = "none" if tunnel.key is None else str(tunnel.key)
         if not tunnel.originators:
