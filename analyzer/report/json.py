@@ -256,14 +256,16 @@ def write_json(analysis: Analysis, stream: TextIO) -> None:
     stream.write(head[:-2] + ',\n  "tunnels": [')
     separator = "\n    "
     precision = analysis.source.precision
-    for tunnel in analysis.tunnels:
+    empty = True
+    for tunnel in analysis.each_tunnel():  # made one at a time by a streamed analysis
+        empty = False
         stream.write(separator)
         originators = [
             _originator(o, precision, _EventRows(o.events, precision)) for o in tunnel.originators
         ]
         stream.write(_render(_tunnel(tunnel, precision, originators), "    "))
         separator = ",\n    "
-    stream.write("\n  ]\n}\n" if analysis.tunnels else "]\n}\n")
+    stream.write("]\n}\n" if empty else "\n  ]\n}\n")
 
 
 def _no_default(value: object) -> object:
