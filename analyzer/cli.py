@@ -134,6 +134,35 @@ as `ls -b` shows them.
 """
 
 
+SIMULATE_EPILOG = """\
+scenario (TOML; only duration and each tunnel's a and b are required):
+
+  start = 1764115200.0   # capture start, Unix seconds (default 2025-11-26 00:00:00 UTC)
+  duration = 100.0       # seconds simulated
+  vantage = "a"          # the capture is taken next to every tunnel's a (or "b")
+  link = "ethernet"      # or "raw" (IP packets only); vlans = [100] tags every frame
+  nanosecond = false     # true: a nanosecond pcap
+
+  [[tunnel]]             # one table per tunnel
+  a = "192.0.2.1"
+  b = "198.51.100.1"
+  key = 42               # GRE key (key_a / key_b: one end configured apart)
+  delay_ms = 10.0        # one way (reflect_us = 50.0: how long a reflection takes)
+  data_pps = 10.0        # tunnel data each way while that end is up (data_pps_a, _b)
+  keepalive_a = { period = 5, retries = 4, phase = 0.0 }  # leave it out: a sends none
+  keepalive_b = { period = 5, retries = 4, phase = 2.0 }
+  outages = [{ start = 30.5, end = 70.5, direction = "both" }]  # or "a-to-b", "b-to-a"
+
+Vendor variants and faults (period_jitter, inner_src, inner_dst, inner_key, inner_ttl,
+payload, ip_id, machine, metadata_sgt, reflects_a, reflects_b) are described by
+`python -m pydoc analyzer.simulate`. The truth file holds every send and line-protocol
+transition of each endpoint, with the capture's frame numbers.
+
+example:
+  gre-keepalive simulate outage.toml -o outage.pcap && gre-keepalive analyze outage.pcap
+"""
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every subcommand."""
     parser = _Parser(
@@ -258,9 +287,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="write a capture (and its ground truth) from a scenario file",
         description="Simulate GRE tunnels whose endpoints run the keepalive state machine, "
         "with path outages, and write what a capture at one endpoint would show.",
+        epilog=SIMULATE_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    simulate.add_argument("scenario", help="scenario TOML file (see captures/README.md)")
-    simulate.add_argument("-o", "--output", required=True, metavar="PCAP", help="pcap to write")
+    simulate.add_argument("scenario", help="scenario TOML file (the form is below)")
+    simulate.add_argument(
+        "-o", "--output", required=True, metavar="PCAP", help="pcap to write ('-': stdout)"
+    )
     simulate.add_argument(
         "--truth",
         metavar="JSON",

@@ -231,3 +231,25 @@ def test_a_directory_and_one_of_its_files_as_the_two_ends_is_refused(tmp_path: P
     result = run_cli("analyze", str(ring), str(ring / "b.pcap"))
     assert result.returncode == 2
     assert "b.pcap: the same file in both captures" in one_line_error(result)
+
+
+def test_the_scenario_simulate_help_shows_runs_as_its_comments_say(tmp_path: Path) -> None:
+    # The help's scenario is the seed's example (SPEC.md §2, captures/README.md by hand):
+    # both ends keepalive 5 4, the path down both ways over [30.5, 70.5); a's sends at
+    # 35..70 go unanswered, the send at 55 finds counter 4 >= 4: down at 55 (= 35 + 5 × 4);
+    # the reply to the send at 75 is back 2 × 10 ms + 50 µs later: up at 75.02005.
+    help_text = run_cli("simulate", "--help").stdout.decode()
+    lines = help_text.split("scenario (TOML")[1].split("\n\nVendor variants")[0].splitlines()[2:]
+    scenario = tmp_path / "help.toml"
+    scenario.write_text("\n".join(line.removeprefix("  ") for line in lines) + "\n")
+    result = run_cli("simulate", str(scenario), "-o", str(tmp_path / "help.pcap"))
+    assert result.returncode == 0, result.stderr
+    truth = json.loads((tmp_path / "help.truth.json").read_text())
+    (tunnel,) = truth["tunnels"]
+    a_side = next(e for e in tunnel["endpoints"] if e["side"] == "a")
+    start = 1764115200.0
+    assert [(round(t["time"] - start, 5), t["state"]) for t in a_side["transitions"]] == [
+        (55.0, "down"),
+        (75.02005, "up"),
+    ]
+    assert (a_side["sent"], a_side["returned"], tunnel["key"]) == (20, 12, 42)
