@@ -460,6 +460,7 @@ class DetailPane(LinesWidget):
         self.detail: Detail | None = None
         self.empty_text = "No tunnel selected."
         self.charts: list[tuple[int, int, int, int]] = []
+        self._drawn_width = 0
 
     def show(self, detail: Detail | None, empty_text: str = "No tunnel selected.") -> None:
         """Draw this tunnel (None: say `empty_text`)."""
@@ -471,7 +472,14 @@ class DetailPane(LinesWidget):
 
     def relayout(self) -> None:
         width = self.content_size.width or self.app.size.width // 2
+        self._drawn_width = width
         self.set_lines(self._lines(width))
+
+    def on_resize(self) -> None:
+        # Its lines depend on the width alone: a new height (another tunnel's lines, taller
+        # or shorter) is drawn already, and drawing it again cost a frame more per key.
+        if self.content_size.width != self._drawn_width:
+            super().on_resize()
 
     def _lines(self, width: int) -> list[Text]:
         charts: list[tuple[int, int, int, int]] = []
