@@ -832,7 +832,8 @@ class CaptureIndex:
         missing = [word for word in words if word not in text]
         if not missing:
             return True
-        state = _state_text(self._indexes[number].view(time)).lower()
+        line = self._indexes[number].sort_value("line", time)  # its view is not needed
+        state = _LINE_TEXT[line]
         return all(word in state for word in missing)
 
     def tunnel_at(self, key: TunnelKey, time: float) -> TunnelView | None:
@@ -1063,6 +1064,8 @@ def _state_text(view: OriginatorView) -> str:
 
 
 _LINE_ORDER: dict[LineState | None, int] = {LineState.DOWN: 0, LineState.UP: 1, None: 2}
+# What the filter matches of a line state, by its _LINE_ORDER (as _state_text writes it).
+_LINE_TEXT = {order: "—" if state is None else state.value for state, order in _LINE_ORDER.items()}
 
 
 def _state_order(view: OriginatorView) -> int:
