@@ -110,7 +110,7 @@ def _promtool(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_promtool_accepts_the_rules() -> None:
-    assert "SUCCESS: 4 rules found" in _promtool("check", "rules", str(RULES)).stdout
+    assert "SUCCESS: 5 rules found" in _promtool("check", "rules", str(RULES)).stdout
 
 
 def test_promtool_unit_tests_of_every_rule_pass() -> None:
