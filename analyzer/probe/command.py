@@ -545,9 +545,9 @@ def steady_wall() -> Callable[[], float]:
     """A clock that reads the host's clock once, then advances with the monotonic clock.
 
     The state machine's times come from it: on the host's clock, an NTP step or `date -s`
-    forward by more than period × retries took a healthy tunnel down (every tick of the
-    jump extrapolated as unanswered), and a step back stretched the next interval. After a
-    step, event times differ from the host's clock by the step.
+    forward by more than period × retries would take a healthy tunnel down (every tick of
+    the jump extrapolated as unanswered), and a step back would stretch the next interval.
+    After a step, event times differ from the host's clock by the step.
     """
     offset = time.time() - time.monotonic()
     return lambda: round(time.monotonic() + offset, 6)

@@ -134,8 +134,8 @@ def test_simulate_to_a_closed_stdout_is_one_line_and_exit_2() -> None:
     "args", [("analyze", str(KA)), ("simulate", str(DATA / "healthy.toml"), "-o", "-")]
 )
 def test_a_reader_that_goes_away_ends_quietly_with_141(args: tuple[str, ...]) -> None:
-    # The reader is gone before the first write (as after `| head -c 0`): reading one byte
-    # and then closing raced with a report small enough to fit in the pipe at once.
+    # The reader is gone before the first write (as after `| head -c 0`): a reader that
+    # reads one byte and then closes races with a report small enough to fit in the pipe.
     reader, writer = os.pipe()
     os.close(reader)
     try:

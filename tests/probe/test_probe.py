@@ -625,8 +625,8 @@ def test_without_cap_net_raw_it_exits_2_with_one_line() -> None:
 
 
 def test_a_write_file_that_fills_ends_the_recording_not_the_probe() -> None:
-    # /dev/full fails every write with ENOSPC, as a full disk does. The probe stopped with
-    # "cannot write the output" (exit 2): an endpoint lost to its own packet record.
+    # /dev/full fails every write with ENOSPC, as a full disk does: the probe goes on (an
+    # endpoint must not be lost to its own packet record).
     with veth_pair() as pair:
         a, b = pair.address_a, pair.address_b
         status, events, stderr = _count(

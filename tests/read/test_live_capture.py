@@ -589,8 +589,8 @@ def test_write_saves_keepalives_and_data_with_the_numbers_handed_on(
 def test_a_write_file_failing_on_data_ends_the_source_without_a_thread_traceback(
     monkeypatch: pytest.MonkeyPatch, silent_fd: int
 ) -> None:
-    # The data thread writes data packets; its failure is the keepalive side's to raise
-    # (it died with "Exception in thread live-data" and the capture went on unsaved).
+    # The data thread writes data packets; its failure is the keepalive side's to raise,
+    # not an "Exception in thread live-data" while the capture goes on unsaved.
     fake, _keepalives, _data = _two_handles([], [("batch", [(1.0, DATA)])], silent_fd)
     _install(monkeypatch, fake)
     thread_errors: list[Any] = []
