@@ -453,6 +453,10 @@ def _long_silence() -> Capture:
 
 
 SCENARIO_NAMES = ("technote", "variants")
+DIAGNOSE = ROOT / "tests" / "data" / "diagnose"
+# The diagnosis scenarios: legs down, one-sided, filtered replies, NAT, overlay, keys that
+# differ by direction, other vendors' senders (analyze applies the IOS rules by default).
+DIAGNOSE_NAMES = tuple(sorted(path.stem for path in DIAGNOSE.glob("*.toml")))
 
 BUILT = {
     "ipv6-extensions": _ipv6_extensions,
@@ -475,6 +479,10 @@ def extra_captures(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     for name in SCENARIO_NAMES:
         path = directory / f"scenario-{name}.pcap"
         simulate(load_scenario(SCENARIOS / f"{name}.toml"), path)
+        made[path.stem] = path
+    for name in DIAGNOSE_NAMES:
+        path = directory / f"diagnose-{name}.pcap"
+        simulate(load_scenario(DIAGNOSE / f"{name}.toml"), path)
         made[path.stem] = path
     return made
 
@@ -603,7 +611,14 @@ def test_plugin_agrees_with_analysis(capture: Path, tmp_path: Path) -> None:
 
 
 @needs_tshark
-@pytest.mark.parametrize("name", [*BUILT, *(f"scenario-{name}" for name in SCENARIO_NAMES)])
+@pytest.mark.parametrize(
+    "name",
+    [
+        *BUILT,
+        *(f"scenario-{name}" for name in SCENARIO_NAMES),
+        *(f"diagnose-{name}" for name in DIAGNOSE_NAMES),
+    ],
+)
 def test_plugin_agrees_on_built_captures(
     name: str, extra_captures: dict[str, Path], tmp_path: Path
 ) -> None:
