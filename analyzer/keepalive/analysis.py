@@ -402,64 +402,8 @@ def _run(
     until = [r.time for r in requests]
     for first, count in find_bursts(until, burst_period or period):
         until[first] -= (count - 1) * period
-    # Once per keepalive: the timeline's methods bound once, and extrapolate() called only
-    # when its own first test (a gap of over a period and a half) would not return at once.
-    sent, returned, extrapolate = timeline.sent_row, timeline.returned_row, timeline.extrapolate
-    gap = timeline.period * 1.4
-    # The round trip of a pair, worked out for its sent row and taken by its returned row
-    # (by the reply's frame): round() takes half a microsecond.
-    rtts: dict[int, float] = {}
-    next_request, last_request = 0, len(requests)
-    for reply in replies:
-        reply_time = reply.time
-        while next_request < last_request and requests[next_request].time <= reply_time:
-            request = requests[next_request]
-            last_tick = timeline.last_tick
-            if last_tick is not None and not until[next_request] - last_tick < gap:
-                extrapolate(until[next_request], inclusive=False)
-            answer = request.reply
-            if answer is None:
-                sent(request.time, request.frame, request.ident, None, None, None)
-            else:
-                rtt = rtts[answer.frame] = round((answer.time - request.time) * 1000.0, 3)
-                sent(request.time, request.frame, request.ident, answer.frame, rtt, answer.ttl)
-            next_request += 1
-        last_tick = timeline.last_tick
-        if next_request < last_request:
-            if last_tick is not None and not until[next_request] - last_tick < gap:
-                extrapolate(until[next_request], inclusive=False, before=reply_time)
-        else:
-            timeline.extrapolate(capture_end, inclusive=True, before=reply_time)
-        asked = reply.request
-        if asked is None:
-            returned(reply_time, reply.frame, reply.ip_id, None, None, reply.ttl)
-        else:
-            known = rtts.get(reply.frame)
-            if known is None:  # its request's row is in an earlier segment's run
-                known = round((reply_time - asked.time) * 1000.0, 3)  # _rtt_ms
-            returned(reply_time, reply.frame, reply.ip_id, asked.frame, known, reply.ttl)
-    for index in range(next_request, last_request):
-        _send(timeline, requests[index], until[index])
-    timeline.extrapolate(capture_end, inclusive=True)
-    timeline.advance(capture_end)  # timers of time-based profiles; nothing for IOS
+    timeline.replay(requests, replies, until, capture_end)
     return timeline
-
-
-def _send(timeline: OriginatorTimeline, request: Request, until: float) -> None:
-    timeline.extrapolate(until, inclusive=False)
-    reply = request.reply
-    timeline.sent(
-        request.time,
-        request.frame,
-        ident=request.ident,
-        reply_frame=reply.frame if reply else None,
-        rtt_ms=_rtt_ms(request, reply) if reply else None,
-        reply_ttl=reply.ttl if reply else None,
-    )
-
-
-def _rtt_ms(request: Request, reply: Reply) -> float:
-    return round((reply.time - request.time) * 1000.0, 3)
 
 
 def _blackhole(

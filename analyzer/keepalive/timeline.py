@@ -9,9 +9,11 @@ passed since it was due (the same rule, seen without the future).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from analyzer.keepalive.model import KeepaliveEvent, KeepaliveRole
+from analyzer.keepalive.pairing import Reply, Request
 from analyzer.keepalive.state import (
     AnyMachine,
     HoldTimerMachine,
@@ -224,3 +226,125 @@ class OriginatorTimeline:
         if step.transition is not None:
             self.transitions.append(step.transition)
         return event
+
+    def replay(
+        self,
+        requests: Sequence[Request],
+        replies: Sequence[Reply],
+        until: Sequence[float],
+        capture_end: float,
+    ) -> None:
+        """Run the machine over a capture's sends and replies (each in time order; a send
+        at the same instant as a reply comes first), with the ticks the capture does not
+        show, up to `capture_end` (inclusive). `until[i]`: where the ticks missing before
+        send i are counted up to (exclusive; a burst's first send counts them earlier).
+
+        :meth:`sent_row` and :meth:`returned_row` once per keepalive, written out here
+        (the hub's hundreds of thousands of rows): the machine's methods and the lists
+        bound once, and :meth:`extrapolate` called only when its own first test (a gap
+        of over a period and a half) would not return at once.
+        """
+        machine = self.machine
+        send, reply_to = machine.send, machine.reply
+        timed = self.timed
+        keep = self.keep_events
+        add_event, add_transition = self.events.append, self.transitions.append
+        extrapolate = self.extrapolate
+        gap = self.period * 1.4
+        # A pair's round trip, worked out for its sent row and taken by its returned row
+        # (by the reply's frame): round() takes half a microsecond.
+        rtts: dict[int, float] = {}
+        next_request, last_request = 0, len(requests)
+        for reply in replies:
+            reply_time = reply.time
+            while next_request < last_request and requests[next_request].time <= reply_time:
+                request = requests[next_request]
+                last_tick = self.last_tick
+                if last_tick is not None and not until[next_request] - last_tick < gap:
+                    extrapolate(until[next_request], inclusive=False)
+                time, frame, answer = request.time, request.frame, request.reply
+                if timed:
+                    self.advance(time)
+                step = send(time, frame)
+                self.last_tick = time
+                if answer is None:
+                    event = KeepaliveEvent(
+                        time, frame, _SENT, request.ident, step.counter, step.line_state
+                    )
+                else:
+                    rtt = rtts[answer.frame] = round((answer.time - time) * 1000.0, 3)
+                    event = KeepaliveEvent(
+                        time,
+                        frame,
+                        _SENT,
+                        request.ident,
+                        step.counter,
+                        step.line_state,
+                        answer.frame,
+                        rtt,
+                        answer.ttl,
+                    )
+                if keep:
+                    add_event(event)
+                if step.transition is not None:
+                    add_transition(step.transition)
+                next_request += 1
+            last_tick = self.last_tick
+            if next_request < last_request:
+                if last_tick is not None and not until[next_request] - last_tick < gap:
+                    extrapolate(until[next_request], inclusive=False, before=reply_time)
+            else:
+                extrapolate(capture_end, inclusive=True, before=reply_time)
+            frame = reply.frame
+            if timed:
+                self.advance(reply_time)
+            step = reply_to(reply_time, frame)
+            asked = reply.request
+            if asked is None:
+                event = KeepaliveEvent(
+                    reply_time,
+                    frame,
+                    _RETURNED,
+                    reply.ip_id,
+                    step.counter,
+                    step.line_state,
+                    None,
+                    None,
+                    reply.ttl,
+                )
+            else:
+                known = rtts.get(frame)
+                if known is None:  # its request's row is in an earlier segment's run
+                    known = round((reply_time - asked.time) * 1000.0, 3)
+                event = KeepaliveEvent(
+                    reply_time,
+                    frame,
+                    _RETURNED,
+                    reply.ip_id,
+                    step.counter,
+                    step.line_state,
+                    asked.frame,
+                    known,
+                    reply.ttl,
+                )
+            if keep:
+                add_event(event)
+            if step.transition is not None:
+                add_transition(step.transition)
+        for index in range(next_request, last_request):
+            request = requests[index]
+            extrapolate(until[index], inclusive=False)
+            answer = request.reply
+            if answer is None:
+                self.sent_row(request.time, request.frame, request.ident, None, None, None)
+            else:
+                self.sent_row(
+                    request.time,
+                    request.frame,
+                    request.ident,
+                    answer.frame,
+                    round((answer.time - request.time) * 1000.0, 3),
+                    answer.ttl,
+                )
+        extrapolate(capture_end, inclusive=True)
+        self.advance(capture_end)  # timers of time-based profiles; nothing for IOS
