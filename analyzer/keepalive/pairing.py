@@ -354,9 +354,16 @@ class Pairer:
     ) -> Reply | None:
         """:meth:`add_reply` with the tunnel already known (:meth:`tunnel_of`)."""
         reply = Reply(frame, time, src, dst, key, ip_id, ttl, payload_length, tunnel, dst)
-        request = self._match(reply)
+        ident = (src, dst, ip_id)
+        waiting = self._pending.get(ident) if ip_id is not None else None
+        if waiting is not None and len(waiting) == 1 and 0 <= time - waiting[0].time <= MAX_RTT:
+            # The usual case, what _match finds, without building its lists
+            request: Request | None = waiting[0]
+            del self._pending[ident]
+        else:
+            request = self._match(reply)
         if request is None:
-            earlier = self._answered.get((src, dst, ip_id))
+            earlier = self._answered.get(ident)
             if (
                 earlier is not None
                 and earlier.reply is not None
@@ -380,7 +387,7 @@ class Pairer:
         if shape.key != key:
             log.variants.add("reply-key-differs")
         if ip_id is not None:
-            self._answered[(src, dst, ip_id)] = request
+            self._answered[ident] = request
         return reply
 
     def tunnel_of(self, src: str, dst: str, key: int | None) -> TunnelId:
