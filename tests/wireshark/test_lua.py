@@ -731,6 +731,18 @@ def test_tree_shows_the_down_transition() -> None:
     assert "Keepalive of 192.0.2.1 unanswered" in stdout
 
 
+@needs_tshark
+def test_numeric_fields_show_their_value_names() -> None:
+    """The numeric twins of type, line state and transition carry value strings."""
+    stdout = tshark(CAPTURES / "outage.pcap", LUA, "-V", display_filter="frame.number == 835")
+    for line in ("Type code: request (1)", "Line protocol code: down (2)"):
+        assert f"[{line}]" in stdout
+    assert "[Transition code: down (1)]" in stdout
+    reply = tshark(CAPTURES / "outage.pcap", LUA, "-V", display_filter="frame.number == 923")
+    assert "[Type code: reply (2)]" in reply and "[Transition code: up (2)]" in reply
+    assert "[Line protocol code: up (1)]" in reply
+
+
 MODE_CAPTURES = (
     CAPTURES / "outage.pcap",
     CAPTURES / "keyed.pcap",
