@@ -92,6 +92,20 @@ def _seconds(text: str) -> float:
     return value
 
 
+MAX_TICK = 60.0  # a slower clock check would report a silent tunnel's down that much late
+
+
+def _tick(text: str) -> float:
+    """--tick: seconds, at most MAX_TICK (without packets, only the clock finds a down)."""
+    value = _seconds(text)
+    if value > MAX_TICK:
+        raise argparse.ArgumentTypeError(
+            f"{text} seconds is too long (at most {MAX_TICK:g}: on a silent line only the "
+            "clock check finds a down, that much late)"
+        )
+    return value
+
+
 def _megabytes(text: str) -> int:
     """A buffer size in MiB (a positive whole number) as bytes."""
     try:
@@ -190,11 +204,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     parser.add_argument(
         "--tick",
-        type=_seconds,
+        type=_tick,
         default=DEFAULT_TICK,
         metavar="S",
         help=f"jsonl: how often the wall clock is checked for missed keepalive ticks "
-        f"(default {DEFAULT_TICK}; the terminal UI keeps its own clock)",
+        f"(default {DEFAULT_TICK}, at most {MAX_TICK:g}; the terminal UI keeps its own clock)",
     )
     parser.set_defaults(handler=run)
 
