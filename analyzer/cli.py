@@ -195,7 +195,8 @@ def build_parser() -> argparse.ArgumentParser:
         "a,b,c): the two are merged (clock offset from request/reply pairs) and every lost "
         "keepalive is placed on the leg it died on",
     )
-    analyze.add_argument("extra_captures", nargs="*", help=argparse.SUPPRESS)
+    # default given: without one, argparse names this hidden argument as required
+    analyze.add_argument("extra_captures", nargs="*", default=[], help=argparse.SUPPRESS)
     analyze.add_argument(
         "--config",
         metavar="FILE",

@@ -201,6 +201,16 @@ def test_missing_arguments_exit_2(command: list[str]) -> None:
     assert result.returncode == 2
 
 
+def test_analyze_without_a_capture_names_only_the_capture() -> None:
+    # extra_captures is hidden (a third capture is refused with its own message)
+    result = run_cli("analyze")
+    assert result.returncode == 2
+    assert one_line_error(result) == (
+        "gre-keepalive analyze: error: the following arguments are required: capture "
+        "(see gre-keepalive analyze --help)"
+    )
+
+
 def test_a_file_named_twice_in_one_capture_is_refused(tmp_path: Path) -> None:
     # Read twice, its data packets would count twice (blackholed figures doubled).
     link = tmp_path / "same.pcap"
