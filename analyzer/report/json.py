@@ -379,6 +379,9 @@ class _EventRows:
         rows: list[str] = []
         append = rows.append
         low, high, digits = _plain_range(precision)
+        # The text of each round trip written so far (a pair's two rows share theirs; a
+        # link's round trips repeat)
+        rtt_texts: dict[float, str] = {}
         for event in events:
             when = event.time
             if when.__class__ is float and (low <= when < high or -high < when <= -low):
@@ -388,8 +391,13 @@ class _EventRows:
             else:
                 time = repr(round(when, precision))
             frame, ident, partner = event.frame, event.ident, event.partner_frame
-            rtt, ttl, first, role, state = (
-                event.rtt_ms,
+            rtt = event.rtt_ms
+            rtt_text: str | None = "null"
+            if rtt is not None:
+                rtt_text = rtt_texts.get(rtt) if rtt else None  # 0.0 and -0.0: one key
+                if rtt_text is None:
+                    rtt_text = rtt_texts[rtt] = repr(rtt)
+            ttl, first, role, state = (
                 event.reply_ttl,
                 event.first_time,
                 event.role,
@@ -405,7 +413,7 @@ class _EventRows:
                 f'"counter": {event.counter}, '
                 f'"line_state": {quoted.get(state) or quote(state)}, '
                 f'"partner_frame": {"null" if partner is None else partner}, '
-                f'"rtt_ms": {"null" if rtt is None else repr(rtt)}, '
+                f'"rtt_ms": {rtt_text}, '
                 f'"reply_ttl": {"null" if ttl is None else ttl}, '
                 f'"ticks": {event.ticks}, '
                 f'"first_time": {time if first is None else repr(round(first, precision))}}}'
