@@ -212,11 +212,21 @@ def _comment(text: str) -> str:
 
 
 def _address(text: str) -> str:
-    """The address as the plugin writes it (Python's ipaddress text)."""
+    """The address as the plugin writes it, which is how the analyzer decodes it
+    (inet_ntop): RFC 5952 text, except that an IPv4-mapped (::ffff:a.b.c.d) or
+    IPv4-compatible (::a.b.c.d) IPv6 address ends in dotted form, where Python's
+    ipaddress writes hex groups (::ffff:c000:201)."""
     try:
-        return str(ipaddress.ip_address(text.strip()))
+        address = ipaddress.ip_address(text.strip())
     except ValueError:
         return text
+    if isinstance(address, ipaddress.IPv6Address):
+        packed = address.packed
+        words = [int.from_bytes(packed[i : i + 2], "big") for i in range(0, 16, 2)]
+        if words[:5] == [0] * 5 and (words[5] == 0xFFFF or (words[5] == 0 and words[6] != 0)):
+            prefix = "::ffff:" if words[5] == 0xFFFF else "::"
+            return prefix + str(ipaddress.IPv4Address(packed[12:]))
+    return str(address)
 
 
 def _tunnel_rows(config: KeepaliveConfig) -> list[str]:

@@ -704,6 +704,34 @@ def test_toml_config_defaults_and_keys(tmp_path: Path) -> None:
 
 
 @needs_tshark
+def test_config_names_ipv4_mapped_addresses_as_the_plugin_decodes_them(tmp_path: Path) -> None:
+    """An IPv4-mapped IPv6 endpoint: the decoder writes ::ffff:192.0.2.1 (inet_ntop), so
+    the baked-in table must too (Python's ipaddress writes ::ffff:c000:201)."""
+    cap = Capture()
+    a, b = "::ffff:192.0.2.1", "::ffff:198.51.100.1"
+    for i in range(12):
+        request = cap.request(5.0 * i, a, b)
+        if not 4 <= i <= 9:
+            cap.reply(5.0 * i + 0.02, request)
+    capture = _write(cap, tmp_path / "mapped.pcap")
+    config = tmp_path / "mapped.toml"
+    config.write_text(
+        '[[tunnel]]\nsource = "::ffff:c000:201"\ndestination = "::ffff:198.51.100.1"\n'
+        "period = 5\nretries = 2\n",
+        encoding="utf-8",
+    )
+    script = tmp_path / "mapped.lua"
+    assert main(["export-lua", "--config", str(config), "-o", str(script)]) == 0
+    assert '["::ffff:192.0.2.1 ::ffff:198.51.100.1 none"]' in script.read_text(encoding="utf-8")
+    frames = lua_frames(capture, script)
+    assert_agree(analysis(capture, tmp_path, "--config", str(config)), frames)
+    # Frames 1-8: four answered keepalives. Sends at 20 s and 25 s (frames 9, 10) go
+    # unanswered (counter 2): the send at 30 s (frame 11) finds 2 >= retries 2: down.
+    assert (frames[11].get("retries"), frames[11].get("retries_source")) == ("2", "config")
+    assert frames[11].get("transition") == "down"
+
+
+@needs_tshark
 def test_retries_option_sets_the_preference_default(tmp_path: Path) -> None:
     capture = CAPTURES / "outage.pcap"
     script = tmp_path / "retries4.lua"
