@@ -47,11 +47,21 @@ def interface_address(name: str, family: int) -> str | None:
     return None
 
 
+def interface_exists(name: str) -> bool:
+    """True when this host has an interface called `name`."""
+    try:
+        socket.if_nametoindex(name)
+    except (OSError, ValueError):
+        return False
+    return True
+
+
 def resolve_interface_sources(
-    text: str, lookup: Lookup = interface_address
+    text: str, lookup: Lookup = interface_address, exists: Callable[[str], bool] = interface_exists
 ) -> tuple[str, list[str]]:
     """IOS text with each ``tunnel source NAME`` naming a host interface (and no
-    ``interface NAME`` block of the file) replaced by that interface's address; notes."""
+    ``interface NAME`` block of the file) replaced by that interface's address; notes (also
+    for a host interface without an address of the destination's family)."""
     lines = text.splitlines(keepends=True)
     declared = {m.group("name").lower() for line in lines if (m := _INTERFACE.match(line))}
     blocks: list[tuple[int, int]] = []
@@ -83,7 +93,14 @@ def resolve_interface_sources(
                 continue  # the file's own interface block answers
             address = lookup(name, family)
             if address is None:
-                continue  # the parser warns that it found no such interface
+                # the parser then warns that the file has no such interface
+                if exists(name):
+                    scope = "" if family == 4 else "global "
+                    notes.append(
+                        f"line {number + 1}: tunnel source {name}: this host's interface "
+                        f"{name} has no {scope}IPv{family} address"
+                    )
+                continue
             ending = lines[number][len(lines[number].rstrip("\r\n")) :]
             lines[number] = f"{source.group('lead')}{address}{ending}"
             notes.append(f"line {number + 1}: tunnel source {name} is {address} on this host")

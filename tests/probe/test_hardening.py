@@ -873,6 +873,19 @@ def test_the_probe_reads_host_interface_names_from_an_ios_file(tmp_path: Path) -
     ]
 
 
+def test_a_host_interface_without_an_address_of_the_family_is_named_so() -> None:
+    # The parser's warning says the file has no such interface; the note says why the
+    # host's interface did not answer: it exists, but has no address of that family.
+    ios = "interface Tunnel0\n tunnel source eth7\n tunnel destination 2001:db8::2\n"
+    text, notes = resolve_interface_sources(ios, lambda name, family: None, lambda name: True)
+    assert text == ios
+    assert notes == [
+        "line 2: tunnel source eth7: this host's interface eth7 has no global IPv6 address"
+    ]
+    _, none = resolve_interface_sources(ios, lambda name, family: None, lambda name: False)
+    assert none == []
+
+
 def test_the_probe_opens_its_ios_config_once(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
