@@ -247,7 +247,7 @@ class KeepaliveApp(App[int]):
             if self.filter_text
             else "no keepalive originators yet"
         )
-        table.show(self.rows)
+        table.show(self.rows, unfiltered=len(snapshot.views))
         self.selected = table.selected_key
         self.show_detail()
         self.show_log()

@@ -146,6 +146,7 @@ class TunnelTable(Widget, can_focus=True):
         self.order: list[str] = []
         self._index: dict[str, int] = {}
         self.cursor_row = 0
+        self.height_rows = 0  # rows the table is tall enough for
         self.top = 0
         self.column_offset = 0
         self.sort_by = PROBLEMS
@@ -209,15 +210,19 @@ class TunnelTable(Widget, can_focus=True):
         number = self._index.get(key)
         return None if number is None else self.views[number]
 
-    def show(self, views: Rows, *, select: str | None = None) -> None:
-        """Display these rows in this order, keeping the cursor on the same originator."""
+    def show(self, views: Rows, *, select: str | None = None, unfiltered: int = 0) -> None:
+        """Display these rows in this order, keeping the cursor on the same originator. The
+        table stays as tall as `unfiltered` rows need (the rows before a filter), so typing
+        a filter does not move the panes below it at every key."""
         keep = select or self.selected_key
         order = views.keys
         if order != self.order:
             self.order = order
             self._index = {key: number for number, key in enumerate(order)}
-            if len(order) != len(self.views):
-                self.refresh(layout=True)
+        height = max(len(order), unfiltered)
+        if height != self.height_rows:
+            self.height_rows = height
+            self.refresh(layout=True)
         self.views = views
         if keep is not None and keep in self._index:
             self.cursor_row = self._index[keep]
@@ -254,7 +259,7 @@ class TunnelTable(Widget, can_focus=True):
         self.top = max(min(self.top, max(len(self.order) - height, 0)), 0)
 
     def get_content_height(self, container: Size, viewport: Size, width: int) -> int:
-        return max(len(self.order), 1) + 1
+        return max(self.height_rows, 1) + 1
 
     def columns_shown(self, width: int) -> tuple[tuple[Column, int], ...]:
         """The columns that fit in `width` cells, with their widths."""

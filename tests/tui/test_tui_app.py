@@ -216,6 +216,24 @@ async def test_filter_and_sort() -> None:
         assert (app.sort_by, app.sort_reverse) == ("originator", True)
 
 
+async def test_the_table_keeps_its_height_while_the_filter_narrows_it() -> None:
+    # Two captures' tunnels in one analysis: four rows, two of them the keyed tunnel's.
+    outage, keyed = _loader()(lambda _: None), _loader(ROOT / "captures" / "keyed.pcap")
+    both = Analysis(outage.source, [*outage.tunnels, *keyed(lambda _: None).tunnels])
+    app = CaptureApp(lambda _: both, name="two captures")
+    async with app.run_test(size=SIZE) as pilot:
+        await _until(pilot, app.ready.is_set)
+        table, lower = app.query_one(TunnelTable), app.query_one("#lower")
+        before = (table.region, lower.region)
+        assert table.row_count == 4
+        await pilot.press("slash", *"203.0.113")
+        assert table.row_count == 2
+        # Typing moved nothing: the table keeps the height of four rows.
+        assert (table.region, lower.region) == before
+        await pilot.press("escape")
+        assert table.row_count == 4 and (table.region, lower.region) == before
+
+
 async def test_the_sort_marker_follows_the_sorted_column() -> None:
     app = CaptureApp(_loader(), name="captures/outage.pcap")
     async with app.run_test(size=SIZE) as pilot:
