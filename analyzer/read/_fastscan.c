@@ -43,7 +43,7 @@ struct bpf_program_abi {
 };
 
 typedef void pcap_t;
-typedef pcap_t *(*open_offline_fn)(const char *, unsigned int, char *);
+typedef pcap_t *(*fopen_offline_fn)(FILE *, unsigned int, char *);
 typedef int (*datalink_fn)(pcap_t *);
 typedef int (*compile_fn)(pcap_t *, struct bpf_program_abi *, const char *, int, uint32_t);
 typedef void (*freecode_fn)(struct bpf_program_abi *);
@@ -63,7 +63,7 @@ typedef int (*snapshot_fn)(pcap_t *);
 #define PCAP_NETMASK_UNKNOWN 0xffffffffu
 
 struct libpcap {
-    open_offline_fn open_offline;
+    fopen_offline_fn fopen_offline;
     datalink_fn datalink;
     compile_fn compile;
     freecode_fn freecode;
@@ -108,7 +108,7 @@ static int load_libpcap(PyObject *candidates, struct libpcap *lib) {
             return -1;                                                                      \
         }                                                                                   \
     } while (0)
-    LOAD(open_offline, "pcap_open_offline_with_tstamp_precision");
+    LOAD(fopen_offline, "pcap_fopen_offline_with_tstamp_precision");
     LOAD(datalink, "pcap_datalink");
     LOAD(compile, "pcap_compile");
     LOAD(freecode, "pcap_freecode");
@@ -836,6 +836,8 @@ PyDoc_STRVAR(scan_doc,
 "(libpcap's error, where the failed record starts if the file is classic pcap). Raises\n"
 "ScanError if libpcap cannot open the file or compile the filter.");
 
+#define READ_BUFFER (1 << 20) /* bytes of the capture file read at a time */
+
 static PyObject *scan(PyObject *self, PyObject *args) {
     const char *path;
     PyObject *libraries, *filter_for, *on_batch, *progress;
@@ -847,8 +849,23 @@ static PyObject *scan(PyObject *self, PyObject *args) {
     if (load_libpcap(libraries, &lib) < 0)
         return NULL;
     char errbuf[PCAP_ERRBUF_SIZE] = "";
-    pcap_t *pcap = lib.open_offline(path, PCAP_TSTAMP_PRECISION_NANO, errbuf);
+    /* Opened here rather than by pcap_open_offline for a larger stdio buffer: libpcap's
+     * own reads the file 4 KiB at a time, a read system call each (62,000 for 255 MB). */
+    FILE *file = fopen(path, "rb");
+    if (file == NULL) {
+        PyErr_Format(ScanError, "%s: %s", path, strerror(errno));
+        return NULL;
+    }
+    /* glibc takes the size only with a buffer given; without one the default stays */
+    char *buffer = malloc(READ_BUFFER);
+    if (buffer != NULL && setvbuf(file, buffer, _IOFBF, READ_BUFFER) != 0) {
+        free(buffer);
+        buffer = NULL;
+    }
+    pcap_t *pcap = lib.fopen_offline(file, PCAP_TSTAMP_PRECISION_NANO, errbuf);
     if (pcap == NULL) {
+        fclose(file); /* libpcap closes it only once it has opened it */
+        free(buffer);
         PyErr_Format(ScanError, "%s", errbuf[0] ? errbuf : "libpcap cannot open the file");
         return NULL;
     }
@@ -923,7 +940,8 @@ static PyObject *scan(PyObject *self, PyObject *args) {
                                (long long)data_packets, flows, stopped);
 done:
     Py_XDECREF(stopped);
-    lib.close(pcap);
+    lib.close(pcap); /* and the file */
+    free(buffer);
     table_free(&table);
     return result;
 }
