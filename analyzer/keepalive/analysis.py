@@ -202,8 +202,11 @@ def _agreeing_count(ordered: Sequence[float], candidate: float) -> int:
     `candidate`."""
     tolerance = PERIOD_TOLERANCE * candidate
     count = 0
+    longest = ordered[-1] if ordered else 0.0
     for multiple in range(1, LISTED_MULTIPLES + 1):
         centre = multiple * candidate
+        if centre - tolerance > longest:
+            break  # no interval this long, nor near any larger multiple
         count += bisect_right(ordered, centre + tolerance) - bisect_left(
             ordered, centre - tolerance
         )
