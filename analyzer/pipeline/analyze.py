@@ -30,15 +30,15 @@ def analyze_collected(collector: Collector, settings: Settings, *, final: bool =
             keepalives=bool(collector.pairer.originators),
         )
     analysis = build_analysis(collector, settings)
-    _finish(analysis, settings)
+    _finish(analysis, settings, diagnose_options(settings))
     return analysis
 
 
-def _finish(analysis: Analysis, settings: Settings) -> None:
+def _finish(analysis: Analysis, settings: Settings, options: DiagnoseOptions) -> None:
     if settings.what_if is not None:
         apply_what_if(analysis, settings.what_if)
     if settings.diagnose:
-        diagnose(analysis, diagnose_options(settings))
+        diagnose(analysis, options)
 
 
 _ENDPOINTS = attrgetter("endpoints")
@@ -50,9 +50,10 @@ def _finished(
     """The planned tunnels with their what-if replays and diagnoses. The tunnels of one
     endpoint pair (one per GRE key, next to each other in the order) are diagnosed together:
     the only diagnosis that compares tunnels compares those."""
+    options = diagnose_options(settings)
     for _endpoints, same_pair in groupby(plan(), key=_ENDPOINTS):
         tunnels = list(same_pair)
-        _finish(Analysis(source, tunnels), settings)
+        _finish(Analysis(source, tunnels), settings, options)
         yield from tunnels
 
 

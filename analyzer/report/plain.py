@@ -12,25 +12,31 @@ handed to a real rich console on the same stream.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Sequence
 from itertools import pairwise
 from typing import Any, TextIO
 
 from rich._wrap import divide_line
 from rich.cells import cell_len
 from rich.console import Console
+from rich.control import strip_control_codes
 from rich.markup import RE_TAGS
 from rich.padding import Padding
 from rich.table import Table
 from rich.text import Text
 
 _WORD = re.compile(r"\s*\S+\s*")  # rich's word: leading space, the word, trailing space
-# Characters the report itself writes outside ASCII, each one cell wide.
-_NARROW = str.maketrans("", "", "…↔→≥·×")
+# A character that is neither ASCII nor one the report itself writes (each one cell wide).
+_WIDE = re.compile(r"[^\x00-\x7f…↔→≥·×]")
+# The control characters rich's Text leaves out (rich.control.strip_control_codes).
+_CONTROL = re.compile("[\a\b\v\f\r]")
+# Text whose words are apart by single spaces (no other whitespace, none leading).
+_ODD_SPACES = re.compile(r"^ |  |[^\S ]")
 
 
 def _narrow(text: str) -> bool:
     """Every character of `text` is one cell wide (ASCII and the report's own arrows)."""
-    return text.isascii() or text.translate(_NARROW).isascii()
+    return text.isascii() or _WIDE.search(text) is None
 
 
 def _cells(text: str) -> int:
@@ -42,6 +48,8 @@ def _cells(text: str) -> int:
 def _divide_narrow(text: str, width: int) -> list[int]:
     """rich's ``divide_line`` (fold on) for text of one-cell characters, counting with
     len(): the offsets at which to break `text` into lines of at most `width` cells."""
+    if _ODD_SPACES.search(text) is None and max(map(len, text.split(" "))) <= width:
+        return _divide_spaced(text, width)
     breaks: list[int] = []
     offset = 0  # cells used on the current line
     for match in _WORD.finditer(text):
@@ -61,6 +69,24 @@ def _divide_narrow(text: str, width: int) -> list[int]:
         elif offset and start:
             breaks.append(start)
             offset = len(word)
+    return breaks
+
+
+def _divide_spaced(text: str, width: int) -> list[int]:
+    """:func:`_divide_narrow` for words apart by single spaces, none longer than a line:
+    each line ends before the first word that does not fit whole."""
+    breaks: list[int] = []
+    line = 0  # where the current line starts
+    end = len(text)
+    while end - line > width:
+        limit = line + width  # the first offset past the line
+        if text[limit] == " ":  # a word ends right at the edge: the next one starts a line
+            if limit + 1 == end:
+                break  # only the trailing space is left, and rich keeps it
+            line = limit + 1
+        else:  # the edge cuts a word: it starts the next line
+            line = text.rfind(" ", line, limit) + 1
+        breaks.append(line)
     return breaks
 
 
@@ -158,11 +184,81 @@ class PlainConsole(Console):
             return self._table(renderable)
         return None
 
+    def print_text(self, text: str) -> None:
+        """``print(Text(text))``, without building it."""
+        if _CONTROL.search(text) is not None:
+            text = strip_control_codes(text)  # as Text does
+        self.file.write("\n".join(wrap(text, self.plain_width)) + "\n")
+
+    def print_padded(self, text: str, left: int) -> None:
+        """``print(Padding(Text(text), (0, 0, 0, left), expand=False))``, without
+        building them."""
+        if _CONTROL.search(text) is not None:
+            text = strip_control_codes(text)
+        lines = self._padded_lines(text, left)
+        if lines is None:
+            super().print(Padding(Text(text), (0, 0, 0, left), expand=False))
+        else:
+            self.file.write("\n".join(lines) + "\n")
+
+    def print_table(self, headers: Sequence[str], rows: Iterable[Sequence[str]]) -> None:
+        """``print`` of a borderless Table (``show_edge=False, box=None``) with these
+        headers and rows (cells are markup, as in a Table), every column ``no_wrap`` but
+        the one headed "event", without building it."""
+        grid = [tuple(headers), *map(tuple, rows)]
+        cells = "".join(cell for row in grid for cell in row)
+        if "[" not in cells and "\n" not in cells and _narrow(cells):
+            lines = self._narrow_table(grid, list(headers).index("event"))
+            if lines is not None:
+                self.file.write("\n".join(lines) + "\n")
+                return
+        columns = [list(column) for column in zip(*grid, strict=True)]
+        wrapable = [header == "event" for header in headers]
+        plain = [
+            [_markup_plain(cell) for cell in cells] if "[" in "".join(cells) else cells
+            for cells in columns
+        ]
+        lines = self._table_lines(plain, wrapable)
+        if lines is not None:
+            self.file.write("\n".join(lines) + "\n")
+            return
+        table = Table(show_edge=False, pad_edge=True, box=None)
+        for header, can_wrap in zip(headers, wrapable, strict=True):
+            table.add_column(header, no_wrap=not can_wrap)
+        for index in range(1, len(columns[0])):
+            table.add_row(*(column[index] for column in columns))
+        super().print(table)
+
+    def _narrow_table(self, grid: list[tuple[str, ...]], wrapable: int) -> list[str] | None:
+        """:meth:`_table_lines` for plain cells of one-cell characters (len() is their
+        width), the column `wrapable` the only one that may wrap."""
+        widths = [max(map(len, column)) for column in zip(*grid, strict=True)]
+        excess = sum(widths) + 2 * len(widths) - self.plain_width
+        if excess > 0:
+            if widths[wrapable] - excess < 1:
+                return None
+            widths[wrapable] -= excess
+        line = " " + "  ".join(f"{{:<{width}}}" for width in widths) + " "
+        width = widths[wrapable]
+        lines = []
+        for row in grid:
+            if len(row[wrapable]) <= width:
+                lines.append(line.format(*row))
+                continue
+            blank = [""] * len(row)
+            for index, piece in enumerate(wrap(row[wrapable], width)):
+                cells = list(row) if index == 0 else blank
+                cells[wrapable] = piece
+                lines.append(line.format(*cells))
+        return lines
+
     def _padded(self, padding: Padding) -> list[str] | None:
         text = _plain(padding.renderable)
         if text is None or padding.expand or padding.top or padding.bottom or padding.right:
             return None
-        left = padding.left
+        return self._padded_lines(text, padding.left)
+
+    def _padded_lines(self, text: str, left: int) -> list[str] | None:
         widest = max((_cells(line) for line in text.split("\n")), default=0)
         inner = min(widest + left, self.plain_width) - left
         if inner < 1:
@@ -186,12 +282,21 @@ class PlainConsole(Console):
         columns: list[list[str]] = []
         for column in table.columns:
             cells = [_plain(column.header), *(_plain(cell) for cell in column.cells)]
-            if any(cell is None or "\n" in cell for cell in cells):
+            if any(cell is None for cell in cells):
                 return None
             columns.append([str(cell) for cell in cells])
-        if not columns:
+        wrapable = [column.width is None and not column.no_wrap for column in table.columns]
+        return self._table_lines(columns, wrapable)
+
+    def _table_lines(self, columns: list[list[str]], wrapable: list[bool]) -> list[str] | None:
+        """The lines of a borderless table of these columns (header first): None when rich
+        would lay it out otherwise than this knows how to."""
+        if not columns or any("\n" in "".join(cells) for cells in columns):
             return None
-        sizes = [[_cells(cell) for cell in cells] for cells in columns]
+        sizes = [
+            list(map(len, cells)) if _narrow("".join(cells)) else list(map(_cells, cells))
+            for cells in columns
+        ]
         widths = [max(column) for column in sizes]
         excess = sum(width + 2 for width in widths) - self.plain_width
         rows = range(len(columns[0]))
@@ -205,7 +310,6 @@ class PlainConsole(Console):
             ]
         # rich narrows the widest wrapable column by the excess; with one such column (the
         # report's "event") that is all it does, unless it would vanish.
-        wrapable = [column.width is None and not column.no_wrap for column in table.columns]
         if wrapable.count(True) != 1:
             return None
         narrowed = wrapable.index(True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+from datetime import UTC, datetime
 from itertools import pairwise
 from typing import TextIO
 
@@ -13,7 +14,7 @@ from rich.table import Table
 from rich.text import Text
 
 from analyzer.diagnose.rules import counted as count
-from analyzer.keepalive.clock import utc_text
+from analyzer.keepalive.clock import CALENDAR_END, CALENDAR_START, utc_text
 from analyzer.keepalive.model import (
     Analysis,
     KeepaliveEvent,
@@ -23,17 +24,55 @@ from analyzer.keepalive.model import (
     ValueSource,
 )
 from analyzer.keepalive.state import LineState, Transition
+from analyzer.report import plain
 from analyzer.report.escape import printable
 from analyzer.report.plain import PlainConsole
 
 
 def _clock(epoch: float, precision: int, *, date: bool = True) -> str:
-    # Outside 1970-9999 a time is written raw (@epoch seconds): datetime cannot hold it.
-    return utc_text(epoch, date=date, digits=precision)
+    """:func:`utc_text`, a quarter of its time (%-formatting instead of strftime: every
+    year it writes has four digits); outside 1970-9999 a time is written raw (@epoch
+    seconds) by utc_text itself: datetime cannot hold it."""
+    if not CALENDAR_START <= epoch < CALENDAR_END:  # (NaN too)
+        return utc_text(epoch, date=date, digits=precision)
+    stamp = datetime.fromtimestamp(epoch, UTC)
+    if date:
+        text = "%04d-%02d-%02d %02d:%02d:%02d" % (  # noqa: UP031 (twice as fast as f"")
+            stamp.year,
+            stamp.month,
+            stamp.day,
+            stamp.hour,
+            stamp.minute,
+            stamp.second,
+        )
+    else:
+        text = "%02d:%02d:%02d" % (stamp.hour, stamp.minute, stamp.second)  # noqa: UP031
+    digits = max(0, min(precision, 6))
+    if digits:
+        text += (".%06d" % stamp.microsecond)[: digits + 1]  # noqa: UP031
+    return text
 
 
 def _state(state: LineState) -> Text:
-    return Text(state.value, style="bold green" if state is LineState.UP else "bold red")
+    return Text(state.value, style=_state_style(state))
+
+
+def _state_style(state: LineState) -> str:
+    return "bold green" if state is LineState.UP else "bold red"
+
+
+def _line(console: Console, *pieces: str | tuple[str, str]) -> None:
+    """Print one Text of these pieces, each a string or (string, style)."""
+    if isinstance(console, plain.PlainConsole):  # without building the Text
+        console.print_text("".join(p if isinstance(p, str) else p[0] for p in pieces))
+        return
+    text = Text()
+    for piece in pieces:
+        if isinstance(piece, str):
+            text.append(piece)
+        else:
+            text.append(*piece)
+    console.print(text)
 
 
 def _summary(
@@ -41,12 +80,13 @@ def _summary(
 ) -> None:
     """An originator in the words of `show interfaces tunnel`."""
     downs = sum(1 for t in o.transitions if t.state is LineState.DOWN)
-    line = Text(f"  {o.address} → {o.peer}: line protocol is ")
-    line.append_text(_state(o.final_state))
-    line.append(f" (counter {o.final_counter}/{o.retries} at the end of the capture)")
-    if o.capture is not None:
-        line.append(f" [from {printable(o.capture)}]")
-    console.print(line)
+    _line(
+        console,
+        f"  {o.address} → {o.peer}: line protocol is ",
+        (o.final_state.value, _state_style(o.final_state)),
+        f" (counter {o.final_counter}/{o.retries} at the end of the capture)"
+        + ("" if o.capture is None else f" [from {printable(o.capture)}]"),
+    )
     confidence = (
         f", confidence {o.retries_confidence:.2f}" if o.retries_confidence is not None else ""
     )
@@ -60,11 +100,10 @@ def _summary(
     if o.period_source is ValueSource.INFERRED and o.period_agreeing < o.period_intervals:
         # How sure the inference is, when not every interval agrees.
         how += f" from {o.period_agreeing} of {o.period_intervals} send intervals"
-    console.print(
-        Text(
-            f"    Keepalive set ({o.period:g} sec, {how}), "
-            f"retries {o.retries} ({o.retries_source.value}{confidence}){profile}"
-        )
+    _line(
+        console,
+        f"    Keepalive set ({o.period:g} sec, {how}), "
+        f"retries {o.retries} ({o.retries_source.value}{confidence}){profile}",
     )
     rtt = (
         f"; rtt min/median/max {o.rtt_ms.min:g}/{o.rtt_ms.median:g}/{o.rtt_ms.max:g} ms"
@@ -163,19 +202,23 @@ def _diagnoses(tunnel: TunnelResult, console: Console, precision: int) -> None:
     console.print("  Diagnoses:")
     for diagnosis in tunnel.diagnoses:
         severity = diagnosis.severity.value
-        head = Text("    ")
-        head.append(severity, style=_SEVERITY_STYLE.get(severity, ""))
-        head.append(f" {diagnosis.code}")
+        what = f" {diagnosis.code}"
         if diagnosis.time is not None:
-            head.append(f" at {_clock(diagnosis.time, precision, date=False)}")
+            what += f" at {_clock(diagnosis.time, precision, date=False)}"
         if diagnosis.originator is not None:
-            head.append(f" ({diagnosis.originator})")
-        console.print(head)
-        message = Text(printable(diagnosis.message))
-        console.print(Padding(message, (0, 0, 0, 6), expand=False))
+            what += f" ({diagnosis.originator})"
+        _line(console, "    ", (severity, _SEVERITY_STYLE.get(severity, "")), what)
+        _paragraph(console, printable(diagnosis.message))
         if diagnosis.evidence:
-            frames = Text(f"frames {', '.join(str(f) for f in diagnosis.evidence)}", style="dim")
-            console.print(Padding(frames, (0, 0, 0, 6), expand=False))
+            _paragraph(console, f"frames {', '.join(str(f) for f in diagnosis.evidence)}", "dim")
+
+
+def _paragraph(console: Console, text: str, style: str = "") -> None:
+    """`text` indented by six cells, wrapped to the page."""
+    if isinstance(console, plain.PlainConsole):
+        console.print_padded(text, 6)
+    else:
+        console.print(Padding(Text(text, style=style), (0, 0, 0, 6), expand=False))
 
 
 def _what_if(tunnel: TunnelResult, console: Console, precision: int) -> None:
@@ -204,9 +247,12 @@ def _what_if(tunnel: TunnelResult, console: Console, precision: int) -> None:
         console.print(Padding(Text(lines[1]), (0, 0, 0, 6), expand=False))
 
 
-def _timeline_rows(o: OriginatorResult, precision: int) -> list[tuple[str, str, str, str, Text]]:
+Row = tuple[str, str, str, str, LineState | None]  # time, frame, event, counter, line
+
+
+def _timeline_rows(o: OriginatorResult, precision: int) -> list[Row]:
     """Condensed timeline: runs of answered keepalives collapse into one row."""
-    rows: list[tuple[str, str, str, str, Text]] = []
+    rows: list[Row] = []
     run: list[KeepaliveEvent] = []
     transitions = {(t.time, t.state): t for t in o.transitions}
     # Transitions between events (a hold timer firing, vendor profiles) get rows of their
@@ -237,7 +283,7 @@ def _timeline_rows(o: OriginatorResult, precision: int) -> list[tuple[str, str, 
                     if orphan.state is LineState.DOWN
                     else "LINE PROTOCOL UP",
                     str(orphan.counter),
-                    _state(orphan.state),
+                    orphan.state,
                 )
             )
 
@@ -254,7 +300,7 @@ def _timeline_rows(o: OriginatorResult, precision: int) -> list[tuple[str, str, 
                     str(first.frame or ""),
                     f"{sent} answered",
                     str(last.counter),
-                    _state(last.line_state),
+                    last.line_state,
                 )
             )
             run.clear()
@@ -275,7 +321,7 @@ def _timeline_rows(o: OriginatorResult, precision: int) -> list[tuple[str, str, 
                     f"capture not running until {_clock(resumes, precision)} (the timeline "
                     "starts afresh)",
                     "",
-                    Text(""),
+                    None,
                 )
             )
         answered = event.role is KeepaliveRole.RETURNED or event.partner_frame is not None
@@ -295,7 +341,7 @@ def _timeline_rows(o: OriginatorResult, precision: int) -> list[tuple[str, str, 
                     str(event.frame or "(extrapolated)"),
                     down_label(down.counter),
                     str(down.counter),
-                    _state(LineState.DOWN),
+                    LineState.DOWN,
                 )
             )
         label = {
@@ -317,7 +363,7 @@ def _timeline_rows(o: OriginatorResult, precision: int) -> list[tuple[str, str, 
                 str(event.frame or ""),
                 label,
                 str(event.counter),
-                _state(event.line_state),
+                event.line_state,
             )
         )
         if up is not None and event.role is KeepaliveRole.RETURNED:
@@ -327,7 +373,7 @@ def _timeline_rows(o: OriginatorResult, precision: int) -> list[tuple[str, str, 
                     str(event.frame or ""),
                     "LINE PROTOCOL UP",
                     "0",
-                    _state(LineState.UP),
+                    LineState.UP,
                 )
             )
     flush()
@@ -419,9 +465,21 @@ def write_text(
         for o in tunnel.originators:
             console.print()
             console.print(f"  Timeline of {o.address}:")
-            table = Table(show_edge=False, pad_edge=True, box=None)
-            for column in ("time (UTC)", "frame", "event", "counter", "line"):
-                table.add_column(column, no_wrap=column != "event")
-            for row in _timeline_rows(o, source.precision):
-                table.add_row(*row)
-            console.print(table)
+            _timeline(console, _timeline_rows(o, source.precision))
+
+
+_COLUMNS = ("time (UTC)", "frame", "event", "counter", "line")
+
+
+def _timeline(console: Console, rows: list[Row]) -> None:
+    if isinstance(console, plain.PlainConsole):  # (text.PlainConsole: replaced in tests)
+        console.print_table(
+            _COLUMNS, [(*row[:4], "" if row[4] is None else row[4].value) for row in rows]
+        )
+        return
+    table = Table(show_edge=False, pad_edge=True, box=None)
+    for column in _COLUMNS:
+        table.add_column(column, no_wrap=column != "event")
+    for *cells, state in rows:
+        table.add_row(*cells, Text("") if state is None else _state(state))
+    console.print(table)
