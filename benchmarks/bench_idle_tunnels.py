@@ -3,9 +3,10 @@
 Not a test: run it by hand. It writes a capture of N tunnels that each show one unanswered
 keepalive, spread evenly over a day (the shape that made every gap cost a row per missing
 tick), then runs `gre-keepalive analyze` on it as a fresh process per output format and
-reports wall time, peak RSS (of the child, from ``getrusage``) and output size. The
-targets: at most 60 s and 1 GB for 200,000 tunnels, JSON and text; memory per idle tunnel
-small and constant (compare the RSS of two sizes).
+reports wall time, CPU time, peak RSS (of the child, from ``getrusage``), output size and
+the machine's load average around the run. The targets: at most 60 s and 1 GB for 200,000
+tunnels, JSON and text; memory per idle tunnel small and constant (aim: 2 KB), printed as
+the difference of the peak RSS of the two largest sizes over the difference in tunnels.
 
     python benchmarks/bench_idle_tunnels.py [--tunnels N ...] [--formats json text csv]
                                             [--reader R] [--json OUT.json]
@@ -23,6 +24,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from analyzer.read.capture import PcapWriter
 from analyzer.read.packet import build_ethernet, build_keepalive_request
@@ -59,7 +61,7 @@ _MEASURE = (
 )
 
 
-def run_analyze(capture: Path, fmt: str, out: Path, reader: str) -> dict[str, float]:
+def run_analyze(capture: Path, fmt: str, out: Path, reader: str) -> dict[str, Any]:
     """One `analyze` run in a fresh process: seconds, peak RSS (MB), output bytes."""
     command = [sys.executable, "-m", "analyzer", "analyze", str(capture), "--format", fmt]
     command += ["--reader", reader]
@@ -80,7 +82,21 @@ def run_analyze(capture: Path, fmt: str, out: Path, reader: str) -> dict[str, fl
         "cpu_seconds": round(cpu, 2),  # on a shared machine, the figure to compare
         "peak_rss_mb": round(peak_kib / 1024, 1),
         "output_bytes": out.stat().st_size,
+        "load_average": [round(load, 2) for load in os.getloadavg()],  # 1, 5, 15 min, after
     }
+
+
+def per_tunnel(results: list[dict[str, Any]]) -> dict[str, int]:
+    """Peak RSS per tunnel (bytes) of each format: the difference between the two largest
+    sizes measured over the difference in tunnels."""
+    slopes: dict[str, int] = {}
+    for fmt in dict.fromkeys(str(row["format"]) for row in results):
+        rows = sorted((r for r in results if r["format"] == fmt), key=lambda r: r["tunnels"])
+        if len(rows) >= 2:
+            small, large = rows[-2], rows[-1]
+            rss = (large["peak_rss_mb"] - small["peak_rss_mb"]) * 1024 * 1024
+            slopes[fmt] = round(rss / (large["tunnels"] - small["tunnels"]))
+    return slopes
 
 
 def main() -> None:
@@ -91,14 +107,19 @@ def main() -> None:
     parser.add_argument("--reader", default="auto", choices=("auto", "libpcap", "python"))
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args()
-    results = []
+    results: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory() as tmp:
         for tunnels in sorted(args.tunnels):
             capture = Path(tmp) / f"idle-{tunnels}.pcap"
             size = write_capture(capture, tunnels)
             for fmt in args.formats:
                 figures = run_analyze(capture, fmt, Path(tmp) / f"out.{fmt}", args.reader)
-                row = {"tunnels": tunnels, "capture_bytes": size, "format": fmt, **figures}
+                row: dict[str, Any] = {
+                    "tunnels": tunnels,
+                    "capture_bytes": size,
+                    "format": fmt,
+                    **figures,
+                }
                 results.append(row)
                 print(
                     f"{tunnels:>9,} tunnels ({size / 1e6:.1f} MB)  {fmt:<4}  "
@@ -107,11 +128,15 @@ def main() -> None:
                     f"{figures['output_bytes'] / 1e6:>9.1f} MB out",
                     flush=True,
                 )
+    slopes = per_tunnel(results)
+    for fmt, size in slopes.items():
+        print(f"{fmt}: {size:,} bytes of peak RSS per tunnel (two largest sizes)")
     if args.json:
         document = {
             "machine": f"{platform.machine()} {os.cpu_count()} CPUs, Python "
             f"{platform.python_version()}",
             "results": results,
+            "peak_rss_bytes_per_tunnel": slopes,
         }
         args.json.write_text(json.dumps(document, indent=2) + "\n")
 
