@@ -101,7 +101,8 @@
 -- (clusters of intervals; bursts -- queued keepalives released together -- left out), a
 -- burst's sends counted as the ticks they make, missing ticks extrapolated, and no
 -- timeline extrapolated across a silence of GRE packets longer than an hour (and ten
--- periods): the capture was not running, each side is a timeline of its own.
+-- times the longest period at least two intervals agree with): the capture was not
+-- running, each side is a timeline of its own.
 --
 -- Where it can differ from `gre-keepalive analyze`:
 --   * A capture the plugin cannot read itself (see above) in a single pass: nothing
@@ -356,8 +357,9 @@ local function lower_bound(list, value)
     return lo
 end
 
--- `times` sorted; the period or nil. `ends` (sorted, may be nil): where the capture's
--- segments end; two sends on either side of one are no interval of the sender's.
+-- `times` sorted; the period (or nil) and how many intervals agree with it. `ends`
+-- (sorted, may be nil): where the capture's segments end; two sends on either side of one
+-- are no interval of the sender's.
 local function infer_period(times, ends)
     local raw = {}
     for i = 2, #times do
@@ -447,7 +449,7 @@ local function infer_period(times, ends)
         period = tonumber(string.format("%.3f", period))
     end
     if period <= 0 then return nil end
-    return period
+    return period, agreeing_count(ordered, period)
 end
 
 -- (index of the first send, number of sends) of every burst: sends closer together than
@@ -1660,9 +1662,11 @@ local function compute()
         local times = {}
         for i, request in ipairs(o.requests) do times[i] = request.time end
         table.sort(times)
-        local period = infer_period(times)
+        local period, agreeing = infer_period(times)
         inferred[o] = period
-        if period ~= nil and period > longest then longest = period end
+        -- A period stretches the capture-gap threshold only if two intervals agree with
+        -- it: one interval of hours (a keepalive in each part of a merged file) is none.
+        if period ~= nil and agreeing >= 2 and period > longest then longest = period end
     end
     local segments = capture_segments(longest)
     if #segments > 1 then
@@ -1672,7 +1676,7 @@ local function compute()
             local times = {}
             for i, request in ipairs(o.requests) do times[i] = request.time end
             table.sort(times)
-            inferred[o] = infer_period(times, ends)
+            inferred[o] = (infer_period(times, ends))
         end
     end
     local summary = {}

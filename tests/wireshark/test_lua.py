@@ -452,6 +452,20 @@ def _long_silence() -> Capture:
     return cap
 
 
+def _one_long_interval() -> Capture:
+    """192.0.2.1 sends every 10 s for 300 s, falls silent with the whole capture for 5,700 s
+    (longer than the hour of the capture-gap threshold) and sends again from 6,000 s;
+    192.0.2.7 sends only at 6,005 s and 8,005 s. One interval of 2,000 s is no evidence of
+    a period: it must not stretch the threshold to ten periods (20,000 s) and hide the gap,
+    or 192.0.2.1 would be extrapolated across it (569 missing ticks, a false down)."""
+    cap = Capture()
+    for t in [10.0 * i for i in range(31)] + [6000.0 + 10.0 * i for i in range(31)]:
+        cap.reply(t + 0.02, cap.request(t, "192.0.2.1", "198.51.100.1"))
+    for t in (6005.0, 8005.0):
+        cap.reply(t + 0.02, cap.request(t, "192.0.2.7", "198.51.100.7"))
+    return cap
+
+
 SCENARIO_NAMES = ("technote", "variants")
 DIAGNOSE = ROOT / "tests" / "data" / "diagnose"
 # The diagnosis scenarios: legs down, one-sided, filtered replies, NAT, overlay, keys that
@@ -469,6 +483,7 @@ BUILT = {
     "two-periods": _two_periods,
     "capture-gap": _capture_gap,
     "long-silence": _long_silence,
+    "one-long-interval": _one_long_interval,
 }
 
 
@@ -626,6 +641,17 @@ def test_plugin_agrees_on_built_captures(
     document = analysis(capture, tmp_path)
     assert expected_frames(document), "the capture has keepalives"
     assert_agree(document, lua_frames(capture))
+
+
+@needs_tshark
+def test_one_interval_does_not_stretch_the_capture_gap(
+    extra_captures: dict[str, Path], tmp_path: Path
+) -> None:
+    """Frames 1-62: 192.0.2.1's 31 keepalives and replies before the silence; frame 63 is
+    its send at 6,000 s, the first of a new timeline: counter 1, up."""
+    frames = lua_frames(extra_captures["one-long-interval"])
+    assert (frames[63].get("counter"), frames[63].get("line_state")) == ("1", "up")
+    assert not any(f.has("grekeepalive.transition") for f in frames.values())
 
 
 def _down_frames(document: dict[str, Any]) -> set[int]:
