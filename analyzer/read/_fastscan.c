@@ -424,7 +424,8 @@ struct flow {
     struct flow_key key;
     int used;
     int64_t count;
-    double last_time;
+    double first_time, last_time; /* of its first and last record, in frame order */
+    int64_t first_frame, last_frame;
     int sorted;
     struct record *buffer; /* the block being filled; capacity grows to BLOCK */
     int fill, capacity;
@@ -559,7 +560,12 @@ static int flow_add(struct flow_table *table, struct flow *flow, double time, in
     }
     if (flow->count > 0 && time < flow->last_time)
         flow->sorted = 0;
+    if (flow->count == 0) {
+        flow->first_time = time;
+        flow->first_frame = frame;
+    }
     flow->last_time = time;
+    flow->last_frame = frame;
     flow->buffer[flow->fill].time = time;
     flow->buffer[flow->fill].frame = frame;
     flow->fill++;
@@ -699,9 +705,11 @@ static PyObject *flows_list(struct flow_table *table) {
             return NULL;
         }
         PyObject *item = Py_BuildValue(
-            "(y#y#NLy#O)", (const char *)flow->key.src, (Py_ssize_t)width, (const char *)flow->key.dst,
-            (Py_ssize_t)width, key, (long long)flow->count, (const char *)flow->blocks,
-            (Py_ssize_t)(flow->nblocks * sizeof(uint64_t)), flow->sorted ? Py_True : Py_False);
+            "(y#y#NLy#OdLdL)", (const char *)flow->key.src, (Py_ssize_t)width,
+            (const char *)flow->key.dst, (Py_ssize_t)width, key, (long long)flow->count,
+            (const char *)flow->blocks, (Py_ssize_t)(flow->nblocks * sizeof(uint64_t)),
+            flow->sorted ? Py_True : Py_False, flow->first_time, (long long)flow->first_frame,
+            flow->last_time, (long long)flow->last_frame);
         if (item == NULL || PyList_Append(list, item) < 0) {
             Py_XDECREF(item);
             Py_DECREF(list);
@@ -830,8 +838,9 @@ PyDoc_STRVAR(scan_doc,
 "called now and then with the file position (or None).\n"
 "\n"
 "Returns (linktype, packets, start, end, data_packets, flows, stopped), flows being\n"
-"(src, dst, key, count, blocks, sorted) tuples, `blocks` the native uint64 file offsets of\n"
-"the flow's blocks in order (all full but the last); `stopped` is None after a clean end of\n"
+"(src, dst, key, count, blocks, sorted, first time, first frame, last time, last frame)\n"
+"tuples, `blocks` the native uint64 file offsets of the flow's blocks in order (all full but\n"
+"the last), the first and last record in frame order; `stopped` is None after a clean end of\n"
 "file, else\n"
 "(libpcap's error, where the failed record starts if the file is classic pcap). Raises\n"
 "ScanError if libpcap cannot open the file or compile the filter.");

@@ -325,10 +325,15 @@ def collect_libpcap(
     collector.source.gre_packets += data_packets  # counted in C, recorded or not
     cache = SpillBlocks(spill)
     names: dict[bytes, str] = {}  # one string per address, however many flows share it
-    for src, dst, key, count, blocks, in_order in flows:
+    for src, dst, key, count, blocks, in_order, *ends in flows:
         offsets = array("Q", blocks)
-        times: SpilledColumn[float] = SpilledColumn(spill, 0, offsets, count, cache)
-        frames: SpilledColumn[int] = SpilledColumn(spill, 1, offsets, count, cache)
+        first_time, first_frame, last_time, last_frame = ends
+        times: SpilledColumn[float] = SpilledColumn(
+            spill, 0, offsets, count, cache, (first_time, last_time)
+        )
+        frames: SpilledColumn[int] = SpilledColumn(
+            spill, 1, offsets, count, cache, (first_frame, last_frame)
+        )
         source = names.get(src) or names.setdefault(src, _address(src))
         destination = names.get(dst) or names.setdefault(dst, _address(dst))
         collector.add_data_flow(
@@ -459,7 +464,17 @@ class SpilledColumn(LazyColumn[T]):
     lives as long as its columns.
     """
 
-    __slots__ = ("_blocks", "_cache", "_code", "_column", "_count", "_fd", "_spill")
+    __slots__ = (
+        "_blocks",
+        "_cache",
+        "_code",
+        "_column",
+        "_count",
+        "_fd",
+        "_first",
+        "_last",
+        "_spill",
+    )
 
     def __init__(
         self,
@@ -468,9 +483,12 @@ class SpilledColumn(LazyColumn[T]):
         blocks: array[int],
         count: int,
         cache: SpillBlocks | None = None,
+        ends: tuple[T, T] | None = None,
     ) -> None:
         """`column`: 0 for times, 1 for frame numbers; `blocks`: file offsets, in order;
-        `cache`: the spill file's blocks read last (shared by its columns)."""
+        `cache`: the spill file's blocks read last (shared by its columns); `ends`: its
+        first and last value if known (the analysis asks for them of every flow, more
+        than once: read from the file, one block each time)."""
         self._spill = spill
         self._fd = spill.fileno()
         self._column = column
@@ -478,8 +496,16 @@ class SpilledColumn(LazyColumn[T]):
         self._blocks = blocks
         self._count = count
         self._cache = cache or SpillBlocks(spill)
+        self._first: T | None = None
+        self._last: T | None = None
+        if ends is not None and count:
+            self._first, self._last = ends
 
     def _value(self, index: int) -> T:
+        if index == 0 and self._first is not None:
+            return self._first
+        if index == self._count - 1 and self._last is not None:
+            return self._last
         block, position = divmod(index, BLOCK_RECORDS)
         records = self._cache.read(
             self._blocks[block], min(BLOCK_RECORDS, self._count - block * BLOCK_RECORDS)

@@ -185,6 +185,23 @@ def test_spilled_column_reads_across_blocks_like_an_array(tmp_path: Path) -> Non
         times[1000]
 
 
+def test_a_flows_first_and_last_values_come_from_the_c_loop_not_the_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "many.pcap"
+    many_data_packets(path, 1000)  # frames 1..1000, 10 ms apart from START
+    fast = collect(str(path))
+    ((flow, times),) = fast.collector.data_times.items()
+    frames = fast.collector.data_frames[flow]
+
+    def no_read(*_args: object) -> bytes:
+        raise AssertionError("the spill file was read")
+
+    monkeypatch.setattr(os, "pread", no_read)
+    assert (times[0], times[-1]) == (START, START + 999 * 0.01)
+    assert (frames[0], frames[-1], frames[999]) == (1, 1000, 1000)
+
+
 def spill_size(collected: Collected) -> int:
     column = next(iter(collected.collector.data_times.values()))
     assert isinstance(column, SpilledColumn)
