@@ -341,6 +341,7 @@ class Collector:
         """Finish the data columns: merge what was decoded in Python with what the fast path
         counted (by frame number, as one reader would have seen them), then put each flow in
         time order (captures are nearly always in order already)."""
+        self._contexts.clear()  # the records are in: what their shapes said is not needed
         for flow, (times, frames) in self._appended.items():
             if flow in self.data_times:
                 both = sorted(
