@@ -156,7 +156,9 @@ class KeepaliveApp(App[int]):
     def compose(self) -> ComposeResult:
         yield Header(show_clock=False, icon="⇄")
         yield from self.compose_top()
-        yield self.make_table()
+        table = self.make_table()
+        table.on_highlight = self.select_row
+        yield table
         with Horizontal(id="lower"):
             with DetailScroll(id="detail-scroll"):
                 yield DetailPane(id="detail")
@@ -295,11 +297,15 @@ class KeepaliveApp(App[int]):
         if self.snapshot is not None:
             self.show(self.snapshot)
 
+    def select_row(self, key: str) -> None:
+        """The table's cursor reached this row: its tunnel fills the detail pane."""
+        if key != self.selected:
+            self.selected = key
+            self.show_detail()
+
     @on(TunnelTable.RowHighlighted)
     def _row_highlighted(self, event: TunnelTable.RowHighlighted) -> None:
-        if event.key != self.selected:
-            self.selected = event.key
-            self.show_detail()
+        self.select_row(event.key)
 
     @on(TunnelTable.HeaderSelected)
     def _header_selected(self, event: TunnelTable.HeaderSelected) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -147,6 +147,9 @@ class TunnelTable(Widget, can_focus=True):
         self._index: dict[str, int] = {}
         self.cursor_row = 0
         self.height_rows = 0  # rows the table is tall enough for
+        # Called with the row key as the cursor reaches a row (else a RowHighlighted is
+        # posted, handled a screen update later).
+        self.on_highlight: Callable[[str], None] | None = None
         self.top = 0
         self.column_offset = 0
         self.sort_by = PROBLEMS
@@ -355,7 +358,11 @@ class TunnelTable(Widget, can_focus=True):
             self.cursor_row = row
             self._scroll_to_cursor()
             self.refresh()
-            self.post_message(self.RowHighlighted(self.order[row]))
+            key = self.order[row]
+            if self.on_highlight is not None:
+                self.on_highlight(key)  # now: what follows the row is in this same update
+            else:
+                self.post_message(self.RowHighlighted(key))
 
     def action_cursor(self, step: int) -> None:
         """Move the cursor up or down a row."""
