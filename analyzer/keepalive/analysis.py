@@ -350,11 +350,13 @@ def _timeline(
     segments: list[Segment],
     profile: Profile | None = None,
     burst_period: float | None = None,
+    requests: list[Request] | None = None,
 ) -> _Timelines:
     """The originator's timeline in every segment of the capture where it shows up; each
     runs from a fresh state and ends where its segment ends (nothing is extrapolated across
-    a gap)."""
-    requests = _in_time_order(originator.requests)
+    a gap). `requests`: its requests in time order, when the caller has them."""
+    if requests is None:
+        requests = _in_time_order(originator.requests)
     replies = _in_time_order(originator.replies)
     if len(segments) == 1:
         return _Timelines(
@@ -557,7 +559,7 @@ def _finish(
     # Bursts are judged against the shorter of the period used and the one observed: a
     # configured period longer than the real one must not make every send a burst.
     burst_period = period if inferred is None else min(period, inferred)
-    timeline = _timeline(originator, period, retries, segments, profile, burst_period)
+    timeline = _timeline(originator, period, retries, segments, profile, burst_period, requests)
     # Where this originator's timeline ends: the end of its last segment.
     capture_end = timeline.runs[-1][0].end if timeline.runs else segments[-1].end
     data = collector.data_times.get(flow)
@@ -575,7 +577,7 @@ def _finish(
     ):
         retries, retries_source = retries_inferred.retries, ValueSource.INFERRED
         retries_confidence = retries_inferred.confidence
-        timeline = _timeline(originator, period, retries, segments, profile, burst_period)
+        timeline = _timeline(originator, period, retries, segments, profile, burst_period, requests)
     events, transitions = timeline.events, timeline.transitions
     blackholed = [
         _blackhole(run.events, run.transitions, data, period, segment.end)
