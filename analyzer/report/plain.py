@@ -120,6 +120,8 @@ def _markup_plain(markup: str) -> str:
 def wrap(text: str, width: int) -> list[str]:
     """`text` broken into lines of at most `width` cells as rich breaks it (words kept
     whole unless longer than a line; trailing spaces kept where they fit)."""
+    if len(text) <= width and "\n" not in text and _narrow(text):
+        return [text]  # the common case: it fits
     lines: list[str] = []
     for line in text.split("\n"):
         if _cells(line) <= width:
@@ -154,6 +156,7 @@ class PlainConsole(Console):
             emoji=False,
         )
         self.plain_width = width
+        self._write = file.write  # (Console.file is a property)
 
     def print(self, *objects: Any, **options: Any) -> None:
         """Print one renderable (or an empty line), ending with a newline."""
@@ -166,11 +169,11 @@ class PlainConsole(Console):
                 and "\n" not in line
                 and _narrow(line)
             ):
-                self.file.write(line + "\n")  # the common case: a short plain line
+                self._write(line + "\n")  # the common case: a short plain line
                 return
             lines = self._lines(line)
             if lines is not None:
-                self.file.write("\n".join(lines) + "\n")
+                self._write("\n".join(lines) + "\n")
                 return
         super().print(*objects, **options)
 
@@ -188,7 +191,7 @@ class PlainConsole(Console):
         """``print(Text(text))``, without building it."""
         if _CONTROL.search(text) is not None:
             text = strip_control_codes(text)  # as Text does
-        self.file.write("\n".join(wrap(text, self.plain_width)) + "\n")
+        self._write("\n".join(wrap(text, self.plain_width)) + "\n")
 
     def print_padded(self, text: str, left: int) -> None:
         """``print(Padding(Text(text), (0, 0, 0, left), expand=False))``, without
@@ -199,7 +202,7 @@ class PlainConsole(Console):
         if lines is None:
             super().print(Padding(Text(text), (0, 0, 0, left), expand=False))
         else:
-            self.file.write("\n".join(lines) + "\n")
+            self._write("\n".join(lines) + "\n")
 
     def print_table(self, headers: Sequence[str], rows: Iterable[Sequence[str]]) -> None:
         """``print`` of a borderless Table (``show_edge=False, box=None``) with these
@@ -210,7 +213,7 @@ class PlainConsole(Console):
         if "[" not in cells and "\n" not in cells and _narrow(cells):
             lines = self._narrow_table(grid, list(headers).index("event"))
             if lines is not None:
-                self.file.write("\n".join(lines) + "\n")
+                self._write("\n".join(lines) + "\n")
                 return
         columns = [list(column) for column in zip(*grid, strict=True)]
         wrapable = [header == "event" for header in headers]
@@ -220,7 +223,7 @@ class PlainConsole(Console):
         ]
         lines = self._table_lines(plain, wrapable)
         if lines is not None:
-            self.file.write("\n".join(lines) + "\n")
+            self._write("\n".join(lines) + "\n")
             return
         table = Table(show_edge=False, pad_edge=True, box=None)
         for header, can_wrap in zip(headers, wrapable, strict=True):

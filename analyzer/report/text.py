@@ -248,6 +248,10 @@ def _what_if(tunnel: TunnelResult, console: Console, precision: int) -> None:
 
 
 Row = tuple[str, str, str, str, LineState | None]  # time, frame, event, counter, line
+_LABELS = {
+    KeepaliveRole.EXTRAPOLATED: "tick not in capture (extrapolated)",
+    KeepaliveRole.RETURNED: "returned",
+}
 
 
 def _timeline_rows(o: OriginatorResult, precision: int) -> list[Row]:
@@ -344,17 +348,17 @@ def _timeline_rows(o: OriginatorResult, precision: int) -> list[Row]:
                     LineState.DOWN,
                 )
             )
-        label = {
-            KeepaliveRole.SENT: "sent, unanswered" if event.partner_frame is None else "sent",
-            KeepaliveRole.EXTRAPOLATED: "tick not in capture (extrapolated)",
-            KeepaliveRole.RETURNED: "returned",
-        }[event.role]
-        when = _clock(event.time, precision)
+        if event.role is KeepaliveRole.SENT:
+            label = "sent, unanswered" if event.partner_frame is None else "sent"
+        else:
+            label = _LABELS[event.role]
         if event.ticks > 1:
             label = f"{event.ticks} ticks not in capture (extrapolated)"
-            if event.first_time is not None:
-                last = _clock(event.time, precision, date=False)
-                when = _clock(event.first_time, precision) + " … " + last
+        if event.ticks > 1 and event.first_time is not None:
+            last = _clock(event.time, precision, date=False)
+            when = _clock(event.first_time, precision) + " … " + last
+        else:
+            when = _clock(event.time, precision)
         if event.ident is not None:
             label += f" (id {event.ident})"
         rows.append(
@@ -446,16 +450,17 @@ def write_text(
             _data_only(tunnel, console, source.precision, key)
             continue
         vantage = tunnel.vantage or "unknown"
-        console.print(
-            f"[bold]Tunnel {tunnel.endpoints[0]} ↔ {tunnel.endpoints[1]}[/bold], key {key}, "
+        _line(
+            console,
+            (f"Tunnel {tunnel.endpoints[0]} ↔ {tunnel.endpoints[1]}", "bold"),
+            f", key {key}, "
             + (
                 count(tunnel.data_packets, "data packet")
                 if source.data_recorded
                 else "no data packets recorded (--no-data)"
             )
-            + "; "
-            f"capture taken near: {escape(printable(vantage))}"
-            + (f" ({escape(printable(tunnel.vantage_reason))})" if tunnel.vantage_reason else "")
+            + f"; capture taken near: {printable(vantage)}"
+            + (f" ({printable(tunnel.vantage_reason)})" if tunnel.vantage_reason else ""),
         )
         _merge(tunnel, console, source.precision)
         for o in tunnel.originators:
