@@ -28,8 +28,9 @@
 -- Every frame then shows that result, in whatever order and however often it is
 -- dissected: one-pass and two-pass tshark, with or without a display filter, the
 -- Wireshark GUI and sharkd all show the same, and the same as `gre-keepalive analyze`.
--- A file that grows (a live capture) is read further when a frame beyond it is asked.
--- Where the file cannot be read (stdin, a gzip-compressed file, a system without
+-- A file that grows (a live capture) is read further when a frame beyond it is asked;
+-- a gzip-compressed file is read through `gzip -dc`.
+-- Where the file cannot be read (stdin, gzip data without gzip installed, a system without
 -- /proc), the plugin decodes each frame's bytes when Wireshark first dissects it and
 -- computes once the first pass is over: a later pass (tshark -2, the GUI after
 -- loading) shows the analyzer's results; a single pass shows decoding only.
@@ -788,16 +789,28 @@ local function normalize_linktype(value)
     return LINKTYPE_ALIASES[linktype] or linktype
 end
 
--- A capture file's reader, or nil when `path` is not a pcap/pcapng file.
-local function open_capture(path)
-    local h = io.open(path, "rb")
+local GZIP_MAGIC = "\31\139"
+
+-- `path` (a file) or the output of `command` (a pipe; nil when io.popen is missing).
+local function open_stream(path, command)
+    if command == nil then return io.open(path, "rb") end
+    if io.popen == nil then return nil end
+    return io.popen(command, "r")
+end
+
+-- A capture file's reader, or nil when `path` is not a pcap/pcapng file. `command`: read
+-- the output of this shell command instead (the file decompressed).
+local function open_capture(path, command)
+    local h = open_stream(path, command)
     if h == nil then return nil end
-    local size = h:seek("end")
-    if size == nil or size < 24 or not h:seek("set", 0) then h:close(); return nil end
+    if command == nil then
+        local size = h:seek("end")
+        if size == nil or size < 24 or not h:seek("set", 0) then h:close(); return nil end
+    end
     local head = h:read(24)
     if head == nil or #head < 24 then h:close(); return nil end
     local r = { h = h, path = path, buf = "", pos = 1, consumed = 0, count = 0,
-        last_time = 0.0 }
+        last_time = 0.0, stream = command ~= nil }
     local magic = head:sub(1, 4)
     if PCAP_MAGICS[magic] then
         local info = PCAP_MAGICS[magic]
@@ -817,7 +830,7 @@ local function open_capture(path)
         r.consumed = 24
     elseif magic == PCAPNG_MAGIC then
         r.format = "pcapng"
-        h:seek("set", 0)
+        r.buf = head -- read again as the first block's start
         r.interfaces = {}
     else
         h:close()
@@ -1029,7 +1042,9 @@ end
 
 local function read_records(r, visit)
     if r.format == "pcap" then
-        if r.consumed == 24 and r.pos == 1 and r.buf == "" then r.h:seek("set", 24) end
+        if r.consumed == 24 and r.pos == 1 and r.buf == "" and not r.stream then
+            r.h:seek("set", 24)
+        end
         pcap_records(r, visit)
     else
         pcapng_records(r, visit)
@@ -1187,6 +1202,25 @@ local function index_file(r, probe)
     return r.probe_found
 end
 
+-- A file (seekable: a pipe's bytes must not be taken) that starts as gzip data does.
+local function gzipped(path)
+    local h = io.open(path, "rb")
+    if h == nil then return false end
+    local size = h:seek("end")
+    local magic = nil
+    if size ~= nil and size >= 18 and h:seek("set", 0) then magic = h:read(2) end
+    h:close()
+    return magic == GZIP_MAGIC
+end
+
+local function own_pid()
+    local h = io.open("/proc/self/stat", "r")
+    if h == nil then return nil end
+    local line = h:read("*l")
+    h:close()
+    return line and line:match("^(%d+) ")
+end
+
 -- The capture file Wireshark is dissecting: an open file (/proc/self/fd) whose frame
 -- `number` has the lengths Wireshark shows.
 local function find_capture(number, caplen, wire)
@@ -1199,7 +1233,16 @@ local function find_capture(number, caplen, wire)
     pcall(function() dir:close() end)
     table.sort(fds)
     for _, fd in ipairs(fds) do
-        local r = open_capture("/proc/self/fd/" .. fd)
+        local path = "/proc/self/fd/" .. fd
+        local r = open_capture(path)
+        if r == nil and gzipped(path) then
+            -- A gzip-compressed file, read through gzip -dc (the shell names it by this
+            -- process's id: /proc/self is its own); no gzip: mode "frames".
+            local pid = own_pid()
+            if pid ~= nil then
+                r = open_capture(path, "gzip -dc < /proc/" .. pid .. "/fd/" .. fd .. " 2>/dev/null")
+            end
+        end
         if r ~= nil then
             local saved = S
             reset()

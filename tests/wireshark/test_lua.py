@@ -138,12 +138,21 @@ MODES = {
 }
 
 
+# A PATH without gzip: the plugin cannot decompress a gzip file and takes the frames as
+# Wireshark hands them (what it does with standard input, or without /proc).
+NO_GZIP = {**os.environ, "PATH": "/nonexistent"}
+
+
 @functools.cache
 def lua_frames(
-    capture: Path, script: Path = LUA, *options: str, mode: str = "-2 -Y"
+    capture: Path,
+    script: Path = LUA,
+    *options: str,
+    mode: str = "-2 -Y",
+    unreadable: bool = False,
 ) -> dict[int, LuaFrame]:
     """Every frame the plugin marks (or where a Lua error happened), by number (one tshark
-    run per capture, script, options and mode)."""
+    run per capture, script, options and mode; `unreadable`: without gzip)."""
     two_pass, filtered = MODES[mode]
     fields = [arg for name in FIELDS for arg in ("-e", name)]
     stdout = tshark(
@@ -157,6 +166,7 @@ def lua_frames(
         *fields,
         display_filter="grekeepalive or _ws.lua.error" if filtered else None,
         two_pass=two_pass,
+        env=NO_GZIP if unreadable else None,
     )
     return _parse_rows(stdout)
 
@@ -1011,14 +1021,14 @@ UNREADABLE_ENCAPSULATIONS = ("mpls", "sll", "sll2", "raw", "loop-ipv6", "cisco-m
 @needs_tshark
 @pytest.mark.parametrize("name", UNREADABLE_ENCAPSULATIONS)
 def test_unreadable_file_decodes_every_link_layer(name: str, tmp_path: Path) -> None:
-    """gzip: the plugin cannot read the file and decodes the bytes Wireshark hands it,
-    trying the link types in turn; two passes give the analysis."""
+    """gzip without gzip installed: the plugin cannot read the file and decodes the bytes
+    Wireshark hands it, trying the link types in turn; two passes give the analysis."""
     plain = _encapsulated(name, tmp_path)
     capture = tmp_path / f"{name}.pcap.gz"
     capture.write_bytes(gzip.compress(plain.read_bytes()))
     document = analysis(capture, tmp_path)
     assert len(expected_frames(document)) == TWO_ORIGINATORS_KEEPALIVES
-    assert_agree(document, lua_frames(capture, mode="-2"))
+    assert_agree(document, lua_frames(capture, mode="-2", unreadable=True))
 
 
 # --- random access: sharkd (Wireshark's backend) ----------------------------------------
@@ -1523,46 +1533,71 @@ def test_output_folders_are_created(tmp_path: Path) -> None:
     assert out.read_text(encoding="utf-8") == generate_lua(None, None, None)
 
 
+def _source_line(capture: Path, env: dict[str, str] | None = None) -> str:
+    """What the tunnels statistics say the plugin read (one pass)."""
+    stdout = tshark(capture, LUA, "-q", "-z", "grekeepalive,tunnels", two_pass=False, env=env)
+    (line,) = [line for line in stdout.splitlines() if line.startswith("Source: ")]
+    return line
+
+
 @needs_tshark
 def test_unreadable_file_agrees_in_two_passes(tmp_path: Path) -> None:
-    """A gzip-compressed capture: the plugin cannot read the file itself and decodes each
-    frame as Wireshark dissects it; two passes still give the analysis."""
+    """A gzip-compressed capture and no gzip: the plugin cannot read the file itself and
+    decodes each frame as Wireshark dissects it; two passes still give the analysis."""
     capture = tmp_path / "outage.pcap.gz"
     capture.write_bytes(gzip.compress((CAPTURES / "outage.pcap").read_bytes()))
-    assert_agree(analysis(capture, tmp_path), lua_frames(capture, mode="-2 -Y"))
+    assert "as Wireshark dissected them" in _source_line(capture, NO_GZIP)
+    assert_agree(analysis(capture, tmp_path), lua_frames(capture, mode="-2 -Y", unreadable=True))
 
 
 @needs_tshark
-def test_pcapng_with_nanoseconds_agrees(tmp_path: Path) -> None:
+@pytest.mark.parametrize("mode", ["one-pass", "-2 -Y"])
+@pytest.mark.parametrize("name", ["outage.pcap", "outage.pcapng"])
+def test_gzip_file_is_read_through_gzip(name: str, mode: str, tmp_path: Path) -> None:
+    """A gzip-compressed pcap or pcapng: the plugin reads it through gzip -dc, so even one
+    pass shows the analysis."""
+    plain = CAPTURES / "outage.pcap"
+    if name.endswith(".pcapng"):
+        plain = _as_pcapng(plain, tmp_path / name)
+    capture = tmp_path / f"{name}.gz"
+    capture.write_bytes(gzip.compress(plain.read_bytes()))
+    assert "read by the plugin" in _source_line(capture)
+    assert_agree(analysis(capture, tmp_path), lua_frames(capture, mode=mode))
+
+
+def _as_pcapng(source: Path, target: Path) -> Path:
+    """`source` rewritten as pcapng by editcap (the test is skipped without it)."""
     editcap = shutil.which("editcap")
     if editcap is None:
         pytest.skip("editcap not installed (wireshark-common)")
-    capture = tmp_path / "outage.pcapng"
     subprocess.run(
-        [editcap, "-F", "pcapng", "--set-unused", str(CAPTURES / "outage.pcap"), str(capture)],
+        [editcap, "-F", "pcapng", "--set-unused", str(source), str(target)],
         capture_output=True,
         check=False,
         timeout=60,
     )
-    if not capture.exists():
-        subprocess.run(
-            [editcap, "-F", "pcapng", str(CAPTURES / "outage.pcap"), str(capture)],
-            check=True,
-            timeout=60,
-        )
+    if not target.exists():
+        subprocess.run([editcap, "-F", "pcapng", str(source), str(target)], check=True, timeout=60)
+    return target
+
+
+@needs_tshark
+def test_pcapng_with_nanoseconds_agrees(tmp_path: Path) -> None:
+    capture = _as_pcapng(CAPTURES / "outage.pcap", tmp_path / "outage.pcapng")
     assert_agree(analysis(capture, tmp_path), lua_frames(capture, mode="one-pass"))
 
 
 @needs_tshark
 @needs_sharkd
 def test_sharkd_agrees_on_an_unreadable_file(tmp_path: Path) -> None:
-    """gzip: sharkd's loading pass hands the plugin every frame in order; frames asked
-    afterwards, in descending order, show the analysis."""
+    """gzip without gzip: sharkd's loading pass hands the plugin every frame in order;
+    frames asked afterwards, in descending order, show the analysis."""
     capture = tmp_path / "outage.pcap.gz"
     capture.write_bytes(gzip.compress((CAPTURES / "outage.pcap").read_bytes()))
     document = analysis(capture, tmp_path)
     numbers = sorted(expected_frames(document), reverse=True)
     env = _home_with_plugin(tmp_path / "home", generate_lua(None, None, None))
+    env["PATH"] = NO_GZIP["PATH"]
     frames, marked, unanswered = sharkd_frames(capture, numbers, env)
     assert_agree(document, frames)
     assert marked == set(frames)
