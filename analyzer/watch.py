@@ -279,7 +279,7 @@ def _run(args: argparse.Namespace) -> int:
             # the terminal UI's data and blackhole figures need each data packet's time
             record_data=output_format == "tui" and not args.no_data,
         )
-    except (CapturePermissionError, CaptureOpenError) as exc:
+    except (CapturePermissionError, CaptureOpenError, CaptureWriteError) as exc:
         return fail(str(exc), who=WHO)
     source: FrameSource = capture
     if args.duration is not None:

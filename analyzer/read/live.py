@@ -321,6 +321,19 @@ class _PcapFile:
         self.failure: CaptureWriteError | None = None
         self.lock = threading.Lock()
 
+    def start(self, linktype: int) -> None:
+        """Write the file header now that the link type is known: a capture that has seen
+        no packet yet is then a valid, empty pcap (not a file of 0 bytes)."""
+        with self.lock:
+            if self.writer is not None or self.failure is not None or self.stream.closed:
+                return
+            try:
+                self.writer = PcapWriter(self.stream, linktype, snaplen=self.snaplen)
+                self.linktype = linktype
+                self.stream.flush()
+            except OSError as exc:
+                raise self._failed(exc) from None
+
     def write(
         self, time_: float, linktype: int, data: bytes, wire_length: int, *, flush: bool = True
     ) -> int | None:
@@ -467,6 +480,8 @@ class LiveCapture:
             self._keepalive.attach(keepalive.open())
             if self._data is not None and data is not None:
                 self._data.attach(data.open())
+            if output is not None:
+                output.start(self._keepalive.linktype)
         except _InterfaceDown as exc:
             self._keepalive.close()
             self._initially_down = str(exc)

@@ -410,14 +410,50 @@ def test_unwritable_write_file_is_an_open_error(
 FULL_DISK = "/dev/full"  # every write to it fails with ENOSPC, as a full disk does
 
 
-def test_a_write_file_that_fails_ends_the_source_with_an_error_naming_it(
+def _fill_the_disk(source: Any) -> None:
+    """The disk fills after the write file's header: its packets go to /dev/full."""
+    output = source._output
+    full = open(FULL_DISK, "wb")  # noqa: SIM115 - the source closes it
+    output.stream = output.writer._stream = full
+
+
+def test_the_write_file_is_a_valid_empty_pcap_before_the_first_packet(
+    monkeypatch: pytest.MonkeyPatch, silent_fd: int, tmp_path: Path
+) -> None:
+    # `analyze` refuses a file of 0 bytes; a pcap header alone is an empty capture
+    _install(monkeypatch, FakePcapy([FakeHandle(silent_fd, [])]))
+    path = tmp_path / "live.pcap"
+    source = live_frames("eth0", bpf_filter="ip", write=str(path), snaplen=1500)
+    # magic (microseconds, little-endian), version 2.4, thiszone 0, sigfigs 0, snaplen, link
+    assert path.read_bytes() == bytes.fromhex("d4c3b2a1 0200 0400 00000000 00000000") + (
+        struct.pack("<II", 1500, LINKTYPE_ETHERNET)
+    )
+    stop = threading.Event()
+    stop.set()
+    assert list(source(stop)) == []
+
+
+def test_a_write_file_that_cannot_take_its_header_is_an_error_at_once(
     monkeypatch: pytest.MonkeyPatch, silent_fd: int
 ) -> None:
+    handle = FakeHandle(silent_fd, [])
+    _install(monkeypatch, FakePcapy([handle]))
+    with pytest.raises(CaptureWriteError) as caught:
+        live_frames("eth0", bpf_filter="ip", write=FULL_DISK)
+    assert str(caught.value) == "/dev/full: cannot write (No space left on device)"
+    assert handle.closed
+
+
+def test_a_write_file_that_fails_ends_the_source_with_an_error_naming_it(
+    monkeypatch: pytest.MonkeyPatch, silent_fd: int, tmp_path: Path
+) -> None:
     _install(monkeypatch, FakePcapy([FakeHandle(silent_fd, [("frame", 10.5, ETH)])]))
-    source = live_frames("eth0", bpf_filter="ip", write=FULL_DISK)
+    path = tmp_path / "live.pcap"
+    source = live_frames("eth0", bpf_filter="ip", write=str(path))
+    _fill_the_disk(source)
     with pytest.raises(CaptureWriteError) as caught:
         _collect(source, 1)
-    assert str(caught.value) == "/dev/full: cannot write (No space left on device)"
+    assert str(caught.value) == f"{path}: cannot write (No space left on device)"
 
 
 # --- the data capture: counted per direction, its losses measured ------------------------------
@@ -587,7 +623,7 @@ def test_write_saves_keepalives_and_data_with_the_numbers_handed_on(
 
 
 def test_a_write_file_failing_on_data_ends_the_source_without_a_thread_traceback(
-    monkeypatch: pytest.MonkeyPatch, silent_fd: int
+    monkeypatch: pytest.MonkeyPatch, silent_fd: int, tmp_path: Path
 ) -> None:
     # The data thread writes data packets; its failure is the keepalive side's to raise,
     # not an "Exception in thread live-data" while the capture goes on unsaved.
@@ -595,8 +631,10 @@ def test_a_write_file_failing_on_data_ends_the_source_without_a_thread_traceback
     _install(monkeypatch, fake)
     thread_errors: list[Any] = []
     monkeypatch.setattr(threading, "excepthook", thread_errors.append)
-    capture = live_frames("eth0", bpf_filter="ip", data_filter="ip", write=FULL_DISK)
-    with pytest.raises(CaptureWriteError, match=r"^/dev/full: cannot write \(No space left"):
+    path = tmp_path / "live.pcap"
+    capture = live_frames("eth0", bpf_filter="ip", data_filter="ip", write=str(path))
+    _fill_the_disk(capture)
+    with pytest.raises(CaptureWriteError, match=r"live\.pcap: cannot write \(No space left"):
         _run_until(capture, lambda _items: False)
     assert thread_errors == []
 
