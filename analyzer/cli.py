@@ -298,7 +298,8 @@ def build_parser() -> argparse.ArgumentParser:
     simulate.add_argument(
         "--truth",
         metavar="JSON",
-        help="where to write the ground-truth timeline (default: PCAP with .truth.json)",
+        help="where to write the ground-truth timeline (default: PCAP with .truth.json; "
+        "with -o -, none unless given)",
     )
     analyze.set_defaults(handler=_analyze)
     simulate.set_defaults(handler=_simulate)

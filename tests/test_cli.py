@@ -263,3 +263,21 @@ def test_the_scenario_simulate_help_shows_runs_as_its_comments_say(tmp_path: Pat
         (75.02005, "up"),
     ]
     assert (a_side["sent"], a_side["returned"], tunnel["key"]) == (20, 12, 42)
+
+
+def test_simulate_to_stdout_writes_no_truth_file_as_its_help_says(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "analyzer", "simulate", str(ROOT / "captures" / "healthy.toml")]
+        + ["-o", "-"],
+        capture_output=True,
+        timeout=120,
+        check=False,
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout[:4] == bytes.fromhex("d4c3b2a1")  # the pcap itself
+    assert list(tmp_path.iterdir()) == []
+    assert "with -o -, none unless given" in " ".join(
+        run_cli("simulate", "--help").stdout.decode().split()
+    )
