@@ -266,9 +266,9 @@ def test_the_scenario_simulate_help_shows_runs_as_its_comments_say(tmp_path: Pat
 
 
 def test_simulate_to_stdout_writes_no_truth_file_as_its_help_says(tmp_path: Path) -> None:
+    scenario = str(ROOT / "captures" / "healthy.toml")
     result = subprocess.run(
-        [sys.executable, "-m", "analyzer", "simulate", str(ROOT / "captures" / "healthy.toml")]
-        + ["-o", "-"],
+        [sys.executable, "-m", "analyzer", "simulate", scenario, "-o", "-"],
         capture_output=True,
         timeout=120,
         check=False,
