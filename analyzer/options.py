@@ -36,7 +36,7 @@ def period_option(text: str) -> float:
         ) from None
     if not 0 < value <= MAX_PERIOD:
         raise argparse.ArgumentTypeError(
-            f"period {_short(text)} out of range 1-{MAX_PERIOD} seconds"
+            f"period {_short(text)} out of range: more than 0, at most {MAX_PERIOD} seconds"
         )
     if value < MIN_PERIOD:  # 5e-324 would overflow every count of ticks
         raise argparse.ArgumentTypeError(

@@ -228,3 +228,13 @@ def test_simulate_refuses_a_scenario_that_would_fill_the_disk(
     assert result.returncode == 2
     assert "frames (at most 20,000,000)" in result.stderr
     assert not (tmp_path / "o").exists()
+
+
+def test_analyze_refuses_a_zero_period_naming_the_range_it_takes(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # 0.5 is accepted (sub-second periods for labs), so the range is not "1-32767".
+    with pytest.raises(SystemExit) as info:
+        main(["analyze", "x.pcap", "--period", "0"])
+    assert info.value.code == 2
+    assert "period 0 out of range: more than 0, at most 32767 seconds" in capsys.readouterr().err
