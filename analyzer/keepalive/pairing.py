@@ -7,6 +7,7 @@ tunnel and originator it belongs to and, for a reply, which request it returns.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -154,6 +155,9 @@ class Pairer:
         # (inner src, inner dst) → requests waiting for their reply (IPv6: paired by order)
         self._pending6: dict[tuple[str, str], list[Request]] = {}
         self._answered: dict[tuple[str, str, int | None], Request] = {}
+        # What was put in _answered, by the whole second of the request's time (for _prune)
+        self._answered_by_second: dict[int, list[tuple[tuple[str, str, int | None], Request]]]
+        self._answered_by_second = {}
         # (inner src, inner dst, inner key) → the originator whose requests carry that header
         self._inner_owner: dict[tuple[str, str, int | None], OriginatorLog] = {}
         # (src, dst, key) → its tunnel: one shared identity per tunnel, not one per packet
@@ -388,6 +392,13 @@ class Pairer:
             log.variants.add("reply-key-differs")
         if ip_id is not None:
             self._answered[ident] = request
+            if request.time - request.time == 0.0:  # finite (pruned by a pass otherwise)
+                second = math.floor(request.time)
+                found = self._answered_by_second.get(second)
+                if found is None:
+                    self._answered_by_second[second] = [(ident, request)]
+                else:
+                    found.append((ident, request))
         return reply
 
     def tunnel_of(self, src: str, dst: str, key: int | None) -> TunnelId:
@@ -432,6 +443,7 @@ class Pairer:
         self._pending.clear()
         self._pending6.clear()
         self._answered.clear()
+        self._answered_by_second.clear()
         self._inner_owner.clear()
         self._tunnels.clear()
         self._shapes.clear()
@@ -445,8 +457,24 @@ class Pairer:
             del self._pending[key4]
         for key6 in [k for k, v in self._pending6.items() if all(r.time < horizon for r in v)]:
             del self._pending6[key6]
-        for key in [k for k, r in self._answered.items() if r.time < horizon]:
-            del self._answered[key]
+        answered, by_second = self._answered, self._answered_by_second
+        if not math.isfinite(horizon):
+            for key in [k for k, r in answered.items() if r.time < horizon]:
+                del answered[key]
+            return
+        # Only the seconds that expire are looked at (at 5,000 tunnels, _answered holds the
+        # last 30 seconds of answers, 34,000, and a pass over them all took 8 ms).
+        limit = math.floor(horizon)
+        for second in [s for s in by_second if s <= limit]:
+            kept = []
+            for key, request in by_second.pop(second):
+                if second < limit or request.time < horizon:
+                    if answered.get(key) is request:  # not answered again since
+                        del answered[key]
+                else:
+                    kept.append((key, request))
+            if kept:
+                by_second[second] = kept
 
 
 def _note_variants(log: OriginatorLog, shape: RequestShape) -> None:
