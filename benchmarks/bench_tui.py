@@ -52,6 +52,7 @@ SIZE = (160, 50)
 KEY_TARGETS = {500: 0.1, 5000: 0.3}
 REPAINT = "repaint"
 NO_BINDING = "z "
+FILTER_KEYS = ("/ ", "filter:", "Enter ", "Esc ")
 
 
 def scenario(tunnels: int, minutes: float, data_pps: float) -> str:
@@ -332,6 +333,29 @@ async def time_tui(path: Path, repeat: int) -> dict[str, Any]:
     return results
 
 
+def promise(entry: dict[str, Any]) -> dict[str, Any]:
+    """The promise read from one capture's figures: each cursor move, selection and sort
+    (the filter's keys are reported apart: the issue does not ask them) within the target
+    at its p95 from the key to the screen; the first paint within 2× analyze."""
+    worst: dict[str, list[tuple[float, float]]] = {"keys": [], "filter": []}
+    for name, key in entry["keys"].items():
+        if name.startswith(NO_BINDING):
+            continue
+        kind = "filter" if name.startswith(FILTER_KEYS) else "keys"
+        worst[kind].append((key["screen"]["p95_s"], key["screen"]["max_s"]))
+    p95 = max(p for p, _ in worst["keys"])
+    target, analyze = entry["key_target_s"], entry["analyze_json_s"]
+    return {
+        "worst_key_p95_s": p95,
+        "worst_key_max_s": max(m for _, m in worst["keys"]),
+        "worst_filter_key_p95_s": max(p for p, _ in worst["filter"]),
+        "targets_met": {
+            "paint_within_2x_analyze": (entry["first_paint_s"] <= 2 * analyze if analyze else None),
+            "every_key_p95_within_target": None if target is None else p95 <= target,
+        },
+    }
+
+
 def machine() -> dict[str, object]:
     """What the figures were measured on."""
     return {
@@ -367,9 +391,6 @@ def main(argv: list[str] | None = None) -> int:
         analyze = [] if args.no_analyze else time_analyze(path, args.analyze_runs)
         tui = asyncio.run(time_tui(path, args.repeat))
         target = KEY_TARGETS.get(tunnels)
-        timed = {k: v for k, v in tui["keys"].items() if not k.startswith(NO_BINDING)}
-        # the promise, read from the key to its screen update: each key's p95 within it
-        worst = max(v["screen"]["p95_s"] for v in timed.values())
         analyze_s = statistics.median(analyze) if analyze else None
         entry = {
             "tunnels": tunnels,
@@ -382,16 +403,9 @@ def main(argv: list[str] | None = None) -> int:
             "load_average": os.getloadavg(),
             **tui,
             "paint_over_analyze": tui["first_paint_s"] / analyze_s if analyze_s else None,
-            "worst_key_p95_s": worst,
-            "worst_key_max_s": max(v["screen"]["max_s"] for v in timed.values()),
             "key_target_s": target,
-            "targets_met": {
-                "paint_within_2x_analyze": (
-                    tui["first_paint_s"] <= 2 * analyze_s if analyze_s else None
-                ),
-                "every_key_p95_within_target": None if target is None else worst <= target,
-            },
         }
+        entry.update(promise(entry))
         report["captures"].append(entry)
         print_entry(entry)
     RESULTS.mkdir(parents=True, exist_ok=True)
@@ -434,8 +448,9 @@ def print_entry(entry: dict[str, Any]) -> None:
             f"{key['textual_compose_median_s']:>9.3f}"
         )
     print(
-        f"  worst key p95 {entry['worst_key_p95_s']:.3f} s, max {entry['worst_key_max_s']:.3f} s"
-        f" (promise ≤ {entry['key_target_s']} s)"
+        f"  worst cursor/selection/sort key p95 {entry['worst_key_p95_s']:.3f} s,"
+        f" max {entry['worst_key_max_s']:.3f} s (promise ≤ {entry['key_target_s']} s);"
+        f" worst filter key p95 {entry['worst_filter_key_p95_s']:.3f} s"
     )
 
 
