@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from analyzer.keepalive.pairing import MAX_RTT, Pairer
+from analyzer.keepalive.pairing import Pairer
 from analyzer.read.packet import InnerHeader
 
 A, B = "192.0.2.1", "198.51.100.1"
