@@ -123,6 +123,29 @@ def diagnose(analysis: Analysis, options: DiagnoseOptions | None = None) -> None
         tunnel.diagnoses = found
 
 
+def _end_of(o: OriginatorResult, until: float) -> str:
+    """'the capture ends', or, where `until` ends one of the capture's segments before its
+    last (the capture stopped running there), 'its capture segment ends at HH:MM:SS'."""
+    if o.segments and until < o.segments[-1][1]:
+        return f"its capture segment ends at {clock(until)}"
+    return "the capture ends"
+
+
+def _unnoticed_until(o: OriginatorResult, end: float) -> float | None:
+    """The end of the first capture segment (or of the capture) at which a failure of the
+    originator is still running with its line protocol up: it did not go down before the
+    capture stopped, so its blackhole so far is not one 'before it noticed'."""
+    downs = [t.time for t in o.transitions if t.state is LineState.DOWN]
+    for until, events in _by_segment(o, end):
+        found = episodes(events, o.period, until)
+        if not found or found[-1].reply is not None:
+            continue
+        start = found[-1].start
+        if not any(start <= time <= until for time in downs):
+            return until
+    return None
+
+
 def _by_segment(o: OriginatorResult, end: float) -> list[tuple[float, list[KeepaliveEvent]]]:
     """(end, events) of each segment of the capture the originator's timeline covers (a
     capture with gaps): a failure never runs on across a gap. Without gaps, all of it."""
@@ -214,7 +237,7 @@ def _leg_down(
     recovered = (
         f"; answered again from {clock(episode.reply.time)}"
         if episode.reply is not None
-        else "; still failing when the capture ends"
+        else f"; still failing when {_end_of(o, capture_end)}"
     )
     if requests or len(data) >= 2:
         arriving = " and ".join(
@@ -815,9 +838,15 @@ def _late_detection(
         return []
     x = o.address
     detection = o.period * o.retries
+    unnoticed = _unnoticed_until(o, capture_end)
+    noticed = (
+        "before its line protocol noticed"
+        if unnoticed is None
+        else f"with its line protocol still up when {_end_of(o, unnoticed)}"
+    )
     message = (
         f"{x} blackholed {blackhole.min}-{blackhole.max} data packets over "
-        f"{o.blackhole_seconds.min:.3g} s before its line protocol noticed "
+        f"{o.blackhole_seconds.min:.3g} s {noticed} "
         f"(keepalive {o.period:g} {o.retries} needs {detection:g} s of silence)"
     )
     details: dict[str, object] = {"threshold": options.late_detection_packets}

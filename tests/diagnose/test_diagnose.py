@@ -267,6 +267,49 @@ def test_late_detection_threshold() -> None:
     assert found(analysis, "late-detection") == []
 
 
+def _outage_cut_at_47(tmp_path: Path) -> Path:
+    """captures/outage.toml stopped at 47 s: A's sends at 35, 40 and 45 go unanswered
+    (counter 3 of retries 4); the send at 55 that would take it down is never captured."""
+    scenario = dataclasses.replace(load_scenario(CAPTURES / "outage.toml"), duration=47.0)
+    pcap = tmp_path / "cut.pcap"
+    simulate(scenario, pcap)
+    return pcap
+
+
+def _spliced_two_years_later(tmp_path: Path) -> Path:
+    """The cut outage, then the same tunnel healthy two years later: two capture segments,
+    the first ending at its last packet, within the last 0.1 s before 47 s (10 data packets
+    a second each way)."""
+    scenario = load_scenario(CAPTURES / "outage.toml")
+    later = dataclasses.replace(
+        scenario,
+        start=scenario.start + 2 * 365 * 86400.0,
+        duration=60.0,
+        tunnels=[dataclasses.replace(scenario.tunnels[0], outages=[])],
+    )
+    second = tmp_path / "later.pcap"
+    simulate(later, second)
+    pcap = tmp_path / "spliced.pcap"
+    pcap.write_bytes(_outage_cut_at_47(tmp_path).read_bytes() + second.read_bytes()[24:])
+    return pcap
+
+
+def test_a_failure_the_capture_ends_in_was_not_yet_noticed(tmp_path: Path) -> None:
+    settings = Settings(config=load_config(CAPTURES / "router-a.cfg"))
+    (diagnosis,) = found(analyze(_outage_cut_at_47(tmp_path), settings), "late-detection")
+    assert "with its line protocol still up when the capture ends" in diagnosis.message
+    assert "before its line protocol noticed" not in diagnosis.message
+
+
+def test_a_failure_its_capture_segment_ends_in_is_said_so(tmp_path: Path) -> None:
+    settings = Settings(config=load_config(CAPTURES / "router-a.cfg"))
+    analysis = analyze(_spliced_two_years_later(tmp_path), settings)
+    (late,) = found(analysis, "late-detection")
+    assert "line protocol still up when its capture segment ends at 00:00:46.9" in late.message
+    (leg,) = found(analysis, "leg-down")
+    assert "still failing when its capture segment ends at 00:00:46.9" in leg.message
+
+
 # --------------------------------------------------------------------------- outputs
 
 
