@@ -30,6 +30,8 @@
 -- Wireshark GUI and sharkd all show the same, and the same as `gre-keepalive analyze`.
 -- A file that grows (a live capture) is read further when a frame beyond it is asked;
 -- a gzip-compressed file is read through `gzip -dc`.
+-- With a read filter (tshark -2 -R) Wireshark numbers only the frames it keeps; the
+-- plugin counts the file's frames itself (its links name frames by their place in the file).
 -- Where the file cannot be read (stdin, gzip data without gzip installed, a system without
 -- /proc), the plugin decodes each frame's bytes when Wireshark first dissects it and
 -- computes once the first pass is over: a later pass (tshark -2, the GUI after
@@ -1116,8 +1118,16 @@ local function reset()
     read_prefs()
 end
 
+-- A read filter (tshark -2 -R, the GUI's Open dialog) drops frames in the first pass and
+-- numbers only the frames it keeps: a dropped frame's number is given to the next frame
+-- too. From the first number given twice in a first pass on, the plugin counts the frames
+-- read (the file's numbering) and remembers which file frame each number was kept for.
+local last_number = nil -- Wireshark's number of the frame dissected last
+local renumbered = nil  -- nil, or { read = file frames read, file_of = number -> file frame }
+
 function proto.init()
     reset()
+    last_number, renumbered = nil, nil
 end
 
 local function prefs_changed()
@@ -1263,8 +1273,7 @@ end
 -- mistake under the wrong one).
 local GUESSED_LINKTYPES = { 1, LINKTYPE_RAW, 113, 276, 0 }
 
-local function collect_frame(tvb, pinfo)
-    local number = pinfo.number
+local function collect_frame(tvb, pinfo, number)
     if S.seen[number] then return end
     S.seen[number] = true
     local time = pinfo.abs_ts
@@ -1890,7 +1899,7 @@ local function dissect(tvb, pinfo, tree, number)
         known_frames, known_results = S.frames, S.results
         if S.broken_from ~= nil then known_frames = math.min(S.frames, S.broken_from - 1) end
     else
-        collect_frame(tvb, pinfo)
+        collect_frame(tvb, pinfo, number)
         -- Computed once the first pass is over (or again if later passes add frames).
         if S.dirty and pinfo.visited then compute() end
     end
@@ -1900,8 +1909,27 @@ local function dissect(tvb, pinfo, tree, number)
     if r ~= nil and not mismatch(r, pinfo) then show(r, tree, pinfo) end
 end
 
+-- The file's number of the frame Wireshark numbers `number` (see renumbered).
+local function file_frame(pinfo, number)
+    local visited = pinfo.visited
+    if renumbered == nil then
+        if visited then return number end -- the same frame dissected again (the GUI)
+        renumbered = { read = number, file_of = {} } -- frames 1..number read as numbered
+    end
+    if visited then return renumbered.file_of[number] or number end
+    renumbered.read = renumbered.read + 1
+    renumbered.file_of[number] = renumbered.read
+    return renumbered.read
+end
+
 function proto.dissector(tvb, pinfo, tree)
     local number = pinfo.number
+    if number == last_number or renumbered ~= nil then
+        last_number = number
+        number = file_frame(pinfo, number)
+    else
+        last_number = number
+    end
     if number <= known_frames then
         local r = known_results[number]
         if r == nil then return end

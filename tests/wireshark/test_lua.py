@@ -1180,6 +1180,52 @@ def test_sharkd_agrees_on_a_built_capture(
     assert_agree(document, frames)
 
 
+@needs_tshark
+@pytest.mark.parametrize(
+    "read_filter",
+    ["grekeepalive.unanswered", 'grekeepalive.line_state == "down"', "grekeepalive"],
+)
+def test_read_filter_in_two_passes_keeps_the_analysis(read_filter: str, tmp_path: Path) -> None:
+    """tshark -2 -R drops the frames its read filter refuses in the first pass and numbers
+    the others anew (a dropped frame's number goes to the next one): each frame kept
+    still shows what the analysis says for it, found by its time."""
+    capture = CAPTURES / "outage.pcap"
+    document = analysis(capture, tmp_path)
+    events = [
+        (round(e["time"], 6), TYPES[e["type"]], o["address"], e["counter"], e["line_state"])
+        for o in originators(document)
+        for e in o["keepalives"]
+        if e["frame"] is not None
+    ]
+    unanswered = {
+        round(e["time"], 6)
+        for o in originators(document)
+        for e in o["keepalives"]
+        if e["type"] == "sent" and e["frame"] is not None and e["partner_frame"] is None
+    }
+    selected = {
+        "grekeepalive.unanswered": {e for e in events if e[0] in unanswered},
+        'grekeepalive.line_state == "down"': {e for e in events if e[4] == "down"},
+        "grekeepalive": set(events),
+    }[read_filter]
+    stdout = tshark(
+        capture,
+        LUA,
+        "-R",
+        read_filter,
+        "-T",
+        "fields",
+        *("-e", "frame.time_epoch", "-e", "grekeepalive.type", "-e", "grekeepalive.originator"),
+        *("-e", "grekeepalive.counter", "-e", "grekeepalive.line_state"),
+    )
+    shown = set()
+    for line in stdout.splitlines():
+        time, kind, address, counter, state = line.split("\t")
+        shown.add((round(float(time), 6), kind, address, int(counter), state))
+    assert len(selected) >= 7
+    assert shown == selected
+
+
 def _rewritten(path: Path, *sources: Path, swap_halves: bool = False) -> Path:
     """The frames of `sources` one file after the other (as `mergecap -a` writes them),
     with each one's second half first when `swap_halves`: frames out of time order."""
