@@ -281,6 +281,16 @@ def _leg_down(
                     f", so {p}'s line protocol goes down as well, about {span} (its "
                     f"{ordinal(retries + 1)} lost keepalive, retries {retries})."
                 )
+                # The peer's own timeline counts those reflections as returned (the capture
+                # sees them leave): say so where its figures are shown.
+                note = (
+                    f"its keepalives count as returned when the capture at {x} sees the "
+                    f"reflections leave; after {clock(after)} they crossed the failed {x} → {p} "
+                    f"leg and were lost, so its line protocol went down about {span} although "
+                    "this timeline shows no down (see leg-down)"
+                )
+                if note not in peer.notes:
+                    peer.notes.append(note)
             else:
                 message += f" ({len(early)} of them lost in this window)."
             details["peer_down_estimate"] = (

@@ -86,6 +86,18 @@ def test_a_to_b_leg_down_while_b_still_arrives(tmp_path: Path) -> None:
     assert f"{B}'s line protocol goes down as well" in diagnosis.message
 
 
+def test_the_peer_that_looks_healthy_from_a_carries_a_note_that_it_went_down(
+    tmp_path: Path,
+) -> None:
+    # B's own figures (every keepalive returned, no down) are what A's side sees leave; the
+    # note beside them gives the down the leg-down diagnosis worked out (47.01-52.01 s).
+    b = originator(run("leg_a_to_b", tmp_path), B)
+    (note,) = [n for n in b.notes if "see leg-down" in n]
+    assert f"after 00:00:30.000 they crossed the failed {A} → {B} leg" in note
+    assert "went down about 00:00:47.010–00:00:52.010" in note
+    assert originator(run("leg_a_to_b", tmp_path), A).notes == []
+
+
 def test_b_to_a_leg_down_seen_from_a_cannot_judge_the_other_leg(tmp_path: Path) -> None:
     analysis = run("leg_b_to_a", tmp_path)
     (diagnosis,) = found(analysis, "leg-down")
