@@ -849,9 +849,10 @@ def capture_segments(
 
 
 def _going_back(collector: Collector, out_of_order: set[int]) -> Backwards | None:
-    """Steps back in time in frame order: within each originator's requests, and between
-    the first and last packet of every originator and data flow (a data flow's columns are
-    in time order, so one whose earliest packet comes after its latest went back)."""
+    """Steps back in time in frame order: within each originator's requests and each data
+    flow, and between the first and last packet of every originator and data flow (a data
+    flow's columns are in time order, so one whose earliest packet comes after its latest
+    went back)."""
     found: list[Backwards] = []
     samples: list[tuple[int, float]] = []
     for log in collector.pairer.originators.values():
@@ -873,6 +874,7 @@ def _going_back(collector: Collector, out_of_order: set[int]) -> Backwards | Non
     across = backwards_steps(sorted(samples))
     if across is not None:
         found.append(across)
+    found += collector.data_backwards.values()
     if not found:
         return None
     return Backwards(

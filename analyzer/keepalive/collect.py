@@ -19,6 +19,7 @@ from analyzer.keepalive.model import (
     Traits,
 )
 from analyzer.keepalive.pairing import Pairer
+from analyzer.keepalive.segments import Backwards, backwards_steps
 from analyzer.read.capture import RawFrame
 from analyzer.read.fastpath import (
     KEEPALIVE_HEAD,
@@ -62,6 +63,9 @@ class Collector:
         self.data_frames: dict[Flow, DataFrames] = {}
         self._appended: dict[Flow, tuple[array[float], array[int]]] = {}
         self._known_sorted: set[Flow] = set()
+        # Data flows whose packets went back in time in frame order (a merged file), with
+        # how: a step back shorter than the keepalive period shows nowhere else.
+        self.data_backwards: dict[Flow, Backwards] = {}
         self._traits: dict[Flow, Traits] = {}
         # Requests counted by what they show of their sender (_TraitSignature), per flow:
         # one count per request instead of seven, turned into Traits when they are read.
@@ -360,6 +364,9 @@ class Collector:
             if flow in self._known_sorted or not any(b < a for a, b in pairwise(column)):
                 continue
             frame_column = self.data_frames[flow]
+            steps = backwards_steps(list(zip(frame_column, column, strict=True)))
+            if steps is not None:
+                self.data_backwards[flow] = steps
             order = sorted(range(len(column)), key=lambda i: (column[i], frame_column[i]))
             self.data_times[flow] = array("d", (column[i] for i in order))
             self.data_frames[flow] = array("q", (frame_column[i] for i in order))

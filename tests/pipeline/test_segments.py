@@ -223,3 +223,25 @@ def test_a_failure_at_a_segment_end_does_not_run_on_across_the_gap(tmp_path: Pat
     assert [d["time"] for d in legs] == [T2020 + 35.0, T2026 + 35.0]
     assert "still failing when its capture segment ends at 00:00:4" in legs[0]["message"]
     assert "still failing when the capture ends" in legs[1]["message"]
+
+
+@pytest.mark.parametrize("reader", ["auto", "python"])
+def test_a_step_back_shorter_than_any_keepalive_gap_is_warned(tmp_path: Path, reader: str) -> None:
+    # Ten data packets of one flow, 1 s apart, the last five stamped 3 s early (a file merged
+    # from two captures that overlap): times 0 1 2 3 4 | 2 3 4 5 6. Frame 6 steps back from
+    # 4 s to 2 s. No keepalive at all, so only the data can show it.
+    from analyzer.read.packet import build_ethernet, build_gre_data
+
+    pcap = tmp_path / "overlap.pcap"
+    with PcapWriter(pcap) as writer:
+        for index, offset in enumerate([0, 1, 2, 3, 4, 2, 3, 4, 5, 6]):
+            packet = build_gre_data("192.0.2.1", "198.51.100.1", ip_id=index)
+            writer.write(T2026 + offset, build_ethernet(packet))
+    out = tmp_path / "overlap.json"
+    argv = ["analyze", str(pcap), "--format", "json", "-o", str(out), "--reader", reader]
+    assert main(argv) == 0
+    warnings: list[str] = json.loads(out.read_text())["source"]["warnings"]
+    assert [w for w in warnings if w.startswith("timestamps go back")] == [
+        "timestamps go back in time once (by up to 2.000 s, first at frame 6): the file looks "
+        "merged from several captures; it is analysed in time order"
+    ]
