@@ -364,7 +364,7 @@ class Collector:
             if flow in self._known_sorted or not any(b < a for a, b in pairwise(column)):
                 continue
             frame_column = self.data_frames[flow]
-            steps = backwards_steps(list(zip(frame_column, column, strict=True)))
+            steps = backwards_steps(sorted(zip(frame_column, column, strict=True)))
             if steps is not None:
                 self.data_backwards[flow] = steps
             order = sorted(range(len(column)), key=lambda i: (column[i], frame_column[i]))

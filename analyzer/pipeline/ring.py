@@ -25,6 +25,7 @@ from typing import IO, Any, TypeVar
 from analyzer.keepalive.collect import MAX_ERRORS_LISTED, Collector, Flow
 from analyzer.keepalive.model import FrameError, SourceSummary, Traits
 from analyzer.keepalive.pairing import Pairer
+from analyzer.keepalive.segments import Backwards
 from analyzer.pipeline import collect as one_pass
 from analyzer.pipeline.files import capture_files, default_jobs
 from analyzer.read import fastpath
@@ -194,6 +195,19 @@ class _Whole:
         for flow, traits in piece.traits.items():
             mine = whole.traits.get(flow)
             whole.traits[flow] = traits if mine is None else _add_traits(mine, traits)
+        for flow, steps in piece.data_backwards.items():
+            # Steps inside one file; steps between files are found when the chain is sorted.
+            shifted = Backwards(steps.count, steps.largest, steps.first_frame + offset)
+            before = whole.data_backwards.get(flow)
+            whole.data_backwards[flow] = (
+                shifted
+                if before is None
+                else Backwards(
+                    before.count + shifted.count,
+                    max(before.largest, shifted.largest),
+                    min(before.first_frame, shifted.first_frame),
+                )
+            )
         for flow, times in piece.data_times.items():
             if not len(times):
                 continue

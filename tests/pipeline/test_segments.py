@@ -245,3 +245,33 @@ def test_a_step_back_shorter_than_any_keepalive_gap_is_warned(tmp_path: Path, re
         "timestamps go back in time once (by up to 2.000 s, first at frame 6): the file looks "
         "merged from several captures; it is analysed in time order"
     ]
+
+
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [
+        ([0, 1, 2, 3, 4, 2, 3], [10, 11]),  # the step back inside the first file
+        ([0, 1, 2, 3, 4], [2, 3, 4, 5, 6]),  # the second file overlaps the first
+    ],
+)
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_a_step_back_in_a_ring_of_files_is_warned_as_in_one_file(
+    tmp_path: Path, first: list[int], second: list[int], jobs: str
+) -> None:
+    # Either way frame 6 (the 6th packet of the files in order) steps back from 4 s to 2 s.
+    from analyzer.read.packet import build_ethernet, build_gre_data
+
+    ring = tmp_path / "ring"
+    ring.mkdir()
+    for name, offsets in (("a.pcap", first), ("b.pcap", second)):
+        with PcapWriter(ring / name) as writer:
+            for index, offset in enumerate(offsets):
+                packet = build_gre_data("192.0.2.1", "198.51.100.1", ip_id=index)
+                writer.write(T2026 + offset, build_ethernet(packet))
+    out = tmp_path / "ring.json"
+    assert main(["analyze", str(ring), "--jobs", jobs, "--format", "json", "-o", str(out)]) == 0
+    warnings: list[str] = json.loads(out.read_text())["source"]["warnings"]
+    assert [w for w in warnings if w.startswith("timestamps go back")] == [
+        "timestamps go back in time once (by up to 2.000 s, first at frame 6): the file looks "
+        "merged from several captures; it is analysed in time order"
+    ]
