@@ -79,7 +79,7 @@
 --   grekeepalive.bad_preference      warning: a preference is out of range and was
 --                                    replaced by its default (also reported at load)
 -- Preferences (Edit > Preferences > Protocols > GREKEEPALIVE; tshark -o NAME:VALUE):
---   grekeepalive.period    period in seconds (0-32767) for originators the baked-in
+--   grekeepalive.period    period in seconds (0.001-32767) for originators the baked-in
 --                          table does not name; 0 = not set: the configuration's default
 --                          period, else inferred from the send interval, else 10
 --   grekeepalive.retries   retries (1-255) for originators the baked-in table does not name
@@ -150,6 +150,7 @@ local DUPLICATE_WINDOW = 0.5    -- the same keepalive this close together is one
 local DEFAULT_PERIOD = 10.0
 local DEFAULT_RETRIES = 3
 local MAX_PERIOD = 32767
+local MIN_PERIOD, MIN_PERIOD_TEXT = 0.001, "0.001" -- analyzer.options.MIN_PERIOD
 local MAX_RETRIES = 255
 local MAX_LISTED_TICKS = 1000   -- analyzer.keepalive.timeline.MAX_LISTED_TICKS
 
@@ -263,7 +264,7 @@ proto.experts = {
 }
 
 proto.prefs.period = Pref.string("Keepalive period (seconds)", PREF_PERIOD_DEFAULT,
-    "Period (0-32767 s) for originators the baked-in configuration does not name; 0 = not "
+    "Period (0.001-32767 s) for originators the baked-in configuration does not name; 0 = not "
     .. "set: the configuration's default period if it has one, else inferred from the send "
     .. "interval (10 s when it cannot be inferred)")
 proto.prefs.retries = Pref.uint("Keepalive retries", PREF_RETRIES_DEFAULT,
@@ -1073,15 +1074,28 @@ end
 -- prefs_changed, so a keepalive frame checks them (see prefs_moved).
 local read_period, read_retries = nil, nil
 
+-- A period as --period takes it: a decimal number (no hex, no inf/nan), nil otherwise.
+local function decimal(text)
+    local t = text:match("^%s*(.-)%s*$")
+    local mantissa, exponent = t:match("^[+]?([%d.]+)(.*)$")
+    if mantissa == nil or not mantissa:match("%d") or select(2, mantissa:gsub("%.", "")) > 1 then
+        return nil
+    end
+    if exponent ~= "" and not exponent:match("^[eE][+-]?%d+$") then return nil end
+    return tonumber(t)
+end
+
 local function read_prefs()
     pref_problems = {}
     read_period, read_retries = proto.prefs.period, proto.prefs.retries
     local text = tostring(proto.prefs.period or "")
-    local period = tonumber(text)
-    if period == nil or period ~= period or period < 0 or period > MAX_PERIOD then
+    local period = decimal(text)
+    -- 0 is "not set"; else the range of --period (MIN_PERIOD: a finer one counts ticks
+    -- past any bound).
+    if period == nil or period < 0 or period > MAX_PERIOD or (period > 0 and period < MIN_PERIOD) then
         local fallback = tonumber(PREF_PERIOD_DEFAULT) or 0
-        problem(string.format("preference grekeepalive.period %q is not a period of 0-%d "
-            .. "seconds (0: not set); using %s", text, MAX_PERIOD,
+        problem(string.format("preference grekeepalive.period %q is not a period of %s-%d "
+            .. "seconds (0: not set); using %s", text, MIN_PERIOD_TEXT, MAX_PERIOD,
             fallback > 0 and (PREF_PERIOD_DEFAULT .. " s") or "none (inferred)"))
         period = fallback
     end

@@ -1399,6 +1399,9 @@ def test_second_copy_is_reported_and_the_first_stays(tmp_path: Path) -> None:
         ("grekeepalive.retries:999", "grekeepalive.retries 999 is out of range 1-255; using 3"),
         ("grekeepalive.period:abc", 'grekeepalive.period "abc" is not a period'),
         ("grekeepalive.period:-5", 'grekeepalive.period "-5" is not a period'),
+        # as --period refuses them: too fine to count ticks with, hexadecimal
+        ("grekeepalive.period:1e-300", 'grekeepalive.period "1e-300" is not a period'),
+        ("grekeepalive.period:0x10", 'grekeepalive.period "0x10" is not a period'),
     ],
 )
 def test_invalid_preference_is_reported_and_its_default_used(
