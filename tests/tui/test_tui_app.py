@@ -30,7 +30,15 @@ from analyzer.pipeline.analyze import analyze_frames
 from analyzer.read.capture import CaptureError, RawFrame, open_capture
 from analyzer.read.packet import build_keepalive_request, reflect_request
 from analyzer.read.sources import InterfaceNotice
-from analyzer.tui.app import CaptureApp, KeepaliveApp, LiveApp, run_capture, run_live
+from analyzer.tui.app import (
+    CaptureApp,
+    KeepaliveApp,
+    LiveApp,
+    Loader,
+    Progress,
+    run_capture,
+    run_live,
+)
 from analyzer.tui.views import row_key
 from analyzer.tui.widgets import (
     CursorBar,
@@ -55,11 +63,11 @@ SIZE = (120, 40)
 
 def _loader(
     path: Path = OUTAGE, settings: Settings | None = None, *, diagnoses: bool = True
-) -> Callable[[], Analysis]:
+) -> Loader:
     """Analyse a capture as `gre-keepalive tui` does. Snapshot tests leave the diagnoses
     out: their wording belongs to analyzer.diagnose.rules (tested there), the layout to us."""
 
-    def load(progress: Callable[[int], None]) -> Analysis:
+    def load(progress: Progress) -> Analysis:
         with open_capture(path) as reader:
             analysis = analyze_frames(reader, settings, files=[str(path)])
         if not diagnoses:
