@@ -537,15 +537,21 @@ def test_every_field_and_expert_is_documented_in_the_header() -> None:
         assert pref in header
 
 
-def test_export_lua_writes_stdout_and_files(tmp_path: Path) -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "analyzer", "export-lua", "-o", "-"],
+def export_lua(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """Run `gre-keepalive export-lua ARGS` as a process (stdout, stderr, exit status)."""
+    return subprocess.run(
+        [sys.executable, "-m", "analyzer", "export-lua", *args],
         capture_output=True,
         text=True,
         timeout=60,
         check=False,
         cwd=ROOT,
+        env=env,
     )
+
+
+def test_export_lua_writes_stdout_and_files(tmp_path: Path) -> None:
+    result = export_lua("-o", "-")
     assert result.returncode == 0
     assert result.stdout == generate_lua(None, None, None)
     out = tmp_path / "plugin.lua"
@@ -556,14 +562,7 @@ def test_export_lua_writes_stdout_and_files(tmp_path: Path) -> None:
 
 
 def test_export_lua_help() -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "analyzer", "export-lua", "--help"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-        cwd=ROOT,
-    )
+    result = export_lua("--help")
     assert result.returncode == 0
     for word in ("--config", "--period", "--retries", "post-dissector", "plugins"):
         assert word in result.stdout
@@ -579,14 +578,7 @@ def test_export_lua_help() -> None:
     ],
 )
 def test_export_lua_errors_are_one_line_exit_2(args: list[str], message: str) -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "analyzer", "export-lua", *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-        cwd=ROOT,
-    )
+    result = export_lua(*args)
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and message in lines[0], result.stderr
@@ -604,14 +596,7 @@ def test_export_lua_errors_are_one_line_exit_2(args: list[str], message: str) ->
     ],
 )
 def test_export_lua_error_escapes_the_name_given(args: list[str], shown: str) -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "analyzer", "export-lua", *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-        cwd=ROOT,
-    )
+    result = export_lua(*args)
     assert result.returncode == 2
     (line,) = result.stderr.splitlines()
     assert line.startswith("gre-keepalive: error: ") and shown in line, result.stderr
@@ -1561,15 +1546,7 @@ def test_plugin_info_names_the_generator_version(tmp_path: Path) -> None:
 
 def test_install_creates_the_personal_plugins_folder(tmp_path: Path) -> None:
     env = {**os.environ, "HOME": str(tmp_path), "XDG_CONFIG_HOME": str(tmp_path / ".config")}
-    result = subprocess.run(
-        [sys.executable, "-m", "analyzer", "export-lua", "--install", "--retries", "4"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-        cwd=ROOT,
-        env=env,
-    )
+    result = export_lua("--install", "--retries", "4", env=env)
     assert result.returncode == 0, result.stderr
     target = tmp_path / ".local" / "lib" / "wireshark" / "plugins" / "gre_keepalive.lua"
     assert str(target) in result.stdout
