@@ -527,6 +527,42 @@ def test_generation_is_deterministic() -> None:
     assert generate_lua(config, 5.0, 4) == generate_lua(config, 5.0, 4)
 
 
+def test_plugin_constants_are_the_analyzers() -> None:
+    """The plugin re-implements the analyzer's rules in Lua: the thresholds both use must
+    be the same numbers (a change on the Python side alone fails here, not only on the
+    captures that happen to cross it)."""
+    from analyzer import options
+    from analyzer.keepalive import analysis as python_analysis
+    from analyzer.keepalive import pairing, segments, state, timeline
+
+    python = {
+        "MAX_RTT": pairing.MAX_RTT,
+        "DUPLICATE_WINDOW": pairing.DUPLICATE_WINDOW,
+        "DEFAULT_PERIOD": state.DEFAULT_PERIOD,
+        "DEFAULT_RETRIES": state.DEFAULT_RETRIES,
+        "MAX_PERIOD": state.MAX_PERIOD,
+        "MAX_RETRIES": state.MAX_RETRIES,
+        "MIN_PERIOD": options.MIN_PERIOD,
+        "MAX_LISTED_TICKS": timeline.MAX_LISTED_TICKS,
+        "BURST_FRACTION": python_analysis.BURST_FRACTION,
+        "PERIOD_TOLERANCE": python_analysis.PERIOD_TOLERANCE,
+        "CLUSTER_TOLERANCE": python_analysis.CLUSTER_TOLERANCE,
+        "DOMINANT_SHARE": python_analysis.DOMINANT_SHARE,
+        "MAX_CANDIDATES": python_analysis.MAX_CANDIDATES,
+        "LISTED_MULTIPLES": python_analysis.LISTED_MULTIPLES,
+        "DEFAULT_CAPTURE_GAP": segments.DEFAULT_CAPTURE_GAP,
+        "GAP_PERIODS": segments.GAP_PERIODS,
+    }
+    text = LUA.read_text(encoding="utf-8")
+    lua = {
+        name: float(value)
+        for name, value in re.findall(r"^local (\w+)(?:, \w+)? = ([\d.]+)\b", text, re.MULTILINE)
+    }
+    assert {name: lua.get(name) for name in python} == {
+        name: float(value) for name, value in python.items()
+    }
+
+
 def test_every_field_and_expert_is_documented_in_the_header() -> None:
     text = LUA.read_text(encoding="utf-8")
     header = text[: text.index("\nlocal ")]
