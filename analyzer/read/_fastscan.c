@@ -22,6 +22,7 @@
 #include <Python.h>
 #include <dlfcn.h>
 #include <errno.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -413,7 +414,15 @@ static int classify(int linktype, const unsigned char *data, size_t caplen, stru
 
 /* --- per-flow data, spilled to a file --- */
 
+/* Per data packet the loop touches a flow's entry and little else: with thousands of flows
+ * interleaved (a hub), anything scattered wider waits on memory for every packet. The index
+ * (8 bytes a slot) finds the entry, which holds the flow's counters and its last CHUNK
+ * records; a full chunk is copied into the flow's block (BLOCK records, 4 KiB, one such
+ * copy per CHUNK packets), and a full block is appended to the spill file. */
+
 #define BLOCK 256 /* records per spilled block (4 KiB) */
+#define CHUNK 16  /* records gathered in the flow's entry before they go to its block */
+_Static_assert(BLOCK % CHUNK == 0, "a block takes whole chunks");
 
 struct record {
     double time;
@@ -421,24 +430,37 @@ struct record {
 };
 
 struct flow {
+    /* what every packet of the flow reads or writes, in the entry's first 64 bytes */
     struct flow_key key;
-    int used;
+    int32_t fill; /* records in `chunk` */
+    int32_t sorted;
     int64_t count;
-    double first_time, last_time; /* of its first and last record, in frame order */
-    int64_t first_frame, last_frame;
-    int sorted;
-    struct record *buffer; /* the block being filled; capacity grows to BLOCK */
-    int fill, capacity;
+    double last_time; /* of its last record in frame order */
+    /* what one packet in CHUNK touches, or only the first */
+    int64_t last_frame;
+    double first_time; /* of its first record in frame order */
+    int64_t first_frame;
+    struct record *block; /* the block being filled (NULL until its first chunk) */
+    size_t block_fill;
     uint64_t *blocks; /* spill-file offsets of this flow's blocks, in order */
     size_t nblocks, block_capacity;
+    struct record chunk[CHUNK];
+};
+_Static_assert(offsetof(struct flow, last_frame) == 64, "the per-packet fields share a line");
+_Static_assert(sizeof(struct flow) % 64 == 0, "entries start on cache lines");
+
+struct slot {
+    uint32_t tag; /* the hash's high half */
+    uint32_t id;  /* 1 + the flow's place in `flows`; 0: empty */
 };
 
 #define STAGING_BYTES (1 << 20) /* spilled blocks are written 256 at a time */
 
 struct flow_table {
-    struct flow *slots;
-    size_t size; /* power of two */
-    size_t used;
+    struct slot *index; /* open addressing, linear probing, at most half full */
+    size_t size;        /* slots: a power of two */
+    struct flow *flows; /* in the order they were first seen */
+    size_t used, capacity;
     int spill_fd;
     unsigned char *staging; /* blocks not yet written, from file offset staging_at */
     uint64_t staging_at;
@@ -457,40 +479,61 @@ static uint64_t hash_key(const struct flow_key *k) {
     return h;
 }
 
-static int table_grow(struct flow_table *table) {
+static void index_put(struct slot *index, size_t size, uint64_t hash, uint32_t id) {
+    size_t j = hash & (size - 1);
+    while (index[j].id != 0)
+        j = (j + 1) & (size - 1);
+    index[j].tag = (uint32_t)(hash >> 32);
+    index[j].id = id;
+}
+
+static int index_grow(struct flow_table *table) {
     size_t size = table->size ? table->size * 2 : 1024;
-    struct flow *slots = calloc(size, sizeof *slots);
-    if (slots == NULL)
+    struct slot *index = calloc(size, sizeof *index);
+    if (index == NULL)
         return -1;
-    for (size_t i = 0; i < table->size; i++) {
-        if (!table->slots[i].used)
-            continue;
-        size_t j = hash_key(&table->slots[i].key) & (size - 1);
-        while (slots[j].used)
-            j = (j + 1) & (size - 1);
-        slots[j] = table->slots[i];
-    }
-    free(table->slots);
-    table->slots = slots;
+    for (size_t i = 0; i < table->used; i++)
+        index_put(index, size, hash_key(&table->flows[i].key), (uint32_t)(i + 1));
+    free(table->index);
+    table->index = index;
     table->size = size;
     return 0;
 }
 
+static int flows_grow(struct flow_table *table) {
+    size_t capacity = table->capacity ? table->capacity * 2 : 256;
+    void *flows;
+    if (capacity >= UINT32_MAX || posix_memalign(&flows, 64, capacity * sizeof(struct flow)) != 0)
+        return -1;
+    if (table->used > 0)
+        memcpy(flows, table->flows, table->used * sizeof(struct flow));
+    free(table->flows);
+    table->flows = flows;
+    table->capacity = capacity;
+    return 0;
+}
+
+/* The flow of `key`, made if new (NULL: no memory). The pointer holds until the next call. */
 static struct flow *table_find(struct flow_table *table, const struct flow_key *key) {
-    if ((table->used + 1) * 2 > table->size && table_grow(table) < 0)
-        return NULL;
-    size_t j = hash_key(key) & (table->size - 1);
-    while (table->slots[j].used) {
-        if (memcmp(&table->slots[j].key, key, sizeof *key) == 0)
-            return &table->slots[j];
-        j = (j + 1) & (table->size - 1);
+    uint64_t hash = hash_key(key);
+    uint32_t tag = (uint32_t)(hash >> 32);
+    size_t mask = table->size - 1;
+    for (size_t j = hash & mask; table->size > 0 && table->index[j].id != 0; j = (j + 1) & mask) {
+        if (table->index[j].tag != tag)
+            continue;
+        struct flow *flow = &table->flows[table->index[j].id - 1];
+        if (memcmp(&flow->key, key, sizeof *key) == 0)
+            return flow;
     }
-    struct flow *flow = &table->slots[j];
-    memset(flow, 0, sizeof *flow);
+    if ((table->used + 1) * 2 > table->size && index_grow(table) < 0)
+        return NULL;
+    if (table->used == table->capacity && flows_grow(table) < 0)
+        return NULL;
+    struct flow *flow = &table->flows[table->used++];
+    memset(flow, 0, offsetof(struct flow, chunk));
     flow->key = *key;
-    flow->used = 1;
     flow->sorted = 1;
-    table->used++;
+    index_put(table->index, table->size, hash, (uint32_t)table->used);
     return flow;
 }
 
@@ -517,8 +560,9 @@ static int table_write_staged(struct flow_table *table) {
     return 0;
 }
 
-/* Append the flow's buffer to the spill file as its next block. -1: no memory, -2: I/O. */
-static int flow_spill(struct flow_table *table, struct flow *flow) {
+/* Append `n` records to the spill file as the flow's next block. -1: no memory, -2: I/O. */
+static int flow_spill(struct flow_table *table, struct flow *flow, const struct record *records,
+                      size_t n) {
     if (table->staging == NULL && (table->staging = malloc(STAGING_BYTES)) == NULL)
         return -1;
     if (flow->nblocks == flow->block_capacity) {
@@ -531,71 +575,79 @@ static int flow_spill(struct flow_table *table, struct flow *flow) {
     }
     /* Only the records are written: a flow's last block may be partial (every other one is
      * full), so the file grows with the packets, not with the flows. */
-    size_t size = (size_t)flow->fill * sizeof(struct record);
+    size_t size = n * sizeof(struct record);
     if (table->staged + size > STAGING_BYTES && table_write_staged(table) < 0)
         return -2;
-    memcpy(table->staging + table->staged, flow->buffer, size);
+    memcpy(table->staging + table->staged, records, size);
     flow->blocks[flow->nblocks++] = table->staging_at + table->staged;
     table->staged += size;
-    flow->fill = 0;
     return 0;
 }
 
-static int flow_add(struct flow_table *table, struct flow *flow, double time, int64_t frame) {
-    if (flow->fill == flow->capacity) {
-        if (flow->capacity < BLOCK) {
-            int capacity = flow->capacity ? flow->capacity * 4 : 4; /* most flows are short */
-            if (capacity > BLOCK)
-                capacity = BLOCK;
-            struct record *buffer = realloc(flow->buffer, (size_t)capacity * sizeof *buffer);
-            if (buffer == NULL)
-                return -1;
-            flow->buffer = buffer;
-            flow->capacity = capacity;
-        } else {
-            int spilled = flow_spill(table, flow);
-            if (spilled < 0)
-                return spilled;
-        }
-    }
-    if (flow->count > 0 && time < flow->last_time)
-        flow->sorted = 0;
+/* Move the flow's full chunk into its block, and a full block to the spill file. */
+static int flow_gather(struct flow_table *table, struct flow *flow) {
+    if (flow->block == NULL && (flow->block = malloc(BLOCK * sizeof(struct record))) == NULL)
+        return -1;
+    memcpy(flow->block + flow->block_fill, flow->chunk, CHUNK * sizeof(struct record));
+    flow->block_fill += CHUNK;
+    flow->fill = 0;
+    if (flow->block_fill < BLOCK)
+        return 0;
+    flow->block_fill = 0;
+    return flow_spill(table, flow, flow->block, BLOCK);
+}
+
+static inline int flow_add(struct flow_table *table, struct flow *flow, double time,
+                           int64_t frame) {
     if (flow->count == 0) {
         flow->first_time = time;
         flow->first_frame = frame;
+    } else if (time < flow->last_time) {
+        flow->sorted = 0;
     }
     flow->last_time = time;
     flow->last_frame = frame;
-    flow->buffer[flow->fill].time = time;
-    flow->buffer[flow->fill].frame = frame;
-    flow->fill++;
     flow->count++;
-    return 0;
+    flow->chunk[flow->fill].time = time;
+    flow->chunk[flow->fill].frame = frame;
+    return ++flow->fill == CHUNK ? flow_gather(table, flow) : 0;
 }
 
-/* Spill every flow's partly filled block, and write what is staged. */
+/* Spill every flow's last records (a partial block), and write what is staged. */
 static int table_finish(struct flow_table *table) {
-    for (size_t i = 0; i < table->size; i++) {
-        struct flow *flow = &table->slots[i];
-        if (flow->used && flow->fill > 0 && flow_spill(table, flow) < 0)
+    for (size_t i = 0; i < table->used; i++) {
+        struct flow *flow = &table->flows[i];
+        size_t n = flow->block_fill + (size_t)flow->fill;
+        int spilled = 0;
+        if (flow->block_fill == 0 && flow->fill > 0) {
+            spilled = flow_spill(table, flow, flow->chunk, n);
+        } else if (n > 0) {
+            memcpy(flow->block + flow->block_fill, flow->chunk,
+                   (size_t)flow->fill * sizeof(struct record));
+            spilled = flow_spill(table, flow, flow->block, n);
+        }
+        if (spilled < 0)
             return -1;
-        free(flow->buffer); /* spilled: not needed while Python builds the flow list */
-        flow->buffer = NULL;
-        flow->capacity = 0;
+        flow->fill = 0;
+        flow->block_fill = 0;
+        free(flow->block); /* spilled: not needed while Python builds the flow list */
+        flow->block = NULL;
     }
     return table_write_staged(table) < 0 ? -1 : 0;
 }
 
 static void table_free(struct flow_table *table) {
-    for (size_t i = 0; i < table->size; i++) {
-        free(table->slots[i].buffer);
-        free(table->slots[i].blocks);
+    for (size_t i = 0; i < table->used; i++) {
+        free(table->flows[i].block);
+        free(table->flows[i].blocks);
     }
-    free(table->slots);
+    free(table->index);
+    free(table->flows);
     free(table->staging);
-    table->slots = NULL;
+    table->index = NULL;
+    table->flows = NULL;
     table->staging = NULL;
-    table->size = table->used = 0;
+    table->size = table->used = table->capacity = 0;
 }
 
 /* --- frames for Python, handed over in batches (the loop runs without the GIL) --- */
@@ -694,10 +746,8 @@ static PyObject *flows_list(struct flow_table *table) {
     PyObject *list = PyList_New(0);
     if (list == NULL)
         return NULL;
-    for (size_t i = 0; i < table->size; i++) {
-        struct flow *flow = &table->slots[i];
-        if (!flow->used)
-            continue;
+    for (size_t i = 0; i < table->used; i++) {
+        struct flow *flow = &table->flows[i];
         int width = flow->key.family == 4 ? 4 : 16;
         PyObject *key = flow->key.has_key ? PyLong_FromUnsignedLong(flow->key.key) : Py_NewRef(Py_None);
         if (key == NULL) {
@@ -879,7 +929,7 @@ static PyObject *scan(PyObject *self, PyObject *args) {
         return NULL;
     }
     int dlt = lib.datalink(pcap), linktype;
-    struct flow_table table = {NULL, 0, 0, spill_fd, NULL, 0, 0};
+    struct flow_table table = {.spill_fd = spill_fd};
     PyObject *result = NULL, *stopped = NULL;
     const char *text;
     PyObject *expression = PyObject_CallFunction(filter_for, "i", dlt);
