@@ -224,6 +224,28 @@ def test_the_spill_file_grows_with_data_packets_not_with_flows(tmp_path: Path) -
     assert json_of(fast, Settings()) == json_of(slow, Settings())
 
 
+def test_interleaved_flows_keep_their_own_records_at_every_block_and_chunk_edge(
+    tmp_path: Path,
+) -> None:
+    # The C loop gathers a flow's records 16 at a time into blocks of 256: lengths just
+    # under, at and over both, sent round-robin so every flow's records interleave.
+    lengths = {1: 15, 2: 16, 3: 17, 4: 255, 5: 256, 6: 257, 7: 272, 8: 512}
+    path = tmp_path / "interleaved.pcap"
+    with PcapWriter(path, LINKTYPE_ETHERNET) as writer:
+        for index in range(max(lengths.values())):
+            for key, length in lengths.items():
+                if index < length:
+                    packet = build_gre_data("192.0.2.1", "198.51.100.1", key=key)
+                    writer.write(START + index * 0.01 + key * 0.001, build_ethernet(packet))
+    fast = collect(str(path))
+    slow = collect(str(path), reader=READER_PYTHON)
+    assert {flow[2]: len(times) for flow, times in fast.collector.data_times.items()} == lengths
+    for flow, times in fast.collector.data_times.items():
+        assert list(times) == list(slow.collector.data_times[flow])
+        assert list(fast.collector.data_frames[flow]) == list(slow.collector.data_frames[flow])
+    assert spill_size(fast) == 16 * sum(lengths.values())
+
+
 def test_a_full_temporary_disk_is_one_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
     import analyzer.read.fastpath as fastpath_module
 
