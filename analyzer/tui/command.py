@@ -20,6 +20,7 @@ from analyzer.options import (
 from analyzer.report.escape import printable
 
 if TYPE_CHECKING:
+    from analyzer.keepalive.analysis import Settings
     from analyzer.keepalive.model import Analysis
 
 TUI_HELP = """\
@@ -94,8 +95,7 @@ def run(args: argparse.Namespace) -> int:
     capture is read as `analyze` reads it: libpcap's fast path where it can, else the
     pure-Python reader (said in the status line)."""
     from analyzer.keepalive.analysis import Settings
-    from analyzer.pipeline.analyze import analyze_collected
-    from analyzer.pipeline.ring import check_capture, collect_capture
+    from analyzer.pipeline.ring import check_capture
     from analyzer.read.capture import CaptureError
 
     if args.capture == "-":
@@ -111,9 +111,26 @@ def run(args: argparse.Namespace) -> int:
         return fail(str(exc))
     settings = Settings(config=config, period=args.period, retries=args.retries)
     path = args.capture
+    load = capture_loader(path, settings, jobs=args.jobs)
+
+    from analyzer.tui.app import file_size, run_capture
+
+    size = file_size(path) if len(files) == 1 else None
+    # the name is shown on the screen: escape sequences in it must not reach the terminal
+    return run_capture(load, printable(path), size=size, warnings=warnings)
+
+
+def capture_loader(
+    path: str, settings: Settings, *, jobs: int | None = None
+) -> Callable[[Callable[[int], None]], Analysis]:
+    """What the UI calls (in a thread of its own) to read and analyse the capture, handing
+    `progress` the bytes read so far: `analyze`'s streaming pass and analysis."""
+    from analyzer.pipeline.analyze import analyze_collected
+    from analyzer.pipeline.ring import collect_capture
+    from analyzer.read.capture import CaptureError
 
     def load(progress: Callable[[int], None]) -> Analysis:
-        collected = collect_capture(path, progress=progress, jobs=args.jobs)
+        collected = collect_capture(path, progress=progress, jobs=jobs)
         analysis = analyze_collected(collected.collector, settings)
         analysis.source.precision = collected.precision
         analysis.source.warnings.extend(collected.warnings)
@@ -125,8 +142,4 @@ def run(args: argparse.Namespace) -> int:
             raise CaptureError(f"{path}: no complete frame could be read")
         return analysis
 
-    from analyzer.tui.app import file_size, run_capture
-
-    size = file_size(path) if len(files) == 1 else None
-    # the name is shown on the screen: escape sequences in it must not reach the terminal
-    return run_capture(load, printable(path), size=size, warnings=warnings)
+    return load
