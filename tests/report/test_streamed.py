@@ -99,3 +99,13 @@ def test_tunnels_once_read_are_kept() -> None:
     assert analysis.tunnels is analysis.tunnels
     assert list(analysis.each_tunnel()) == []
     assert make.calls == 1
+
+
+def test_the_report_keeps_no_tunnel() -> None:
+    """After the JSON is written, reading `tunnels` has to make them again: none was kept."""
+    make = Counting()
+    analysis = StreamedAnalysis(SourceSummary(files=[]), make, keepalives=False)
+    write_json(analysis, io.StringIO())
+    assert make.calls == 1
+    assert analysis.tunnels == []
+    assert make.calls == 2
