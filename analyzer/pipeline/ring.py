@@ -275,15 +275,19 @@ def _add_source(whole: SourceSummary, piece: SourceSummary, offset: int) -> None
 
 
 def _add_traits(mine: Traits, theirs: Traits) -> Traits:
-    """Counts of both (every field of Traits is a count or a mapping of counts)."""
+    """Counts of both, as a new Traits (every field of Traits is a count or a mapping of
+    counts; either may be shared with other flows, so neither is changed)."""
+    both = Traits()
     for item in dataclasses.fields(Traits):
         ours, other = getattr(mine, item.name), getattr(theirs, item.name)
         if isinstance(ours, dict):
+            counts = dict(ours)
             for value, number in other.items():
-                ours[value] = ours.get(value, 0) + number
+                counts[value] = counts.get(value, 0) + number
+            setattr(both, item.name, counts)
         else:
-            setattr(mine, item.name, ours + other)
-    return mine
+            setattr(both, item.name, ours + other)
+    return both
 
 
 # More files than this share one spill file (see _Whole.spill); fewer keep their own, read
