@@ -421,7 +421,7 @@ static int classify(int linktype, const unsigned char *data, size_t caplen, stru
  * copy per CHUNK packets), and a full block is appended to the spill file. */
 
 #define BLOCK 256 /* records per spilled block (4 KiB) */
-#define CHUNK 16  /* records gathered in the flow's entry before they go to its block */
+#define CHUNK 8   /* records gathered in the flow's entry before they go to its block */
 _Static_assert(BLOCK % CHUNK == 0, "a block takes whole chunks");
 
 struct record {

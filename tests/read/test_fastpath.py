@@ -227,9 +227,9 @@ def test_the_spill_file_grows_with_data_packets_not_with_flows(tmp_path: Path) -
 def test_interleaved_flows_keep_their_own_records_at_every_block_and_chunk_edge(
     tmp_path: Path,
 ) -> None:
-    # The C loop gathers a flow's records 16 at a time into blocks of 256: lengths just
+    # The C loop gathers a flow's records 8 at a time into blocks of 256: lengths just
     # under, at and over both, sent round-robin so every flow's records interleave.
-    lengths = {1: 15, 2: 16, 3: 17, 4: 255, 5: 256, 6: 257, 7: 272, 8: 512}
+    lengths = {1: 7, 2: 8, 3: 9, 4: 15, 5: 16, 6: 17, 7: 255, 8: 256, 9: 257, 10: 264, 11: 512}
     path = tmp_path / "interleaved.pcap"
     with PcapWriter(path, LINKTYPE_ETHERNET) as writer:
         for index in range(max(lengths.values())):
