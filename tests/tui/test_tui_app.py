@@ -8,12 +8,14 @@ t0 + 50 s (frame 835) and comes back up at t0 + 75.02005 s (frame 923), t0 = 176
 
 from __future__ import annotations
 
+import gc
 import io
 import json
 import re
 import shutil
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -446,6 +448,62 @@ async def test_loading_shows_bytes_read_of_the_file() -> None:
         go_on.set()
         await _until(pilot, app.ready.is_set)
         assert bar.progress is None
+
+
+class _Cycle:
+    """An object in a reference cycle, as the reading leaves them (requests and replies)."""
+
+    def __init__(self) -> None:
+        self.me = self
+
+
+async def test_the_cyclic_collector_is_paused_while_the_capture_loads() -> None:
+    enabled_while_loading: list[bool] = []
+    analysis = _loader()(lambda _: None)
+
+    def load(progress: Callable[[int], None]) -> Analysis:
+        enabled_while_loading.append(gc.isenabled())
+        return analysis
+
+    assert gc.isenabled()
+    app = CaptureApp(load, name="outage.pcap")
+    async with app.run_test(size=SIZE) as pilot:
+        await _until(pilot, app.ready.is_set)
+        assert enabled_while_loading == [False]
+        assert gc.isenabled()
+
+
+async def test_the_analysis_is_kept_out_of_the_collectors_passes_once_loaded() -> None:
+    analysis = _loader()(lambda _: None)
+    app = CaptureApp(lambda _: analysis, name="outage.pcap")
+    async with app.run_test(size=SIZE) as pilot:
+        await _until(pilot, app.ready.is_set)
+        # frozen (gc.freeze): in no generation the collector walks
+        assert not any(tracked is analysis for tracked in gc.get_objects())
+
+
+async def test_cycles_the_load_leaves_behind_are_freed_not_kept() -> None:
+    analysis = _loader()(lambda _: None)
+    left: list[weakref.ref[_Cycle]] = []
+
+    def load(progress: Callable[[int], None]) -> Analysis:
+        left.append(weakref.ref(_Cycle()))  # unreachable at once, but for its cycle
+        return analysis
+
+    app = CaptureApp(load, name="outage.pcap")
+    async with app.run_test(size=SIZE) as pilot:
+        await _until(pilot, app.ready.is_set)
+        assert left[0]() is None
+
+
+async def test_the_collector_runs_again_after_a_load_that_failed() -> None:
+    def broken(progress: Callable[[int], None]) -> Analysis:
+        raise CaptureError("broken.pcap: truncated in the middle of nowhere")
+
+    app = CaptureApp(broken, name="broken.pcap")
+    async with app.run_test(size=SIZE) as pilot:
+        await _until(pilot, lambda: app.failure is not None)
+        assert gc.isenabled()
 
 
 async def test_an_unreadable_capture_ends_the_app_with_status_2() -> None:
