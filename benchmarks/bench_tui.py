@@ -7,8 +7,13 @@ both ways; one tunnel in 20 loses its path for 60 s, so both its ends go down an
 then, on that same file:
 
   analyze   `gre-keepalive analyze FILE --format json` as a fresh process (the yardstick)
-  load      the TUI's loader in this process: the fast path and the analysis, as `tui` runs it
-  paint     from starting the app to the first screen with the table filled (Pilot, 160×50)
+  paint     the TUI's first paint as a user meets it: a fresh process with the imports,
+            loader and app of `gre-keepalive tui` (headless, 160×50), from starting it to the
+            first screen update written with the table filled, wall-clock and the process's
+            CPU time; each right after an analyze run, so the two meet the same load
+            (--paint-runs pairs, a ratio per pair)
+  load      (with the keys) the TUI's loader in this process, and the paint up to Pilot's
+            return, as earlier results timed it
   keys      each key timed two ways (docs/tui.md): from the key event to the end of the
             screen update it causes, and Pilot's press()+pause() as a test sees it;
             median, p95 and max over repeats, each round at another cursor moment:
@@ -23,7 +28,8 @@ tunnels and ≤ 0.3 s at 5,000 (read here as each key's p95, key to screen). Res
 benchmarks/results/tui-DATE.json.
 
     python benchmarks/bench_tui.py [--tunnels 500 5000] [--minutes 10] [--repeat 20]
-                                   [--analyze-runs 3] [--no-analyze] [--json FILE]
+                                   [--analyze-runs 3] [--no-analyze] [--paint-runs 5]
+                                   [--no-keys] [--json FILE]
 """
 
 from __future__ import annotations
