@@ -1,5 +1,5 @@
-"""Memory per tunnel stays small: once a capture is read to its end, flows whose requests
-look alike share one Traits; a live collector (which keeps taking frames) never does."""
+"""Memory per tunnel stays small: flows whose requests look alike share one Traits; a live
+collector (which keeps taking frames) gives a flow its own before counting on in it."""
 
 from __future__ import annotations
 
@@ -32,10 +32,19 @@ def test_a_finished_capture_shares_equal_traits() -> None:
     assert traits["192.0.2.3"] is not traits["192.0.2.1"]  # outer TTL 64, not 255
 
 
-def test_a_collector_that_goes_on_keeps_its_own() -> None:
-    traits = _traits(final=False)
-    assert traits["192.0.2.1"] is not traits["192.0.2.2"]
-    assert traits["192.0.2.1"] == traits["192.0.2.2"]
+def test_a_collector_that_goes_on_counts_each_flow_on_its_own() -> None:
+    capture = three_idle_tunnels()
+    frames = capture.raw_frames()
+    collector = collect_frames(frames[:2], ["idle.pcap"])
+    analyze_collected(collector, Settings(), final=False)  # the traits counted so far
+    capture.request(3, "192.0.2.1", PEER, ttl=64)  # 192.0.2.1 goes on, now with TTL 64
+    collector.add(capture.raw_frames()[-1])
+    analysis = analyze_collected(collector, Settings(), final=False)
+    traits = {
+        o.address: o.traits for t in analysis.tunnels for o in t.originators if o.traits is not None
+    }
+    assert (traits["192.0.2.1"].requests, traits["192.0.2.1"].outer_ttls) == (2, {255: 1, 64: 1})
+    assert (traits["192.0.2.2"].requests, traits["192.0.2.2"].outer_ttls) == (1, {255: 1})
 
 
 def test_a_finished_capture_forgets_the_pairing_state_but_keeps_the_logs() -> None:
