@@ -101,7 +101,7 @@ class Collector:
                 traits = all_traits[flow] = shared[made_of] = Traits()
                 self._shared_ids.add(id(traits))
             elif id(traits) in self._shared_ids:
-                traits = all_traits[flow] = _copy_traits(traits)
+                traits = all_traits[flow] = copy_traits(traits)
             for (cisco, protocol, version, inner_ttl, length, ttl, key), n in signatures.items():
                 traits.requests += n
                 if cisco:
@@ -387,8 +387,9 @@ class Collector:
         self._known_sorted = set(self.data_times)
 
 
-def _copy_traits(traits: Traits) -> Traits:
-    """A Traits of its own, with the same counts."""
+def copy_traits(traits: Traits) -> Traits:
+    """A Traits of its own, with the same counts (to count on in one that may be shared
+    with other flows)."""
     return Traits(
         requests=traits.requests,
         cisco_ip_ids=traits.cisco_ip_ids,

@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import IO, Any, TypeVar
 
-from analyzer.keepalive.collect import MAX_ERRORS_LISTED, Collector, Flow
+from analyzer.keepalive.collect import MAX_ERRORS_LISTED, Collector, Flow, copy_traits
 from analyzer.keepalive.model import FrameError, SourceSummary, Traits
 from analyzer.keepalive.pairing import Pairer
 from analyzer.keepalive.segments import Backwards
@@ -277,14 +277,12 @@ def _add_source(whole: SourceSummary, piece: SourceSummary, offset: int) -> None
 def _add_traits(mine: Traits, theirs: Traits) -> Traits:
     """Counts of both, as a new Traits (every field of Traits is a count or a mapping of
     counts; either may be shared with other flows, so neither is changed)."""
-    both = Traits()
+    both = copy_traits(mine)
     for item in dataclasses.fields(Traits):
-        ours, other = getattr(mine, item.name), getattr(theirs, item.name)
+        ours, other = getattr(both, item.name), getattr(theirs, item.name)
         if isinstance(ours, dict):
-            counts = dict(ours)
             for value, number in other.items():
-                counts[value] = counts.get(value, 0) + number
-            setattr(both, item.name, counts)
+                ours[value] = ours.get(value, 0) + number
         else:
             setattr(both, item.name, ours + other)
     return both
