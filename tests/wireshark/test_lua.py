@@ -1157,6 +1157,19 @@ def _keepalive_frames(document: dict[str, Any], capture: Path) -> list[int]:
 
 
 ORDERS = ("ascending", "descending", "shuffled")
+
+
+def _asked_in(order: str, numbers: list[int], seed: int) -> list[int]:
+    """The frame numbers in the order sharkd is asked for them (one of ORDERS)."""
+    if order == "descending":
+        return numbers[::-1]
+    if order == "shuffled":
+        shuffled = list(numbers)
+        random.Random(seed).shuffle(shuffled)
+        return shuffled
+    return numbers
+
+
 SHARKD_CAPTURES = (
     CAPTURES / "outage.pcap",
     ROOT / "tests" / "data" / "real" / "tcpdump__various_gre.pcap",
@@ -1171,11 +1184,7 @@ def test_sharkd_agrees_in_any_order(capture: Path, order: str, tmp_path: Path) -
     """Wireshark's backend opens frames in whatever order it is asked: every frame shows
     the analysis, and the filters select what it says."""
     document = analysis(capture, tmp_path)
-    numbers = _keepalive_frames(document, capture)
-    if order == "descending":
-        numbers.reverse()
-    elif order == "shuffled":
-        random.Random(17).shuffle(numbers)
+    numbers = _asked_in(order, _keepalive_frames(document, capture), seed=17)
     env = _home_with_plugin(tmp_path / "home", generate_lua(None, None, None))
     frames, marked, unanswered = sharkd_frames(capture, numbers, env)
     assert_agree(document, frames)
@@ -1191,11 +1200,7 @@ def test_sharkd_agrees_on_a_built_capture(
 ) -> None:
     capture = extra_captures["ipv6-gap"]
     document = analysis(capture, tmp_path)
-    numbers = _keepalive_frames(document, capture)
-    if order == "descending":
-        numbers.reverse()
-    elif order == "shuffled":
-        random.Random(3).shuffle(numbers)
+    numbers = _asked_in(order, _keepalive_frames(document, capture), seed=3)
     env = _home_with_plugin(tmp_path / "home", generate_lua(None, None, None))
     frames, _marked, _unanswered = sharkd_frames(capture, numbers, env)
     assert_agree(document, frames)
