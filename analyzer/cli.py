@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import errno
-import gc
 import importlib
 import io
 import os
@@ -16,6 +15,7 @@ from collections.abc import Callable, Iterator, Sequence
 from types import FrameType
 from typing import TYPE_CHECKING, NoReturn, TextIO
 
+from analyzer import cyclic_gc
 from analyzer.keepalive.segments import DEFAULT_CAPTURE_GAP
 from analyzer.options import (
     EXIT_DOWN,
@@ -308,23 +308,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-@contextlib.contextmanager
-def _without_cyclic_gc() -> Iterator[None]:
-    """Pause the cyclic garbage collector: an analysis keeps what it builds until the report
-    is written, so the collector's passes over the growing heap only cost time (10 % of
-    `analyze` on a busy capture)."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        # Not when the process ends right after the command (run()): the first collection
-        # would only walk and free the analysis's cycles (requests and their replies), a
-        # twentieth of `analyze` on a hub capture.
-        if enabled and not _process.ends_after_command:
-            gc.enable()
-
-
 class _Process:
     ends_after_command = False  # run(): os._exit once the command returns
 
@@ -333,7 +316,12 @@ _process = _Process()
 
 
 def _analyze(args: argparse.Namespace) -> int:
-    with _without_cyclic_gc():
+    # An analysis keeps what it builds until the report is written: the collector's passes
+    # over the growing heap only cost time (10 % of `analyze` on a busy capture). Left
+    # off when the process ends right after the command (run()): the first collection
+    # would only walk and free the analysis's cycles (requests and their replies), a
+    # twentieth of `analyze` on a hub capture.
+    with cyclic_gc.paused(restore=not _process.ends_after_command):
         return _analyze_capture(args)
 
 
