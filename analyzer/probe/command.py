@@ -51,6 +51,7 @@ MIN_REFLECT_PPS, MAX_REFLECT_PPS = 0.01, 10_000.0
 DEFAULT_RETRIES = 3
 HOUSEKEEPING = 0.1  # longest wait between clock checks (tracker.advance, drop summaries)
 MAX_BATCH = 256  # packets read per socket before the clock is looked at again
+MAX_QUEUED = 10.0  # longest wait in a socket buffer believed (the host clock may step)
 TUI_ENTRY = "run_live"  # analyzer.tui.app.run_live(source, settings, title) -> int
 
 DESCRIPTION = """\
@@ -541,6 +542,29 @@ class _Schedule:
 Reloader = Callable[[], "tuple[list[Tunnel], KeepaliveConfig | None]"]
 
 
+def next_due(due: float, now: float, period: float) -> float:
+    """The monotonic time of the tick after one due at `due` and sent at `now`.
+
+    A late tick keeps the phase, but the next one is never less than half a period after
+    it: a probe that was not scheduled for most of a period sends one keepalive, not two
+    back to back (which a rate-limiting peer would count as a burst), and one suspended
+    for longer starts again on the clock.
+    """
+    following = due + period
+    if following <= now:
+        return now + period
+    return max(following, now + period / 2)
+
+
+def arrival(monotonic_now: float, stamp: float | None, host_now: float) -> float:
+    """The monotonic time a packet arrived: now, less the time it waited in the socket
+    buffer by the kernel's receive time `stamp` (host clock), believed up to MAX_QUEUED
+    seconds so a step of the host clock cannot move it further."""
+    if stamp is None:
+        return monotonic_now
+    return monotonic_now - min(max(host_now - stamp, 0.0), MAX_QUEUED)
+
+
 def steady_wall() -> Callable[[], float]:
     """A clock that reads the host's clock once, then advances with the monotonic clock.
 
@@ -567,6 +591,7 @@ class ProbeLoop:
     count: int | None = None
     wall: Callable[[], float] = field(default_factory=steady_wall)
     monotonic: Callable[[], float] = time.monotonic
+    host_clock: Callable[[], float] = time.time  # the clock of the kernel's receive times
     reload: Reloader | None = None
     hup: threading.Event = field(default_factory=threading.Event)
     housekeeping: Callable[[], None] = field(default=lambda: None)
@@ -680,17 +705,16 @@ class ProbeLoop:
             self.emit(self.engine.sent(tunnel, stamp, packet))
         schedule.ticks += 1
         schedule.last_tick = now
-        schedule.due += tunnel.period
-        if schedule.due <= now:  # more than a period late (suspended): back on the clock
-            schedule.due = now + tunnel.period
+        schedule.due = next_due(schedule.due, now, tunnel.period)
 
     def _drain(self, sock: Any) -> None:
         engine = self.engine
         for _ in range(MAX_BATCH):
-            packet = self.sockets.receive(sock)
-            if packet is None:
+            got = self.sockets.receive(sock)
+            if got is None:
                 return
-            events, reflection = engine.received(self.wall(), self.monotonic(), packet)
+            arrived = arrival(self.monotonic(), got.stamp, self.host_clock())
+            events, reflection = engine.received(self.wall(), arrived, got.packet)
             if reflection is None:
                 self.emit(events)
                 continue

@@ -32,6 +32,7 @@ import errno
 import socket
 import struct
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from analyzer.read.bpf import BPF_K, BPF_RET, gre_socket_filter, ident_window_prefix
 from analyzer.read.packet import IPPROTO_GRE, build_ip
@@ -48,6 +49,16 @@ CAPABILITY_HINT = (
 
 _IN6_PKTINFO = struct.Struct("16sI")
 IPV6_FLOWINFO = getattr(socket, "IPV6_FLOWINFO", 11)  # linux/in6.h: receive the flow info
+SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)  # asm-generic/socket.h
+_TIMESPEC = struct.Struct("@ll")  # struct timespec: seconds, nanoseconds (native longs)
+_STAMP_SPACE = socket.CMSG_SPACE(_TIMESPEC.size)
+
+
+class Received(NamedTuple):
+    """One packet from a receive socket."""
+
+    packet: bytes  # the whole IP packet
+    stamp: float | None  # when the kernel received it (host clock, seconds); None if not told
 
 
 class _SockFprog(ctypes.Structure):
@@ -216,13 +227,16 @@ class RawSockets:
             assert self.send4 is not None
             self.send4.sendto(packet, (destination, 0))
 
-    def receive(self, sock: socket.socket) -> bytes | None:
-        """One whole IP packet from a receive socket; None when none is waiting."""
+    def receive(self, sock: socket.socket) -> Received | None:
+        """One whole IP packet from a receive socket and its kernel receive time; None when
+        none is waiting."""
         try:
             if sock.family == socket.AF_INET:
-                return sock.recv(MAX_PACKET)
+                data, ancillary, _flags, _address = sock.recvmsg(MAX_PACKET, _STAMP_SPACE)
+                return Received(data, _stamp(ancillary))
             data, ancillary, _flags, address = sock.recvmsg(
-                MAX_PACKET, socket.CMSG_SPACE(_IN6_PKTINFO.size) + 2 * socket.CMSG_SPACE(4)
+                MAX_PACKET,
+                socket.CMSG_SPACE(_IN6_PKTINFO.size) + 2 * socket.CMSG_SPACE(4) + _STAMP_SPACE,
             )
         except (BlockingIOError, InterruptedError):
             return None
@@ -243,7 +257,7 @@ class RawSockets:
             return None
         source = str(address[0]).split("%", 1)[0]
         packet = build_ip(source, destination, data, protocol=IPPROTO_GRE, ttl=hop_limit & 0xFF)
-        return struct.pack("!I", 0x60000000 | flowinfo) + packet[4:]
+        return Received(struct.pack("!I", 0x60000000 | flowinfo) + packet[4:], _stamp(ancillary))
 
     def close(self) -> None:
         """Close every socket."""
@@ -308,8 +322,20 @@ def _replace_filter(sock: socket.socket, raw: bytes) -> None:
         _attach_packed(sock, raw)
 
 
+def _stamp(ancillary: list[tuple[int, int, bytes]]) -> float | None:
+    for level, kind, value in ancillary:
+        if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS and len(value) >= _TIMESPEC.size:
+            seconds, nanoseconds = _TIMESPEC.unpack_from(value)
+            return float(seconds + nanoseconds / 1e9)
+    return None
+
+
 def _prepare_receive(sock: socket.socket) -> None:
     sock.setblocking(False)
+    # the kernel's receive time: the rate limits count arrivals, not when the probe got to
+    # read them (a probe that was not scheduled for a second must not see a burst)
+    with contextlib.suppress(OSError):
+        sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
     # SO_RCVBUFFORCE passes net.core.rmem_max (root / CAP_NET_ADMIN); SO_RCVBUF is capped
     # by it. A smaller buffer still works.
     try:

@@ -606,11 +606,11 @@ class _TwoSockets(FakeNetwork):
     def receivers(self) -> list[socket.socket]:
         return [self.replies, self.inbound]
 
-    def receive(self, sock: socket.socket) -> bytes | None:
-        packet = super().receive(sock)
-        if packet is not None:
+    def receive(self, sock: socket.socket) -> probe_net.Received | None:
+        got = super().receive(sock)
+        if got is not None:
             self.order.append("reply" if sock is self.replies else "request")
-        return packet
+        return got
 
     def close(self) -> None:
         super().close()

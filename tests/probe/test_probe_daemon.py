@@ -309,7 +309,9 @@ for sock in sockets.receivers:
         name for name in ("receive4", "replies4", "returns4", "receive6", "replies6", "returns6")
         if getattr(sockets, name) is sock
     )[:-1]
-    while (packet := sockets.receive(sock)) is not None:
+    while (received := sockets.receive(sock)) is not None:
+        packet = received.packet
+        assert received.stamp is not None and abs(received.stamp - time.time()) < 60
         decoded = decode_frame(101, packet)
         ident = (decoded.ip_id or packet[1:4].hex()) if decoded.kind.value == "reply" else "-"
         got.append([which, decoded.kind.value, decoded.src, ident])

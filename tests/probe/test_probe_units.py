@@ -412,9 +412,9 @@ class FakeNetwork:
         if reflected is not None:
             self._wire.send(reflected)
 
-    def receive(self, sock: socket.socket) -> bytes | None:
+    def receive(self, sock: socket.socket) -> probe_net.Received | None:
         try:
-            return sock.recv(65535)
+            return probe_net.Received(sock.recv(65535), None)
         except BlockingIOError:
             return None
 
@@ -450,6 +450,83 @@ def test_count_mode_ends_with_the_line_protocol(alive: bool, status: int) -> Non
     assert lines[-1]["tunnels"][0]["line_state"] == ("up" if alive else "down")
     downs = [e for e in lines if e["event"] == "down"]
     assert len(downs) == (0 if alive else 1)
+
+
+class QueuedNetwork(FakeNetwork):
+    """Packets already waiting in the socket buffer, each with the kernel's receive time."""
+
+    def __init__(self, stamped: list[tuple[bytes, float | None]]) -> None:
+        super().__init__(peer_alive=False)
+        self.stamps = [stamp for _packet, stamp in stamped]
+        for packet, _stamp in stamped:
+            self._wire.send(packet)
+
+    def receive(self, sock: socket.socket) -> probe_net.Received | None:
+        got = super().receive(sock)
+        return None if got is None else got._replace(stamp=self.stamps.pop(0))
+
+
+@pytest.mark.parametrize(
+    ("stamps", "reflected"),
+    [
+        ([1000.0, 1001.0], 2),  # arrived a period apart, read together: both reflected
+        ([1000.95, 1001.0], 1),  # arrived 50 ms apart: a burst over 10 a second
+        ([None, None], 1),  # no receive times: read together counts as arrived together
+    ],
+)
+def test_reflections_are_rate_limited_by_arrival_not_by_when_they_were_read(
+    stamps: list[float | None], reflected: int
+) -> None:
+    requests = [build_keepalive_request(B, A, inner_id=i) for i in (5, 7)]
+    network = QueuedNetwork(list(zip(requests, stamps, strict=True)))
+    engine = _engine(_tunnel(period=None), max_reflect_pps=10.0)
+    lines: list[dict[str, Any]] = []
+    loop = probe.ProbeLoop(
+        engine,
+        network,
+        lines.extend,
+        host_clock=lambda: 1001.2,  # type: ignore[arg-type]
+    )
+    stop = threading.Event()
+    timer = threading.Timer(0.5, stop.set)
+    timer.start()
+    try:
+        loop.run(stop)
+    finally:
+        timer.cancel()
+        network.close()
+    assert len(network.sent) == reflected
+    assert engine.stats[engine.tunnels[0]].dropped.get("rate-limit", 0) == 2 - reflected
+
+
+@pytest.mark.parametrize(
+    ("due", "now", "following"),
+    [
+        (10.0, 10.0, 11.0),  # on time
+        (10.0, 10.3, 11.0),  # late: the phase is kept
+        (10.0, 10.9, 11.4),  # late by most of a period: not two back to back
+        (10.0, 13.5, 14.5),  # suspended for periods: on the clock from now
+    ],
+)
+def test_a_late_tick_keeps_the_phase_but_never_sends_twice_within_half_a_period(
+    due: float, now: float, following: float
+) -> None:
+    assert probe.next_due(due, now, 1.0) == pytest.approx(following)
+
+
+@pytest.mark.parametrize(
+    ("stamp", "host_now", "arrived"),
+    [
+        (None, 1000.0, 50.0),  # no receive time: now
+        (999.6, 1000.0, 49.6),  # waited 0.4 s in the buffer
+        (1003.0, 1000.0, 50.0),  # host clock stepped back since: not in the future
+        (-2600.0, 1000.0, 50.0 - probe.MAX_QUEUED),  # stepped forward an hour: bounded
+    ],
+)
+def test_arrival_is_now_less_the_wait_in_the_socket_buffer(
+    stamp: float | None, host_now: float, arrived: float
+) -> None:
+    assert probe.arrival(50.0, stamp, host_now) == pytest.approx(arrived)
 
 
 def test_the_tui_gets_every_packet_as_a_raw_ip_frame_source(
