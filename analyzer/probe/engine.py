@@ -273,9 +273,10 @@ class ProbeEngine:
         for t in tunnels:
             self.stats.setdefault(t, TunnelStats())
             self._buckets.setdefault(t, TokenBucket(options.max_reflect_pps))
-            # Returns are limited too (spoofed ones would otherwise grow the output and the
-            # pcap at the sender's rate); a real peer returns one per period, so the limit
-            # is --max-reflect-pps or four per period, whichever is higher.
+            # Unmatched returns let in by --accept-any-return are limited too (spoofed ones
+            # would otherwise grow the output and the pcap at the sender's rate); a real
+            # peer returns one per period, so the limit is --max-reflect-pps or four per
+            # period, whichever is higher.
             rate = max(options.max_reflect_pps, 4.0 / t.period if t.period else 0.0)
             self._return_buckets.setdefault(t, TokenBucket(rate))
             self._outstanding.setdefault(t, deque(maxlen=OUTSTANDING))
@@ -486,7 +487,9 @@ class ProbeEngine:
                 if not self.options.accept_any_return:
                     self._drop(tunnel, "unmatched-return")
                     return [], None
-            if not self._return_buckets[tunnel].take(monotonic):
+            # a matched return consumed one of our own requests, so they come no faster
+            # than we send: only the unmatched ones --accept-any-return lets in are limited
+            if not matched and not self._return_buckets[tunnel].take(monotonic):
                 self._drop(tunnel, "rate-limit")
                 return [], None
             return self._feed(now, packet, decoded, matched=matched), None

@@ -7,6 +7,8 @@ every flood bounded in count and time, every wait bounded).
 * Spoofed bare PT-0 "returns" do not keep a dead tunnel up.
 * SIGHUP re-reads the configuration: a tunnel is added, the running one keeps its state,
   a broken file is refused and the old tunnels keep running.
+* A probe stopped (SIGSTOP) for more than two periods reflects every keepalive queued
+  meanwhile: the rate limit counts when they arrived, not when they were read.
 * A closed stdout ends the probe with exit status 141 (128 + SIGPIPE), as analyze does.
 * The kernel filter itself, IPv4 and IPv6, on a namespace's loopback.
 """
@@ -156,6 +158,29 @@ def test_a_gre_flood_from_a_third_host_loses_at_most_one_keepalive() -> None:
             f"({flood['sent'] / flood['seconds']:.0f} pps), {received} received by A's host; "
             f"probe A: {sent - answered} of {sent} keepalives lost, CPU {cpu_used:.3f} s"
         )
+
+
+def test_a_probe_not_scheduled_for_seconds_reflects_every_queued_keepalive() -> None:
+    with veth_pair() as pair:
+        a, b = pair.address_a, pair.address_b
+        with probes(
+            pair,
+            (pair.ns_a, ["--local", a, "--remote", b, "--reflect-only"]),
+            (pair.ns_b, ["--local", b, "--remote", a, "--keepalive", "1", "5"]),
+        ) as (reflector, originator):
+            originator.wait_for(_is("returned", b), 5.0)
+            reflector.process.send_signal(signal.SIGSTOP)  # `ip netns exec` runs it as itself
+            start = time.time()
+            time.sleep(2.6)
+            reflector.process.send_signal(signal.SIGCONT)
+            end = time.time()
+            time.sleep(1.5)  # the queued keepalives' returns
+        # two or three of B's keepalives waited in A's socket buffer and were read together;
+        # each arrived a period after the one before, so none was over the rate limit
+        assert reflector.events[-1]["event"] == "summary"
+        assert reflector.events[-1]["tunnels"][0]["dropped"] == {}
+        sent, answered = _own_keepalives(originator.events, b, start, end)
+        assert sent >= 2 and answered == sent, (sent, answered)
 
 
 SPOOF = r"""

@@ -159,16 +159,31 @@ def test_a_tunnel_whose_sends_all_failed_is_down() -> None:
     assert 'gre_keepalive_line_protocol_up{key="",local="192.0.2.1",remote="192.0.2.2"} 0.0' in text
 
 
-def test_returns_are_rate_limited_too() -> None:
+def test_unmatched_returns_let_in_by_accept_any_return_are_rate_limited() -> None:
     engine = _engine(max_reflect_pps=10.0, accept_any_return=True)
     request = engine.build_request(engine.tunnels[0])
     engine.sent(engine.tunnels[0], 0.0, request)
     reply = reflect_request(request)
     assert reply is not None
-    for i in range(100):  # 100 returns in a second; a 1 s period allows 10 (the option)
+    engine.received(0.0, 0.0, reply)  # the return of the request: matched
+    for i in range(100):  # then 100 copies in a second; a 1 s period allows 10 (the option)
         engine.received(i / 100, i / 100, reply)
-    assert engine.frames == 1 + 10
+    assert engine.frames == 1 + 1 + 10
     assert engine.stats[engine.tunnels[0]].dropped == {"rate-limit": 90}
+
+
+def test_returns_of_queued_requests_arriving_together_all_count() -> None:
+    engine = _engine(max_reflect_pps=10.0)
+    tunnel = engine.tunnels[0]
+    replies = []
+    for second in range(3):  # a peer busy for 3 s returns the three requests at once
+        request = engine.build_request(tunnel)
+        engine.expect(tunnel, request)
+        engine.sent(tunnel, float(second), request)
+        replies.append(reflect_request(request))
+    returned = [engine.received(2.5, 2.5, reply)[0] for reply in replies if reply is not None]
+    assert [[e["event"] for e in events].count("returned") for events in returned] == [1, 1, 1]
+    assert engine.stats[tunnel].dropped == {}
 
 
 # --- reflection rules -----------------------------------------------------------------------
