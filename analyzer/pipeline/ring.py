@@ -29,7 +29,7 @@ from analyzer.keepalive.segments import Backwards
 from analyzer.pipeline import collect as one_pass
 from analyzer.pipeline.files import capture_files, default_jobs
 from analyzer.read import fastpath
-from analyzer.read.capture import CaptureError, open_capture
+from analyzer.read.capture import CaptureError, HeaderCut, open_capture
 from analyzer.read.fastpath import (
     BLOCK_RECORDS,
     READER_AUTO,
@@ -46,11 +46,15 @@ from analyzer.read.fastpath import (
 
 def order_by_first_time(paths: Sequence[str]) -> list[str]:
     """The files in the order of their first frame's timestamp (files without a frame last,
-    ties and those by name). Raises CaptureError for a file that cannot be opened."""
+    ties and those by name; so are files cut inside their header, which
+    :func:`collect_files` skips). Raises CaptureError for a file that cannot be opened."""
 
     def first_time(path: str) -> tuple[bool, float, str]:
-        with open_capture(path) as reader:
-            first = next(iter(reader), None)
+        try:
+            with open_capture(path) as reader:
+                first = next(iter(reader), None)
+        except HeaderCut:
+            first = None
         return (first is None, first.time if first is not None else 0.0, path)
 
     return sorted(paths, key=first_time)
@@ -332,10 +336,13 @@ def collect_files(
     progress: Progress | None = None,
 ) -> Collected[Collector]:
     """One streaming pass over several files taken as one capture, in the order given
-    (see :func:`order_by_first_time`), `jobs` files at a time. Raises CaptureError (or
-    FastPathUnavailable with ``reader="libpcap"``) naming the file that failed."""
+    (see :func:`order_by_first_time`), `jobs` files at a time. A file cut inside its header
+    holds no packet: it is skipped with a warning, unless every file is. Raises
+    CaptureError (or FastPathUnavailable with ``reader="libpcap"``) naming the file that
+    failed."""
     jobs = max(jobs or default_jobs(), 1)
     files = list(paths)
+    skipped: list[str] = []
     whole = _Whole(Collector(files, include_data=include_data))
     # Each file's data columns keep its spill file open, unless that is too many files.
     own = include_data and len(files) <= FILES_WITH_OWN_SPILL
@@ -351,18 +358,20 @@ def collect_files(
             ) from None
         whole.cache = SpillBlocks(whole.spill)
 
-    def one(path: str) -> Collected[Collector]:
+    def one(path: str) -> Collected[Collector] | HeaderCut:
         try:
             return fastpath.collect(
                 path, _recording_collector, reader=reader, include_data=include_data
             )
+        except HeaderCut as exc:
+            return exc
         except FastPathUnavailable as exc:  # say which of the files
             raise FastPathUnavailable(f"{path}: {exc}", damaged=exc.damaged) from None
 
     switch = sys.getswitchinterval()  # each pass sets and restores it: keep it ours
     try:
         with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="gre-keepalive-file") as pool:
-            pending: list[Future[Collected[Collector]]] = []
+            pending: list[Future[Collected[Collector] | HeaderCut]] = []
             submitted = 0
             for index, path in enumerate(files):
                 while submitted < len(files) and submitted < index + 2 * jobs:
@@ -374,12 +383,24 @@ def collect_files(
                     for future in pending:
                         future.cancel()
                     raise
-                whole.add(path, part)
+                if isinstance(part, HeaderCut):
+                    skipped.append(path)
+                    whole.warnings.append(
+                        f"{part}: skipped, it holds no packet (the file a ring buffer was "
+                        "still writing?)"
+                    )
+                else:
+                    whole.add(path, part)
                 del part
                 if progress is not None:
                     progress(index + 1, len(files))
     finally:
         sys.setswitchinterval(switch)
+    if len(skipped) == len(files):
+        raise CaptureError(
+            f"{', '.join(files)}: every file ends inside its header; no packet to read"
+        )
+    whole.collector.source.files = [path for path in files if path not in skipped]
     return whole.finish()
 
 

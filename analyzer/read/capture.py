@@ -159,6 +159,14 @@ class CaptureError(Exception):
     """
 
 
+class HeaderCut(CaptureError):
+    """The file ends inside its file header (or pcapng's first block): it holds no packet.
+
+    The file a capture tool had only begun to write (the newest file of a ring buffer)
+    looks so; read with others as one capture, it is skipped with a warning.
+    """
+
+
 @dataclass(frozen=True, slots=True)
 class ReadWarning:
     """A problem found while reading that did not make the whole input unreadable."""
@@ -398,6 +406,7 @@ class CaptureReader:
         # pcapng state
         self._interfaces: list[_Interface] = []
         self._pending: _Block | None = None
+        self._ended_inside_block = False  # the stream ended in the middle of a pcapng block
         self._max_precision: int | None = None
 
         try:
@@ -409,8 +418,8 @@ class CaptureReader:
 
     # ------------------------------------------------------------------ opening
 
-    def _fail(self, what: str) -> CaptureError:
-        return CaptureError(_one_line(f"{self.name}: {what}"))
+    def _fail(self, what: str, kind: type[CaptureError] = CaptureError) -> CaptureError:
+        return kind(_one_line(f"{self.name}: {what}"))
 
     def _open(self, spec: str, stdin: BinaryIO | None) -> None:
         stream: BinaryIO
@@ -464,7 +473,7 @@ class CaptureReader:
         except OSError as exc:
             raise self._fail(f"read error ({exc.strerror or exc})") from None
         if not prefix:
-            raise self._fail("empty file (0 bytes)")
+            raise self._fail("empty file (0 bytes)", HeaderCut)
 
         self._raw = _RawSource(stream, prefix, self._follower)
         self._buffered = io.BufferedReader(self._raw, _BUFFER_SIZE)
@@ -485,7 +494,8 @@ class CaptureReader:
             raise self._fail("empty file (gzip data decompresses to 0 bytes)")
         if len(magic) < 4:
             raise self._fail(
-                f"file too short for a pcap or pcapng header ({len(magic)} bytes{gunzipped})"
+                f"file too short for a pcap or pcapng header ({len(magic)} bytes{gunzipped})",
+                HeaderCut,
             )
         if magic in _PCAP_MAGICS:
             self._read_pcap_header(magic)
@@ -504,7 +514,8 @@ class CaptureReader:
         if len(rest) < _PCAP_HEADER_LEN - 4:
             have = 4 + len(rest)
             raise self._fail(
-                f"file too short for a pcap header ({have} of {_PCAP_HEADER_LEN} bytes)"
+                f"file too short for a pcap header ({have} of {_PCAP_HEADER_LEN} bytes)",
+                HeaderCut,
             )
         major, minor, _zone, _sigfigs, snaplen, network = struct.unpack(
             self._endian + "HHiIII", rest
@@ -529,7 +540,8 @@ class CaptureReader:
             raise self._fail(str(exc)) from None
         if first is None:
             why = self.warnings.pop().message if self.warnings else "no block found"
-            raise self._fail(f"{_BAD_FIRST_BLOCK} ({why})")
+            kind = HeaderCut if self._ended_inside_block else CaptureError
+            raise self._fail(f"{_BAD_FIRST_BLOCK} ({why})", kind)
         problem = self._start_section(first)
         if problem is not None:
             raise self._fail(f"{_BAD_FIRST_BLOCK} ({problem})")
@@ -682,6 +694,7 @@ class CaptureReader:
         head = self._read(8)
         if len(head) < 8:
             if head:
+                self._ended_inside_block = True
                 self._warn(
                     start,
                     f"file ends in the middle of a block header at byte {start} "
@@ -749,6 +762,7 @@ class CaptureReader:
         return None
 
     def _block_truncated(self, start: int, btype: int, length: int | None, present: int) -> None:
+        self._ended_inside_block = True
         needed = "more than 12" if length is None else str(length)
         if btype in _PACKET_BLOCKS:
             self._truncated(start, length or 0, present)

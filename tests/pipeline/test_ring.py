@@ -112,6 +112,56 @@ def test_a_gzip_file_and_other_files_in_the_directory(whole: Path, tmp_path: Pat
     assert without_files(document(str(tmp_path / "ring"), tmp_path=tmp_path)) == expected
 
 
+SKIPPED = "skipped, it holds no packet (the file a ring buffer was still writing?)"
+
+
+@pytest.mark.parametrize("reader", ["libpcap", "python"])
+def test_files_cut_inside_their_header_are_skipped_with_a_warning(
+    whole: Path, tmp_path: Path, reader: str
+) -> None:
+    d, c, b, a = split(whole, tmp_path / "ring")
+    ring = tmp_path / "ring"
+    (ring / "e.pcap").write_bytes(a.read_bytes()[:10])  # 10 of the 24 header bytes
+    (ring / "f.pcapng").write_bytes(
+        b"\x0a\x0d\x0d\x0a"  # block type: Section Header Block
+        b"\x1c\x00\x00\x00"  # block total length 28, of which 12 bytes were written:
+        b"\x4d\x3c\x2b\x1a"  # byte-order magic, little-endian
+    )
+    (ring / "g.pcap").write_bytes(b"")  # listed by name only (no magic to tell a capture)
+    expected = without_files(document(str(whole), "--reader", reader, tmp_path=tmp_path))
+    listed = f"{ring},{ring / 'g.pcap'}"
+    got = document(listed, "--reader", reader, tmp_path=tmp_path)
+    assert got["source"]["files"] == [str(d), str(c), str(b), str(a)]
+    warnings = got["source"].pop("warnings")
+    assert warnings[: len(expected["source"]["warnings"])] == expected["source"].pop("warnings")
+    skipped = warnings[-3:]
+    assert [w.split(": ", 1)[0] for w in skipped] == [
+        str(ring / n) for n in ("e.pcap", "f.pcapng", "g.pcap")
+    ]
+    assert all(w.endswith(SKIPPED) for w in skipped)
+    assert without_files(got) == expected
+
+
+def test_a_ring_of_files_all_cut_inside_their_header_is_an_error(
+    whole: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ring = tmp_path / "ring"
+    ring.mkdir()
+    for name in ("a.pcap", "b.pcap"):
+        (ring / name).write_bytes(whole.read_bytes()[:20])
+    assert main(["analyze", str(ring)]) == 2
+    assert "every file ends inside its header; no packet to read" in capsys.readouterr().err
+
+
+def test_a_file_that_is_no_capture_among_several_is_still_an_error(
+    whole: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    other = tmp_path / "notes.pcap"
+    other.write_bytes(b"<html><body>404 Not Found</body></html>\n")
+    assert main(["analyze", f"{whole},{other}"]) == 2
+    assert "not a pcap or pcapng file" in capsys.readouterr().err
+
+
 def test_frame_numbers_continue_from_file_to_file(whole: Path, tmp_path: Path) -> None:
     split(whole, tmp_path / "ring")
     got = document(str(tmp_path / "ring"), tmp_path=tmp_path)

@@ -29,6 +29,7 @@ from analyzer.read.capture import (
     LINKTYPE_RAW,
     CaptureError,
     CaptureReader,
+    HeaderCut,
     PcapWriter,
     RawFrame,
     ReadWarning,
@@ -696,18 +697,20 @@ def assert_one_line_error(exc: pytest.ExceptionInfo[CaptureError], name: str, te
 
 
 @pytest.mark.parametrize(
-    ("data", "text"),
+    ("data", "text", "cut"),
     [
-        (b"", "empty file (0 bytes)"),
+        (b"", "empty file (0 bytes)", True),
         (
             b"<html><body>404 Not Found</body></html>\n",
             "not a pcap or pcapng file (magic 0x3c68746d)",
+            False,
         ),
-        (b"\xd4\xc3", "file too short"),
+        (b"\xd4\xc3", "file too short", True),
         (
             b"\xd4\xc3\xb2\xa1"  # magic, little-endian usec
             b"\x02\x00\x04\x00",  # version 2.4, then nothing
             "file too short for a pcap header (8 of 24 bytes)",
+            True,
         ),
         (
             b"\x0a\x0d\x0d\x0a"  # block type: Section Header Block
@@ -717,6 +720,7 @@ def assert_one_line_error(exc: pytest.ExceptionInfo[CaptureError], name: str, te
             b"\xff\xff\xff\xff\xff\xff\xff\xff"  # section length -1
             b"\x1c\x00\x00\x00",  # block total length 28 (trailer)
             "first block is not a valid Section Header Block",
+            False,
         ),
         (
             b"\x0a\x0d\x0d\x0a"  # block type: Section Header Block
@@ -724,10 +728,11 @@ def assert_one_line_error(exc: pytest.ExceptionInfo[CaptureError], name: str, te
             b"\x4d\x3c\x2b\x1a"  # byte-order magic, little-endian
             b"\x10\x00\x00\x00",  # trailer
             "first block is not a valid Section Header Block",
+            False,
         ),
-        (SHB_LE[:20], "first block is not a valid Section Header Block"),
-        (gzip.compress(b"hello world"), "not a pcap or pcapng file after gunzip"),
-        (b"\x1f\x8b\x08\x00garbage", "gzip"),
+        (SHB_LE[:20], "first block is not a valid Section Header Block", True),
+        (gzip.compress(b"hello world"), "not a pcap or pcapng file after gunzip", False),
+        (b"\x1f\x8b\x08\x00garbage", "gzip", False),
     ],
     ids=[
         "empty",
@@ -741,11 +746,14 @@ def assert_one_line_error(exc: pytest.ExceptionInfo[CaptureError], name: str, te
         "bad-gzip",
     ],
 )
-def test_unreadable_inputs(tmp_path: Path, data: bytes, text: str) -> None:
+def test_unreadable_inputs(tmp_path: Path, data: bytes, text: str, cut: bool) -> None:
+    """`cut`: the file ends before a packet could begin (a ring buffer's newest file), told
+    from files that are something else; read with others, only those are skipped."""
     path = write(tmp_path, data, "wan.pcap")
     with pytest.raises(CaptureError) as exc:
         open_capture(path)
     assert_one_line_error(exc, str(path), text)
+    assert isinstance(exc.value, HeaderCut) is cut
 
 
 def test_missing_file(tmp_path: Path) -> None:
