@@ -45,7 +45,7 @@ from bisect import bisect_left, bisect_right
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from analyzer.diagnose.whatif import ReplayTooLong, median_rtt_s, replay
+from analyzer.diagnose.whatif import ReplayTooLong, median_rtt_s, replay_by_segment
 from analyzer.keepalive.clock import utc_text
 from analyzer.keepalive.model import (
     Analysis,
@@ -865,7 +865,7 @@ def _late_detection(
         if period * retries >= detection or period < 2 * rtt_max:
             continue
         try:
-            what_if = replay(o, period, retries, capture_end)
+            what_if = replay_by_segment(o, period, retries, capture_end)
         except ReplayTooLong:
             break
         if what_if.blackhole_seconds.min >= what_if.baseline_seconds.min:

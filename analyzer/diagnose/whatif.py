@@ -323,37 +323,63 @@ def apply_what_if(analysis: Analysis, setting: str) -> None:
             def factory(p: float, r: int, profile: Profile = profile) -> OriginatorTimeline:
                 return profile.timeline(p, r, keep_events=False)
 
-            # A capture with gaps is replayed a segment at a time: nothing crosses a gap.
-            parts = [(result, capture_end)]
-            if result.segments:
-                parts = [(_within(result, start, end), end) for start, end in result.segments]
             try:
-                result.what_if = _joined(
-                    [
-                        replay(
-                            part,
-                            what_period,
-                            what_retries,
-                            end,
-                            factory=factory,
-                            baseline_factory=factory,
-                            hold_time=profile.hold_time(what_period, what_retries),
-                        )
-                        for part, end in parts
-                    ]
+                result.what_if = replay_by_segment(
+                    result,
+                    what_period,
+                    what_retries,
+                    capture_end,
+                    factory=factory,
+                    baseline_factory=factory,
+                    hold_time=profile.hold_time(what_period, what_retries),
                 )
             except ReplayTooLong as exc:
                 result.notes.append(f"what-if {setting}: {exc}")
 
 
+def replay_by_segment(
+    o: OriginatorResult,
+    period: float,
+    retries: int,
+    capture_end: float,
+    *,
+    factory: MachineFactory | None = None,
+    baseline_factory: MachineFactory | None = None,
+    hold_time: float | None = None,
+) -> WhatIf:
+    """:func:`replay` of each segment of a capture with gaps, joined: no failure, tick or
+    data rate runs on across a stretch the capture was not running."""
+    parts = [(o, capture_end)]
+    if o.segments:
+        parts = [(_within(o, start, end), end) for start, end in o.segments]
+    return _joined(
+        [
+            replay(
+                part,
+                period,
+                retries,
+                end,
+                factory=factory,
+                baseline_factory=baseline_factory,
+                hold_time=hold_time,
+            )
+            for part, end in parts
+        ]
+    )
+
+
 def _within(o: OriginatorResult, start: float, end: float) -> OriginatorResult:
-    """The originator as one segment of the capture shows it (its own timeline there)."""
+    """The originator as one segment of the capture shows it (its own timeline and data
+    there)."""
     transitions = [t for t in o.transitions if start <= t.time <= end]
+    low, high = bisect_left(o.data_times, start), bisect_right(o.data_times, end)
     return replace(
         o,
         events=[e for e in o.events if start <= e.time <= end],
         transitions=transitions,
         down_seconds=_downtime(transitions, end),
+        data_times=o.data_times[low:high],
+        data_frames=o.data_frames[low:high],
     )
 
 

@@ -322,6 +322,22 @@ def test_a_failure_its_capture_segment_ends_in_is_said_so(tmp_path: Path) -> Non
     assert "still failing when its capture segment ends at 00:00:46.9" in leg.message
 
 
+def test_the_suggestion_replays_each_capture_segment_on_its_own(tmp_path: Path) -> None:
+    """The spliced capture's first segment ends at 46.95 s (its last data packet; data at
+    x.x5 s, 10 a second). A's failure runs from its send at 35 to that end, never across
+    the gap into the healthy segment two years later.
+
+    keepalive 5 4 (the baseline): never down within the segment: [35, 46.95) = 11.95 s,
+    data at 35.05 … 46.85 = 119 packets. keepalive 2 3: ticks 36, 38, 40 unanswered, down
+    at 42: [35, 42) = 7 s, data at 35.05 … 41.95 = 70 packets.
+    """
+    settings = Settings(config=load_config(CAPTURES / "router-a.cfg"))
+    (late,) = found(analyze(_spliced_two_years_later(tmp_path), settings), "late-detection")
+    assert "keepalive 2 3 would have cut the blackhole from 12 s to 7 s" in late.message
+    assert (late.details["baseline_packets"], late.details["blackholed_packets"]) == (119, 70)
+    assert late.details["baseline_seconds"] == pytest.approx(11.95)
+
+
 # --------------------------------------------------------------------------- outputs
 
 

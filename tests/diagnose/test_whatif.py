@@ -159,3 +159,42 @@ def test_a_gap_of_years_replays_quickly() -> None:
     assert o.what_if is not None
     assert [(t.state.value, t.time) for t in o.what_if.transitions] == [("down", at(33))]
     assert o.what_if.sent == 315_360_001
+
+
+def test_a_segment_s_data_rate_estimate_uses_only_its_own_data() -> None:
+    """Two capture segments a day apart. The first: A's sends every 10 s from 0 to 100,
+    answered 20 ms later but for 30 … 80 (counter 3 after 50: the send at 60 takes the line
+    down; up again at 90.02); one data packet a second (x.5 s) while up: 70 packets in 70 s
+    up. The second: healthy, 10 data packets a second for 100 s.
+
+    keepalive 20 3 over the first segment, from A's first tick: 0 and 20 answered; the
+    failure runs from 30 to the request at 90; 40, 60, 80 unanswered, and the tick at 100
+    finds counter 3 (down, then up at 100.02) after the failure is over: blackholed
+    [30, 90) = 60 s: 30 data packets captured (30.5 … 59.5) and 30 s where the real line was
+    down, estimated at the first segment's 1 packet a second: 60 packets. (The second
+    segment's busier data must not raise that rate.)
+    """
+    from tests.builders import Capture
+
+    cap = Capture()
+    peer = "198.51.100.1"
+    day = 86400.0
+    steps: list[tuple[float, str]] = [(10.0 * k, "send") for k in range(11)]
+    steps += [(k + 0.5, "data") for k in range(100) if not 60 <= k + 0.5 < 90.02]
+    steps += [(day + 10.0 * k, "send") for k in range(11)]
+    steps += [(day + k / 10 + 0.05, "data") for k in range(1000)]
+    for t, what in sorted(steps):
+        if what == "data":
+            cap.data(t, A, peer)
+            continue
+        request = cap.request(t, A, peer)
+        if not 30 <= t <= 80:
+            cap.reply(t + 0.02, request)
+    settings = Settings(retries=3, what_if="keepalive 20 3")
+    analysis = analyze_frames(cap.raw_frames(), settings)
+    o = next(o for o in analysis.tunnels[0].originators if o.address == A)
+    assert len(o.segments) == 2
+    assert o.what_if is not None
+    assert o.what_if.estimated
+    assert o.what_if.blackhole_seconds.min == pytest.approx(60.0)
+    assert o.what_if.blackholed_packets.min == 60
