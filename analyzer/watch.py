@@ -28,6 +28,7 @@ from analyzer.options import (
     read_config,
     retries_option,
 )
+from analyzer.report.escape import strict_json
 
 if TYPE_CHECKING:
     from analyzer.keepalive.analysis import Settings
@@ -408,7 +409,7 @@ def _jsonl(
 
     def emit(objects: list[dict[str, Any]]) -> None:
         if objects:
-            stream.write("".join(json.dumps(obj) + "\n" for obj in objects))
+            stream.write(strict_json("".join(json.dumps(obj) + "\n" for obj in objects)))
             stream.flush()
 
     def line(event: LiveEvent) -> dict[str, Any]:

@@ -25,7 +25,7 @@ from types import FrameType
 from typing import IO, TYPE_CHECKING, Any, BinaryIO
 
 from analyzer.keepalive.state import MAX_PERIOD, MAX_RETRIES
-from analyzer.report.escape import printable
+from analyzer.report.escape import printable, strict_json
 
 if TYPE_CHECKING:
     from analyzer.config import KeepaliveConfig
@@ -803,7 +803,7 @@ class Reporter:
             return
         try:
             for event in events:
-                self.stream.write(json.dumps(event) + "\n")
+                self.stream.write(strict_json(json.dumps(event)) + "\n")
             self.stream.flush()
         except BrokenPipeError:
             self.broken = True

@@ -19,6 +19,7 @@ from analyzer.keepalive.model import (
     WhatIf,
 )
 from analyzer.keepalive.state import Transition
+from analyzer.report.escape import strict_json
 
 SCHEMA = "gre-keepalive.analysis/1"
 
@@ -253,7 +254,7 @@ def write_json(analysis: Analysis, stream: TextIO) -> None:
     head = _render(document, "")
     # The tunnels one at a time: one tunnel's dict and text are in memory, not the
     # document's (200,000 tunnels would hold gigabytes).
-    stream.write(head[:-2] + ',\n  "tunnels": [')
+    stream.write(strict_json(head[:-2]) + ',\n  "tunnels": [')
     separator = "\n    "
     precision = analysis.source.precision
     empty = True
@@ -263,7 +264,7 @@ def write_json(analysis: Analysis, stream: TextIO) -> None:
         originators = [
             _originator(o, precision, _EventRows(o.events, precision)) for o in tunnel.originators
         ]
-        stream.write(_render(_tunnel(tunnel, precision, originators), "    "))
+        stream.write(strict_json(_render(_tunnel(tunnel, precision, originators), "    ")))
         separator = ",\n    "
     stream.write("]\n}\n" if empty else "\n  ]\n}\n")
 

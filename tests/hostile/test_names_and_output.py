@@ -3,6 +3,7 @@ that cannot be written: never a traceback, never a raw escape sequence on the te
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -11,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from analyzer.report.escape import printable
+from analyzer.report.escape import printable, strict_json
 
 DATA = Path(__file__).parent.parent / "data" / "hostile"
 KA = DATA / "ka.pcap"  # a well-formed capture of keepalives (15 of them, one tunnel)
@@ -58,6 +59,33 @@ def test_a_file_name_that_is_not_utf8_is_read_and_shown_as_octal(tmp_path: Path)
     assert result.returncode == 0, result.stderr
     assert f"{tmp_path}/\\351t\\351.pcap: 35 packets" in result.stdout
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("value", "decoded"),
+    [
+        (os.fsdecode(b"\xe9t\xe9.pcap"), "\\351t\\351.pcap"),  # bytes not UTF-8: as printable()
+        ("wan \U0001f600.pcap", "wan \U0001f600.pcap"),  # a surrogate pair: kept
+        ("C:\\udce9", "C:\\udce9"),  # a backslash, then text that looks like an escape
+        ("half \ud83d.pcap", "half \ufffd.pcap"),  # a lone high surrogate
+        ("plain.pcap", "plain.pcap"),
+    ],
+)
+def test_json_text_never_holds_a_lone_surrogate(value: str, decoded: str) -> None:
+    text = strict_json(json.dumps({"file": value}))
+    document = json.loads(text)
+    assert document == {"file": decoded}
+    json.dumps(document, ensure_ascii=False).encode("utf-8")  # strict: no lone surrogate
+
+
+def test_a_file_name_that_is_not_utf8_is_valid_utf8_in_json(tmp_path: Path) -> None:
+    name = os.path.join(os.fsencode(tmp_path), b"\xe9t\xe9.pcap")  # Latin-1 "été.pcap"
+    shutil.copy(os.fsencode(KA), name)
+    result = run("analyze", os.fsdecode(name), "--format", "json")
+    assert result.returncode == 0, result.stderr
+    document = json.loads(result.stdout)
+    assert document["source"]["files"] == [f"{tmp_path}/\\351t\\351.pcap"]
+    json.dumps(document, ensure_ascii=False).encode("utf-8")
 
 
 def test_an_interface_name_with_markup_is_printed_as_written() -> None:
