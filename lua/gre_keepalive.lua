@@ -92,9 +92,9 @@
 -- Recognition (analyzer/read/packet.py): link types Ethernet (802.1Q/802.1ad tags, MPLS),
 -- Linux SLL and SLL2, raw IPv4/IPv6, BSD loopback; outer IPv4 (with options) or IPv6
 -- (with extension headers; a real fragment is tunnel data), IP-in-IP up to three deep;
--- GRE version 0 without the R bit. A request's outer GRE type is 0x0800, 0x86DD or
--- 0x8909 (Cisco MetaData) carrying exactly one IP packet whose protocol is GRE with type
--- 0; a reply is bare GRE with type 0.
+-- GRE version 0 without the R bit. A request's outer GRE type is 0x0800, 0x86DD, 0x8909
+-- (Cisco MetaData) or 4 (some Huawei releases) carrying exactly one IP packet whose
+-- protocol is GRE with type 0; a reply is bare GRE with type 0.
 -- Pairing: a reply pairs with the newest outstanding request whose inner source,
 -- destination and IP ID are the reply's source, destination and IP ID (IPv6: by order),
 -- preferring the same key, within 30 s. The same request (or reply) again within 0.5 s is
@@ -496,6 +496,7 @@ local function u32le(s, i)
 end
 
 local ETH_IPV4, ETH_IPV6, ETH_CISCO_METADATA = 0x0800, 0x86DD, 0x8909
+local GRE_PT_HUAWEI_IP = 0x0004 -- some Huawei releases: the inner IP version says which
 local VLAN_TYPES = { [0x8100] = true, [0x88A8] = true, [0x9100] = true, [0x9200] = true }
 local MPLS_TYPES = { [0x8847] = true, [0x8848] = true }
 local IP6_EXT_8 = {
@@ -729,6 +730,8 @@ local function decode_frame(linktype, s, i, e)
     if ptype == ETH_CISCO_METADATA then
         if ip.pe - gp + 1 < 8 then return true end
         inner_type, q = u16(s, gp), gp + 8
+    elseif ptype == GRE_PT_HUAWEI_IP then
+        inner_type = version_type(s, gp, ip.pe)
     end
     if inner_type ~= ETH_IPV4 and inner_type ~= ETH_IPV6 then return true end
     local inner = ip_header(inner_type, s, q, ip.pe)
@@ -882,6 +885,7 @@ local function maybe_keepalive(linktype, s, i, e)
         return 2
     end
     if (p1 == 0x86 and p2 == 0xDD) or (p1 == 0x89 and p2 == 0x09) then return 1 end
+    if p1 == 0 and p2 == 4 then return 1 end
     return 2
 end
 

@@ -300,6 +300,8 @@ static int classify_gre(const unsigned char *gre, size_t length, size_t declared
         ka->flags |= KA_METADATA;
         ka->sgt = (uint16_t)be16(inner + 6);
         return keepalive_request(protocol, inner + 8, inner_length - 8, ka);
+    case 0x0004: /* Huawei's request type on some releases: rare, Python's business */
+        return CLASS_DEFER;
     case 0x0800:
         if (inner_length >= 10 && inner[9] == 47) /* GRE in the tunnel: may be a request */
             return ka == NULL ? CLASS_DEFER : keepalive_request(protocol, inner, inner_length, ka);

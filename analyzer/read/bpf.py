@@ -21,8 +21,9 @@ level down (outer protocol 4 or 41) — and all of that behind zero, one or two 
 * **reply**: GRE protocol type 0;
 * **request**: GRE protocol type 0x0800 whose inner IPv4 header says protocol 47 and whose
   inner GRE protocol type is 0 (the inner IPv4 header length is read from the packet);
-  0x86DD with inner IPv6 next header 47 and inner GRE protocol type 0; or 0x8909 (Cisco
-  MetaData, 8 bytes) followed by an inner IPv4 or IPv6 keepalive header.
+  0x86DD with inner IPv6 next header 47 and inner GRE protocol type 0; 0x8909 (Cisco
+  MetaData, 8 bytes) followed by an inner IPv4 or IPv6 keepalive header; or 0x0004 (some
+  Huawei releases) followed by an inner IPv4 or IPv6 keepalive header.
 
 The GRE header length is computed inside the filter from the C, R, K and S flags (4 bytes,
 +4 for C or R, +4 for K, +4 for S), so keys, sequence numbers and checksums on either GRE
@@ -143,9 +144,10 @@ def _keepalive_gre(base: str, gre: str) -> str:
     # Behind MetaData the inner header's IP version picks IPv4 or IPv6, not the MetaData
     # next-type field: testing that 16-bit field makes libpcap 1.9's optimizer drop the
     # IPv6 branch (a miscompilation the tests of this module catch).
+    # Huawei's type 4 is tried as both (a superset: the decoder reads the inner version).
     request = (
-        f"({protocol} = 0x0800 and {_inner_ipv4_keepalive(base, payload)})"
-        f" or ({protocol} = 0x86dd and {_inner_ipv6_keepalive(base, payload)})"
+        f"(({protocol} = 0x0800 or {protocol} = 4) and {_inner_ipv4_keepalive(base, payload)})"
+        f" or (({protocol} = 0x86dd or {protocol} = 4) and {_inner_ipv6_keepalive(base, payload)})"
         f" or ({protocol} = 0x8909 and ("
         f"({base}[{metadata}]&0xf0 = 0x40 and {_inner_ipv4_keepalive(base, metadata)})"
         f" or ({base}[{metadata}]&0xf0 = 0x60 and {_inner_ipv6_keepalive(base, metadata)})))"
@@ -418,10 +420,12 @@ def _gre_keepalive_tail(asm: _Asm, kind: str = "both") -> None:
     asm.op(BPF_LD | BPF_MEM, 2)
     asm.op(BPF_JMP | BPF_JEQ | BPF_K, 0x0800, "inner4", 0)
     asm.op(BPF_JMP | BPF_JEQ | BPF_K, 0x86DD, "inner6", 0)
+    asm.op(BPF_JMP | BPF_JEQ | BPF_K, 0x0004, "by_version", 0)  # Huawei: the version decides
     asm.op(BPF_JMP | BPF_JEQ | BPF_K, 0x8909, 0, "drop")
     asm.op(BPF_MISC | BPF_TXA)  # Cisco MetaData: 8 bytes, then the IP version decides
     asm.op(BPF_ALU | BPF_ADD | BPF_K, 8)
     asm.op(BPF_MISC | BPF_TAX)
+    asm.label("by_version")
     asm.op(ld_ind_b, 0)
     asm.op(BPF_ALU | BPF_AND | BPF_K, 0xF0)
     asm.op(BPF_JMP | BPF_JEQ | BPF_K, 0x40, "inner4", 0)
@@ -457,8 +461,9 @@ def gre_socket_filter(
 
     It passes only GRE from one of `endpoints` — (local, remote) pairs: outer source
     `remote`, outer destination `local` — that can be a keepalive: a request (GRE carrying
-    IPv4 or IPv6 whose protocol is GRE with protocol type 0, also behind Cisco MetaData) or
-    a bare reply (protocol type 0); version 0, no R bit; IPv4 fragments never pass.
+    IPv4 or IPv6 whose protocol is GRE with protocol type 0, also behind Cisco MetaData or
+    with Huawei's type 4) or a bare reply (protocol type 0); version 0, no R bit; IPv4
+    fragments never pass.
     `kind` "requests" or "replies" passes only those (two sockets, so that a flood of one
     cannot crowd the other out of its receive buffer). The decoder still judges what
     passes: this only keeps tunnel data and strangers out of user space. ValueError when

@@ -31,6 +31,9 @@ from analyzer.read.capture import (
 ETH_IPV4 = 0x0800
 ETH_IPV6 = 0x86DD
 ETH_CISCO_METADATA = 0x8909
+# Some Huawei VRP releases send keepalive requests with outer protocol type 4 (the IP
+# protocol number of IPv4, not its EtherType): the inner IP header's version says which.
+GRE_PT_HUAWEI_IP = 0x0004
 _VLAN_TYPES = frozenset({0x8100, 0x88A8, 0x9100, 0x9200})
 _MPLS_TYPES = frozenset({0x8847, 0x8848})
 _MAX_ETHERNET_LENGTH = 1500  # an Ethernet "type" up to this is an 802.3 length (LLC follows)
@@ -371,6 +374,9 @@ def _inner_keepalive(gre: _Gre) -> tuple[InnerHeader, int, bool | None] | None:
         protocol, sgt = struct.unpack("!H4xH", payload[:_CMD_LENGTH])
         payload = payload[_CMD_LENGTH:]
         metadata = True
+    elif protocol == GRE_PT_HUAWEI_IP:
+        version = payload[0] >> 4 if payload else 0
+        protocol = ETH_IPV4 if version == 4 else ETH_IPV6 if version == 6 else 0
     if protocol not in (ETH_IPV4, ETH_IPV6):
         return None
     try:

@@ -368,15 +368,22 @@ def _gre_data(src: str, dst: str) -> bytes:
     return ipv4(src, dst, struct.pack("!HH", 0, 0x0800) + ipv4(dst, src, udp, protocol=17))
 
 
+def _type_4(packet: bytes) -> bytes:
+    """The IPv4 packet (20-byte header, then GRE) with outer GRE protocol type 4 (Huawei)."""
+    return packet[:22] + b"\x00\x04" + packet[24:]
+
+
 @pytest.mark.parametrize(
     ("packet", "passes"),
     [
         (REQUEST, True),
+        (_type_4(build_keepalive_request(B, A, inner_id=3)), True),  # Huawei's type 4
         (ipv4(B, A, GRE_PT0, ident=9), True),  # a bare reply from the peer
         (build_keepalive_request(B, A, key=7, checksum=True, inner_id=3), True),
         (build_keepalive_request(B, A, metadata_sgt=16, inner_id=3), True),  # TrustSec
         (build_keepalive_request(B, A, inner_src="2001:db8::1", inner_dst="2001:db8::2"), True),
         (_gre_data(B, A), False),  # the peer's tunnel data
+        (_type_4(_gre_data(B, A)), False),  # type 4 carrying UDP: data
         (build_keepalive_request(C, A, inner_id=3), False),  # a stranger
         (build_keepalive_request(B, C, inner_id=3), False),  # to another address of ours
         (ipv4(B, A, GRE_PT0, flags_fragment=0x2000), False),  # a fragment

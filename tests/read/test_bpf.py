@@ -33,6 +33,7 @@ from analyzer.read.packet import (
     ETH_CISCO_METADATA,
     ETH_IPV4,
     ETH_IPV6,
+    GRE_PT_HUAWEI_IP,
     FrameKind,
     build_ethernet,
     build_gre,
@@ -153,6 +154,7 @@ def _request(
     inner: tuple[bool, int | None, int | None],
     inner_family: str = "same",
     metadata: bool = False,
+    huawei: bool = False,
     ip_id: int = 0x1234,
 ) -> bytes:
     """A request with explicit (checksum, key, sequence) on the outer and inner GRE."""
@@ -168,6 +170,8 @@ def _request(
     if metadata:
         packet = struct.pack("!HBBHH", protocol, 1, 1, 1, 42) + packet
         protocol = ETH_CISCO_METADATA
+    if huawei:
+        protocol = GRE_PT_HUAWEI_IP
     checksum, key, sequence = outer
     outer_gre = build_gre(protocol, packet, checksum=checksum, key=key, sequence=sequence)
     return build_ip(originator, peer, outer_gre, ip_id=ip_id + 1)
@@ -218,18 +222,27 @@ def _ip_packets() -> list[tuple[str, bytes]]:
         name = f"v4 outer{outer} inner{inner}"
         request = _request(A, B, outer=outer, inner=inner)
         packets += [(f"request {name}", request), (f"reply {name}", reflect_request(request))]  # type: ignore[list-item]
-    variants: list[tuple[str, str, str, str, bool]] = [
-        ("v6", A6, B6, "same", False),
-        ("v6-in-v4", A, B, "ipv6", False),
-        ("v4-in-v6", A6, B6, "ipv4", False),
-        ("metadata", A, B, "same", True),
-        ("metadata v6-in-v4", A, B, "ipv6", True),
-        ("metadata v4-in-v6", A6, B6, "ipv4", True),
+    variants: list[tuple[str, str, str, str, bool, bool]] = [
+        ("v6", A6, B6, "same", False, False),
+        ("v6-in-v4", A, B, "ipv6", False, False),
+        ("v4-in-v6", A6, B6, "ipv4", False, False),
+        ("metadata", A, B, "same", True, False),
+        ("metadata v6-in-v4", A, B, "ipv6", True, False),
+        ("metadata v4-in-v6", A6, B6, "ipv4", True, False),
+        ("huawei type 4", A, B, "same", False, True),
+        ("huawei type 4 v6-in-v4", A, B, "ipv6", False, True),
+        ("huawei type 4 v4-in-v6", A6, B6, "ipv4", False, True),
     ]
     for flags in FLAG_SETS:
-        for name, src, dst, family, metadata in variants:
+        for name, src, dst, family, metadata, huawei in variants:
             packet = _request(
-                src, dst, outer=flags, inner=flags, inner_family=family, metadata=metadata
+                src,
+                dst,
+                outer=flags,
+                inner=flags,
+                inner_family=family,
+                metadata=metadata,
+                huawei=huawei,
             )
             packets.append((f"request {name} {flags}", packet))
     request = build_keepalive_request(A, B, key=9, checksum=True, outer_id=11, inner_id=10)
@@ -245,6 +258,11 @@ def _ip_packets() -> list[tuple[str, bytes]]:
         ("data v4", build_gre_data(A, B, key=3)),
         ("data v6", build_ip(A6, B6, build_gre(ETH_IPV4, build_ip(A, B, bytes(8), protocol=17)))),
         ("nested GRE data", nested_data),
+        (
+            "type 4 carrying UDP",
+            build_ip(A, B, build_gre(4, build_ip(B, A, bytes(8), protocol=17))),
+        ),
+        ("type 4 carrying nothing", build_ip(A, B, build_gre(4, b""))),
         ("GRE version 1 with PT 0", version_1),
         ("GRE with the R bit and PT 0", routing_bit),
         ("inner GRE of version 1", inner_v1),

@@ -406,6 +406,7 @@ FIXTURES = [
     ),
     pytest.param(gre_frame(b"\x80\x00\x08\x00\x00\x00\x00\x00"), None, id="checksummed"),
     pytest.param(gre_frame(b"\x00\x01\x88\x0b"), None, id="pptp-version-1"),
+    pytest.param(gre_frame(b"\x00\x00\x00\x04"), None, id="huawei-type-4"),  # PT 4: Python's
     pytest.param(gre_frame(b"\x20\x00\x08", b""), None, id="truncated-gre"),
     pytest.param(
         ETHERNET_HEADER + b"\x08\x00" + IPV4_GRE_HEADER[:9] + b"\x06" + IPV4_GRE_HEADER[10:],

@@ -225,6 +225,37 @@ CISCO_METADATA_FRAME = (
     b"\x00\x00\x00\x28"  # key 40
 )
 
+# A Huawei VRP request as some releases send it (SPEC.md §3): outer protocol type 4.
+REQUEST_HUAWEI_TYPE_4 = (
+    b"\x45\x00\x00\x30"  # IPv4, IHL 5, TOS 0, total length 48
+    b"\x03\xe9\x00\x00"  # IP ID 1001, no flags, fragment offset 0
+    b"\xff\x2f\xcb\x7f"  # TTL 255, protocol 47 (GRE), header checksum
+    b"\xc0\x00\x02\x01"  # source 192.0.2.1 (A, the originator)
+    b"\xc6\x33\x64\x01"  # destination 198.51.100.1 (B, the peer)
+    b"\x00\x00\x00\x04"  # GRE: no C/K/S, version 0, protocol type 4 (not 0x0800)
+    b"\x45\x00\x00\x18"  # inner IPv4 (its version nibble says so), total length 24
+    b"\x03\xe8\x00\x00"  # IP ID 1000, no flags
+    b"\xff\x2f\xcb\x98"  # TTL 255, protocol 47 (GRE), header checksum
+    b"\xc6\x33\x64\x01"  # source B
+    b"\xc0\x00\x02\x01"  # destination A
+    b"\x00\x00\x00\x00"  # inner GRE: no flags, version 0, protocol type 0 (keepalive)
+)
+# Protocol type 4 carrying something else: tunnel data.
+DATA_HUAWEI_TYPE_4 = (
+    b"\x45\x00\x00\x30"  # IPv4, total length 48
+    b"\x03\xe9\x00\x00"  # IP ID 1001
+    b"\xff\x2f\xcb\x7f"  # TTL 255, protocol 47 (GRE), header checksum
+    b"\xc0\x00\x02\x01"  # source A
+    b"\xc6\x33\x64\x01"  # destination B
+    b"\x00\x00\x00\x04"  # GRE: protocol type 4
+    b"\x45\x00\x00\x18"  # inner IPv4, total length 24
+    b"\x03\xe8\x00\x00"  # IP ID 1000
+    b"\xff\x11\xcb\xb6"  # TTL 255, protocol 17 (UDP), header checksum
+    b"\xc6\x33\x64\x01"  # source B
+    b"\xc0\x00\x02\x01"  # destination A
+    b"\x00\x00\x00\x09"  # UDP: ports 0 and 9 (a UDP header cut to 4 bytes: data anyway)
+)
+
 # --- GRE that is not a keepalive ----------------------------------------------------------
 
 PPTP_GRE_V1 = (
@@ -334,6 +365,10 @@ def assert_ipv4_header_checksum_ok(packet: bytes) -> None:
         TRUNCATED_GRE_OPTIONS,
         IP_IN_IP,
         CISCO_METADATA_FRAME[18:],
+        REQUEST_HUAWEI_TYPE_4,
+        REQUEST_HUAWEI_TYPE_4[24:],
+        DATA_HUAWEI_TYPE_4,
+        DATA_HUAWEI_TYPE_4[24:],
     ],
 )
 def test_fixtures_have_valid_ipv4_header_checksums(packet: bytes) -> None:
@@ -579,6 +614,26 @@ def test_inner_ipv6_keepalive_reflection_is_a_reply() -> None:
     reflected = REQUEST_IPV6[44:]  # what B forwards: the inner IPv6 packet
     decoded = decode_frame(LINKTYPE_RAW, reflected)
     assert frame_fields(decoded) == (FrameKind.REPLY, "2001:db8::2", "2001:db8::1")
+
+
+def test_huawei_protocol_type_4_request() -> None:
+    decoded = decode_frame(LINKTYPE_RAW, REQUEST_HUAWEI_TYPE_4)
+    assert frame_fields(decoded) == (FrameKind.REQUEST, "192.0.2.1", "198.51.100.1")
+    assert decoded.gre_protocol == 4
+    assert decoded.inner is not None
+    assert (decoded.inner.src, decoded.inner.dst, decoded.inner.ip_id) == (
+        "198.51.100.1",
+        "192.0.2.1",
+        1000,
+    )
+
+
+def test_huawei_protocol_type_4_reflects_to_the_usual_reply() -> None:
+    assert reflect_request(REQUEST_HUAWEI_TYPE_4) == REPLY
+
+
+def test_protocol_type_4_carrying_udp_is_data() -> None:
+    assert decode_frame(LINKTYPE_RAW, DATA_HUAWEI_TYPE_4).kind is FrameKind.DATA
 
 
 def test_cisco_metadata_request_from_a_real_capture() -> None:

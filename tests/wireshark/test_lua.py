@@ -987,6 +987,13 @@ def _ipv4_options(ip: bytes) -> bytes:
     return _ethernet(bytes(header) + options + ip[20:])
 
 
+def _huawei_type_4(ip: bytes) -> bytes:
+    """Requests with outer GRE protocol type 4 (some Huawei releases; IPv4, 20-byte header)."""
+    if ip[22:24] == b"\x08\x00":
+        ip = ip[:22] + b"\x00\x04" + ip[24:]
+    return _ethernet(ip)
+
+
 V4 = ("192.0.2.1", "198.51.100.1")
 V6 = ("2001:db8::1", "2001:db8::2")
 ETHERNET = LINKTYPE_ETHERNET
@@ -1006,6 +1013,7 @@ ENCAPSULATIONS: dict[str, tuple[int, Any, tuple[str, str], dict[str, Any]]] = {
     "ipv4-options": (ETHERNET, _ipv4_options, V4, {}),
     "gre-key-checksum": (ETHERNET, _ethernet, V4, {"key": 77, "checksum": True}),
     "cisco-metadata": (ETHERNET, _ethernet, V4, {"metadata_sgt": 42}),
+    "huawei-type-4": (ETHERNET, _huawei_type_4, V4, {}),
     "ipv6-outer-ipv4-inner": (
         LINKTYPE_LINUX_SLL,
         _sll,
@@ -1036,7 +1044,15 @@ def test_plugin_decodes_every_link_layer_and_encapsulation(name: str, tmp_path: 
     assert_agree(document, lua_frames(capture, mode="one-pass"))
 
 
-UNREADABLE_ENCAPSULATIONS = ("mpls", "sll", "sll2", "raw", "loop-ipv6", "cisco-metadata")
+UNREADABLE_ENCAPSULATIONS = (
+    "mpls",
+    "sll",
+    "sll2",
+    "raw",
+    "loop-ipv6",
+    "cisco-metadata",
+    "huawei-type-4",
+)
 
 
 @needs_tshark
