@@ -659,6 +659,24 @@ local function gre_header(s, p, e)
     return flags, protocol, key, p + offset, r, version
 end
 
+-- An inner packet whose GRE header the capture cut short (snaplen) but whose IP header is
+-- whole, no longer than a keepalive's: a request (analyzer.read.packet._cut_request).
+local MAX_INNER_KEEPALIVE_GRE = 16 + 64
+local function cut_request(s, inner)
+    if inner.declared > MAX_INNER_KEEPALIVE_GRE then return false end
+    local seen = inner.pe - inner.pi + 1
+    if seen >= 4 and u16(s, inner.pi + 2) ~= 0 then return false end
+    local header = 4
+    if seen >= 2 then
+        local flags = u16(s, inner.pi)
+        if bit(flags, 0x4000) or flags % 8 ~= 0 then return false end
+        if bit(flags, 0x8000) then header = header + 4 end
+        if bit(flags, 0x2000) then header = header + 4 end
+        if bit(flags, 0x1000) then header = header + 4 end
+    end
+    return seen < inner.declared and seen < header
+end
+
 local function ipv4_text(s, at)
     local a, b, c, d = byte(s, at, at + 3)
     return a .. "." .. b .. "." .. c .. "." .. d
@@ -737,7 +755,11 @@ local function decode_frame(linktype, s, i, e)
     local inner = ip_header(inner_type, s, q, ip.pe)
     if not inner or inner.protocol ~= 47 or inner.fragment then return true end
     local iflags, iptype, ikey, _, ir, iversion = gre_header(s, inner.pi, inner.pe)
-    if iflags == nil or iptype ~= 0 or ir or iversion ~= 0 then return true end
+    if iflags == nil and cut_request(s, inner) then
+        iptype, ir, iversion = 0, false, 0
+    elseif iflags == nil or iptype ~= 0 or ir or iversion ~= 0 then
+        return true
+    end
     return {
         kind = "request", src = address(s, ip, ip.src_at), dst = address(s, ip, ip.dst_at),
         ip_id = ip.id, ttl = ip.ttl, key = key,

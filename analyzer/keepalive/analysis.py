@@ -841,6 +841,14 @@ def capture_segments(
             f"frame {back.first_frame}): the file looks merged from several captures; it is "
             "analysed in time order"
         )
+    if source.cut_requests:
+        cut = source.cut_requests
+        source.warnings.append(
+            f"{cut} keepalive request{'s' if cut != 1 else ''} cut short by the capture's "
+            "snaplen inside the inner GRE header: taken as requests by the inner IP header "
+            "(GRE, no longer than a keepalive); their inner key and payload are not known "
+            "(capture with a larger snaplen, e.g. tcpdump -s 0)"
+        )
     if everything is None:
         return segments_between(start, end, gaps)
     return segments_between(

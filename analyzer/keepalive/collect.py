@@ -168,6 +168,8 @@ class Collector:
             return
         source.keepalive_packets += 1
         if kind is FrameKind.REQUEST:
+            if decoded.cut:
+                source.cut_requests += 1
             inner = decoded.inner
             assert inner is not None  # a request always has its inner header
             src, dst, key = decoded.src, decoded.dst, decoded.key

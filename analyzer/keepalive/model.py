@@ -272,6 +272,9 @@ class SourceSummary:
     keepalive_packets: int = 0
     malformed: int = 0
     checksum_errors: int = 0
+    # requests cut short (snaplen) inside their inner GRE header, taken as requests by
+    # their inner IP header: said in `warnings`
+    cut_requests: int = 0
     start: float | None = None
     end: float | None = None
     precision: int = 6

@@ -399,6 +399,7 @@ def _merged_source(a: SourceSummary, b: SourceSummary, files: tuple[str, str]) -
         keepalive_packets=a.keepalive_packets + b.keepalive_packets,
         malformed=a.malformed + b.malformed,
         checksum_errors=a.checksum_errors + b.checksum_errors,
+        cut_requests=a.cut_requests + b.cut_requests,
         start=min(starts) if starts else None,
         end=max(ends) if ends else None,
         precision=min(a.precision, b.precision),

@@ -270,6 +270,7 @@ def _add_source(whole: SourceSummary, piece: SourceSummary, offset: int) -> None
     whole.keepalive_packets += piece.keepalive_packets
     whole.malformed += piece.malformed
     whole.checksum_errors += piece.checksum_errors
+    whole.cut_requests += piece.cut_requests
     for bound, pick in (("start", min), ("end", max)):
         mine, theirs = getattr(whole, bound), getattr(piece, bound)
         if theirs is not None:

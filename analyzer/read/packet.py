@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 import socket
 import struct
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import ClassVar, NamedTuple
 
@@ -106,6 +106,9 @@ class Decoded:
     inner: InnerHeader | None = None  # requests only
     payload_length: int = 0  # bytes after the PT-0 GRE header (reply: outer; request: inner)
     reason: str = ""  # why a frame is MALFORMED
+    # A request the capture cut short (snaplen) inside its inner GRE header, taken as one by
+    # its inner IP header (see _cut_request): its inner key and payload are not known.
+    cut: bool = False
 
 
 class _Malformed(Exception):
@@ -362,8 +365,39 @@ def _both_ok(first: bool | None, second: bool | None) -> bool | None:
     return first and second
 
 
-def _inner_keepalive(gre: _Gre) -> tuple[InnerHeader, int, bool | None] | None:
-    """If the outer GRE payload is an IP packet carrying GRE PT 0: its inner header."""
+# The most an inner keepalive packet after its IP header holds: a GRE header with every
+# optional field (16 bytes) and OpenBSD's 16-byte payload, with room to spare.
+_MAX_INNER_KEEPALIVE_GRE = 16 + 64
+
+
+def _cut_request(inner_ip: _Ip) -> bool:
+    """An inner packet whose GRE header the capture cut short (a snaplen of 64 or 68 bytes
+    does, behind VLAN tags or GRE options) but whose IP header is whole: a keepalive by
+    everything that can still be seen — GRE, not a fragment, no longer than a keepalive's
+    GRE header and payload — and the capture hides only its protocol type."""
+    if inner_ip.protocol != IPPROTO_GRE or inner_ip.fragment:
+        return False
+    if inner_ip.payload_declared > _MAX_INNER_KEEPALIVE_GRE:
+        return False
+    seen = inner_ip.payload
+    if len(seen) >= 4 and struct.unpack("!H", seen[2:4])[0] != 0:
+        return False  # the protocol type is there, and it is not a keepalive's
+    if len(seen) >= 2 and (seen[0] & (GRE_R >> 8) or seen[1] & GRE_VERSION_MASK):
+        return False  # routing or a version other than 0: not a keepalive's
+    return len(seen) < inner_ip.payload_declared and len(seen) < _gre_header_length(seen)
+
+
+def _gre_header_length(data: bytes) -> int:
+    """The length of the GRE header starting `data` by its flags (4 when they are cut)."""
+    if len(data) < 2:
+        return 4
+    flags = data[0] << 8
+    return 4 + 4 * (bool(flags & (GRE_C | GRE_R)) + bool(flags & GRE_K) + bool(flags & GRE_S))
+
+
+def _inner_keepalive(gre: _Gre) -> tuple[InnerHeader, int, bool | None, bool] | None:
+    """If the outer GRE payload is an IP packet carrying GRE PT 0: its inner header (with
+    its payload length, inner checksum verdict and whether the capture cut it short)."""
     payload = gre.payload
     protocol = gre.protocol
     metadata = False
@@ -385,23 +419,27 @@ def _inner_keepalive(gre: _Gre) -> tuple[InnerHeader, int, bool | None] | None:
         return None
     if inner_ip is None or inner_ip.protocol != IPPROTO_GRE or inner_ip.fragment:
         return None
-    try:
-        inner_gre = _gre(inner_ip.payload, inner_ip.payload_declared)
-    except _Malformed:
-        return None
-    if inner_gre.protocol != 0 or inner_gre.flags & (GRE_R | GRE_VERSION_MASK):
-        return None
     header = InnerHeader(
         src=inner_ip.src,
         dst=inner_ip.dst,
         ip_version=inner_ip.version,
         ip_id=inner_ip.ip_id,
         ttl=inner_ip.ttl,
-        key=inner_gre.key,
+        key=None,
         metadata=metadata,
         sgt=sgt,
     )
-    return header, max(inner_gre.payload_declared, 0), inner_gre.checksum_ok
+    try:
+        inner_gre = _gre(inner_ip.payload, inner_ip.payload_declared)
+    except _Malformed:
+        if not _cut_request(inner_ip):
+            return None
+        unseen = inner_ip.payload_declared - _gre_header_length(inner_ip.payload)
+        return header, max(unseen, 0), None, True
+    if inner_gre.protocol != 0 or inner_gre.flags & (GRE_R | GRE_VERSION_MASK):
+        return None
+    header = replace(header, key=inner_gre.key)
+    return header, max(inner_gre.payload_declared, 0), inner_gre.checksum_ok, False
 
 
 def decode_frame(linktype: int, data: bytes) -> Decoded:
@@ -459,13 +497,14 @@ def _decode(linktype: int, data: bytes) -> Decoded:
     found = _inner_keepalive(gre)
     if found is None:
         return Decoded(FrameKind.DATA, *common, gre.checksum_ok)
-    inner, payload_length, inner_checksum_ok = found
+    inner, payload_length, inner_checksum_ok, cut = found
     return Decoded(
         FrameKind.REQUEST,
         *common,
         _both_ok(gre.checksum_ok, inner_checksum_ok),
         inner,
         payload_length,
+        cut=cut,
     )
 
 

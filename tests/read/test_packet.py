@@ -636,6 +636,37 @@ def test_protocol_type_4_carrying_udp_is_data() -> None:
     assert decode_frame(LINKTYPE_RAW, DATA_HUAWEI_TYPE_4).kind is FrameKind.DATA
 
 
+# A snaplen cuts requests inside their inner GRE header (64 bytes behind a VLAN tag, 68
+# with GRE options): the inner IP header still says GRE, and no more than a keepalive.
+@pytest.mark.parametrize("cut_at", [44, 46])  # no inner GRE byte; 2 of its 4 bytes
+def test_a_request_cut_inside_its_inner_gre_header_is_a_request(cut_at: int) -> None:
+    decoded = decode_frame(LINKTYPE_RAW, REQUEST[:cut_at])
+    assert frame_fields(decoded) == (FrameKind.REQUEST, "192.0.2.1", "198.51.100.1")
+    assert decoded.cut
+    assert decoded.inner is not None
+    assert (decoded.inner.ip_id, decoded.inner.key) == (1000, None)
+
+
+def test_a_whole_request_is_not_cut() -> None:
+    assert not decode_frame(LINKTYPE_RAW, REQUEST).cut
+
+
+def test_a_request_cut_inside_its_inner_ip_header_is_data() -> None:
+    assert decode_frame(LINKTYPE_RAW, REQUEST[:42]).kind is FrameKind.DATA
+
+
+def test_cut_gre_in_gre_longer_than_a_keepalive_is_data() -> None:
+    inner = build_ip("198.51.100.1", "192.0.2.1", build_gre(0x0800, bytes(200)))
+    packet = build_ip("192.0.2.1", "198.51.100.1", build_gre(0x0800, inner))
+    assert decode_frame(LINKTYPE_RAW, packet[:46]).kind is FrameKind.DATA
+
+
+def test_a_cut_inner_gre_header_showing_another_protocol_type_is_data() -> None:
+    inner = build_ip("198.51.100.1", "192.0.2.1", build_gre(0x0800, b"", key=7))
+    packet = build_ip("192.0.2.1", "198.51.100.1", build_gre(0x0800, inner))
+    assert decode_frame(LINKTYPE_RAW, packet[:50]).kind is FrameKind.DATA  # key cut, PT 0x0800
+
+
 def test_cisco_metadata_request_from_a_real_capture() -> None:
     decoded = decode_frame(LINKTYPE_ETHERNET, CISCO_METADATA_FRAME)
     assert frame_fields(decoded) == (FrameKind.REQUEST, "10.172.64.7", "10.172.64.6")

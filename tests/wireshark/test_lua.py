@@ -994,6 +994,11 @@ def _huawei_type_4(ip: bytes) -> bytes:
     return _ethernet(ip)
 
 
+def _snaplen_60(ip: bytes) -> bytes:
+    """Cut to 60 bytes as `tcpdump -s 60` takes it: 2 of a request's inner GRE bytes left."""
+    return _ethernet(ip)[:60]
+
+
 V4 = ("192.0.2.1", "198.51.100.1")
 V6 = ("2001:db8::1", "2001:db8::2")
 ETHERNET = LINKTYPE_ETHERNET
@@ -1014,6 +1019,7 @@ ENCAPSULATIONS: dict[str, tuple[int, Any, tuple[str, str], dict[str, Any]]] = {
     "gre-key-checksum": (ETHERNET, _ethernet, V4, {"key": 77, "checksum": True}),
     "cisco-metadata": (ETHERNET, _ethernet, V4, {"metadata_sgt": 42}),
     "huawei-type-4": (ETHERNET, _huawei_type_4, V4, {}),
+    "snaplen-60": (ETHERNET, _snaplen_60, V4, {}),
     "ipv6-outer-ipv4-inner": (
         LINKTYPE_LINUX_SLL,
         _sll,
@@ -1052,6 +1058,7 @@ UNREADABLE_ENCAPSULATIONS = (
     "loop-ipv6",
     "cisco-metadata",
     "huawei-type-4",
+    "snaplen-60",
 )
 
 
