@@ -595,6 +595,14 @@ def _finish(
     returned = len(originator.requests) - list(map(_REPLY, originator.requests)).count(None)
     if not originator.requests:
         notes.append("replies addressed to this endpoint were seen but none of its requests")
+    seen_twice = originator.duplicates
+    if seen_twice >= 2 and 2 * seen_twice >= len(originator.requests) + returned and data:
+        notes.append(
+            f"{seen_twice} of its keepalive packets were seen twice (the copy within 0.5 s, "
+            "as on Linux's 'any' interface or in files of two interfaces merged, which see "
+            "a packet once per interface): its data packets are likely counted twice as "
+            "well, and the blackholed figures with them"
+        )
     result = OriginatorResult(
         address=originator.address,
         peer=originator.peer,

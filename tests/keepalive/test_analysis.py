@@ -498,3 +498,35 @@ def test_one_interval_of_hours_does_not_hide_a_gap_from_other_tunnels() -> None:
     # (60, 70, 80: counter 1-3) and the one at 90 finds 3 >= 3: down at 90 and at 28890.
     assert (c.period, c.period_source) == (10.0, ValueSource.DEFAULT)
     assert [t.time for t in c.transitions] == [at(90.0), at(28890.0)]
+
+
+def _seen_on_two_interfaces(copies: int) -> Analysis:
+    """A's requests every 10 s (0 … 50) answered after 20 ms, and a data packet to B every
+    second; with copies=2 every packet again 30 µs later, as a capture on Linux's 'any'
+    interface of a router forwarding the tunnel sees it (ingress, then egress)."""
+    cap = Capture()
+    peer = B
+    steps = [(10.0 * k, "send") for k in range(6)] + [(k + 0.5, "data") for k in range(60)]
+    for t, what in sorted(steps):
+        if what == "data":
+            for copy in range(copies):
+                cap.data(t + copy * 30e-6, A, peer)
+            continue
+        request = cap.request(t, A, peer)
+        for copy in range(1, copies):
+            cap.add(t + copy * 30e-6, request)
+        for copy in range(copies):
+            cap.reply(t + 0.02 + copy * 30e-6, request)
+    return analyze_frames(cap.raw_frames())
+
+
+def test_keepalives_seen_twice_say_the_data_is_likely_counted_twice() -> None:
+    o = _originator(_seen_on_two_interfaces(2), A)
+    assert o.duplicates == 12  # 6 requests and 6 replies, each once more
+    assert any("its data packets are likely counted twice" in note for note in o.notes)
+
+
+def test_keepalives_seen_once_say_nothing_of_duplicates() -> None:
+    o = _originator(_seen_on_two_interfaces(1), A)
+    assert o.duplicates == 0
+    assert not any("seen twice" in note for note in o.notes)
