@@ -813,6 +813,10 @@ def test_gre_version_1_pptp_is_data() -> None:
     assert (decoded.kind, decoded.gre_protocol) == (FrameKind.DATA, 0x880B)
 
 
+def test_gre_version_1_names_its_flow_by_the_call_id_not_the_payload_length() -> None:
+    assert decode_frame(LINKTYPE_RAW, PPTP_GRE_V1).key == 7  # not 0x00040007
+
+
 def test_gre_version_1_with_protocol_type_0_is_not_a_reply() -> None:
     ack_like = PPTP_GRE_V1[:22] + b"\x00\x00" + PPTP_GRE_V1[24:]  # PT 0 under version 1
     assert decode_frame(LINKTYPE_RAW, ack_like).kind is FrameKind.DATA
