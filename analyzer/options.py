@@ -83,6 +83,19 @@ class UsageError(Exception):
     """A problem with what the user gave us: one line, reported with exit status 2."""
 
 
+def write_stdout(text: str) -> None:
+    """Write `text` to standard output whole, or raise (BrokenPipeError when its reader went
+    away). A large write into a pipe whose reader quits part-way returns short, and the
+    buffered stream dropped the rest without an error: the command ended 0, its output cut."""
+    import os
+
+    sys.stdout.flush()
+    view = memoryview(text.encode(sys.stdout.encoding or "utf-8"))
+    descriptor = sys.stdout.fileno()
+    while view:
+        view = view[os.write(descriptor, view) :]
+
+
 def fail(message: str, *, who: str = PROG) -> int:
     """Say `message` as one escaped error line on stderr; the usage exit status."""
     print(f"{who}: error: {printable(message)}", file=sys.stderr)

@@ -31,6 +31,7 @@ from analyzer.options import (
     period_option,
     read_config,
     whole_retries_option,
+    write_stdout,
 )
 from analyzer.report.escape import printable
 
@@ -139,8 +140,7 @@ def _export(args: argparse.Namespace) -> int:
             print(f"installed the Wireshark plugin: {printable(output)}")
             print("restart Wireshark (or Analyze > Reload Lua Plugins) to load it")
     else:
-        sys.stdout.write(text)
-        sys.stdout.flush()
+        write_stdout(text)
     return EXIT_OK
 
 

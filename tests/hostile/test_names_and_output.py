@@ -180,6 +180,30 @@ def test_a_reader_that_goes_away_ends_quietly_with_141(args: tuple[str, ...]) ->
     assert result.stderr == b""
 
 
+def test_a_reader_that_quits_part_way_through_the_plugin_ends_141() -> None:
+    # The plugin (86 KB) is more than a pipe holds (64 KB): its one write is still blocked
+    # when the reader, having read a byte, closes. The kernel returns it short, and the
+    # rest must not be dropped silently with status 0.
+    reader, writer = os.pipe()
+    try:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "analyzer", "export-lua"],
+            stdout=writer,
+            stderr=subprocess.PIPE,
+        )
+        os.close(writer)
+        writer = -1
+        assert os.read(reader, 1) == b"-"
+        os.close(reader)
+        reader = -1
+        _output, errors = process.communicate(timeout=120)
+        assert (process.returncode, errors) == (141, b"")
+    finally:
+        for end in (reader, writer):
+            if end >= 0:
+                os.close(end)
+
+
 def test_every_subcommand_s_errors_reach_stderr_escaped() -> None:
     # watch and tui write their own errors; the interface or file name is escaped all the same
     watch = run("watch", "eth\x1b]0;x\x07", "--format", "jsonl", "--duration", "1")
