@@ -600,21 +600,21 @@ def _add_diagnosis_options(analyze: argparse.ArgumentParser) -> None:
     )
     group.add_argument(
         "--flap-transitions",
-        type=int,
+        type=_count_option("transitions", 1),
         default=4,
         metavar="N",
         help="flapping: more than N line-protocol transitions … (default 4)",
     )
     group.add_argument(
         "--flap-minutes",
-        type=float,
+        type=_minutes,
         default=5.0,
         metavar="M",
         help="… within M minutes (default 5)",
     )
     group.add_argument(
         "--late-detection",
-        type=int,
+        type=_count_option("packets", 0),
         default=100,
         metavar="PACKETS",
         help="late-detection: more blackholed data packets than this (default 100)",
@@ -645,8 +645,38 @@ def _seconds(text: str) -> float:
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a number of seconds, not {text!r}") from None
     if not 0 < value < float("inf"):
-        raise argparse.ArgumentTypeError(f"{text} seconds out of range (more than 0)")
+        raise argparse.ArgumentTypeError(f"{text} seconds out of range (a finite number above 0)")
     return value
+
+
+def _minutes(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of minutes, not {text!r}") from None
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"{text} minutes out of range (a finite number above 0)")
+    return value
+
+
+MAX_COUNT = 10**12  # more packets or transitions than any capture holds
+
+
+def _count_option(what: str, least: int) -> Callable[[str], int]:
+    """A parser of a whole number of `what`, `least` … MAX_COUNT."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"expected a whole number of {what}, not {text!r}"
+            ) from None
+        if not least <= value <= MAX_COUNT:
+            raise argparse.ArgumentTypeError(f"{text} {what} out of range ({least}-{MAX_COUNT:,})")
+        return value
+
+    return parse
 
 
 def _profile(text: str) -> tuple[str | None, str]:

@@ -281,3 +281,28 @@ def test_simulate_to_stdout_writes_no_truth_file_as_its_help_says(tmp_path: Path
     assert "with -o -, none unless given" in " ".join(
         run_cli("simulate", "--help").stdout.decode().split()
     )
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "said"),
+    [
+        ("--flap-transitions", "-1", "-1 transitions out of range (1-"),
+        ("--flap-transitions", "0", "0 transitions out of range (1-"),
+        ("--flap-transitions", "four", "expected a whole number of transitions"),
+        ("--flap-minutes", "0", "0 minutes out of range (a finite number above 0)"),
+        ("--flap-minutes", "-5", "-5 minutes out of range"),
+        ("--flap-minutes", "nan", "nan minutes out of range"),
+        ("--late-detection", "-3", "-3 packets out of range (0-"),
+        ("--one-way", "inf", "inf seconds out of range (a finite number above 0)"),
+        ("--capture-gap", "1e400", "1e400 seconds out of range"),
+    ],
+)
+def test_diagnosis_thresholds_out_of_range_are_usage_errors(
+    option: str, value: str, said: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    capture = str(ROOT / "captures" / "outage.pcap")
+    with pytest.raises(SystemExit) as exit_info:
+        main(["analyze", capture, f"{option}={value}"])
+    assert exit_info.value.code == 2
+    (line,) = capsys.readouterr().err.splitlines()
+    assert f"argument {option}: {said}" in line
