@@ -30,7 +30,8 @@ def default_jobs() -> int:
 
 def capture_files(argument: str) -> list[str]:
     """The files one capture argument names: '-' or a file; a directory (every pcap,
-    pcapng or gzip file in it, hidden files aside); or files (or directories) joined by
+    pcapng or gzip file in it by its first bytes, or an empty one by its name, hidden files
+    aside); or files (or directories) joined by
     commas (``a.pcap,b.pcap``; a name that exists as given is one file, commas and all).
     Raises CaptureError when a directory holds no capture."""
     if argument == "-" or os.path.isfile(argument) or not argument:
@@ -59,7 +60,13 @@ def _looks_like_capture(path: str) -> bool:
         return False
     if head.startswith(GZIP_MAGIC):
         return _gzip_holds_capture(path)
+    if len(head) < 4:  # the file a ring buffer had only begun: a capture by its name
+        return path.lower().endswith(_CAPTURE_SUFFIXES)
     return head in CAPTURE_MAGICS
+
+
+# Names capture tools give their files (tcpdump -w/-C/-G, dumpcap -b, editcap), gzipped or not.
+_CAPTURE_SUFFIXES = (".pcap", ".pcapng", ".cap", ".pcap.gz", ".pcapng.gz", ".cap.gz")
 
 
 def _gzip_holds_capture(path: str) -> bool:
