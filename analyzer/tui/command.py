@@ -85,7 +85,8 @@ def register(subparsers: Any) -> None:
         "--retries",
         type=retries_option,
         metavar="N",
-        help="keepalive retries for every endpoint not in --config (default 3)",
+        help="keepalive retries for every endpoint not in --config (default 3); 'infer': "
+        "read them from when each endpoint's data traffic stops after its keepalives fail",
     )
     parser.set_defaults(handler=run)
 
@@ -109,7 +110,13 @@ def run(args: argparse.Namespace) -> int:
         files = check_capture(args.capture)  # unreadable: one line now, before any UI
     except CaptureError as exc:
         return fail(str(exc))
-    settings = Settings(config=config, period=args.period, retries=args.retries)
+    retries = args.retries
+    settings = Settings(
+        config=config,
+        period=args.period,
+        retries=retries if isinstance(retries, int) else None,
+        infer_retries=retries == "infer",
+    )
     path = args.capture
     load = capture_loader(path, settings, jobs=args.jobs)
 

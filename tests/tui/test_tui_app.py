@@ -582,6 +582,26 @@ def test_tui_command_hands_the_analysis_to_the_ui(monkeypatch: pytest.MonkeyPatc
     )
 
 
+def test_tui_infers_retries_as_analyze_does(monkeypatch: pytest.MonkeyPatch) -> None:
+    """outage.pcap (keepalive 5 4): A's data stops at its send at 55 s, the fourth period
+    after its first unanswered keepalive at 35 s: retries 4."""
+    import analyzer.tui.app
+
+    seen: list[Analysis] = []
+
+    def fake_run_capture(
+        loader: Callable[[Callable[[int], None]], Analysis], name: str, **_: object
+    ) -> int:
+        seen.append(loader(lambda _done: None))
+        return 0
+
+    monkeypatch.setattr(analyzer.tui.app, "run_capture", fake_run_capture)
+    assert main(["tui", str(OUTAGE), "--retries", "infer"]) == 0
+    (analysis,) = seen
+    originator = next(o for o in analysis.tunnels[0].originators if o.address == A)
+    assert (originator.retries, originator.retries_source.value) == (4, "inferred")
+
+
 def test_without_a_terminal_the_ui_refuses_at_once(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
