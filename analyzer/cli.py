@@ -326,6 +326,11 @@ def _analyze(args: argparse.Namespace) -> int:
 
 
 def _analyze_capture(args: argparse.Namespace) -> int:
+    if args.no_data and args.retries == "infer":
+        return fail(
+            "--retries infer reads them from when each endpoint's data stops: it needs the "
+            "data packets that --no-data leaves out"
+        )
     try:
         config = read_config(args.config)
     except UsageError as exc:

@@ -306,3 +306,12 @@ def test_diagnosis_thresholds_out_of_range_are_usage_errors(
     assert exit_info.value.code == 2
     (line,) = capsys.readouterr().err.splitlines()
     assert f"argument {option}: {said}" in line
+
+
+def test_retries_infer_without_the_data_packets_is_a_usage_error(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    capture = str(ROOT / "captures" / "outage.pcap")
+    assert main(["analyze", capture, "--no-data", "--retries", "infer"]) == 2
+    (line,) = capsys.readouterr().err.splitlines()
+    assert "--retries infer" in line and "--no-data" in line

@@ -238,8 +238,26 @@ def analysis_dict(analysis: Analysis) -> dict[str, Any]:
                 for before, after in source.gaps
             ],
         },
-        "tunnels": [tunnel_dict(t, precision) for t in analysis.tunnels],
+        "tunnels": [
+            _counted(tunnel_dict(t, precision), source.data_recorded) for t in analysis.tunnels
+        ],
     }
+
+
+def _counted(tunnel: dict[str, Any], data_recorded: bool) -> dict[str, Any]:
+    """The tunnel's document; with --no-data (data packets not recorded) its data and
+    blackholed-packet counts are null, not zeros nobody counted."""
+    if data_recorded:
+        return tunnel
+    tunnel["data_packets"] = None
+    for originator in tunnel["originators"]:
+        originator["data_packets"] = None
+        originator["blackholed_packets"] = None
+        what_if = originator.get("what_if")
+        if what_if is not None:
+            what_if["blackholed_packets"] = None
+            what_if["baseline"]["blackholed_packets"] = None
+    return tunnel
 
 
 def write_json(analysis: Analysis, stream: TextIO) -> None:
@@ -264,7 +282,8 @@ def write_json(analysis: Analysis, stream: TextIO) -> None:
         originators = [
             _originator(o, precision, _EventRows(o.events, precision)) for o in tunnel.originators
         ]
-        stream.write(strict_json(_render(_tunnel(tunnel, precision, originators), "    ")))
+        document = _counted(_tunnel(tunnel, precision, originators), analysis.source.data_recorded)
+        stream.write(strict_json(_render(document, "    ")))
         separator = ",\n    "
     stream.write("]\n}\n" if empty else "\n  ]\n}\n")
 

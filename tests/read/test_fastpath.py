@@ -677,4 +677,6 @@ def test_json_says_whether_data_packets_were_recorded() -> None:
     assert skipped["source"]["data_recorded"] is False
     assert skipped["source"]["gre_packets"] == recorded["source"]["gre_packets"]
     (originator, _peer) = skipped["tunnels"][0]["originators"]
-    assert originator["blackholed_packets"] == {"min": 0, "max": 0}
+    # not counted: null, not zeros (the text report says "unknown")
+    assert (originator["blackholed_packets"], originator["data_packets"]) == (None, None)
+    assert skipped["tunnels"][0]["data_packets"] is None
