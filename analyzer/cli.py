@@ -807,7 +807,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _run(argv: Sequence[str] | None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, rest = parser.parse_known_args(argv)
+    if rest:
+        _leftover(parser, args, rest)
     try:
         handler: Callable[[argparse.Namespace], int] = args.handler
         return handler(args)
@@ -821,6 +824,20 @@ def _run(argv: Sequence[str] | None) -> int:
             raise
         _silence_stdout()
         return fail(f"cannot write the output ({exc.strerror or exc})")
+
+
+def _leftover(parser: argparse.ArgumentParser, args: argparse.Namespace, rest: list[str]) -> None:
+    """Arguments argparse left over. argparse takes positionals only before the first
+    option, so `analyze A.pcap --config X B.pcap` left B.pcap: captures after an option
+    join the others. Anything else is an error of the subcommand (its --help named)."""
+    if args.command == "analyze" and not any(r.startswith("-") and r != "-" for r in rest):
+        captures = [args.capture, args.peer_capture, *args.extra_captures, *rest]
+        captures = [c for c in captures if c is not None]
+        args.capture, args.extra_captures = captures[0], captures[2:]
+        args.peer_capture = captures[1] if len(captures) > 1 else None
+        return
+    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    commands.choices[args.command].error(f"unrecognized arguments: {' '.join(rest)}")
 
 
 def _silence_stdout() -> None:

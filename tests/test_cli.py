@@ -315,3 +315,41 @@ def test_retries_infer_without_the_data_packets_is_a_usage_error(
     assert main(["analyze", capture, "--no-data", "--retries", "infer"]) == 2
     (line,) = capsys.readouterr().err.splitlines()
     assert "--retries infer" in line and "--no-data" in line
+
+
+def test_two_captures_may_have_options_between_them(tmp_path: Path) -> None:
+    capture = str(ROOT / "captures" / "outage.pcap")
+    peer = tmp_path / "b.pcap"
+    peer.write_bytes((ROOT / "captures" / "outage.pcap").read_bytes())
+    apart, together = tmp_path / "apart.json", tmp_path / "together.json"
+    config = ["--config", str(ROOT / "captures" / "router-a.cfg")]
+    assert main(["analyze", capture, *config, str(peer), "--format", "json", "-o", str(apart)]) == 0
+    assert (
+        main(["analyze", capture, str(peer), *config, "--format", "json", "-o", str(together)]) == 0
+    )
+    assert json.loads(apart.read_text())["source"]["files"] == [capture, str(peer)]
+    assert apart.read_text() == together.read_text()
+
+
+@pytest.mark.parametrize(
+    ("argv", "said"),
+    [
+        (
+            ["analyze", "x.pcap", "--bogus"],
+            "gre-keepalive analyze: error: unrecognized arguments: --bogus"
+            " (see gre-keepalive analyze --help)",
+        ),
+        (
+            ["export-lua", "extra"],
+            "gre-keepalive export-lua: error: unrecognized arguments: extra"
+            " (see gre-keepalive export-lua --help)",
+        ),
+    ],
+)
+def test_an_unknown_argument_names_the_subcommand_s_help(
+    argv: list[str], said: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err.splitlines() == [said]
