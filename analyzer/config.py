@@ -122,11 +122,16 @@ class KeepaliveConfig:
     _index: dict[_LookupKey, TunnelConfig] = field(
         init=False, repr=False, compare=False, hash=False, default_factory=dict
     )
+    _keys: dict[tuple[str, str], list[int | None]] = field(
+        init=False, repr=False, compare=False, hash=False, default_factory=dict
+    )
 
     def __post_init__(self) -> None:
         for tunnel in self.tunnels:
-            ident = (_normalise(tunnel.source), _normalise(tunnel.destination), tunnel.key)
-            self._index.setdefault(ident, tunnel)
+            pair = (_normalise(tunnel.source), _normalise(tunnel.destination))
+            if (*pair, tunnel.key) not in self._index:
+                self._index[(*pair, tunnel.key)] = tunnel
+                self._keys.setdefault(pair, []).append(tunnel.key)
 
     def lookup(self, originator: str, peer: str, key: int | None) -> TunnelConfig | None:
         """Return the tunnel configured on ``originator`` towards ``peer`` with GRE key ``key``.
@@ -136,6 +141,12 @@ class KeepaliveConfig:
         matches.
         """
         return self._index.get((_normalise(originator), _normalise(peer), key))
+
+    def other_keys(self, originator: str, peer: str, key: int | None) -> list[TunnelConfig]:
+        """The entries for ``originator`` towards ``peer`` whose key is not ``key`` (an entry
+        that a key written on one side only keeps from applying)."""
+        pair = (_normalise(originator), _normalise(peer))
+        return [self._index[(*pair, k)] for k in self._keys.get(pair, []) if k != key]
 
 
 @functools.lru_cache(maxsize=4096)

@@ -536,3 +536,33 @@ def test_crlf_and_bom_accepted(tmp_path: Path) -> None:
     path.write_bytes(text.encode("utf-8"))
     tunnel = only(load_config(path))
     assert (tunnel.source, tunnel.period, tunnel.retries) == ("10.0.0.1", 5.0, 4)
+
+
+def test_an_entry_kept_from_applying_by_its_key_says_so(tmp_path: Path) -> None:
+    """captures/outage.pcap's tunnel has no key; an entry for its addresses with key 42
+    matches nothing. The originator it names gets a note; the period comes from the
+    file's [defaults] (10 s), not from the entry (5 s)."""
+    import json
+
+    from analyzer.cli import main
+
+    config = tmp_path / "keyed.toml"
+    config.write_text(
+        "[defaults]\nperiod = 10\nretries = 3\n\n"
+        '[[tunnel]]\nsource = "192.0.2.1"\ndestination = "198.51.100.1"\nkey = 42\n'
+        "period = 5\nretries = 4\n"
+    )
+    out = tmp_path / "out.json"
+    capture = Path(__file__).resolve().parent.parent / "captures" / "outage.pcap"
+    assert main(["analyze", str(capture), "--config", str(config), "--format", "json",
+                 "-o", str(out)]) == 0  # fmt: skip
+    originators = {
+        o["address"]: o for o in json.loads(out.read_text())["tunnels"][0]["originators"]
+    }
+    a, b = originators["192.0.2.1"], originators["198.51.100.1"]
+    assert (a["period"], a["period_source"]) == (10.0, "config")
+    assert [n for n in a["notes"] if "not applied" in n] == [
+        f"{config}:5: tunnel[1] is configured for 192.0.2.1 → 198.51.100.1 with key 42, "
+        "but this tunnel has no key: the entry is not applied"
+    ]
+    assert not any("not applied" in n for n in b["notes"])

@@ -273,6 +273,14 @@ def resolve_settings(
     entry = None
     if config is not None:
         entry = config.lookup(address, peer, key)
+        if entry is None:
+            for other in config.other_keys(address, peer, key):
+                written = "no key" if other.key is None else f"key {other.key}"
+                notes.append(
+                    f"{other.origin}: {other.name} is configured for {address} → {peer} with "
+                    f"{written}, but this tunnel has {'no key' if key is None else f'key {key}'}"
+                    ": the entry is not applied"
+                )
     period: tuple[float, ValueSource] | None = None
     retries: tuple[int, ValueSource] | None = None
     if entry is not None:
