@@ -34,13 +34,10 @@ def period_option(text: str) -> float:
         raise argparse.ArgumentTypeError(
             f"period must be a number of seconds, not {_quoted(text)}"
         ) from None
-    if not 0 < value <= MAX_PERIOD:
+    # below MIN_PERIOD (5e-324, say) every count of ticks would overflow
+    if not MIN_PERIOD <= value <= MAX_PERIOD:
         raise argparse.ArgumentTypeError(
-            f"period {_short(text)} out of range: more than 0, at most {MAX_PERIOD} seconds"
-        )
-    if value < MIN_PERIOD:  # 5e-324 would overflow every count of ticks
-        raise argparse.ArgumentTypeError(
-            f"period {_short(text)} too small (at least {MIN_PERIOD:g} seconds)"
+            f"period {_short(text)} out of range {MIN_PERIOD:g}-{MAX_PERIOD} seconds"
         )
     return value
 

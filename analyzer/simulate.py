@@ -42,6 +42,9 @@ Vendor variants and faults (every default keeps the model above):
   request is not reflected, a reply not counted, data is blackholed).
 * ``reflects_a``/``reflects_b = false``: that end drops the peer's decapsulated keepalives
   (uRPF or an ACL on the reflector) — everything else still flows.
+* ``metadata_sgt`` (a tunnel key, 0-65535): both ends send their requests behind a Cisco
+  MetaData header (GRE PT 0x8909, TrustSec inline tagging) carrying that security group tag.
+* ``inner_ipv6`` is refused: IPv6 keepalives come from IPv6 ``a``/``b`` addresses.
 
 Times are integer nanoseconds internally, so results never depend on float drift.  Events
 at the same instant run in a fixed order — arrivals, then reflections, then keepalive
