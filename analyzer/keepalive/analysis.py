@@ -14,7 +14,7 @@ from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import partial
-from itertools import chain, compress, pairwise, repeat
+from itertools import chain, compress, pairwise, repeat, takewhile
 from operator import attrgetter, is_, is_not, le, lt, sub
 from typing import TYPE_CHECKING, TypeVar
 
@@ -603,6 +603,17 @@ def _finish(
     returned = len(originator.requests) - list(map(_REPLY, originator.requests)).count(None)
     if not originator.requests:
         notes.append("replies addressed to this endpoint were seen but none of its requests")
+    first_down = next((t for t in transitions if t.state is LineState.DOWN), None)
+    if first_down is not None and not any(
+        e.role is KeepaliveRole.RETURNED
+        for e in takewhile(lambda e: e.time < first_down.time, events)
+    ):
+        notes.append(
+            f"none of its keepalives came back before its line protocol went down at "
+            f"{_utc(first_down.time)} UTC: the failure may have begun before the capture did "
+            "(its counter then is not known and is taken as 0), so the line may have gone "
+            "down earlier, and what was blackholed before that is not in the figures"
+        )
     seen_twice = originator.duplicates
     if seen_twice >= 2 and 2 * seen_twice >= len(originator.requests) + returned and data:
         notes.append(

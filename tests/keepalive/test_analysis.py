@@ -530,3 +530,27 @@ def test_keepalives_seen_once_say_nothing_of_duplicates() -> None:
     o = _originator(_seen_on_two_interfaces(1), A)
     assert o.duplicates == 0
     assert not any("seen twice" in note for note in o.notes)
+
+
+def test_a_capture_that_starts_in_a_failure_says_the_down_time_may_be_earlier() -> None:
+    """A's sends at 0, 10, 20 unanswered (counter 3), the send at 30 finds 3 >= 3: down at
+    30 — if the counter was 0 when the capture began, which nothing in it shows."""
+    cap = Capture()
+    for k in range(5):
+        request = cap.request(10.0 * k, A, B)
+        if k == 4:
+            cap.reply(40.02, request)
+    o = _originator(analyze_frames(cap.raw_frames(), Settings(retries=3)), A)
+    assert [(t.state, t.time) for t in o.transitions][:1] == [(LineState.DOWN, at(30))]
+    assert any("the failure may have begun before the capture did" in n for n in o.notes)
+
+
+def test_a_failure_after_an_answered_keepalive_needs_no_such_note() -> None:
+    cap = Capture()
+    for k in range(6):
+        request = cap.request(10.0 * k, A, B)
+        if k in (0, 5):
+            cap.reply(10.0 * k + 0.02, request)
+    o = _originator(analyze_frames(cap.raw_frames(), Settings(retries=3)), A)
+    assert [t.state for t in o.transitions][:1] == [LineState.DOWN]  # at 40
+    assert not any("before the capture did" in n for n in o.notes)
