@@ -755,6 +755,30 @@ def _share_equal_traits(collector: Collector) -> None:
         collector.traits[flow] = shared.setdefault(key, traits)
 
 
+def _note_downs_from_extrapolated_ticks_only(o: OriginatorResult, *, near: bool) -> None:
+    """A line that went down although every send the capture holds came back went down on
+    extrapolated ticks alone. From a capture next to the originator (`near`), where no send
+    of it can be missing, that means a longer period for part of the capture (a keepalive
+    changed mid-capture); where the vantage is unknown, it may."""
+    if o.unanswered or not o.extrapolated or o.sent == 0:
+        return
+    downs = sum(t.state is LineState.DOWN for t in o.transitions)
+    if not downs:
+        return
+    why = (
+        "the capture is taken next to it, so no send of it is missing: its period was "
+        if near
+        else "if no send of it can be missing from the capture (taken next to it), its period was "
+    )
+    o.notes.append(
+        f"its line protocol went down {downs} time{'s' if downs != 1 else ''} although every "
+        f"keepalive of it in the capture came back: only the {o.extrapolated} ticks "
+        f"extrapolated between its sends (at the {o.period:g} s period) took it down; {why}"
+        "longer for part of the capture (a keepalive changed mid-capture?): give --period, "
+        "or analyse each part on its own"
+    )
+
+
 def _tunnel(
     collector: Collector, tunnel: TunnelId, originators: list[OriginatorResult]
 ) -> TunnelResult:
@@ -765,6 +789,9 @@ def _tunnel(
         for a, b in (endpoints, (endpoints[1], endpoints[0]))
     )
     result = TunnelResult(endpoints, key, vantage, reason, originators, data_packets)
+    for originator in originators:
+        if vantage is None or vantage == originator.address:
+            _note_downs_from_extrapolated_ticks_only(originator, near=vantage is not None)
     for a, b in (endpoints, (endpoints[1], endpoints[0])):
         times = collector.data_times.get((a, b, key))
         if times is not None:

@@ -554,3 +554,35 @@ def test_a_failure_after_an_answered_keepalive_needs_no_such_note() -> None:
     o = _originator(analyze_frames(cap.raw_frames(), Settings(retries=3)), A)
     assert [t.state for t in o.transitions][:1] == [LineState.DOWN]  # at 40
     assert not any("before the capture did" in n for n in o.notes)
+
+
+def test_downs_on_extrapolated_ticks_alone_suggest_a_period_changed() -> None:
+    """A's sends every 10 s (0 … 90), then every 2 s (100 … 198), all answered after 20 ms:
+    the period inferred is 2 s (49 of the 59 intervals), so four ticks are extrapolated in
+    each of the ten 10 s intervals (0-10 … 90-100) and the fourth, finding counter 3
+    (retries 3), takes the line down; the real send after it brings it up again. No send
+    of A is unanswered: the note says the downs are the extrapolated ticks' alone."""
+    cap = Capture()
+    times = [10.0 * k for k in range(10)] + [100.0 + 2.0 * k for k in range(50)]
+    for t in times:
+        cap.reply(t + 0.02, cap.request(t, A, B))
+    o = _originator(analyze_frames(cap.raw_frames(), Settings(retries=3)), A)
+    assert (o.period, o.unanswered, o.extrapolated) == (2.0, 0, 40)
+    assert sum(t.state is LineState.DOWN for t in o.transitions) == 10
+    (note,) = [n for n in o.notes if "although every keepalive" in n]
+    assert "only the 40 ticks extrapolated between its sends (at the 2 s period)" in note
+
+
+def test_a_peer_whose_sends_are_lost_before_the_capture_gets_no_such_note() -> None:
+    """captures/outage.pcap is taken next to 192.0.2.1: 198.51.100.1's sends during the
+    outage never reach it, so its ticks there are extrapolated for a reason."""
+    from pathlib import Path
+
+    from analyzer.read.capture import open_capture
+
+    outage = Path(__file__).resolve().parents[2] / "captures" / "outage.pcap"
+    with open_capture(outage) as reader:
+        analysis = analyze_frames(list(reader))
+    o = _originator(analysis, "198.51.100.1")
+    assert o.unanswered == 0 and o.extrapolated > 0 and o.transitions
+    assert not any("although every keepalive" in n for n in o.notes)
