@@ -409,8 +409,8 @@ static int classify(int linktype, const unsigned char *data, size_t caplen, stru
         return classify_gre(ip + 40, declared < available ? declared : available, declared, flow,
                             ka);
     }
-    if (ethertype == 0x8847 || ethertype == 0x8848)
-        return CLASS_DEFER; /* MPLS: Python walks the label stack */
+    if (ethertype == 0x8847 || ethertype == 0x8848 || ethertype == 0x8864)
+        return CLASS_DEFER; /* MPLS, PPPoE: Python walks the label stack, the PPP header */
     return CLASS_OTHER;
 }
 

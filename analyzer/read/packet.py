@@ -36,6 +36,10 @@ ETH_CISCO_METADATA = 0x8909
 GRE_PT_HUAWEI_IP = 0x0004
 _VLAN_TYPES = frozenset({0x8100, 0x88A8, 0x9100, 0x9200})
 _MPLS_TYPES = frozenset({0x8847, 0x8848})
+ETH_PPPOE_SESSION = 0x8864
+# PPPoE session header (version/type, code, session ID, length: 6 bytes), then the PPP
+# protocol: 0x0021 IPv4, 0x0057 IPv6 (RFC 2516, RFC 1661/5072).
+_PPP_IP = {0x0021: ETH_IPV4, 0x0057: ETH_IPV6}
 _MAX_ETHERNET_LENGTH = 1500  # an Ethernet "type" up to this is an 802.3 length (LLC follows)
 IPPROTO_GRE = 47
 _IP_IN_IP = {4: 0x0800, 41: 0x86DD}
@@ -225,6 +229,11 @@ def _link_payload(linktype: int, data: bytes) -> tuple[int, bytes] | None:
         # MPLS does not say what it carries: IP by its version nibble, else not ours.
         version = payload[at] >> 4 if at < end else 0
         ethertype = {4: ETH_IPV4, 6: ETH_IPV6}.get(version, 0)
+    elif ethertype == ETH_PPPOE_SESSION:
+        if end - at < 8:
+            raise _Malformed("PPPoE header truncated")
+        ethertype = _PPP_IP.get((payload[at + 6] << 8) | payload[at + 7], 0)
+        at += 8
     return ethertype, bytes(payload[at:])
 
 

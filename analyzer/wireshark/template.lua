@@ -87,7 +87,7 @@
 -- lists per originator: sent, returned, unanswered, downs, time down, period and retries
 -- with where each comes from.
 --
--- Recognition (analyzer/read/packet.py): link types Ethernet (802.1Q/802.1ad tags, MPLS),
+-- Recognition (analyzer/read/packet.py): link types Ethernet (802.1Q/802.1ad tags, MPLS, PPPoE),
 -- Linux SLL and SLL2, raw IPv4/IPv6, BSD loopback; outer IPv4 (with options) or IPv6
 -- (with extension headers; a real fragment is tunnel data), IP-in-IP up to three deep;
 -- GRE version 0 without the R bit. A request's outer GRE type is 0x0800, 0x86DD, 0x8909
@@ -497,6 +497,8 @@ local ETH_IPV4, ETH_IPV6, ETH_CISCO_METADATA = 0x0800, 0x86DD, 0x8909
 local GRE_PT_HUAWEI_IP = 0x0004 -- some Huawei releases: the inner IP version says which
 local VLAN_TYPES = { [0x8100] = true, [0x88A8] = true, [0x9100] = true, [0x9200] = true }
 local MPLS_TYPES = { [0x8847] = true, [0x8848] = true }
+local PPPOE_SESSION = 0x8864
+local PPP_IP = { [0x0021] = ETH_IPV4, [0x0057] = ETH_IPV6 } -- after the 6-byte PPPoE header
 local IP6_EXT_8 = {
     [0] = true, [43] = true, [60] = true, [135] = true, [139] = true, [140] = true,
     [253] = true, [254] = true,
@@ -558,6 +560,9 @@ local function link_payload(linktype, s, i, e)
             if bottom == 1 then break end
         end
         ethertype = version_type(s, p, e)
+    elseif ethertype == PPPOE_SESSION then
+        if e - p + 1 < 8 then return false end
+        ethertype, p = PPP_IP[u16(s, p + 6)] or 0, p + 8
     end
     return ethertype, p
 end

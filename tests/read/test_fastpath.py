@@ -415,6 +415,7 @@ FIXTURES = [
     ),
     pytest.param(ETHERNET_HEADER + b"\x08\x06" + bytes(28), "other", id="arp"),
     pytest.param(ETHERNET_HEADER + b"\x88\x47" + bytes(24), None, id="mpls"),
+    pytest.param(ETHERNET_HEADER + b"\x88\x64" + bytes(28), None, id="pppoe"),
     pytest.param(ETHERNET_HEADER + b"\x08\x00" + IPV4_GRE_HEADER[:12], None, id="short-ipv4"),
 ]
 

@@ -488,6 +488,38 @@ def test_mpls_labelled_request() -> None:
     assert decode_frame(LINKTYPE_ETHERNET, mpls + REQUEST).kind is FrameKind.REQUEST
 
 
+def _pppoe(ppp_protocol: bytes, packet: bytes) -> bytes:
+    return (
+        ETHERNET[:12]
+        + b"\x88\x64"  # EtherType PPPoE session stage
+        + b"\x11\x00"  # version 1, type 1; code 0 (session data)
+        + b"\x12\x34"  # session ID 0x1234
+        + struct.pack("!H", len(packet) + 2)  # PPPoE payload length: PPP protocol + packet
+        + ppp_protocol
+        + packet
+    )
+
+
+def test_pppoe_session_request() -> None:
+    frame = _pppoe(b"\x00\x21", REQUEST)  # PPP protocol 0x0021: IPv4
+    assert decode_frame(LINKTYPE_ETHERNET, frame).kind is FrameKind.REQUEST
+
+
+def test_pppoe_session_ipv6_request() -> None:
+    frame = _pppoe(b"\x00\x57", REQUEST_IPV6)  # PPP protocol 0x0057: IPv6
+    assert decode_frame(LINKTYPE_ETHERNET, frame).kind is FrameKind.REQUEST
+
+
+def test_pppoe_control_protocols_are_other() -> None:
+    frame = _pppoe(b"\xc0\x21", b"\x01\x01\x00\x04")  # LCP configure-request
+    assert decode_frame(LINKTYPE_ETHERNET, frame).kind is FrameKind.OTHER
+
+
+def test_pppoe_header_cut_short_is_malformed() -> None:
+    frame = _pppoe(b"\x00\x21", b"")[:18]  # 4 of the 8 PPPoE + PPP header bytes
+    assert decode_frame(LINKTYPE_ETHERNET, frame).kind is FrameKind.MALFORMED
+
+
 # --- outer IP -----------------------------------------------------------------------------
 
 

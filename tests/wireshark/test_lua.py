@@ -935,6 +935,12 @@ def _mpls(ip: bytes) -> bytes:
     return MACS + mpls + label_16 + label_17 + ip
 
 
+def _pppoe(ip: bytes) -> bytes:
+    ppp = b"\x00\x21" if ip[0] >> 4 == 4 else b"\x00\x57"  # PPP protocol: IPv4 / IPv6
+    session = b"\x11\x00\x12\x34" + (len(ip) + 2).to_bytes(2, "big")  # v1 t1, code 0, ID, length
+    return MACS + b"\x88\x64" + session + ppp + ip  # EtherType PPPoE session stage
+
+
 def _sll(ip: bytes) -> bytes:
     return (
         b"\x00\x00"  # packet type: to us
@@ -1007,6 +1013,8 @@ ENCAPSULATIONS: dict[str, tuple[int, Any, tuple[str, str], dict[str, Any]]] = {
     "vlan": (ETHERNET, _vlan, V4, {}),
     "qinq": (ETHERNET, _qinq, V4, {}),
     "mpls": (ETHERNET, _mpls, V4, {}),
+    "pppoe": (ETHERNET, _pppoe, V4, {}),
+    "pppoe-ipv6": (ETHERNET, _pppoe, V6, {}),
     "sll": (LINKTYPE_LINUX_SLL, _sll, V4, {}),
     "sll2": (LINKTYPE_LINUX_SLL2, _sll2, V4, {}),
     "raw": (LINKTYPE_RAW, bytes, V4, {}),
