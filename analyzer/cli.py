@@ -23,8 +23,10 @@ from analyzer.options import (
     EXIT_USAGE,
     PROG,
     UsageError,
+    count_option,
     fail,
     period_option,
+    positive_option,
     read_config,
     retries_option,
 )
@@ -605,7 +607,7 @@ def _add_diagnosis_options(analyze: argparse.ArgumentParser) -> None:
     )
     group.add_argument(
         "--flap-transitions",
-        type=_count_option("transitions", 1),
+        type=count_option("transitions", 1),
         default=4,
         metavar="N",
         help="flapping: more than N line-protocol transitions … (default 4)",
@@ -619,7 +621,7 @@ def _add_diagnosis_options(analyze: argparse.ArgumentParser) -> None:
     )
     group.add_argument(
         "--late-detection",
-        type=_count_option("packets", 0),
+        type=count_option("packets", 0),
         default=100,
         metavar="PACKETS",
         help="late-detection: more blackholed data packets than this (default 100)",
@@ -644,44 +646,8 @@ def _add_diagnosis_options(analyze: argparse.ArgumentParser) -> None:
     )
 
 
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number of seconds, not {text!r}") from None
-    if not 0 < value < float("inf"):
-        raise argparse.ArgumentTypeError(f"{text} seconds out of range (a finite number above 0)")
-    return value
-
-
-def _minutes(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number of minutes, not {text!r}") from None
-    if not 0 < value < float("inf"):
-        raise argparse.ArgumentTypeError(f"{text} minutes out of range (a finite number above 0)")
-    return value
-
-
-MAX_COUNT = 10**12  # more packets or transitions than any capture holds
-
-
-def _count_option(what: str, least: int) -> Callable[[str], int]:
-    """A parser of a whole number of `what`, `least` … MAX_COUNT."""
-
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(
-                f"expected a whole number of {what}, not {text!r}"
-            ) from None
-        if not least <= value <= MAX_COUNT:
-            raise argparse.ArgumentTypeError(f"{text} {what} out of range ({least}-{MAX_COUNT:,})")
-        return value
-
-    return parse
+_seconds = positive_option("seconds")
+_minutes = positive_option("minutes")
 
 
 def _profile(text: str) -> tuple[str | None, str]:

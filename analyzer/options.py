@@ -8,7 +8,9 @@ here rather than from :mod:`analyzer.cli`, which imports them.
 from __future__ import annotations
 
 import argparse
+import math
 import sys
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from analyzer.keepalive.state import MAX_PERIOD, MAX_RETRIES
@@ -40,6 +42,45 @@ def period_option(text: str) -> float:
             f"period {_short(text)} out of range {MIN_PERIOD:g}-{MAX_PERIOD} seconds"
         )
     return value
+
+
+def positive_option(unit: str, most: float = math.inf) -> Callable[[str], float]:
+    """argparse type of a finite number of `unit` ("seconds") above 0, at most `most`."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number of {unit}, not {text!r}") from None
+        if not 0 < value < math.inf:
+            raise argparse.ArgumentTypeError(
+                f"{text} {unit} out of range (a finite number above 0)"
+            )
+        if value > most:
+            raise argparse.ArgumentTypeError(f"{text} {unit} is too long (at most {most:.0f})")
+        return value
+
+    return parse
+
+
+MAX_COUNT = 10**12  # more packets or transitions than any capture holds
+
+
+def count_option(what: str, least: int) -> Callable[[str], int]:
+    """argparse type of a whole number of `what` ("packets"), `least` … MAX_COUNT."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"expected a whole number of {what}, not {text!r}"
+            ) from None
+        if not least <= value <= MAX_COUNT:
+            raise argparse.ArgumentTypeError(f"{text} {what} out of range ({least}-{MAX_COUNT:,})")
+        return value
+
+    return parse
 
 
 def retries_option(text: str) -> int | str:

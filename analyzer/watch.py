@@ -10,7 +10,6 @@ import argparse
 import contextlib
 import importlib
 import json
-import math
 import os
 import sys
 import threading
@@ -25,6 +24,7 @@ from analyzer.options import (
     UsageError,
     fail,
     period_option,
+    positive_option,
     read_config,
     retries_option,
 )
@@ -81,16 +81,7 @@ interface, no permission to capture, or the terminal UI unavailable.
 """
 
 
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number of seconds, not {text!r}") from None
-    if not math.isfinite(value) or value <= 0:
-        raise argparse.ArgumentTypeError(f"{text} is not a positive number of seconds")
-    if value > MAX_SECONDS:
-        raise argparse.ArgumentTypeError(f"{text} seconds is too long (at most {MAX_SECONDS:.0f})")
-    return value
+_seconds = positive_option("seconds", MAX_SECONDS)
 
 
 MAX_TICK = 60.0  # a slower clock check would report a silent tunnel's down that much late
