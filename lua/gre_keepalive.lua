@@ -665,10 +665,10 @@ local function gre_header(s, p, e)
 end
 
 -- An inner packet whose GRE header the capture cut short (snaplen) but whose IP header is
--- whole, no longer than a keepalive's: a request (analyzer.read.packet._cut_request).
-local MAX_INNER_KEEPALIVE_GRE = 16 + 64
+-- whole, as long as a keepalive's can be (and, checked by the caller, addressed back to
+-- the outer source): a request (analyzer.read.packet._cut_request).
+local MAX_INNER_KEEPALIVE_GRE = 16 + 16
 local function cut_request(s, inner)
-    if inner.declared > MAX_INNER_KEEPALIVE_GRE then return false end
     local seen = inner.pe - inner.pi + 1
     if seen >= 4 and u16(s, inner.pi + 2) ~= 0 then return false end
     local header = 4
@@ -679,6 +679,7 @@ local function cut_request(s, inner)
         if bit(flags, 0x2000) then header = header + 4 end
         if bit(flags, 0x1000) then header = header + 4 end
     end
+    if inner.declared < header or inner.declared > MAX_INNER_KEEPALIVE_GRE then return false end
     return seen < inner.declared and seen < header
 end
 
@@ -760,8 +761,9 @@ local function decode_frame(linktype, s, i, e)
     local inner = ip_header(inner_type, s, q, ip.pe)
     if not inner or inner.protocol ~= 47 or inner.fragment then return true end
     local iflags, iptype, ikey, _, ir, iversion = gre_header(s, inner.pi, inner.pe)
-    if iflags == nil and cut_request(s, inner) then
-        iptype, ir, iversion = 0, false, 0
+    if iflags == nil and cut_request(s, inner)
+        and address(s, inner, inner.dst_at) == address(s, ip, ip.src_at) then
+        iptype, ir, iversion, ikey = 0, false, 0, key -- the hidden inner key: the outer one
     elseif iflags == nil or iptype ~= 0 or ir or iversion ~= 0 then
         return true
     end

@@ -900,8 +900,8 @@ def capture_segments(
         source.warnings.append(
             f"{cut} keepalive request{'s' if cut != 1 else ''} cut short by the capture's "
             "snaplen inside the inner GRE header: taken as requests by the inner IP header "
-            "(GRE, no longer than a keepalive); their inner key and payload are not known "
-            "(capture with a larger snaplen, e.g. tcpdump -s 0)"
+            "(GRE, addressed back, no longer than a keepalive); their inner key and payload "
+            "are not seen (capture with a larger snaplen, e.g. tcpdump -s 0)"
         )
     if everything is None:
         return segments_between(start, end, gaps)

@@ -374,21 +374,23 @@ def _both_ok(first: bool | None, second: bool | None) -> bool | None:
     return first and second
 
 
-# The most an inner keepalive packet after its IP header holds: a GRE header with every
-# optional field (16 bytes) and OpenBSD's 16-byte payload, with room to spare.
-_MAX_INNER_KEEPALIVE_GRE = 16 + 64
+# The most a keepalive's inner packet holds after its IP header: a GRE header with every
+# optional field (16 bytes) and OpenBSD's 16-byte payload.
+_MAX_INNER_KEEPALIVE_GRE = 16 + 16
 
 
-def _cut_request(inner_ip: _Ip) -> bool:
+def _cut_request(inner_ip: _Ip, outer_src: str) -> bool:
     """An inner packet whose GRE header the capture cut short (a snaplen of 64 or 68 bytes
     does, behind VLAN tags or GRE options) but whose IP header is whole: a keepalive by
-    everything that can still be seen — GRE, not a fragment, no longer than a keepalive's
-    GRE header and payload — and the capture hides only its protocol type."""
-    if inner_ip.protocol != IPPROTO_GRE or inner_ip.fragment:
-        return False
-    if inner_ip.payload_declared > _MAX_INNER_KEEPALIVE_GRE:
+    everything that can still be seen — GRE, not a fragment, addressed back to the outer
+    source, as long as a keepalive's GRE header and payload can be — and the capture hides
+    only its protocol type. (A tunnel inside the tunnel carries its own traffic and
+    keepalives between other addresses.)"""
+    if inner_ip.protocol != IPPROTO_GRE or inner_ip.fragment or inner_ip.dst != outer_src:
         return False
     seen = inner_ip.payload
+    if not _gre_header_length(seen) <= inner_ip.payload_declared <= _MAX_INNER_KEEPALIVE_GRE:
+        return False
     if len(seen) >= 4 and struct.unpack("!H", seen[2:4])[0] != 0:
         return False  # the protocol type is there, and it is not a keepalive's
     if len(seen) >= 2 and (seen[0] & (GRE_R >> 8) or seen[1] & GRE_VERSION_MASK):
@@ -404,9 +406,13 @@ def _gre_header_length(data: bytes) -> int:
     return 4 + 4 * (bool(flags & (GRE_C | GRE_R)) + bool(flags & GRE_K) + bool(flags & GRE_S))
 
 
-def _inner_keepalive(gre: _Gre) -> tuple[InnerHeader, int, bool | None, bool] | None:
-    """If the outer GRE payload is an IP packet carrying GRE PT 0: its inner header (with
-    its payload length, inner checksum verdict and whether the capture cut it short)."""
+def _inner_keepalive(
+    gre: _Gre, outer_src: str
+) -> tuple[InnerHeader, int, bool | None, bool] | None:
+    """If the outer GRE payload (from `outer_src`) is an IP packet carrying GRE PT 0: its
+    inner header (with its payload length, inner checksum verdict and whether the capture
+    cut it short). Of a request cut short, the inner key and payload the capture hides are
+    taken as a plain keepalive's: the outer key, no payload (not a variant of its own)."""
     payload = gre.payload
     protocol = gre.protocol
     metadata = False
@@ -441,10 +447,9 @@ def _inner_keepalive(gre: _Gre) -> tuple[InnerHeader, int, bool | None, bool] | 
     try:
         inner_gre = _gre(inner_ip.payload, inner_ip.payload_declared)
     except _Malformed:
-        if not _cut_request(inner_ip):
+        if not _cut_request(inner_ip, outer_src):
             return None
-        unseen = inner_ip.payload_declared - _gre_header_length(inner_ip.payload)
-        return header, max(unseen, 0), None, True
+        return replace(header, key=gre.key), 0, None, True
     if inner_gre.protocol != 0 or inner_gre.flags & (GRE_R | GRE_VERSION_MASK):
         return None
     header = replace(header, key=inner_gre.key)
@@ -506,7 +511,7 @@ def _decode(linktype: int, data: bytes) -> Decoded:
         return Decoded(
             FrameKind.REPLY, *common, gre.checksum_ok, None, max(gre.payload_declared, 0)
         )
-    found = _inner_keepalive(gre)
+    found = _inner_keepalive(gre, src)
     if found is None:
         return Decoded(FrameKind.DATA, *common, gre.checksum_ok)
     inner, payload_length, inner_checksum_ok, cut = found
@@ -630,7 +635,8 @@ def reflect_request(request: bytes) -> bytes | None:
         gre = _gre(outer.payload, outer.payload_declared)
     except _Malformed:
         return None
-    if _inner_keepalive(gre) is None:
+    found = _inner_keepalive(gre, outer.src)
+    if found is None or found[3]:  # not a request, or one cut short: nothing to reflect
         return None
     inner = gre.payload[_CMD_LENGTH:] if gre.protocol == ETH_CISCO_METADATA else gre.payload
     if inner[0] >> 4 == 4:

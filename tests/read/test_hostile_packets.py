@@ -312,7 +312,7 @@ def test_every_truncation_of_every_keepalive_decodes(linktype: int) -> None:
             if full.kind is FrameKind.REQUEST and decoded.kind is FrameKind.REQUEST:
                 # only a request cut inside its inner GRE header, said to be cut
                 assert decoded.cut, cut
-                assert decoded.inner == dataclasses.replace(full.inner, key=None), cut  # type: ignore[arg-type]
+                assert decoded.inner == dataclasses.replace(full.inner, key=full.key), cut  # type: ignore[arg-type]
 
 
 def test_deep_gre_recursion_is_data_and_fast() -> None:

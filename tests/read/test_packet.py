@@ -688,9 +688,31 @@ def test_a_request_cut_inside_its_inner_ip_header_is_data() -> None:
 
 
 def test_cut_gre_in_gre_longer_than_a_keepalive_is_data() -> None:
-    inner = build_ip("198.51.100.1", "192.0.2.1", build_gre(0x0800, bytes(200)))
+    # a TCP ACK (40 bytes) in a GRE tunnel inside the tunnel: 44 bytes after the inner IP
+    # header, more than a keepalive's 16-byte header and 16-byte payload
+    inner = build_ip("198.51.100.1", "192.0.2.1", build_gre(0x0800, bytes(40)))
     packet = build_ip("192.0.2.1", "198.51.100.1", build_gre(0x0800, inner))
     assert decode_frame(LINKTYPE_RAW, packet[:46]).kind is FrameKind.DATA
+
+
+def test_cut_gre_in_gre_between_other_addresses_is_data() -> None:
+    # an inner tunnel's own small packet: GRE, short, but not addressed back to the sender
+    inner = build_ip("198.51.100.7", "203.0.113.7", build_gre(0x0800, bytes(20)))
+    packet = build_ip("192.0.2.1", "198.51.100.1", build_gre(0x0800, inner))
+    assert decode_frame(LINKTYPE_RAW, packet[:46]).kind is FrameKind.DATA
+
+
+def test_a_cut_request_shorter_than_a_gre_header_is_data() -> None:
+    inner = build_ip("198.51.100.1", "192.0.2.1", b"\x00\x00", protocol=47)  # 2 GRE bytes
+    packet = build_ip("192.0.2.1", "198.51.100.1", build_gre(0x0800, inner))
+    assert decode_frame(LINKTYPE_RAW, packet[:-1]).kind is FrameKind.DATA
+
+
+def test_a_cut_request_takes_the_outer_key_for_the_inner_one_it_hides() -> None:
+    request = build_keepalive_request("192.0.2.1", "198.51.100.1", key=7)
+    decoded = decode_frame(LINKTYPE_RAW, request[: 20 + 8 + 20 + 2])  # 2 inner GRE bytes
+    assert decoded.cut and decoded.inner is not None
+    assert (decoded.key, decoded.inner.key, decoded.payload_length) == (7, 7, 0)
 
 
 def test_a_cut_inner_gre_header_showing_another_protocol_type_is_data() -> None:

@@ -45,6 +45,7 @@ from analyzer.read.capture import (
     open_capture,
 )
 from analyzer.read.packet import (
+    build_gre,
     build_gre_data,
     build_ip,
     build_keepalive_request,
@@ -476,6 +477,23 @@ def _one_long_interval() -> Capture:
     return cap
 
 
+def _nested_tunnel_cut_to_60_bytes() -> Capture:
+    """Keepalives every 10 s, answered, and a tunnel inside the tunnel sending two small
+    packets a second (GRE carrying 20 bytes, between other addresses); every frame cut to
+    60 bytes as `tcpdump -s 60` takes it. The requests, cut inside their inner GRE header,
+    are still requests; the inner tunnel's packets, as short but not addressed back to
+    their sender, are tunnel data."""
+    cap = Capture()
+    a, b = "192.0.2.1", "198.51.100.1"
+    for k in range(12):
+        cap.reply(10.0 * k + 0.03, cap.request(10.0 * k, a, b))
+    inner = build_ip("198.51.100.7", "203.0.113.7", build_gre(0x0800, bytes(20)))
+    for k in range(240):
+        cap.add(0.25 + k / 2, build_ip(a, b, build_gre(0x0800, inner)))
+    cap.frames = sorted((t, frame[:60]) for t, frame in cap.frames)
+    return cap
+
+
 SCENARIO_NAMES = ("technote", "variants")
 DIAGNOSE = ROOT / "tests" / "data" / "diagnose"
 # The diagnosis scenarios: legs down, one-sided, filtered replies, NAT, overlay, keys that
@@ -494,6 +512,7 @@ BUILT = {
     "capture-gap": _capture_gap,
     "long-silence": _long_silence,
     "one-long-interval": _one_long_interval,
+    "nested-tunnel-cut": _nested_tunnel_cut_to_60_bytes,
 }
 
 
