@@ -501,9 +501,9 @@ def _decode(linktype: int, data: bytes) -> Decoded:
         raise _Malformed(f"GRE version {version}")
     # Decoded's fields in order: kind, src, dst, ip_version, ip_id, ttl, ip_length,
     # gre_protocol, key, sequence, checksum_ok, inner, payload_length.
-    key = gre.key
-    if version == 1 and key is not None:
-        key &= 0xFFFF  # PPTP (RFC 2637): payload length, then the call ID that names the flow
+    # PPTP (GRE version 1, RFC 2637): the key field holds the payload length and the *peer's*
+    # call ID, which differ by direction and by packet: a call is one tunnel, keyed by none.
+    key = None if version == 1 else gre.key
     common = (src, dst, version_ip, ip_id, ttl, length, gre.protocol, key, gre.sequence)
     if version == 1 or gre.flags & GRE_R:
         return Decoded(FrameKind.DATA, *common, gre.checksum_ok)

@@ -867,8 +867,10 @@ def test_gre_version_1_pptp_is_data() -> None:
     assert (decoded.kind, decoded.gre_protocol) == (FrameKind.DATA, 0x880B)
 
 
-def test_gre_version_1_names_its_flow_by_the_call_id_not_the_payload_length() -> None:
-    assert decode_frame(LINKTYPE_RAW, PPTP_GRE_V1).key == 7  # not 0x00040007
+def test_gre_version_1_is_keyed_by_neither_payload_length_nor_call_id() -> None:
+    # both differ by direction (each side writes its peer's call ID) or by packet: one
+    # PPTP call between two hosts is one tunnel, not one per direction or packet length
+    assert decode_frame(LINKTYPE_RAW, PPTP_GRE_V1).key is None
 
 
 def test_gre_version_1_with_protocol_type_0_is_not_a_reply() -> None:
