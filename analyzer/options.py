@@ -128,8 +128,13 @@ def write_stdout(text: str) -> None:
     import os
 
     sys.stdout.flush()
+    try:
+        descriptor = sys.stdout.fileno()
+    except (OSError, ValueError):  # not a file (closed at start, a test's buffer): its own write
+        sys.stdout.write(text)
+        sys.stdout.flush()
+        return
     view = memoryview(text.encode(sys.stdout.encoding or "utf-8"))
-    descriptor = sys.stdout.fileno()
     while view:
         view = view[os.write(descriptor, view) :]
 

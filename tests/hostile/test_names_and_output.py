@@ -137,13 +137,9 @@ def test_a_full_device_is_one_line_and_exit_2(args: tuple[str, ...]) -> None:
     )
 
 
-def test_a_closed_stdout_is_one_line_and_exit_2() -> None:
-    result = run(
-        "analyze",
-        str(KA),
-        stdout=None,
-        preexec_fn=lambda: os.close(1),
-    )
+@pytest.mark.parametrize("args", [("analyze", str(KA)), ("export-lua",)])
+def test_a_closed_stdout_is_one_line_and_exit_2(args: tuple[str, ...]) -> None:
+    result = run(*args, stdout=None, preexec_fn=lambda: os.close(1))
     assert result.returncode == 2
     assert result.stderr == "gre-keepalive: error: cannot write the output (stdout is closed)\n"
 
