@@ -352,6 +352,18 @@ static int classify(int linktype, const unsigned char *data, size_t caplen, stru
         ethertype = be16(data + offset + 2);
         offset += 4;
     }
+    if (ethertype == 0x8864) { /* PPPoE session: 6-byte header, then the PPP protocol */
+        if (caplen < offset + 8)
+            return CLASS_DEFER;
+        unsigned ppp = be16(data + offset + 6);
+        if (ppp == 0x0021)
+            ethertype = 0x0800;
+        else if (ppp == 0x0057)
+            ethertype = 0x86DD;
+        else
+            return CLASS_OTHER; /* LCP, IPCP, ...: no IP */
+        offset += 8;
+    }
     const unsigned char *ip = data + offset;
     size_t length = caplen - offset;
     if (ethertype == 0x0800) {
@@ -409,8 +421,8 @@ static int classify(int linktype, const unsigned char *data, size_t caplen, stru
         return classify_gre(ip + 40, declared < available ? declared : available, declared, flow,
                             ka);
     }
-    if (ethertype == 0x8847 || ethertype == 0x8848 || ethertype == 0x8864)
-        return CLASS_DEFER; /* MPLS, PPPoE: Python walks the label stack, the PPP header */
+    if (ethertype == 0x8847 || ethertype == 0x8848)
+        return CLASS_DEFER; /* MPLS: Python walks the label stack */
     return CLASS_OTHER;
 }
 

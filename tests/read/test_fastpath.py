@@ -415,7 +415,21 @@ FIXTURES = [
     ),
     pytest.param(ETHERNET_HEADER + b"\x08\x06" + bytes(28), "other", id="arp"),
     pytest.param(ETHERNET_HEADER + b"\x88\x47" + bytes(24), None, id="mpls"),
-    pytest.param(ETHERNET_HEADER + b"\x88\x64" + bytes(28), None, id="pppoe"),
+    pytest.param(
+        ETHERNET_HEADER
+        + b"\x88\x64"  # PPPoE session
+        + b"\x11\x00\x12\x34\x00\x42"  # version/type 0x11, code 0, session 0x1234, length 66
+        + b"\x00\x21"  # PPP protocol 0x0021: IPv4
+        + gre_frame(b"\x00\x00\x08\x00")[14:],  # the IPv4 GRE packet of "vlan-data"
+        (bytes([192, 0, 2, 1]), bytes([198, 51, 100, 1]), None),
+        id="pppoe-data",
+    ),
+    pytest.param(
+        ETHERNET_HEADER + b"\x88\x64" + b"\x11\x00\x12\x34\x00\x06" + b"\xc0\x21" + bytes(4),
+        "other",  # PPP protocol 0xC021: LCP, no IP
+        id="pppoe-lcp",
+    ),
+    pytest.param(ETHERNET_HEADER + b"\x88\x64\x11\x00", None, id="pppoe-cut"),
     pytest.param(ETHERNET_HEADER + b"\x08\x00" + IPV4_GRE_HEADER[:12], None, id="short-ipv4"),
 ]
 
