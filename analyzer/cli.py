@@ -795,9 +795,14 @@ def _run(argv: Sequence[str] | None) -> int:
 def _leftover(parser: argparse.ArgumentParser, args: argparse.Namespace, rest: list[str]) -> None:
     """Arguments argparse left over. argparse takes positionals only before the first
     option, so `analyze A.pcap --config X B.pcap` left B.pcap: captures after an option
-    join the others. Anything else is an error of the subcommand (its --help named)."""
-    if args.command == "analyze" and not any(r.startswith("-") and r != "-" for r in rest):
-        captures = [args.capture, args.peer_capture, *args.extra_captures, *rest]
+    (or after `--`, whatever their names) join the others. Anything else is an error of
+    the subcommand (its --help named)."""
+    before, after = rest, []
+    if "--" in rest:
+        split = rest.index("--")
+        before, after = rest[:split], rest[split + 1 :]
+    if args.command == "analyze" and not any(r.startswith("-") and r != "-" for r in before):
+        captures = [args.capture, args.peer_capture, *args.extra_captures, *before, *after]
         captures = [c for c in captures if c is not None]
         args.capture, args.extra_captures = captures[0], captures[2:]
         args.peer_capture = captures[1] if len(captures) > 1 else None

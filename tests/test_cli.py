@@ -331,6 +331,20 @@ def test_two_captures_may_have_options_between_them(tmp_path: Path) -> None:
     assert apart.read_text() == together.read_text()
 
 
+def test_a_capture_after_double_dash_joins_the_others(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    capture = str(ROOT / "captures" / "outage.pcap")
+    (tmp_path / "-b.pcap").write_bytes((ROOT / "captures" / "outage.pcap").read_bytes())
+    monkeypatch.chdir(tmp_path)
+    argv = ["analyze", capture, "--retries", "4", "--format", "json", "-o", "out.json"]
+    assert main([*argv, "--", "-b.pcap"]) == 0  # a name only `--` lets through
+    assert json.loads((tmp_path / "out.json").read_text())["source"]["files"] == [
+        capture,
+        "-b.pcap",
+    ]
+
+
 @pytest.mark.parametrize(
     ("argv", "said"),
     [
