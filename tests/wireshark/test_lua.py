@@ -1168,6 +1168,17 @@ def _sharkd_frame(reply: dict[str, Any], number: int) -> LuaFrame | None:
     return LuaFrame(number, row)
 
 
+def assert_sharkd_agrees(
+    document: dict[str, Any], capture: Path, numbers: list[int], env: dict[str, str]
+) -> None:
+    """sharkd, asked for `numbers` in that order, shows the analysis on every frame, and its
+    filters select the frames the plugin marks and the unanswered ones the analysis has."""
+    frames, marked, unanswered = sharkd_frames(capture, numbers, env)
+    assert_agree(document, frames)
+    assert marked == set(frames)
+    assert unanswered == expected_experts(document)["unanswered"]
+
+
 def sharkd_frames(
     capture: Path, numbers: list[int], env: dict[str, str]
 ) -> tuple[dict[int, LuaFrame], set[int], set[int]]:
@@ -1236,10 +1247,7 @@ def test_sharkd_agrees_in_any_order(capture: Path, order: str, tmp_path: Path) -
     document = analysis(capture, tmp_path)
     numbers = _asked_in(order, _keepalive_frames(document, capture), seed=17)
     env = _home_with_plugin(tmp_path / "home", generate_lua(None, None, None))
-    frames, marked, unanswered = sharkd_frames(capture, numbers, env)
-    assert_agree(document, frames)
-    assert marked == set(frames)
-    assert unanswered == expected_experts(document)["unanswered"]
+    assert_sharkd_agrees(document, capture, numbers, env)
 
 
 @needs_tshark
@@ -1337,10 +1345,7 @@ def test_out_of_order_files_agree_in_every_front_end(layout: str, tmp_path: Path
         assert_agree(document, lua_frames(capture, mode=mode))
     numbers = sorted(expected_frames(document), reverse=True)
     env = _home_with_plugin(tmp_path / "home", generate_lua(None, None, None))
-    frames, marked, unanswered = sharkd_frames(capture, numbers, env)
-    assert_agree(document, frames)
-    assert marked == set(frames)
-    assert unanswered == expected_experts(document)["unanswered"]
+    assert_sharkd_agrees(document, capture, numbers, env)
 
 
 @needs_tshark
@@ -1715,10 +1720,7 @@ def test_sharkd_agrees_on_an_unreadable_file(tmp_path: Path) -> None:
     numbers = sorted(expected_frames(document), reverse=True)
     env = _home_with_plugin(tmp_path / "home", generate_lua(None, None, None))
     env["PATH"] = NO_GZIP["PATH"]
-    frames, marked, unanswered = sharkd_frames(capture, numbers, env)
-    assert_agree(document, frames)
-    assert marked == set(frames)
-    assert unanswered == expected_experts(document)["unanswered"]
+    assert_sharkd_agrees(document, capture, numbers, env)
 
 
 @needs_tshark
