@@ -680,7 +680,7 @@ local function cut_request(s, inner)
         if bit(flags, 0x1000) then header = header + 4 end
     end
     if inner.declared < header or inner.declared > MAX_INNER_KEEPALIVE_GRE then return false end
-    return seen < inner.declared and seen < header
+    return seen < header -- cut inside the header (so also short of what it declares)
 end
 
 local function ipv4_text(s, at)

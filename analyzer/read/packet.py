@@ -389,13 +389,14 @@ def _cut_request(inner_ip: _Ip, outer_src: str) -> bool:
     if inner_ip.protocol != IPPROTO_GRE or inner_ip.fragment or inner_ip.dst != outer_src:
         return False
     seen = inner_ip.payload
-    if not _gre_header_length(seen) <= inner_ip.payload_declared <= _MAX_INNER_KEEPALIVE_GRE:
+    header = _gre_header_length(seen)
+    if not header <= inner_ip.payload_declared <= _MAX_INNER_KEEPALIVE_GRE:
         return False
     if len(seen) >= 4 and struct.unpack("!H", seen[2:4])[0] != 0:
         return False  # the protocol type is there, and it is not a keepalive's
     if len(seen) >= 2 and (seen[0] & (GRE_R >> 8) or seen[1] & GRE_VERSION_MASK):
         return False  # routing or a version other than 0: not a keepalive's
-    return len(seen) < inner_ip.payload_declared and len(seen) < _gre_header_length(seen)
+    return len(seen) < header  # cut inside the header (so also short of what it declares)
 
 
 def _gre_header_length(data: bytes) -> int:
