@@ -1158,7 +1158,7 @@ def run_cli(scenario_path: str, output: str, truth_path: str | None) -> int:
     changes = _transition_count(result.truth)
     target = "<stdout>" if output == "-" else output
     truth_note = f", truth in {truth_file}" if truth_file is not None else ""
-    from analyzer.diagnose.rules import counted
+    from analyzer.keepalive.wording import counted
 
     print(
         f"{PROG}: {counted(result.frames, 'frame')}, {counted(len(scenario.tunnels), 'tunnel')}, "

@@ -63,6 +63,7 @@ from analyzer.keepalive.segments import long_gaps
 from analyzer.keepalive.state import (
     LineState,
 )
+from analyzer.keepalive.wording import counted
 
 MAX_EVIDENCE = 12  # frames listed per diagnosis
 PERIOD_TOLERANCE = 0.1  # period-mismatch: observed and configured differ by more than 10 %
@@ -178,11 +179,6 @@ def make_diagnosis(
     return Diagnosis(
         code, severity, message, time, tuple(frames[:MAX_EVIDENCE]), originator, details or {}
     )
-
-
-def counted(number: int, singular: str, plural: str | None = None) -> str:
-    """`number` and the noun it counts, singular for exactly one: "1 keepalive"."""
-    return f"{number} {singular if number == 1 else plural or singular + 's'}"
 
 
 def clock(epoch: float) -> str:

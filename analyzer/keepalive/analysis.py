@@ -63,6 +63,7 @@ from analyzer.keepalive.state import (
     down_seconds,
 )
 from analyzer.keepalive.timeline import OriginatorTimeline
+from analyzer.keepalive.wording import counted
 
 if TYPE_CHECKING:
     from analyzer.config import KeepaliveConfig
@@ -771,7 +772,7 @@ def _note_downs_from_extrapolated_ticks_only(o: OriginatorResult, *, near: bool)
         else "if no send of it can be missing from the capture (taken next to it), its period was "
     )
     o.notes.append(
-        f"its line protocol went down {downs} time{'s' if downs != 1 else ''} although every "
+        f"its line protocol went down {counted(downs, 'time')} although every "
         f"keepalive of it in the capture came back: only the {o.extrapolated} ticks "
         f"extrapolated between its sends (at the {o.period:g} s period) took it down; {why}"
         "longer for part of the capture (a keepalive changed mid-capture?): give --period, "
@@ -898,7 +899,7 @@ def capture_segments(
     if source.cut_requests:
         cut = source.cut_requests
         source.warnings.append(
-            f"{cut} keepalive request{'s' if cut != 1 else ''} cut short by the capture's "
+            f"{counted(cut, 'keepalive request')} cut short by the capture's "
             "snaplen inside the inner GRE header: taken as requests by the inner IP header "
             "(GRE, addressed back, no longer than a keepalive); their inner key and payload "
             "are not seen (capture with a larger snaplen, e.g. tcpdump -s 0)"

@@ -14,6 +14,8 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from itertools import pairwise
 
+from analyzer.keepalive.wording import counted
+
 # [1970-01-01 00:00:00, 10000-01-01 00:00:00) UTC: the times written as a date.
 CALENDAR_START = 0.0
 CALENDAR_END = 253_402_300_800.0
@@ -69,7 +71,7 @@ def outside_calendar_warning(times: Sequence[float]) -> str | None:
     if not outside:
         return None
     return (
-        f"{len(outside)} keepalive timestamp{'s' if len(outside) != 1 else ''} outside the "
+        f"{counted(len(outside), 'keepalive timestamp')} outside the "
         f"years 1970-9999 (from {raw_text(min(outside))} to {raw_text(max(outside))}): "
         "written as @ and Unix epoch seconds; no timeline is extrapolated into or out of them"
     )

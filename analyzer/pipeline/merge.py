@@ -32,7 +32,7 @@ import statistics
 from array import array
 from dataclasses import dataclass, replace
 
-from analyzer.diagnose.rules import clock, counted, diagnose, make_diagnosis
+from analyzer.diagnose.rules import clock, diagnose, make_diagnosis
 from analyzer.keepalive.analysis import Settings
 from analyzer.keepalive.collect import Collector
 from analyzer.keepalive.model import (
@@ -44,6 +44,7 @@ from analyzer.keepalive.model import (
     TunnelResult,
 )
 from analyzer.keepalive.pairing import OriginatorLog, Reply, Request, TunnelId
+from analyzer.keepalive.wording import counted
 from analyzer.pipeline.analyze import analyze_collected, diagnose_options
 
 MATCH_WINDOW = 2.0  # seconds: the same packet seen by both captures (after the coarse offset)

@@ -13,7 +13,6 @@ from rich.padding import Padding
 from rich.table import Table
 from rich.text import Text
 
-from analyzer.diagnose.rules import counted as count
 from analyzer.keepalive.clock import CALENDAR_END, CALENDAR_START, utc_text
 from analyzer.keepalive.model import (
     Analysis,
@@ -24,6 +23,7 @@ from analyzer.keepalive.model import (
     ValueSource,
 )
 from analyzer.keepalive.state import LineState, Transition
+from analyzer.keepalive.wording import counted as count
 from analyzer.report import plain
 from analyzer.report.escape import printable
 from analyzer.report.plain import PlainConsole

@@ -31,10 +31,10 @@ from textual.timer import Timer
 from textual.widgets import Header, Input
 
 from analyzer import cyclic_gc
-from analyzer.diagnose.rules import counted
 from analyzer.keepalive.analysis import Settings
 from analyzer.keepalive.model import Analysis
 from analyzer.keepalive.state import LineState
+from analyzer.keepalive.wording import counted
 from analyzer.read.sources import FrameSource
 from analyzer.report.csv import write_csv
 from analyzer.report.json import write_json

@@ -20,12 +20,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from analyzer.diagnose.rules import counted
 from analyzer.keepalive.analysis import Settings
 from analyzer.keepalive.collect import Collector
 from analyzer.keepalive.model import Analysis, Diagnosis
 from analyzer.keepalive.state import LineState
 from analyzer.keepalive.tracker import LiveEvent, LiveEventKind, LiveTracker, OriginatorState
+from analyzer.keepalive.wording import counted
 from analyzer.pipeline.analyze import analyze_collected
 from analyzer.read.capture import RawFrame
 from analyzer.read.packet import FrameKind, decode_frame

@@ -13,9 +13,9 @@ from dataclasses import dataclass
 
 from rich.text import Text
 
-from analyzer.diagnose.rules import counted
 from analyzer.keepalive.model import Diagnosis
 from analyzer.keepalive.state import LineState
+from analyzer.keepalive.wording import counted
 from analyzer.tui.views import (
     LogRow,
     OriginatorView,

@@ -26,7 +26,6 @@ from functools import lru_cache
 from itertools import chain
 from typing import Any, overload
 
-from analyzer.diagnose.rules import counted
 from analyzer.keepalive.analysis import blackhole_windows
 from analyzer.keepalive.clock import in_calendar, utc_text
 from analyzer.keepalive.model import (
@@ -39,6 +38,7 @@ from analyzer.keepalive.model import (
     TunnelResult,
 )
 from analyzer.keepalive.state import LineState, Transition
+from analyzer.keepalive.wording import counted
 
 TunnelKey = tuple[tuple[str, str], int | None]
 

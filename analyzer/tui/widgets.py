@@ -21,8 +21,8 @@ from textual.strip import Strip
 from textual.widget import Widget
 from textual.widgets import Button, Input, Label, RadioButton, RadioSet, Static
 
-from analyzer.diagnose.rules import counted
 from analyzer.keepalive.state import LineState
+from analyzer.keepalive.wording import counted
 from analyzer.tui.render import (
     Detail,
     render_detail,

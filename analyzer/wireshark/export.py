@@ -252,7 +252,7 @@ def _tunnel_rows(config: KeepaliveConfig) -> list[str]:
 def _settings_comment(
     config: KeepaliveConfig | None, period: float | None, retries: int | None
 ) -> list[str]:
-    from analyzer.diagnose.rules import counted
+    from analyzer.keepalive.wording import counted
 
     lines: list[str] = []
     if config is None:
