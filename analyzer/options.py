@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING
@@ -125,8 +126,6 @@ def write_stdout(text: str) -> None:
     """Write `text` to standard output whole, or raise (BrokenPipeError when its reader went
     away). A large write into a pipe whose reader quits part-way returns short, and the
     buffered stream dropped the rest without an error: the command ended 0, its output cut."""
-    import os
-
     sys.stdout.flush()
     try:
         descriptor = sys.stdout.fileno()
